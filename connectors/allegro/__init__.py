@@ -1,0 +1,1 @@
+"""Allegro marketplace connector (SalesChannel)."""

@@ -1,0 +1,1 @@
+"""Carrier and broker connectors (Carrier): labels, tracking numbers, pickups."""

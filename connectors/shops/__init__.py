@@ -1,0 +1,1 @@
+"""Own-shop connectors (SalesChannel), one subpackage per shop platform."""

@@ -1,0 +1,1 @@
+"""The ``hub`` admin command line."""

@@ -1,0 +1,43 @@
+"""Errors the spine and connectors share.
+
+Handlers tell the queue what to do with a failure by the exception they raise:
+RetryableError (try again, optionally not before ``retry_after`` seconds) or
+PermanentError (the job goes dead at once). Anything else is treated as
+retryable until the job's attempts run out.
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Base for errors the CLI reports as one line with exit code 2."""
+
+
+class ConfigError(HubError):
+    """The configuration or a mappings file is invalid; each problem names file, key and value."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class NotMigratedError(HubError):
+    """The database schema is not at the head revision."""
+
+
+class NotFoundError(HubError):
+    """An id given on the command line does not exist."""
+
+
+class JobError(Exception):
+    """Raised by job handlers to steer the queue."""
+
+
+class RetryableError(JobError):
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(JobError):
+    pass
