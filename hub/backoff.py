@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tenacity import RetryCallState, wait_exponential_jitter
+from tenacity import RetryCallState, wait_exponential, wait_random
 
 
 def retry_delay(attempt: int, initial: float, maximum: float, retry_after: float | None = None) -> float:
@@ -14,7 +14,8 @@ def retry_delay(attempt: int, initial: float, maximum: float, retry_after: float
     """
     state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
     state.attempt_number = max(1, attempt)
-    delay = float(wait_exponential_jitter(initial=initial, max=maximum, jitter=initial)(state))
+    strategy = wait_exponential(multiplier=initial, max=maximum) + wait_random(0, initial)
+    delay = float(strategy(state))
     delay = min(delay, maximum)
     if retry_after is not None and retry_after > delay:
         delay = float(retry_after)

@@ -85,7 +85,9 @@ class Secret:
 
     @classmethod
     def __get_pydantic_core_schema__(cls, _source: Any, _handler: Any) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(_resolve_secret)
+        return core_schema.with_info_plain_validator_function(
+            lambda value, info: _resolve_secret(value, (info.context or {}).get("environ", os.environ))
+        )
 
 
 _known_secrets: set[str] = set()
@@ -96,7 +98,7 @@ def known_secret_values() -> frozenset[str]:
     return frozenset(_known_secrets)
 
 
-def _resolve_secret(value: Any) -> Secret:
+def _resolve_secret(value: Any, environ: Mapping[str, str]) -> Secret:
     if isinstance(value, Secret):
         return value
     if isinstance(value, str):
@@ -106,12 +108,12 @@ def _resolve_secret(value: Any) -> Secret:
         if not isinstance(ref, str) or not ref:
             raise ValueError(f"secret reference {how} must be a non-empty string")
         if how == "env":
-            if ref not in os.environ:
+            if ref not in environ:
                 raise ValueError(f"environment variable {ref} is not set")
-            secret = Secret(os.environ[ref], f"env {ref}")
+            secret = Secret(environ[ref], f"env {ref}")
         elif how in ("file", "credential"):
             if how == "credential":
-                directory = os.environ.get("CREDENTIALS_DIRECTORY")
+                directory = environ.get("CREDENTIALS_DIRECTORY")
                 if not directory:
                     raise ValueError(
                         f"credential {ref!r} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=)"
@@ -275,7 +277,8 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
 def _lookup(data: Any, loc: tuple[Any, ...]) -> tuple[bool, Any]:
     node = data
     for part in loc:
-        if (isinstance(node, Mapping) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if (isinstance(node, Mapping) and part in node) or in_list:
             node = node[part]
         else:
             return False, None
@@ -334,7 +337,7 @@ def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] 
         data["mappings"] = {**data["mappings"], "dir": str(resolved.parent / mappings_dir)}
     file_label = str(cfg_path) if resolved else "defaults"
     try:
-        settings = Settings.model_validate(data)
+        settings = Settings.model_validate(data, context={"environ": environ})
     except ValidationError as exc:
         problems = [_describe(e, data, file_label, env_keys) for e in exc.errors()]
         raise ConfigError(problems) from None

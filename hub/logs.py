@@ -36,7 +36,7 @@ _AUTH_HEADER = re.compile(r"\b(?P<scheme>Bearer|Basic|Token|Digest)\s+(?P<cred>[
 # "password": "x" / password='x' inside reprs and JSON text
 _INLINE_PAIR = re.compile(
     r"(?P<key>[\"']?(?:[a-z_]*(?:password|passwd|secret|token|api_key|apikey|authorization))[\"']?\s*[:=]\s*)"
-    r"(?P<q>[\"']?)(?P<value>[^\"',\s}\]]+)(?P=q)",
+    r"(?P<q>[\"']?)(?P<value>[^\"',&\s}\]]+)(?P=q)",
     re.IGNORECASE,
 )
 

@@ -1,0 +1,195 @@
+"""The job queue's contract, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+
+from hub import queue
+from hub.clock import utcnow
+from hub.config import WorkerSettings
+from hub.db import transaction
+from hub.models import Job, JobFailure
+from hub.queue import NewJob, Outcome
+
+SETTINGS = WorkerSettings(max_attempts=3, backoff_initial=10, backoff_max=100)
+
+
+def add(engine: Engine, key: str, kind: str = "k", **kw: object) -> int:
+    with transaction(engine) as s:
+        return queue.enqueue(s, kind, {"key": key}, key=key, **kw).id  # type: ignore[arg-type]
+
+
+def job(engine: Engine, job_id: int) -> Job:
+    with transaction(engine) as s:
+        found = s.get(Job, job_id)
+        assert found is not None
+        return found
+
+
+def test_enqueue_returns_existing_job_for_same_key(engine: Engine) -> None:
+    with transaction(engine) as s:
+        first = queue.enqueue(s, "k", {"a": 1}, key="same")
+    with transaction(engine) as s:
+        second = queue.enqueue(s, "k", {"a": 2}, key="same")
+    assert first.created and not second.created
+    assert first.id == second.id
+    assert job(engine, first.id).payload == {"a": 1}
+
+
+def test_same_key_for_another_kind_is_refused(engine: Engine) -> None:
+    add(engine, "key-1", kind="a")
+    with pytest.raises(ValueError, match="already belongs to job"), transaction(engine) as s:
+        queue.enqueue(s, "b", {}, key="key-1")
+
+
+def test_unique_key_is_enforced_by_the_database(engine: Engine) -> None:
+    add(engine, "dup")
+    now = utcnow()
+    with pytest.raises(IntegrityError), transaction(engine) as s:
+        s.add(Job(kind="k", payload={}, idempotency_key="dup", state="pending", priority=0, attempts=0,
+                  run_at=now, created_at=now, updated_at=now))
+
+
+def test_job_commits_with_the_callers_transaction_or_not_at_all(engine: Engine) -> None:
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), transaction(engine) as s:
+        queue.enqueue(s, "k", {}, key="rolled-back")
+        raise Boom
+    with transaction(engine) as s:
+        assert s.execute(select(Job).where(Job.idempotency_key == "rolled-back")).first() is None
+
+
+def test_enqueue_many_skips_existing_keys(engine: Engine) -> None:
+    with transaction(engine) as s:
+        assert queue.enqueue_many(s, [NewJob("k", {}, f"m{i}") for i in range(1200)]) == 1200
+    with transaction(engine) as s:
+        assert queue.enqueue_many(s, [NewJob("k", {}, f"m{i}") for i in range(1190, 1210)]) == 10
+
+
+def test_claim_order_priority_then_age_and_only_due_and_known_kinds(engine: Engine) -> None:
+    low = add(engine, "low")
+    high = add(engine, "high", priority=10)
+    later = add(engine, "later", run_at=utcnow() + timedelta(hours=1))
+    other = add(engine, "other", kind="unknown")
+    claimed = queue.claim(engine, "w", limit=10, lease=30, kinds={"k"})
+    assert [j.id for j in claimed] == [high, low]
+    assert all(j.attempts == 1 for j in claimed)
+    assert queue.claim(engine, "w", limit=10, lease=30, kinds={"k"}) == []
+    assert job(engine, later).state == "pending"
+    assert job(engine, other).state == "pending"
+    assert queue.claim(engine, "w", limit=10, lease=30, kinds=set()) == []
+
+
+def test_success_failure_backoff_and_dead(engine: Engine) -> None:
+    ok, flaky, bad = add(engine, "ok"), add(engine, "flaky"), add(engine, "bad")
+    claimed = {j.id: j for j in queue.claim(engine, "w", limit=10, lease=30)}
+    before = utcnow()
+    settled = queue.settle(engine, [
+        Outcome(claimed[ok], ok=True, result={"done": 1}),
+        Outcome(claimed[flaky], ok=False, error="503", retry_after=50),
+        Outcome(claimed[bad], ok=False, error="404 no such offer", retryable=False),
+    ], SETTINGS, "w")
+    assert settled == {ok, flaky, bad}
+    assert job(engine, ok).state == "done" and job(engine, ok).result == {"done": 1}
+    retrying = job(engine, flaky)
+    assert retrying.state == "failed-retrying" and retrying.last_error == "503"
+    assert retrying.run_at >= before + timedelta(seconds=50)  # Retry-After honoured
+    dead = job(engine, bad)
+    assert dead.state == "dead" and dead.finished_at is not None and dead.last_error == "404 no such offer"
+    with transaction(engine) as s:
+        history = s.execute(select(JobFailure.job_id, JobFailure.outcome).order_by(JobFailure.id)).all()
+    assert [tuple(h) for h in history] == [(flaky, "retry"), (bad, "dead")]
+
+
+def test_attempts_run_out(engine: Engine) -> None:
+    jid = add(engine, "x")
+    for attempt in range(1, 4):
+        with transaction(engine) as s:
+            s.execute(update(Job).where(Job.id == jid).values(run_at=utcnow()))
+        (claimed,) = queue.claim(engine, "w", limit=1, lease=30)
+        assert claimed.attempts == attempt
+        queue.settle(engine, [Outcome(claimed, ok=False, error=f"fail {attempt}")], SETTINGS, "w")
+    final = job(engine, jid)
+    assert final.state == "dead" and final.attempts == 3 and final.last_error == "fail 3"
+
+
+def test_stale_lease_cannot_settle(engine: Engine) -> None:
+    jid = add(engine, "x")
+    (first,) = queue.claim(engine, "a", limit=1, lease=30)
+    with transaction(engine) as s:  # lease expires
+        s.execute(update(Job).where(Job.id == jid).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    assert queue.requeue_expired(engine, SETTINGS) == [jid]
+    (second,) = queue.claim(engine, "b", limit=1, lease=30)
+    assert second.attempts == 2 and second.lease_token != first.lease_token
+    assert queue.settle(engine, [Outcome(first, ok=True)], SETTINGS, "a") == set()
+    assert queue.renew(engine, [first], 30) == set()
+    assert queue.renew(engine, [second], 30) == {jid}
+    assert queue.settle(engine, [Outcome(second, ok=True)], SETTINGS, "b") == {jid}
+    with transaction(engine) as s:
+        outcomes = s.execute(select(JobFailure.outcome).where(JobFailure.job_id == jid)).scalars().all()
+    assert outcomes == ["lease-expired"]
+
+
+def test_expired_lease_on_last_attempt_goes_dead(engine: Engine) -> None:
+    jid = add(engine, "x", max_attempts=1)
+    queue.claim(engine, "a", limit=1, lease=30)
+    with transaction(engine) as s:
+        s.execute(update(Job).where(Job.id == jid).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    queue.requeue_expired(engine, SETTINGS)
+    assert job(engine, jid).state == "dead"
+
+
+def test_release_unstarted_does_not_use_an_attempt(engine: Engine) -> None:
+    a, b = add(engine, "a"), add(engine, "b")
+    claimed = queue.claim(engine, "w", limit=2, lease=30)
+    by_id = {j.id: j for j in claimed}
+    assert queue.release(engine, [by_id[a]], started=False, reason="stopping", worker="w") == 1
+    assert queue.release(engine, [by_id[b]], started=True, reason="timeout", worker="w") == 1
+    assert (job(engine, a).state, job(engine, a).attempts) == ("pending", 0)
+    assert (job(engine, b).state, job(engine, b).attempts) == ("failed-retrying", 1)
+
+
+def test_operator_retry_and_cancel(engine: Engine) -> None:
+    dead = add(engine, "dead", max_attempts=1)
+    pending = add(engine, "pending")
+    (claimed,) = queue.claim(engine, "w", limit=1, lease=30, kinds=None)
+    queue.settle(engine, [Outcome(claimed, ok=False, error="x", retryable=False)], SETTINGS, "w")
+    with transaction(engine) as s:
+        assert queue.retry_dead(s) == [dead]
+        assert queue.retry(s, [pending]) == []  # pending is not retryable by hand
+        assert queue.cancel(s, pending)
+        assert not queue.cancel(s, pending)  # already cancelled
+    assert (job(engine, dead).state, job(engine, dead).attempts) == ("pending", 0)
+    assert job(engine, pending).state == "cancelled"
+
+
+def test_depth_and_prune(engine: Engine) -> None:
+    ids = [add(engine, f"p{i}") for i in range(3)]
+    claimed = queue.claim(engine, "w", limit=2, lease=30)
+    queue.settle(engine, [Outcome(c, ok=True) for c in claimed], SETTINGS, "w")
+    assert queue.depth_by_state(engine) == {"done": 2, "pending": 1}
+    assert queue.open_jobs(engine) == 1
+    with transaction(engine) as s:
+        s.execute(update(Job).where(Job.id.in_(ids)).values(finished_at=utcnow() - timedelta(days=30)))
+    assert queue.prune_done(engine, timedelta(days=14)) == 2
+
+
+def test_connector_health_follows_outcomes(engine: Engine) -> None:
+    from hub.models import ConnectorHealth
+
+    a, b = add(engine, "a", connector="shop"), add(engine, "b", connector="shop")
+    claimed = {j.id: j for j in queue.claim(engine, "w", limit=2, lease=30)}
+    queue.settle(engine, [Outcome(claimed[a], ok=False, error="timeout")], SETTINGS, "w")
+    with transaction(engine) as s:
+        health = s.get(ConnectorHealth, "shop")
+        assert health is not None and (health.status, health.last_error) == ("failing", "timeout")
+    queue.settle(engine, [Outcome(claimed[b], ok=True)], SETTINGS, "w")
+    with transaction(engine) as s:
+        health = s.get(ConnectorHealth, "shop")
+        assert health is not None and health.status == "ok" and health.last_ok_at is not None

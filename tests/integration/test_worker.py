@@ -1,0 +1,178 @@
+"""The worker pool and the daemon's --once mode, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from hub import queue
+from hub.config import LoadedConfig, ScheduleEntry, Settings, WorkerSettings, load
+from hub.daemon import Daemon, build_handlers
+from hub.db import transaction
+from hub.errors import PermanentError, RetryableError
+from hub.handlers import HandlerRegistry, JobContext
+from hub.models import Job, ScheduleRun
+from hub.queue import NewJob
+from hub.scheduler import FileLeadership, fire, slot_key
+from hub.worker import WorkerPool
+
+FAST = WorkerSettings(concurrency=3, batch_size=4, lease=5, poll_interval=0.05, max_attempts=3,
+                      backoff_initial=0.05, backoff_max=0.2, shutdown_timeout=5)
+
+
+def wait_until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def states(engine: Engine) -> dict[str, str]:
+    with transaction(engine) as s:
+        return {k: st for k, st in s.execute(select(Job.idempotency_key, Job.state)).all()}
+
+
+def test_pool_drains_and_one_failing_job_blocks_nothing(engine: Engine) -> None:
+    handlers = HandlerRegistry()
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    @handlers.handler("ok")
+    def ok(ctx: JobContext) -> None:
+        with lock:
+            seen.append(ctx.job.idempotency_key)
+
+    @handlers.handler("broken")
+    def broken(ctx: JobContext) -> None:
+        raise RuntimeError("always broken")
+
+    @handlers.handler("flaky")
+    def flaky(ctx: JobContext) -> dict[str, int]:
+        if ctx.attempt < 2:
+            raise RetryableError("try again")
+        return {"attempt": ctx.attempt}
+
+    @handlers.handler("poison")
+    def poison(ctx: JobContext) -> None:
+        raise PermanentError("bad payload")
+
+    with transaction(engine) as s:
+        queue.enqueue_many(s, [NewJob("broken", {}, "broken", priority=5), NewJob("poison", {}, "poison"),
+                               NewJob("flaky", {}, "flaky")] + [NewJob("ok", {}, f"ok{i}") for i in range(60)])
+    pool = WorkerPool(engine, handlers, FAST, name="t")
+    pool.start()
+    try:
+        wait_until(lambda: queue.open_jobs(engine) == 0)
+    finally:
+        pool.stop()
+    final = states(engine)
+    assert sorted(seen) == sorted(f"ok{i}" for i in range(60))  # each exactly once
+    assert {k: v for k, v in final.items() if not k.startswith("ok")} == {
+        "broken": "dead", "poison": "dead", "flaky": "done"}
+    with transaction(engine) as s:
+        broken_job = s.execute(select(Job).where(Job.idempotency_key == "broken")).scalar_one()
+    assert broken_job.attempts == 3 and "RuntimeError: always broken" in (broken_job.last_error or "")
+
+
+def test_stop_waits_for_running_job_and_gives_back_the_rest(engine: Engine) -> None:
+    handlers = HandlerRegistry()
+    started = threading.Event()
+    finished: list[int] = []
+
+    @handlers.handler("slow")
+    def slow(ctx: JobContext) -> None:
+        started.set()
+        time.sleep(0.5)
+        finished.append(ctx.job.id)
+
+    with transaction(engine) as s:
+        queue.enqueue_many(s, [NewJob("slow", {}, f"s{i}") for i in range(5)])
+    pool = WorkerPool(engine, handlers, WorkerSettings(concurrency=1, batch_size=5, poll_interval=0.05), name="t")
+    pool.start()
+    assert started.wait(10)
+    pool.stop(timeout=5)
+    counts = queue.depth_by_state(engine)
+    assert counts.get("running", 0) == 0
+    assert counts.get("done", 0) == len(finished) >= 1
+    assert counts.get("pending", 0) == 5 - len(finished)
+    with transaction(engine) as s:  # given back without spending an attempt
+        attempts = s.execute(select(Job.attempts).where(Job.state == "pending")).scalars().all()
+    assert set(attempts) <= {0}
+
+
+def _config(tmp_path: Path, url: str, extra: str = "") -> LoadedConfig:
+    path = tmp_path / "hub.toml"
+    path.write_text(f"""
+[database]
+url = "{url}"
+[worker]
+concurrency = 2
+poll_interval = "50ms"
+backoff_initial = "50ms"
+backoff_max = "100ms"
+max_attempts = 2
+[connectors.demo-shop]
+kind = "demo"
+[schedule.heartbeat]
+job = "demo.heartbeat"
+every = "1h"
+{extra}
+""")
+    return load(path, environ={})
+
+
+def test_run_once_fires_schedule_drains_and_reports_dead(db_url: str, engine: Engine, tmp_path: Path) -> None:
+    loaded = _config(tmp_path, db_url)
+    daemon = Daemon(loaded, engine, build_handlers(loaded), name="once")
+    assert daemon.run_once(timeout=60) == 0
+    with transaction(engine) as s:
+        run = s.get(ScheduleRun, "heartbeat")
+        assert run is not None and run.fired_by == "once"
+        assert s.get(Job, run.last_job_id).state == "done"  # type: ignore[union-attr]
+    with transaction(engine) as s:
+        queue.enqueue(s, "demo.poison", {"offer": "1"}, key="poison")
+    daemon = Daemon(loaded, engine, build_handlers(loaded), name="once-2")
+    assert daemon.run_once(timeout=60) == 1
+
+
+def test_schedule_fires_once_per_slot(engine: Engine) -> None:
+    entry = ScheduleEntry(job="hub.prune_jobs", every=3600)
+    first = fire(engine, "prune", entry, by="a")
+    second = fire(engine, "prune", entry, by="b")  # a second leader in the same slot
+    assert first == second
+    with transaction(engine) as s:
+        assert s.execute(select(Job).where(Job.kind == "hub.prune_jobs")).scalars().all()[0].idempotency_key \
+            .startswith("schedule:prune:")
+    from hub.clock import utcnow
+
+    assert slot_key("x", 60, utcnow()) != slot_key("x", 60, utcnow().replace(year=2000))
+
+
+def test_file_leadership_is_exclusive(tmp_path: Path) -> None:
+    a, b = FileLeadership(tmp_path / "db.leader"), FileLeadership(tmp_path / "db.leader")
+    assert a.poll() and not b.poll()
+    a.release()
+    assert b.poll() and b.is_leader
+    b.release()
+
+
+def test_schedule_kind_without_handler_is_a_config_error(tmp_path: Path) -> None:
+    import pytest
+
+    from hub.errors import ConfigError
+
+    loaded = _config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}",
+                     '[schedule.typo]\njob = "demo.hartbeat"\nevery = "1s"\n')
+    with pytest.raises(ConfigError) as info:
+        Daemon(loaded, None, build_handlers(loaded))  # type: ignore[arg-type]
+    assert "schedule.typo.job = 'demo.hartbeat': no handler for this job kind" in info.value.problems[0]
+
+
+def test_settings_defaults_are_sane() -> None:
+    s = Settings()
+    assert s.worker.lease > s.worker.poll_interval and s.scheduler.enabled
