@@ -161,7 +161,6 @@ class WorkerSettings(_Strict):
     backoff_initial: Duration = 2.0
     backoff_max: Duration = 900.0
     shutdown_timeout: Duration = 30.0
-    keep_done_jobs: Duration = 14 * 86400.0
 
     @model_validator(mode="after")
     def _backoff_order(self) -> WorkerSettings:

@@ -65,6 +65,7 @@ class WorkerPool:
         self.throttles = throttles or {}
         self.on_settled = on_settled
         self._stopping = threading.Event()
+        self._heartbeat_stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._heartbeat: threading.Thread | None = None
@@ -116,8 +117,9 @@ class WorkerPool:
                     reason=f"worker stopped after {timeout:.0f}s shutdown timeout while the job ran",
                 )
                 log.warning("released running jobs at shutdown", worker=worker, jobs=[j.id for j in running])
+        self._heartbeat_stop.set()
         if self._heartbeat:
-            self._heartbeat.join(2.0)
+            self._heartbeat.join(5.0)
         log.info("worker pool stopped", worker=self.name, processed=self.processed)
 
     # --- the claim loop ---------------------------------------------------------
@@ -231,8 +233,8 @@ class WorkerPool:
 
     def _heartbeat_loop(self) -> None:
         interval = max(0.2, self.settings.lease / 3)
-        while not (self._stopping.is_set() and not any(t.is_alive() for t in self._threads)):
-            time.sleep(interval if not self._stopping.is_set() else 0.1)
+        # keeps renewing while stop() waits for running handlers; stop() ends it last
+        while not self._heartbeat_stop.wait(interval):
             with self._held_lock:
                 jobs = [j for h in self._held.values() for j in h.jobs.values()]
             try:

@@ -1,0 +1,56 @@
+"""The shipped unit file and example config are valid as shipped."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from hub.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def unit() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(ROOT / "deploy" / "hub.service")
+    return parser
+
+
+def test_unit_is_hardened_notify_service() -> None:
+    service = unit()["Service"]
+    assert service["Type"] == "notify"
+    assert service["Restart"] == "on-failure"
+    assert int(service["WatchdogSec"].rstrip("s")) > 0
+    for key, value in {"DynamicUser": "yes", "ProtectSystem": "strict", "NoNewPrivileges": "yes",
+                       "StateDirectory": "hub", "PrivateTmp": "yes"}.items():
+        assert service[key] == value, key
+    assert "LoadCredential" in service
+    assert int(service["TimeoutStopSec"].rstrip("s")) > 30  # longer than worker.shutdown_timeout
+
+
+def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    text = (ROOT / "deploy" / "hub.service").read_text()
+    text = text.replace("/opt/hub/.venv/bin/hub", str(Path(sys.executable).with_name("hub")))
+    (tmp_path / "hub.service").write_text(text)
+    if analyze is None:  # no systemd on this machine: the parser check above is what we have
+        assert "ExecStart=" in text
+        return
+    result = subprocess.run([analyze, "verify", str(tmp_path / "hub.service")], capture_output=True, text=True)
+    problems = [line for line in (result.stdout + result.stderr).splitlines() if "hub.service" in line]
+    assert problems == [], problems
+
+
+def test_example_config_passes_config_check(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "db-password").write_text("example-password")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    for name in [k for k in os.environ if k.startswith("HUB_")]:
+        monkeypatch.delenv(name)
+    assert main(["--config", str(ROOT / "deploy" / "hub.example.toml"), "config", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "postgresql://hub@127.0.0.1:5432/hub" in out and "example-password" not in out

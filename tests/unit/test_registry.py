@@ -1,0 +1,126 @@
+"""Ports and the connector registry: kinds come from entry points, options are validated per connector."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub import registry
+from hub.config import SecretValue, load
+from hub.handlers import HandlerRegistry
+from hub.ports import (
+    Capability,
+    ChangeResult,
+    ErpBatch,
+    ErpSource,
+    Listing,
+    ListingChange,
+    SalesChannel,
+    SalesDocument,
+)
+
+
+class ShopOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    base_url: str
+    consumer_secret: SecretValue
+    batch_size: int = Field(100, le=100)
+
+
+class FakeShop:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.pushed: list[ListingChange] = []
+
+    def listings(self) -> Iterator[Listing]:
+        yield Listing("1", "SKU-1", None, 3, Decimal("9.99"))
+
+    def push(self, changes: Sequence[ListingChange], *, idempotency_key: str) -> Sequence[ChangeResult]:
+        self.pushed.extend(changes)
+        return [ChangeResult(c.external_id, ok=True) for c in changes]
+
+    def order_events(self, cursor):  # type: ignore[no-untyped-def]
+        return [], cursor
+
+    def order(self, external_id):  # type: ignore[no-untyped-def]
+        raise KeyError(external_id)
+
+    def set_order_status(self, external_id, status, *, revision):  # type: ignore[no-untyped-def]
+        return "2"
+
+
+class FakeErp:
+    name = "erp"
+
+    def changes(self, cursor: str | None, *, limit: int) -> ErpBatch:
+        return ErpBatch([], [], [], [], cursor_after=cursor)
+
+    def snapshot(self) -> Iterator[ErpBatch]:
+        yield self.changes(None, limit=0)
+
+    def post_sales_document(self, document: SalesDocument) -> str:
+        return document.reference
+
+
+@pytest.fixture
+def fake_kind() -> Iterator[registry.ConnectorSpec]:
+    def handlers(name: str, options: ShopOptions, reg: HandlerRegistry) -> None:
+        reg.register(f"fakeshop.push.{name}", lambda ctx: None)
+
+    spec = registry.ConnectorSpec(
+        kind="fakeshop", role="channel", description="test shop",
+        capabilities=frozenset({Capability.BATCH_STOCK, Capability.BATCH_PRICE}),
+        factory=lambda name, options, services: FakeShop(name), options_model=ShopOptions, handlers=handlers,
+    )
+    registry.register(spec)
+    yield spec
+    registry.unregister("fakeshop")
+
+
+def test_fakes_satisfy_the_ports() -> None:
+    assert isinstance(FakeShop("s"), SalesChannel)
+    assert isinstance(FakeErp(), ErpSource)
+
+
+def test_demo_connector_comes_from_the_entry_point() -> None:
+    spec = registry.get("demo")
+    assert spec is not None and spec.role == "channel" and Capability.BATCH_STOCK in spec.capabilities
+
+
+def test_connector_options_are_validated_with_file_key_and_value(tmp_path: Path, fake_kind: object) -> None:
+    path = tmp_path / "hub.toml"
+    path.write_text('[connectors.shop1]\nkind = "fakeshop"\nbase_url = "https://shop.test"\n'
+                    'consumer_secret = { env = "SHOP_SECRET" }\nbatch_size = 500\nbatchsize = 1\n')
+    loaded = load(path, environ={"SHOP_SECRET": "cs_123456"})
+    problems = registry.validate_connectors(loaded)
+    assert f"{path}: connectors.shop1.batch_size = 500: Input should be less than or equal to 100" in problems
+    assert f"{path}: connectors.shop1.batchsize = 1: unknown key" in problems
+
+    path.write_text('[connectors.shop1]\nkind = "fakeshop"\nbase_url = "https://shop.test"\n'
+                    'consumer_secret = { env = "SHOP_SECRET" }\n')
+    loaded = load(path, environ={})
+    (problem,) = registry.validate_connectors(loaded)
+    assert problem == f"{path}: connectors.shop1.consumer_secret = <hidden>: " \
+        "environment variable SHOP_SECRET is not set"
+
+
+def test_connector_contributes_handlers(tmp_path: Path, fake_kind: object) -> None:
+    from hub.daemon import build_handlers
+
+    path = tmp_path / "hub.toml"
+    path.write_text('[connectors.shop1]\nkind = "fakeshop"\nbase_url = "https://shop.test"\n'
+                    'consumer_secret = "inline-is-allowed"\n')
+    handlers = build_handlers(load(path, environ={}))
+    assert "fakeshop.push.shop1" in handlers and "hub.prune_jobs" in handlers
+
+
+def test_shipped_mappings_load() -> None:
+    from hub.mappings import load_all
+
+    loaded = load_all(None)
+    rates = loaded["vat_rates.toml"].data.rates  # type: ignore[attr-defined]
+    assert rates["23"].rate == Decimal("23") and rates["zw"].rate is None
