@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,6 +39,12 @@ def json_default(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, default=json_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def insert_for(session_or_engine: Session | Engine) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT on both SQLite and PostgreSQL."""
+    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
+    return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
 
 
 def is_sqlite(engine: Engine) -> bool:

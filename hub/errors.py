@@ -41,3 +41,13 @@ class RetryableError(JobError):
 
 class PermanentError(JobError):
     pass
+
+
+class LoginNeeded(RetryableError):
+    """The connector's credentials were revoked or expired for good: an operator must log in again.
+
+    The job is held (not failed, no attempt spent) until the login succeeds.
+    """
+
+    def __init__(self, message: str, *, hold_seconds: float = 300.0):
+        super().__init__(message, retry_after=hold_seconds)

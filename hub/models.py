@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -15,8 +17,10 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -163,3 +167,182 @@ class RateBucket(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     tokens: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+Money = Numeric(14, 2, asdecimal=True)
+Cost = Numeric(14, 4, asdecimal=True)
+
+
+class ConnectorToken(Base):
+    """A connector account's OAuth pair; see hub.credentials for the single-refresher rule."""
+
+    __tablename__ = "connector_tokens"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    access_token: Mapped[str] = mapped_column(Text)
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    scope: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))  # ok | login-needed
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Product(Base):
+    """The ERP's view of a SKU: the source of truth for every channel."""
+
+    __tablename__ = "products"
+
+    sku: Mapped[str] = mapped_column(String(100), primary_key=True)
+    erp: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(Text)
+    ean: Mapped[str | None] = mapped_column(String(14), index=True)
+    vat_rate: Mapped[str] = mapped_column(String(3))
+    price_gross: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    cost_net: Mapped[Decimal | None] = mapped_column(Cost)
+    weight_kg: Mapped[Decimal | None] = mapped_column(Numeric(10, 3, asdecimal=True))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StockLevel(Base):
+    __tablename__ = "stock_levels"
+
+    sku: Mapped[str] = mapped_column(String(100), primary_key=True)
+    warehouse: Mapped[str] = mapped_column(String(100), primary_key=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (CheckConstraint("quantity >= 0", name="quantity"),)
+
+
+class DirtySku(Base):
+    """SKUs whose desired channel state must be recomputed; written with the change itself."""
+
+    __tablename__ = "dirty_skus"
+
+    sku: Mapped[str] = mapped_column(String(100), primary_key=True)
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ErpCursor(Base):
+    """How far each ERP connector has been read; moves in the same transaction as the records."""
+
+    __tablename__ = "erp_cursors"
+
+    erp: Mapped[str] = mapped_column(String(100), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ErpReject(Base):
+    """A quarantined ERP record: which, which field, what value, why. Leaves by itself when fixed."""
+
+    __tablename__ = "erp_rejects"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    erp: Mapped[str] = mapped_column(String(100))
+    record_key: Mapped[str] = mapped_column(String(200))
+    sku: Mapped[str | None] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(Text)
+    field: Mapped[str] = mapped_column(String(100))
+    value: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("erp", "record_key", "field"),)
+
+
+class Reservation(Base):
+    """Stock held for an order until the ERP's own stock reflects it (orders capability)."""
+
+    __tablename__ = "reservations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(String(100))
+    quantity: Mapped[int] = mapped_column(Integer)
+    order_ref: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20))  # open | released | consumed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity"),
+        Index("ix_reservations_open_sku", "sku", postgresql_where=text("state = 'open'"),
+              sqlite_where=text("state = 'open'")),
+    )
+
+
+class Listing(Base):
+    """The binding of one channel offer to one SKU: what we want it to show, and what it last acknowledged."""
+
+    __tablename__ = "listings"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(100))
+    sku: Mapped[str | None] = mapped_column(String(100))
+    signature: Mapped[str | None] = mapped_column(String(100))  # the seller's SKU as the channel holds it
+    ean: Mapped[str | None] = mapped_column(String(14))
+    matched_by: Mapped[str | None] = mapped_column(String(20))  # signature | ean | sku
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    seen_quantity: Mapped[int | None] = mapped_column(Integer)  # as last read from the channel
+    seen_price: Mapped[Decimal | None] = mapped_column(Money)
+    ack_quantity: Mapped[int | None] = mapped_column(Integer)
+    ack_price: Mapped[Decimal | None] = mapped_column(Money)
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    desired_quantity: Mapped[int | None] = mapped_column(Integer)
+    desired_price: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3), default="PLN")
+    desired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    inflight_job_id: Mapped[int | None] = mapped_column(Id)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id"),
+        Index("uq_listings_channel_sku", "channel", "sku", unique=True,
+              postgresql_where=text("sku IS NOT NULL"), sqlite_where=text("sku IS NOT NULL")),
+    )
+
+
+class PriceRefusal(Base):
+    """A computed price under the floor: refused (the listing keeps its price), never clamped."""
+
+    __tablename__ = "price_refusals"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(100))
+    sku: Mapped[str] = mapped_column(String(100))
+    price: Mapped[Decimal] = mapped_column(Money)
+    floor: Mapped[Decimal] = mapped_column(Money)
+    reason: Mapped[str] = mapped_column(Text)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("channel", "sku"),)
+
+
+class PriceHistory(Base):
+    """Append-only audit of every price the hub asked a channel to show."""
+
+    __tablename__ = "price_history"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(100))
+    sku: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(100))
+    old_price: Mapped[Decimal | None] = mapped_column(Money)
+    new_price: Mapped[Decimal] = mapped_column(Money)
+    job_id: Mapped[int | None] = mapped_column(Id)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CompetitorPrice(Base):
+    __tablename__ = "competitor_prices"
+
+    channel: Mapped[str] = mapped_column(String(100), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(100), primary_key=True)
+    price: Mapped[Decimal] = mapped_column(Money)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)

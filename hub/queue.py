@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from hub.backoff import retry_delay
 from hub.clock import utcnow
 from hub.config import WorkerSettings
-from hub.db import transaction
-from hub.models import OPEN_STATES, RUNNABLE_STATES, ConnectorHealth, Job, JobFailure
+from hub.db import insert_for, transaction
+from hub.health import set_health
+from hub.models import OPEN_STATES, RUNNABLE_STATES, Job, JobFailure
 
 MAX_ERROR_CHARS = 4000
 
@@ -67,12 +66,7 @@ class Outcome:
     error: str | None = None
     retryable: bool = True
     retry_after: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def insert_for(session_or_engine: Session | Engine) -> Any:
-    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
-    return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+    hold: bool = False  # the connector needs an operator (login): wait without spending an attempt
 
 
 def _row(job: NewJob, now: datetime) -> dict[str, Any]:
@@ -217,19 +211,6 @@ def _effective_max(job: ClaimedJob, settings: WorkerSettings) -> int:
     return job.max_attempts or settings.max_attempts
 
 
-def _touch_health(session: Session, connector: str, ok: bool, error: str | None, now: datetime) -> None:
-    values: dict[str, Any] = {"name": connector, "status": "ok" if ok else "failing", "updated_at": now}
-    if ok:
-        values["last_ok_at"] = now
-    else:
-        values.update(last_error_at=now, last_error=error)
-    stmt = insert_for(session)(ConnectorHealth).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["name"], set_={k: v for k, v in values.items() if k != "name"}
-    )
-    session.execute(stmt)
-
-
 def settle(engine: Engine, outcomes: Sequence[Outcome], settings: WorkerSettings, worker: str) -> set[int]:
     """Record outcomes in one transaction; returns the ids whose lease was still ours.
 
@@ -250,6 +231,12 @@ def settle(engine: Engine, outcomes: Sequence[Outcome], settings: WorkerSettings
                 continue
             if outcome.ok:
                 values: dict[str, Any] = {"state": "done", "result": outcome.result, "last_error": None}
+            elif outcome.hold:
+                values = {
+                    "last_error": (outcome.error or "held")[:MAX_ERROR_CHARS], "state": "failed-retrying",
+                    "attempts": Job.attempts - 1,
+                    "run_at": now + timedelta(seconds=outcome.retry_after or settings.backoff_max),
+                }
             else:
                 error = (outcome.error or "unknown error")[:MAX_ERROR_CHARS]
                 dead = not outcome.retryable or job.attempts >= _effective_max(job, settings)
@@ -270,9 +257,10 @@ def settle(engine: Engine, outcomes: Sequence[Outcome], settings: WorkerSettings
                 continue
             settled.add(hit)
             if not outcome.ok:
+                kind = "held" if outcome.hold else "dead" if values["state"] == "dead" else "retry"
                 session.add(JobFailure(
-                    job_id=job.id, attempt=job.attempts, outcome="dead" if values["state"] == "dead" else "retry",
-                    error=values["last_error"], worker=worker, at=now,
+                    job_id=job.id, attempt=job.attempts, outcome=kind, error=values["last_error"],
+                    worker=worker, at=now,
                 ))
         for token, ids in plain.items():
             stmt = (
@@ -285,12 +273,13 @@ def settle(engine: Engine, outcomes: Sequence[Outcome], settings: WorkerSettings
                 .returning(Job.id)
             )
             settled.update(session.execute(stmt).scalars())
-        health: dict[str, tuple[bool, str | None]] = {}
+        health: dict[str, tuple[str, str | None]] = {}
         for outcome in outcomes:
             if outcome.job.connector and outcome.job.id in settled:
-                health[outcome.job.connector] = (outcome.ok, outcome.error)
-        for connector, (ok, error) in sorted(health.items()):
-            _touch_health(session, connector, ok, error, now)
+                status = "ok" if outcome.ok else "login-needed" if outcome.hold else "failing"
+                health[outcome.job.connector] = (status, outcome.error)
+        for connector, (status, error) in sorted(health.items()):
+            set_health(session, connector, status, error, now)
     return settled
 
 

@@ -35,6 +35,11 @@ class ConnectorSpec:
     default_rate_limit_per_minute: int = 600
     # job handlers the connector contributes: (kind, handler) given (name, options)
     handlers: Callable[[str, Any, HandlerRegistry], None] | None = None
+    # adds the connector's own admin commands (e.g. `hub allegro login ACCOUNT`) to the CLI;
+    # each subparser sets func=callable(args) -> exit code
+    cli: Callable[[Any], None] | None = None
+    # most listing changes one push job carries (the vendor's batch limit)
+    push_batch_size: int = 100
     extra: dict[str, Any] = field(default_factory=dict)
 
 

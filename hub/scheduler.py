@@ -26,10 +26,10 @@ from sqlalchemy import Connection, Engine, text
 
 from hub.clock import utcnow
 from hub.config import ScheduleEntry, SchedulerSettings
-from hub.db import transaction
+from hub.db import insert_for, transaction
 from hub.logs import get_logger
 from hub.models import ScheduleRun
-from hub.queue import enqueue, insert_for
+from hub.queue import enqueue
 
 log = get_logger("hub.scheduler")
 

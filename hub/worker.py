@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from hub import queue
 from hub.config import WorkerSettings
-from hub.errors import PermanentError, RetryableError
+from hub.errors import LoginNeeded, PermanentError, RetryableError
 from hub.handlers import HandlerRegistry, JobContext
 from hub.logs import get_logger
 from hub.metrics import JOB_DURATION
@@ -215,6 +215,9 @@ class WorkerPool:
             except PermanentError as exc:
                 outcome = Outcome(job, ok=False, error=str(exc) or type(exc).__name__, retryable=False)
                 jlog.error("job failed permanently", error=outcome.error)
+            except LoginNeeded as exc:
+                outcome = Outcome(job, ok=False, error=str(exc), hold=True, retry_after=exc.retry_after)
+                jlog.warning("connector needs a login; job held", error=outcome.error)
             except RetryableError as exc:
                 outcome = Outcome(job, ok=False, error=str(exc) or type(exc).__name__, retryable=True,
                                   retry_after=exc.retry_after)

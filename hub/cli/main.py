@@ -86,7 +86,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", parents=[common], help="run the demo on an embedded database")
     demo.add_argument("--dir", metavar="PATH", help="keep the demo's database and files here")
+
+    for spec in sorted(registry.specs().values(), key=lambda s: s.kind):
+        if spec.cli is not None:
+            spec.cli(ConnectorCli(sub, common))
     return parser
+
+
+class ConnectorCli:
+    """What a connector's ``cli`` hook gets: a way to add its own command group."""
+
+    def __init__(self, sub: Any, common: argparse.ArgumentParser):
+        self._sub = sub
+        self._common = common
+
+    def add_group(self, name: str, help: str) -> Any:
+        """Returns a subparsers object; each action's parser must set_defaults(func=...)."""
+        group = self._sub.add_parser(name, parents=[self._common], help=help)
+        return group.add_subparsers(dest=f"{name}_command", required=True, parser_class=_Parser, metavar="ACTION")
+
+    @property
+    def common(self) -> argparse.ArgumentParser:
+        return self._common
 
 
 # --- helpers ----------------------------------------------------------------------
@@ -94,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace) -> LoadedConfig:
     return load(getattr(args, "config", None))
+
+
+def runtime(args: argparse.Namespace) -> tuple[LoadedConfig, Engine]:
+    """Config (validated, connectors included) and a migrated database, for connector commands."""
+    loaded = _load(args)
+    problems = registry.validate_connectors(loaded)
+    if problems:
+        raise ConfigError(problems)
+    configure_logging(loaded.settings.log)
+    return loaded, _engine(loaded)
 
 
 def _engine(loaded: LoadedConfig, *, migrated: bool = True) -> Engine:
@@ -303,8 +334,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = "config_check" if args.command == "config" else args.command
-    handler = cmd_config_check if command == "config_check" else COMMANDS[command]
+    if getattr(args, "func", None) is not None:
+        handler = args.func
+    elif args.command == "config":
+        handler = cmd_config_check
+    else:
+        handler = COMMANDS[args.command]
     try:
         return handler(args)
     except ConfigError as exc:

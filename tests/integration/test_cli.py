@@ -87,7 +87,7 @@ def test_unmigrated_database_is_refused(
 def test_init_run_status_jobs(capsys: pytest.CaptureFixture[str], empty_db_url: str, tmp_path: Path) -> None:
     config = str(write_config(tmp_path, empty_db_url))
     code, out, _ = run_cli(capsys, "--config", config, "init")
-    assert code == 0 and "migrated from empty to 0001" in out
+    assert code == 0 and "migrated from empty to " in out
     code, out, _ = run_cli(capsys, "init", "--config", config)  # --config after the command works too
     assert code == 0 and "up to date" in out
 
