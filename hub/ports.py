@@ -95,6 +95,9 @@ class ErpBatch:
     rejected: Sequence[RejectedRecord]
     cursor_after: str | None
     complete: bool = True  # False: more batches follow for the same run
+    # True when the batch (with the others of the same run) is the ERP's whole catalogue:
+    # stock of SKUs and warehouses absent from it is zero.
+    snapshot: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,19 @@ class SalesDocument:
 
 @runtime_checkable
 class ErpSource(Protocol):
+    """Reads the ERP. ``changes`` returns records after ``cursor`` (None: from the start) and
+    the cursor to store with them; an unchanged source returns an empty batch and the same cursor."""
+
     name: str
 
     def changes(self, cursor: str | None, *, limit: int) -> ErpBatch: ...
 
     def snapshot(self) -> Iterator[ErpBatch]: ...
+
+
+@runtime_checkable
+class ErpSalesSink(Protocol):
+    """Takes accepted orders as sales documents, and returned goods back into stock."""
 
     def post_sales_document(self, document: SalesDocument) -> str:
         """Book the document; idempotent by ``document.reference``; returns the ERP's id."""
@@ -123,7 +134,8 @@ class ErpSource(Protocol):
 
 @dataclass(frozen=True)
 class Listing:
-    """What a channel really shows for one offer."""
+    """What a channel really shows for one offer. ``sku`` is the seller's signature on the
+    offer (Allegro external.id, the shop's SKU field), used to bind the offer to a SKU."""
 
     external_id: str
     sku: str | None
@@ -146,6 +158,8 @@ class ListingChange:
 
 @dataclass(frozen=True)
 class ChangeResult:
+    """Per offer: ``ok`` means the channel now shows the change's quantity and price."""
+
     external_id: str
     ok: bool
     error: str | None = None
@@ -234,8 +248,21 @@ class SalesChannel(Protocol):
         ...
 
     def push(self, changes: Sequence[ListingChange], *, idempotency_key: str) -> Sequence[ChangeResult]:
-        """Apply quantity and price changes in as few requests as the vendor allows."""
+        """Apply quantity and price changes in as few requests as the vendor allows.
+
+        Idempotent per ``idempotency_key``: called again with the same key after a crash or a
+        timeout, it finds what the first call did (e.g. reads back vendor commands whose ids
+        derive from the key) instead of doing it twice. Returns one result per change; raises
+        RetryableError / LoginNeeded / PermanentError for the batch as a whole.
+        """
         ...
+
+
+@runtime_checkable
+class OrderChannel(Protocol):
+    """Orders, their status and returns (the orders capability)."""
+
+    name: str
 
     def order_events(self, cursor: str | None) -> tuple[Sequence[OrderEvent], str | None]: ...
 

@@ -44,6 +44,7 @@ class ConnectorSpec:
 
 
 _registered: dict[str, ConnectorSpec] = {}
+_broken: dict[str, str] = {}
 _loaded_entry_points = False
 
 
@@ -61,9 +62,15 @@ def _load_entry_points() -> None:
         return
     _loaded_entry_points = True
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        spec = ep.load()
+        # one broken connector must not take the others down: it is reported when configured
+        try:
+            spec = ep.load()
+        except Exception as exc:
+            _broken[ep.name] = f"{type(exc).__name__}: {exc}"
+            continue
         if not isinstance(spec, ConnectorSpec):
-            raise TypeError(f"entry point {ep.name} = {ep.value} is not a hub.registry.ConnectorSpec")
+            _broken[ep.name] = f"entry point {ep.value} is not a hub.registry.ConnectorSpec"
+            continue
         _registered.setdefault(ep.name, spec)
 
 
@@ -83,6 +90,10 @@ def validate_connectors(loaded: LoadedConfig) -> list[str]:
     problems: list[str] = []
     for name, conn in sorted(loaded.settings.connectors.items()):
         spec = known.get(conn.kind)
+        if spec is None and conn.kind in _broken:
+            problems.append(f"{label}: connectors.{name}.kind = {conn.kind!r}: the connector failed to load: "
+                            f"{_broken[conn.kind]}")
+            continue
         if spec is None:
             installed = ", ".join(sorted(known)) or "none installed"
             problems.append(f"{label}: connectors.{name}.kind = {conn.kind!r}: unknown connector kind ({installed})")

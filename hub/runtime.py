@@ -67,7 +67,11 @@ class Connectors:
 
     def throttle(self, name: str) -> Throttle:
         conn = self.loaded.settings.connectors[name]
-        return throttle_for(self.limiter, name, conn, self.spec(name).default_rate_limit_per_minute)
+        spec = self.spec(name)
+        key_fn = spec.extra.get("rate_limit_key")
+        if conn.rate_limit_key is None and callable(key_fn):  # e.g. one bucket per vendor client id
+            conn = conn.model_copy(update={"rate_limit_key": key_fn(name, conn.options())})
+        return throttle_for(self.limiter, name, conn, spec.default_rate_limit_per_minute)
 
     def get(self, name: str) -> Any:
         with self._lock:
