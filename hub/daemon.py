@@ -37,10 +37,20 @@ def _prune_jobs(ctx: JobContext) -> dict[str, Any]:
 
 
 def build_handlers(
-    loaded: LoadedConfig, extra: Callable[[HandlerRegistry], None] | None = None
+    loaded: LoadedConfig,
+    extra: Callable[[HandlerRegistry], None] | None = None,
+    *,
+    transports: dict[str, Any] | None = None,
 ) -> HandlerRegistry:
+    """Built-in kinds, the sync kinds, and what configured connectors contribute.
+
+    ``transports`` routes connectors' HTTP to in-process simulators (tests, the demo).
+    """
+    from hub.sync import LazySync
+
     handlers = HandlerRegistry()
     handlers.register(PRUNE_KIND, _prune_jobs)
+    LazySync(loaded, transports).register(handlers)
     for name, conn in sorted(loaded.settings.connectors.items()):
         spec = registry.get(conn.kind)
         if conn.enabled and spec is not None and spec.handlers is not None:

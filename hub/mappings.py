@@ -17,6 +17,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.errors import ConfigError
+from hub.pricing import PricingFile
+from hub.stock import StockFile
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "_mappings"
 
@@ -60,6 +62,8 @@ class VatRates(BaseModel):
 # file name -> schema; later capabilities add theirs (pricing, order_status, automation, ...)
 SCHEMAS: dict[str, type[BaseModel]] = {
     "vat_rates.toml": VatRates,
+    "pricing.toml": PricingFile,
+    "stock.toml": StockFile,
 }
 
 
@@ -102,6 +106,32 @@ def _value_at(data: Any, loc: tuple[Any, ...]) -> Any:
     return data
 
 
+def validate_file(path: Path, schema: type[BaseModel]) -> tuple[BaseModel | None, list[str]]:
+    """Read and validate one TOML file against a schema; each problem names the file, key and value.
+
+    Also for TOML files a connector option points to (e.g. the sql ERP's queries file).
+    """
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        return None, [f"{path}: invalid TOML: {exc}"]
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [f"{path}: cannot read: {exc}"]
+    try:
+        return schema.model_validate(raw), []
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = "unknown key" if err["type"] == "extra_forbidden" else str(err["msg"]).removeprefix(
+                "Value error, ")
+            if err["type"] == "missing":
+                problems.append(f"{path}: {key}: missing (required)")
+            else:
+                problems.append(f"{path}: {key} = {_value_at(raw, err['loc'])!r}: {msg}")
+        return None, problems
+
+
 def load_all(override_dir: Path | None) -> dict[str, MappingFile]:
     """Load and validate every mappings file; raise ConfigError with all problems."""
     found, problems = _locate(override_dir)
@@ -110,25 +140,10 @@ def load_all(override_dir: Path | None) -> dict[str, MappingFile]:
         schema = SCHEMAS.get(name)
         if schema is None:
             continue  # a shipped file for a capability this build does not have
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            problems.append(f"{path}: invalid TOML: {exc}")
-            continue
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(f"{path}: cannot read: {exc}")
-            continue
-        try:
-            loaded[name] = MappingFile(name, path, overridden, schema.model_validate(raw))
-        except ValidationError as exc:
-            for err in exc.errors():
-                key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-                msg = "unknown key" if err["type"] == "extra_forbidden" else str(err["msg"]).removeprefix(
-                    "Value error, ")
-                if err["type"] == "missing":
-                    problems.append(f"{path}: {key}: missing (required)")
-                else:
-                    problems.append(f"{path}: {key} = {_value_at(raw, err['loc'])!r}: {msg}")
+        data, file_problems = validate_file(path, schema)
+        problems.extend(file_problems)
+        if data is not None:
+            loaded[name] = MappingFile(name, path, overridden, data)
     if problems:
         raise ConfigError(problems)
     return loaded

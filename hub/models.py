@@ -298,6 +298,7 @@ class Listing(Base):
     inflight_job_id: Mapped[int | None] = mapped_column(Id)
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error_retryable: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (
@@ -315,8 +316,8 @@ class PriceRefusal(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(100))
     sku: Mapped[str] = mapped_column(String(100))
-    price: Mapped[Decimal] = mapped_column(Money)
-    floor: Mapped[Decimal] = mapped_column(Money)
+    price: Mapped[Decimal | None] = mapped_column(Money)  # None: no price could be proposed at all
+    floor: Mapped[Decimal | None] = mapped_column(Money)  # None: no floor (e.g. no cost known)
     reason: Mapped[str] = mapped_column(Text)
     first_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_at: Mapped[datetime] = mapped_column(UTCDateTime)

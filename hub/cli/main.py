@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", parents=[common], help="run the demo on an embedded database")
     demo.add_argument("--dir", metavar="PATH", help="keep the demo's database and files here")
 
+    from hub.cli.sync_cmds import add_parsers as add_sync_parsers
+
+    add_sync_parsers(sub, common, listing, _Parser)
+
     for spec in sorted(registry.specs().values(), key=lambda s: s.kind):
         if spec.cli is not None:
             spec.cli(ConnectorCli(sub, common))
