@@ -273,6 +273,12 @@ class Reservation(Base):
     )
 
 
+LISTING_DIFFERS = text(
+    "(desired_quantity IS NOT NULL AND (ack_quantity IS NULL OR desired_quantity <> ack_quantity))"
+    " OR (desired_price IS NOT NULL AND (ack_price IS NULL OR desired_price <> ack_price))"
+)
+
+
 class Listing(Base):
     """The binding of one channel offer to one SKU: what we want it to show, and what it last acknowledged."""
 
@@ -303,6 +309,8 @@ class Listing(Base):
 
     __table_args__ = (
         UniqueConstraint("channel", "external_id"),
+        Index("ix_listings_differs", "channel", "id", postgresql_where=LISTING_DIFFERS,
+              sqlite_where=LISTING_DIFFERS),
         Index("uq_listings_channel_sku", "channel", "sku", unique=True,
               postgresql_where=text("sku IS NOT NULL"), sqlite_where=text("sku IS NOT NULL")),
     )

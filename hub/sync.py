@@ -202,18 +202,20 @@ def serialize(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext('hub.sync'))"))
 
 
+# Written exactly as the predicate of the partial index ix_listings_differs, so both databases
+# answer the diff from the index (only the differing rows) instead of scanning every listing.
+DIFFERS = text(
+    "((listings.desired_quantity IS NOT NULL AND (listings.ack_quantity IS NULL"
+    " OR listings.desired_quantity <> listings.ack_quantity))"
+    " OR (listings.desired_price IS NOT NULL AND (listings.ack_price IS NULL"
+    " OR listings.desired_price <> listings.ack_price)))"
+)
+
+
 def differences(session: Session, channel: str, *, now: datetime | None = None) -> Any:
     """The set-based diff: listings whose desired state the channel has not acknowledged."""
     now = now or utcnow()
     inflight = Job.__table__.alias("inflight")
-    qty_differs = and_(
-        Listing.desired_quantity.is_not(None),
-        or_(Listing.ack_quantity.is_(None), Listing.desired_quantity != Listing.ack_quantity),
-    )
-    price_differs = and_(
-        Listing.desired_price.is_not(None),
-        or_(Listing.ack_price.is_(None), Listing.desired_price != Listing.ack_price),
-    )
     blocked = and_(
         Listing.last_error.is_not(None),
         or_(
@@ -231,7 +233,7 @@ def differences(session: Session, channel: str, *, now: datetime | None = None) 
             Listing.channel == channel,
             Listing.sku.is_not(None),
             Listing.active.is_(True),
-            or_(qty_differs, price_differs),
+            DIFFERS,
             or_(Listing.inflight_job_id.is_(None), inflight.c.id.is_(None), inflight.c.state.not_in(OPEN_STATES)),
             ~blocked,
         )

@@ -13,6 +13,11 @@ from alembic import op
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Ts = sa.DateTime(timezone=True)
+# the diff's predicate (hub.sync.DIFFERS): the index holds only listings that differ
+LISTING_DIFFERS = sa.text(
+    "(desired_quantity IS NOT NULL AND (ack_quantity IS NULL OR desired_quantity <> ack_quantity))"
+    " OR (desired_price IS NOT NULL AND (ack_price IS NULL OR desired_price <> ack_price))"
+)
 
 
 revision = "0002"
@@ -95,6 +100,10 @@ def upgrade() -> None:
         sa.Column("updated_at", Ts, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_listings")),
         sa.UniqueConstraint("channel", "external_id", name=op.f("uq_listings_channel_external_id")),
+    )
+    op.create_index(
+        "ix_listings_differs", "listings", ["channel", "id"],
+        postgresql_where=LISTING_DIFFERS, sqlite_where=LISTING_DIFFERS,
     )
     with op.batch_alter_table("listings") as batch_op:
         batch_op.create_index(
@@ -202,6 +211,7 @@ def downgrade() -> None:
             sqlite_where=sa.text("sku IS NOT NULL"),
         )
 
+    op.drop_index("ix_listings_differs", table_name="listings")
     op.drop_table("listings")
     op.drop_table("erp_rejects")
     op.drop_table("erp_cursors")

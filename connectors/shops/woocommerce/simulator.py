@@ -1,0 +1,519 @@
+"""An in-memory WooCommerce shop speaking the REST API v3 subset the connector uses.
+
+A WSGI app: use it in-process with ``sim.transport()`` (httpx.WSGITransport
+plus the transport-level faults), or on a loopback port with ``serve()`` /
+``stop()``. It keeps products and variations in memory, checks HTTP Basic
+auth against one consumer key and secret, logs every exchange, and injects
+faults on demand from a seeded generator, so a run is reproducible:
+
+- a fraction of 5xx answers, some before and some after the change was applied
+  (a gateway that gave up while WordPress finished);
+- bursts of 429 with Retry-After;
+- timeouts before the request reaches the shop, and the nastier kind where the
+  shop applies the request and the response is lost (``LossyTransport`` raises
+  httpx.ReadTimeout after forwarding);
+- a per-item error for chosen ids, besides the real ones (unknown id, stock on
+  an external product, a duplicate SKU).
+
+Response shapes follow the official REST API v3 reference: lists with
+X-WP-Total / X-WP-TotalPages, batch answers ``{"update": [...]}`` holding the
+updated object or ``{"id", "error": {"code", "message", "data": {"status"}}}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from socketserver import ThreadingMixIn
+from typing import Any
+from urllib.parse import parse_qs
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import httpx
+
+API_PREFIX = "/wp-json/wc/v3"
+BATCH_LIMIT = 100
+_PRICE = re.compile(r"^\d+(\.\d+)?$")
+_PRODUCT_FIELDS = ("id", "name", "slug", "sku", "global_unique_id", "type", "status", "price", "regular_price",
+                   "sale_price", "on_sale", "manage_stock", "stock_quantity", "stock_status", "backorders",
+                   "parent_id", "variations")
+_VARIATION_FIELDS = ("id", "sku", "global_unique_id", "status", "price", "regular_price", "sale_price", "on_sale",
+                     "manage_stock", "stock_quantity", "stock_status", "backorders", "parent_id", "attributes")
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What goes wrong, drawn per request from the simulator's seeded generator."""
+
+    error_rate: float = 0.0  # share of requests answered 5xx
+    error_after_apply: float = 0.5  # of those, the share answered after the change was applied
+    burst_rate: float = 0.0  # chance that a request starts a burst of 429s
+    burst_length: int = 3
+    retry_after: int = 1  # seconds, sent as Retry-After with every 429
+    timeout_rate: float = 0.0  # transport: the request never reaches the shop
+    lost_response_rate: float = 0.0  # transport: the shop applies the request, the response is lost
+    delay_rate: float = 0.0  # served mode: the shop applies the request, then answers late
+    delay_seconds: float = 0.0
+
+
+@dataclass
+class Exchange:
+    """One request as the shop saw it (status 0: it never got there)."""
+
+    method: str
+    path: str  # below /wp-json/wc/v3 when under it, else the full path
+    query: dict[str, str]
+    body: Any
+    status: int = 0
+    response: Any = None
+    fault: str | None = None
+    applied: bool = False
+
+
+class _Reply(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: Iterable[tuple[str, str]] = ()):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, list(headers)
+
+
+def _wp_error(code: str, message: str, status: int) -> dict[str, Any]:
+    return {"code": code, "message": message, "data": {"status": status}}
+
+
+class WooSimulator:
+    """The shop. Seed it with ``add_simple`` / ``add_variable``; read it back with ``product`` / ``variation``."""
+
+    def __init__(self, consumer_key: str = "ck_test", consumer_secret: str = "cs_test", *, seed: int = 0):
+        self.consumer_key = consumer_key
+        self.consumer_secret = consumer_secret
+        self.products: dict[int, dict[str, Any]] = {}
+        self.variations: dict[int, dict[int, dict[str, Any]]] = {}  # parent id -> variation id -> variation
+        self.log: list[Exchange] = []
+        self.faults = Faults()
+        self.item_errors: dict[int, tuple[str, str, int]] = {}  # id -> (code, message, status)
+        self._rng = random.Random(seed)
+        self._next_id = 100  # products and variations share WordPress's post ids
+        self._burst_left = 0
+        self._lock = threading.RLock()
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- seeding and inspection ---------------------------------------------------------
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def add_simple(self, sku: str, quantity: int | None = 0, price: str = "10.00", *, product_type: str = "simple",
+                   status: str = "publish", manage_stock: bool = True, ean: str = "") -> int:
+        with self._lock:
+            pid = self._new_id()
+            self.products[pid] = _stock_status({
+                "id": pid, "name": f"Product {sku}", "slug": sku.lower(), "sku": sku, "global_unique_id": ean,
+                "type": product_type, "status": status, "regular_price": price, "sale_price": "",
+                "manage_stock": manage_stock, "stock_quantity": quantity if manage_stock else None,
+                "stock_status": "instock", "backorders": "no", "parent_id": 0, "variations": [],
+            })
+            return pid
+
+    def add_variable(self, sku: str, variations: Iterable[tuple[str, int | None, str]], *,
+                     status: str = "publish") -> tuple[int, list[int]]:
+        """A variable product with (sku, quantity, price) variations; returns (product id, variation ids)."""
+        with self._lock:
+            pid = self._new_id()
+            self.products[pid] = {
+                "id": pid, "name": f"Product {sku}", "slug": sku.lower(), "sku": sku, "global_unique_id": "",
+                "type": "variable", "status": status, "regular_price": "", "sale_price": "", "price": "",
+                "manage_stock": False, "stock_quantity": None, "stock_status": "instock", "backorders": "no",
+                "parent_id": 0, "variations": [],
+            }
+            self.variations[pid] = {}
+            ids = [self._add_variation(pid, v_sku, qty, price) for v_sku, qty, price in variations]
+            return pid, ids
+
+    def _add_variation(self, pid: int, sku: str, quantity: int | None, price: str) -> int:
+        vid = self._new_id()
+        self.variations[pid][vid] = _stock_status({
+            "id": vid, "sku": sku, "global_unique_id": "", "status": "publish", "regular_price": price,
+            "sale_price": "", "manage_stock": quantity is not None, "stock_quantity": quantity,
+            "stock_status": "instock", "backorders": "no", "parent_id": pid,
+            "attributes": [{"id": 0, "name": "Wariant", "option": sku}],
+        })
+        self.products[pid]["variations"].append(vid)
+        return vid
+
+    def product(self, pid: int) -> dict[str, Any]:
+        with self._lock:
+            return dict(self.products[pid])
+
+    def variation(self, pid: int, vid: int) -> dict[str, Any]:
+        with self._lock:
+            return dict(self.variations[pid][vid])
+
+    def delete_product(self, pid: int) -> None:
+        with self._lock:
+            self.products.pop(pid, None)
+            self.variations.pop(pid, None)
+
+    def fail_item(self, woo_id: int, code: str = "woocommerce_rest_cannot_edit",
+                  message: str = "Sorry, you are not allowed to edit this resource.", status: int = 400) -> None:
+        """From now on, batch updates of ``woo_id`` answer this per-item error."""
+        self.item_errors[woo_id] = (code, message, status)
+
+    def burst_429(self, count: int) -> None:
+        """The next ``count`` requests are answered 429 with Retry-After ``faults.retry_after``."""
+        with self._lock:
+            self._burst_left = count
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults = Faults()
+            self._burst_left = 0
+
+    def requests(self, method: str | None = None, path: str | None = None) -> list[Exchange]:
+        """Logged exchanges, filtered by method and a regular expression on the path."""
+        with self._lock:
+            return [e for e in self.log if (method is None or e.method == method)
+                    and (path is None or re.search(path, e.path))]
+
+    # --- in-process and served use ------------------------------------------------------
+
+    def transport(self) -> LossyTransport:
+        """An httpx transport into this app that also injects the transport-level faults."""
+        return LossyTransport(httpx.WSGITransport(app=self), self)
+
+    def serve(self, host: str = "127.0.0.1") -> str:
+        """Serve on a free loopback port in a background thread; returns the base URL."""
+        if self._server is not None:
+            raise RuntimeError("already serving")
+        server = make_server(host, 0, self, server_class=_ThreadingServer, handler_class=_QuietHandler)
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="woo-simulator", daemon=True)
+        self._thread.start()
+        return f"http://{host}:{server.server_port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    # --- fault draws ----------------------------------------------------------------------
+
+    def _draw(self, rate: float) -> bool:
+        with self._lock:
+            return rate > 0 and self._rng.random() < rate
+
+    def _record_transport_fault(self, request: httpx.Request, fault: str) -> None:
+        with self._lock:
+            if fault == "lost_response" and self.log:
+                self.log[-1].fault = fault
+                return
+            try:
+                body = json.loads(request.content) if request.content else None
+            except ValueError:
+                body = None
+            path = request.url.path.removeprefix(API_PREFIX)
+            self.log.append(Exchange(request.method, path, dict(request.url.params), body, fault=fault))
+
+    # --- WSGI -----------------------------------------------------------------------------
+
+    def __call__(self, environ: Mapping[str, Any], start_response: StartResponse) -> Iterator[bytes]:
+        method = environ["REQUEST_METHOD"].upper()
+        full_path = environ.get("PATH_INFO", "") or "/"
+        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
+        raw = _read_body(environ)
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = _INVALID_JSON
+        path = full_path.removeprefix(API_PREFIX) if full_path.startswith(API_PREFIX + "/") else full_path
+        exchange = Exchange(method, path, query, None if body is _INVALID_JSON else body)
+        with self._lock:
+            self.log.append(exchange)
+        status, payload, headers = self._handle(exchange, full_path, environ, body)
+        exchange.status, exchange.response = status, payload
+        data = json.dumps(payload).encode()
+        start_response(f"{status} {_REASONS.get(status, 'Status')}", [
+            ("Content-Type", "application/json; charset=UTF-8"), ("Content-Length", str(len(data))), *headers,
+        ])
+        return iter([data])
+
+    def _handle(self, exchange: Exchange, full_path: str, environ: Mapping[str, Any],
+                body: Any) -> tuple[int, Any, list[tuple[str, str]]]:
+        faults = self.faults
+        with self._lock:
+            if self._burst_left == 0 and self._draw(faults.burst_rate):
+                self._burst_left = faults.burst_length
+            if self._burst_left > 0:
+                self._burst_left -= 1
+                exchange.fault = "429"
+                return 429, _wp_error("rate_limited", "Too many requests, slow down.", 429), [
+                    ("Retry-After", str(faults.retry_after))]
+        failing = self._draw(faults.error_rate)
+        after = failing and self._draw(faults.error_after_apply)
+        if failing and not after:
+            exchange.fault = "503"
+            return 503, _wp_error("service_unavailable", "The shop is temporarily unavailable.", 503), []
+        try:
+            self._authenticate(environ, exchange.query)
+            if not full_path.startswith(API_PREFIX + "/"):
+                raise _Reply(404, "rest_no_route", "No route was found matching the URL and request method.")
+            status, payload, headers = self._route(exchange, body)
+        except _Reply as reply:
+            return reply.status, _wp_error(reply.code, reply.message, reply.status), reply.headers
+        if after:
+            exchange.fault = "502-after-apply"
+            return 502, _wp_error("bad_gateway", "Upstream answered too late.", 502), []
+        if self._draw(faults.delay_rate):
+            exchange.fault = "delayed"
+            time.sleep(faults.delay_seconds)
+        return status, payload, headers
+
+    def _authenticate(self, environ: Mapping[str, Any], query: Mapping[str, str]) -> None:
+        key = secret = None
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        if header.lower().startswith("basic "):
+            try:
+                key, _, secret = base64.b64decode(header[6:].strip()).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                key = secret = None
+        elif "consumer_key" in query:
+            key, secret = query.get("consumer_key"), query.get("consumer_secret")
+        if not key:
+            raise _Reply(401, "woocommerce_rest_cannot_view", "Sorry, you cannot list resources.")
+        if key != self.consumer_key:
+            raise _Reply(401, "woocommerce_rest_authentication_error", "Consumer key is invalid.")
+        if secret != self.consumer_secret:
+            raise _Reply(401, "woocommerce_rest_authentication_error", "Consumer secret is invalid.")
+
+    def _route(self, exchange: Exchange, body: Any) -> tuple[int, Any, list[tuple[str, str]]]:
+        method, path = exchange.method, exchange.path
+        if method == "GET" and path == "/products":
+            with self._lock:
+                items = [p for p in self.products.values() if p["status"] != "trash"]
+                if sku := exchange.query.get("sku"):
+                    wanted = {s.strip() for s in sku.split(",")}
+                    items = [p for p in items if p["sku"] in wanted]
+                items = [_public(p, _PRODUCT_FIELDS) for p in items]
+            return self._page(items, exchange.query)
+        if method == "GET" and (m := re.fullmatch(r"/products/(\d+)/variations", path)):
+            with self._lock:
+                items = [_public(v, _VARIATION_FIELDS) for v in self.variations.get(int(m.group(1)), {}).values()]
+            return self._page(items, exchange.query)
+        if method in ("POST", "PUT", "PATCH") and path == "/products/batch":
+            return 200, self._batch(body, None), []
+        if method in ("POST", "PUT", "PATCH") and (m := re.fullmatch(r"/products/(\d+)/variations/batch", path)):
+            return 200, self._batch(body, int(m.group(1))), []
+        raise _Reply(404, "rest_no_route", "No route was found matching the URL and request method.")
+
+    def _page(self, items: list[dict[str, Any]], query: Mapping[str, str]) -> tuple[int, Any, list[tuple[str, str]]]:
+        try:
+            page = int(query.get("page", "1"))
+            per_page = int(query.get("per_page", "10"))
+        except ValueError:
+            raise _Reply(400, "rest_invalid_param", "Invalid parameter(s): page, per_page") from None
+        if page < 1 or not 1 <= per_page <= 100:
+            raise _Reply(400, "rest_invalid_param", "Invalid parameter(s): per_page (must be between 1 and 100)")
+        reverse = query.get("order", "desc") == "desc"  # the API's default order is newest first
+        items.sort(key=lambda item: item["id"], reverse=reverse)
+        total = len(items)
+        pages = math.ceil(total / per_page)
+        if total and page > pages:
+            raise _Reply(400, "rest_post_invalid_page_number",
+                         "The page number requested is larger than the number of pages available.")
+        chunk = items[(page - 1) * per_page: page * per_page]
+        return 200, chunk, [("X-WP-Total", str(total)), ("X-WP-TotalPages", str(pages))]
+
+    # --- batch ------------------------------------------------------------------------------
+
+    def _batch(self, body: Any, parent_id: int | None) -> dict[str, list[Any]]:
+        if body is _INVALID_JSON:
+            raise _Reply(400, "rest_invalid_json", "Invalid JSON body passed.")
+        if not isinstance(body, Mapping):
+            body = {}
+        total = sum(len(body[k]) for k in ("create", "update", "delete") if isinstance(body.get(k), list))
+        if total > BATCH_LIMIT:
+            raise _Reply(413, "woocommerce_rest_request_entity_too_large",
+                         f"Unable to accept more than {BATCH_LIMIT} items for this request.")
+        post_type = "product" if parent_id is None else "product_variation"
+        out: dict[str, list[Any]] = {}
+        with self._lock:
+            for item in body.get("create") or []:
+                out.setdefault("create", []).append(self._guard(0, lambda item=item: self._create(item, parent_id)))
+            for item in body.get("update") or []:
+                woo_id = item.get("id") if isinstance(item, Mapping) else None
+                woo_id = woo_id if isinstance(woo_id, int) and not isinstance(woo_id, bool) else 0
+                out.setdefault("update", []).append(
+                    self._guard(woo_id, lambda item=item, woo_id=woo_id: self._update(woo_id, item, parent_id,
+                                                                                      post_type)))
+            for raw_id in body.get("delete") or []:
+                woo_id = raw_id if isinstance(raw_id, int) else 0
+                if woo_id:
+                    out.setdefault("delete", []).append(
+                        self._guard(woo_id, lambda woo_id=woo_id: self._delete(woo_id, parent_id, post_type)))
+        return out
+
+    @staticmethod
+    def _guard(woo_id: int, action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return action()
+        except _Reply as reply:
+            return {"id": woo_id, "error": _wp_error(reply.code, reply.message, reply.status)}
+
+    def _target(self, woo_id: int, parent_id: int | None, post_type: str) -> dict[str, Any]:
+        found = self.products.get(woo_id) if parent_id is None else self.variations.get(parent_id, {}).get(woo_id)
+        if found is None:
+            raise _Reply(400, f"woocommerce_rest_{post_type}_invalid_id", "Invalid ID.")
+        return found
+
+    def _update(self, woo_id: int, item: Mapping[str, Any], parent_id: int | None, post_type: str) -> dict[str, Any]:
+        target = self._target(woo_id, parent_id, post_type)
+        if woo_id in self.item_errors:
+            code, message, status = self.item_errors[woo_id]
+            raise _Reply(status, code, message)
+        changes: dict[str, Any] = {}
+        if "manage_stock" in item:
+            manage = item["manage_stock"]
+            if manage not in (True, False, "parent") or (manage == "parent" and parent_id is None):
+                raise _Reply(400, "rest_invalid_param", "Invalid parameter(s): manage_stock")
+            if manage is True and target.get("type") in ("external", "grouped"):
+                raise _Reply(400, f"product_{target['type']}_invalid_manage_stock",
+                             f"{target['type'].capitalize()} products cannot be stock managed.")
+            changes["manage_stock"] = manage
+        if "stock_quantity" in item:
+            qty = item["stock_quantity"]
+            if not isinstance(qty, int) or isinstance(qty, bool):
+                raise _Reply(400, "rest_invalid_param", "Invalid parameter(s): stock_quantity is not of type integer.")
+            changes["stock_quantity"] = qty
+        for key in ("regular_price", "sale_price"):
+            if key in item:
+                price = item[key]
+                if not isinstance(price, str) or (price and not _PRICE.match(price)):
+                    raise _Reply(400, "rest_invalid_param", f"Invalid parameter(s): {key} is not of type string.")
+                changes[key] = price
+        if "sku" in item:
+            self._check_sku(item["sku"], woo_id)
+            changes["sku"] = item["sku"]
+        target.update(changes)
+        if target.get("manage_stock") is not True:
+            target["stock_quantity"] = None  # the quantity only exists while the shop manages stock
+        _stock_status(target)
+        return _public(target, _PRODUCT_FIELDS if parent_id is None else _VARIATION_FIELDS)
+
+    def _check_sku(self, sku: Any, own_id: int) -> None:
+        if not isinstance(sku, str):
+            raise _Reply(400, "rest_invalid_param", "Invalid parameter(s): sku")
+        if not sku:
+            return
+        taken = [p["id"] for p in self.products.values() if p["sku"] == sku]
+        taken += [v["id"] for vs in self.variations.values() for v in vs.values() if v["sku"] == sku]
+        if any(i != own_id for i in taken):
+            raise _Reply(400, "product_invalid_sku", "Invalid or duplicated SKU.")
+
+    def _create(self, item: Any, parent_id: int | None) -> dict[str, Any]:
+        if not isinstance(item, Mapping):
+            raise _Reply(400, "rest_invalid_param", "Invalid parameter(s): create")
+        sku = item.get("sku", "")
+        self._check_sku(sku, 0)
+        qty = item.get("stock_quantity") if item.get("manage_stock") is True else None
+        price = str(item.get("regular_price", ""))
+        if parent_id is None:
+            pid = self.add_simple(sku, qty, price, manage_stock=item.get("manage_stock") is True)
+            return _public(self.products[pid], _PRODUCT_FIELDS)
+        if parent_id not in self.variations:
+            raise _Reply(400, "woocommerce_rest_product_invalid_id", "Invalid ID.")
+        vid = self._add_variation(parent_id, sku, qty, price)
+        return _public(self.variations[parent_id][vid], _VARIATION_FIELDS)
+
+    def _delete(self, woo_id: int, parent_id: int | None, post_type: str) -> dict[str, Any]:
+        target = self._target(woo_id, parent_id, post_type)
+        if parent_id is None:
+            self.delete_product(woo_id)
+            return _public(target, _PRODUCT_FIELDS)
+        del self.variations[parent_id][woo_id]
+        self.products[parent_id]["variations"].remove(woo_id)
+        return _public(target, _VARIATION_FIELDS)
+
+
+class LossyTransport(httpx.BaseTransport):
+    """Wraps the app's transport: a request may time out before it arrives, or arrive, be
+    applied, and have its response lost (httpx.ReadTimeout after forwarding)."""
+
+    def __init__(self, inner: httpx.BaseTransport, sim: WooSimulator):
+        self.inner = inner
+        self.sim = sim
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        faults = self.sim.faults
+        if self.sim._draw(faults.timeout_rate):
+            self.sim._record_transport_fault(request, "timeout")
+            raise httpx.ConnectTimeout("simulated: the shop did not accept the connection in time", request=request)
+        response = self.inner.handle_request(request)
+        if self.sim._draw(faults.lost_response_rate):
+            response.read()
+            response.close()
+            self.sim._record_transport_fault(request, "lost_response")
+            raise httpx.ReadTimeout("simulated: the shop applied the request but the response was lost",
+                                    request=request)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+_INVALID_JSON = object()
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 413: "Payload Too Large",
+            429: "Too Many Requests", 502: "Bad Gateway", 503: "Service Unavailable"}
+
+
+def _read_body(environ: Mapping[str, Any]) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    return environ["wsgi.input"].read(length) if length > 0 else b""
+
+
+def _stock_status(item: dict[str, Any]) -> dict[str, Any]:
+    """WooCommerce derives price and stock_status when it saves a product."""
+    item["price"] = item.get("sale_price") or item.get("regular_price", "")
+    item["on_sale"] = bool(item.get("sale_price"))
+    if item.get("manage_stock") is True:
+        qty = item.get("stock_quantity") or 0
+        item["stock_status"] = "instock" if qty > 0 else ("outofstock" if item["backorders"] == "no" else
+                                                          "onbackorder")
+    return item
+
+
+def _public(item: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    out = {key: item[key] for key in fields if key in item}
+    for key in ("variations", "attributes"):
+        if key in out:
+            out[key] = list(out[key])
+    return out
+
+
+__all__ = ["Exchange", "Faults", "LossyTransport", "WooSimulator"]

@@ -1,0 +1,171 @@
+"""client.py: error classes, Retry-After, metrics and error logging; the options model."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import ValidationError
+from tenacity import wait_none
+from woocommerce_testkit import KEY, SECRET
+
+from connectors.shops.woocommerce import WooCommerceOptions
+from connectors.shops.woocommerce.client import WooClient, retry_after_seconds
+from connectors.shops.woocommerce.simulator import Faults, WooSimulator
+from hub.config import Secret
+from hub.errors import LoginNeeded, PermanentError, RetryableError
+from hub.metrics import REGISTRY
+from hub.ratelimit import LocalRateLimiter, Throttle
+
+
+class RecordingLog:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self.events.append((event, fields))
+
+
+def client(transport: httpx.BaseTransport, name: str, *, attempts: int = 3) -> tuple[WooClient, RecordingLog]:
+    log = RecordingLog()
+    throttle = Throttle(LocalRateLimiter(), f"woocommerce:{name}", 300.0, 5.0, sleep=lambda _s: None)
+    return WooClient(name, "https://sklep.example.pl", KEY, Secret(SECRET, "test"), throttle=throttle, log=log,
+                     transport=transport, attempts=attempts, retry_wait=wait_none()), log
+
+
+def requests_total(name: str, outcome: str) -> float:
+    return REGISTRY.get_sample_value("hub_connector_requests_total", {"connector": name, "outcome": outcome}) or 0.0
+
+
+def errors_total(name: str, error: str) -> float:
+    return REGISTRY.get_sample_value("hub_connector_errors_total", {"connector": name, "error": error}) or 0.0
+
+
+def test_every_request_is_throttled_and_counted() -> None:
+    sim = WooSimulator(KEY, SECRET)
+    sim.add_simple("A", 1, "1.00")
+    waits: list[float] = []
+
+    class CountingLimiter(LocalRateLimiter):
+        def reserve(self, key: str, per_second: float, burst: float) -> float:
+            waits.append(per_second)
+            return super().reserve(key, per_second, burst)
+
+    woo = WooClient("woo-count", "https://sklep.example.pl", KEY, Secret(SECRET, "test"),
+                    throttle=Throttle(CountingLimiter(), "k", 300.0, 5.0, sleep=lambda _s: None),
+                    log=RecordingLog(), transport=sim.transport(), retry_wait=wait_none())
+    sim.faults = Faults(error_rate=1.0, error_after_apply=0.0)
+    with pytest.raises(RetryableError):
+        woo.get("/products")
+    sim.clear_faults()
+    items, headers = woo.get("/products", {"per_page": 100})
+    assert [p["sku"] for p in items] == ["A"] and headers["X-WP-TotalPages"] == "1"
+    assert len(waits) == 4 == len(sim.log)  # a token before each attempt, retries included
+    assert requests_total("woo-count", "5xx") == 3 and requests_total("woo-count", "2xx") == 1
+    assert errors_total("woo-count", "5xx") == 3
+
+
+def test_401_is_login_needed_and_logged_with_the_error_body() -> None:
+    sim = WooSimulator(KEY, "cs_other")
+    woo, log = client(sim.transport(), "woo-401")
+    with pytest.raises(LoginNeeded, match="Consumer secret is invalid") as caught:
+        woo.get("/products")
+    assert caught.value.retry_after == 300.0  # held for an operator, no attempt spent
+    assert log.events == [("woocommerce.error", {
+        "method": "GET", "path": "/products", "status": 401, "elapsed_ms": log.events[0][1]["elapsed_ms"],
+        "error": {"code": "woocommerce_rest_authentication_error", "message": "Consumer secret is invalid.",
+                  "data": {"status": 401}}})]
+    assert errors_total("woo-401", "auth") == 1
+
+
+def test_429_blocks_the_throttle_for_retry_after() -> None:
+    blocked: list[float] = []
+
+    class Spy(Throttle):
+        def block(self, seconds: float) -> None:
+            blocked.append(seconds)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": "12"}, json={"code": "too_many", "message": "slow"})
+
+    woo = WooClient("woo-429", "https://sklep.example.pl", KEY, Secret(SECRET, "test"),
+                    throttle=Spy(LocalRateLimiter(), "k", 300.0, 5.0, sleep=lambda _s: None), log=RecordingLog(),
+                    transport=httpx.MockTransport(answer), retry_wait=wait_none())
+    with pytest.raises(RetryableError) as caught:
+        woo.post("/products/batch", {"update": [{"id": 1, "regular_price": "1.00"}]})
+    assert (caught.value.retry_after, blocked) == (12.0, [12.0])
+    assert errors_total("woo-429", "429") == 1
+
+
+@pytest.mark.parametrize(("status", "body", "error", "match"), [
+    (400, {"code": "rest_invalid_param", "message": "Invalid parameter(s): per_page", "data": {"status": 400}},
+     PermanentError, "rest_invalid_param"),
+    (404, {"code": "rest_no_route", "message": "No route was found", "data": {"status": 404}},
+     PermanentError, "rest_no_route"),
+    (413, {"code": "woocommerce_rest_request_entity_too_large", "message": "Unable to accept more than 100 items",
+           "data": {"status": 413}}, PermanentError, "entity_too_large"),
+    (301, None, PermanentError, "redirected to https://www.sklep.example.pl/"),
+])
+def test_other_answers_are_permanent(status: int, body: Any, error: type[Exception], match: str) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if body is None:
+            return httpx.Response(status, headers={"Location": "https://www.sklep.example.pl/"})
+        return httpx.Response(status, json=body)
+
+    woo, log = client(httpx.MockTransport(answer), f"woo-{status}")
+    with pytest.raises(error, match=match):
+        woo.get("/products")
+    assert len(log.events) == 1
+
+
+def test_html_instead_of_json_and_timeouts_are_retryable() -> None:
+    calls: list[int] = []
+
+    def html(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>Maintenance</html>")
+
+    woo, _ = client(httpx.MockTransport(html), "woo-html")
+    with pytest.raises(RetryableError, match="without a JSON body"):
+        woo.get("/products")
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        raise httpx.ReadTimeout("slow", request=request)
+
+    woo, log = client(httpx.MockTransport(slow), "woo-timeout", attempts=2)
+    with pytest.raises(RetryableError, match="timed out"):
+        woo.post("/products/batch", {"update": [{"id": 1, "regular_price": "1.00"}]})
+    assert len(calls) == 2 and requests_total("woo-timeout", "timeout") == 2
+    assert [event for event, _ in log.events] == ["woocommerce.timeout", "woocommerce.timeout"]
+
+
+def test_retry_after_forms() -> None:
+    now = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds("30") == 30.0
+    assert retry_after_seconds("Sat, 01 Mar 2025 12:01:00 GMT", now=now) == 60.0
+    assert retry_after_seconds("Sat, 01 Mar 2025 11:00:00 GMT", now=now) == 0.0
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_options() -> None:
+    ok = WooCommerceOptions.model_validate({"base_url": "https://sklep.example.pl/", "consumer_key": KEY,
+                                            "consumer_secret": {"env": "WOO_SECRET"}, "timeout": "90s"},
+                                           context={"environ": {"WOO_SECRET": SECRET}})
+    assert (ok.base_url, ok.consumer_secret.get(), ok.timeout, ok.attempts) == (
+        "https://sklep.example.pl", SECRET, 90.0, 3)
+    assert SECRET not in repr(ok)
+    assert WooCommerceOptions.model_validate({"base_url": "http://127.0.0.1:8080", "consumer_key": KEY,
+                                              "consumer_secret": SECRET}).base_url == "http://127.0.0.1:8080"
+    bad = [
+        ({"base_url": "http://sklep.example.pl"}, "https is required"),
+        ({"base_url": "https://sklep.example.pl/wp-json/wc/v3"}, "without /wp-json"),
+        ({"base_url": "sklep.example.pl"}, "shop's address"),
+        ({"currency": "zł"}, "currency"),
+        ({"batch_size": 50}, "Extra inputs are not permitted"),
+    ]
+    for override, match in bad:
+        with pytest.raises(ValidationError, match=match):
+            WooCommerceOptions.model_validate({"base_url": "https://sklep.example.pl", "consumer_key": KEY,
+                                               "consumer_secret": SECRET, **override})
