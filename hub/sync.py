@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, text, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from hub import catalog, queue
@@ -212,15 +212,13 @@ DIFFERS = text(
 )
 
 
-def differences(session: Session, channel: str, *, now: datetime | None = None) -> Any:
-    """The set-based diff: listings whose desired state the channel has not acknowledged."""
-    now = now or utcnow()
+def _differences_statement() -> Any:
     inflight = Job.__table__.alias("inflight")
     blocked = and_(
         Listing.last_error.is_not(None),
         or_(
             and_(Listing.error_retryable.is_(False), Listing.last_error_at >= Listing.desired_at),
-            and_(Listing.error_retryable.is_(True), Listing.last_error_at > now - RETRYABLE_OFFER_ERROR_PAUSE),
+            and_(Listing.error_retryable.is_(True), Listing.last_error_at > bindparam("retry_before")),
         ),
     )
     return (
@@ -230,7 +228,7 @@ def differences(session: Session, channel: str, *, now: datetime | None = None) 
         )
         .outerjoin(inflight, inflight.c.id == Listing.inflight_job_id)
         .where(
-            Listing.channel == channel,
+            Listing.channel == bindparam("channel"),
             Listing.sku.is_not(None),
             Listing.active.is_(True),
             DIFFERS,
@@ -238,6 +236,18 @@ def differences(session: Session, channel: str, *, now: datetime | None = None) 
             ~blocked,
         )
         .order_by(Listing.id)
+    )
+
+
+_DIFFERENCES = _differences_statement()
+
+
+def differences(session: Session, channel: str, *, now: datetime | None = None) -> Any:
+    """The set-based diff: listings whose desired state the channel has not acknowledged and that
+    have no push in flight. Core rows (no ORM loading): this runs on every ERP poll."""
+    now = now or utcnow()
+    return session.connection().execute(
+        _DIFFERENCES, {"channel": channel, "retry_before": now - RETRYABLE_OFFER_ERROR_PAUSE}
     )
 
 
@@ -255,17 +265,20 @@ def plan(
     max_price_changes = price_rule.max_changes_per_run if price_rule.enabled else 0
     items: list[dict[str, Any]] = []
     price_changes = 0
-    for row in session.execute(differences(session, channel)).all():
-        item: dict[str, Any] = {"listing_id": row.id, "external_id": row.external_id, "sku": row.sku,
-                                "currency": row.currency}
-        if row.desired_quantity is not None and row.desired_quantity != row.ack_quantity:
-            item["quantity"] = row.desired_quantity
-        price_changed = row.desired_price is not None and row.desired_price != row.ack_price
-        if price_changed and (max_price_changes is None or price_changes < max_price_changes):
-            item["price"] = str(row.desired_price)
-            item["old_price"] = None if row.ack_price is None else str(row.ack_price)
+    for listing_id, external_id, sku, currency, want_qty, ack_qty, want_price, ack_price in differences(
+        session, channel
+    ):
+        item: dict[str, Any] = {"listing_id": listing_id, "external_id": external_id, "sku": sku,
+                                "currency": currency}
+        if want_qty is not None and want_qty != ack_qty:
+            item["quantity"] = want_qty
+        if want_price is not None and want_price != ack_price and (
+            max_price_changes is None or price_changes < max_price_changes
+        ):
+            item["price"] = str(want_price)
+            item["old_price"] = None if ack_price is None else str(ack_price)
             price_changes += 1
-        if "quantity" in item or "price" in item:
+        if len(item) > 4:
             items.append(item)
     if max_price_changes is not None and price_changes >= max_price_changes and price_rule.enabled:
         log.warning("price change cap reached for this run", channel=channel, cap=max_price_changes)
