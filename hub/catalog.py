@@ -197,6 +197,15 @@ def ingest(
     result.stock_rows = len(stock)
     result.rejected = quarantine(session, erp, batch.rejected, now)
     result.released = _release(session, erp, set(rows), rejected_skus)
+    if batch.snapshot and rows:
+        # a readable snapshot: file-level problems (no SKU: a missing column, a bad encoding) are over
+        # unless this batch reports them again
+        still = {(r.source, r.field) for r in batch.rejected if r.sku is None}
+        for reject in session.execute(select(ErpReject).where(ErpReject.erp == erp, ErpReject.sku.is_(None))
+                                      ).scalars():
+            if (reject.source, reject.field) not in still:
+                session.delete(reject)
+                result.released += 1
     if seen is not None:
         seen.update((s.sku, s.warehouse) for s in stock)
         # a SKU quarantined in this snapshot keeps its last good stock rather than dropping to zero

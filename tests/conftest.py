@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+# pytest puts tests/ first on sys.path, where tests/connectors/ would pass for the `connectors`
+# package (as a namespace package); the repository root goes before it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pytest
 from sqlalchemy import Engine

@@ -1,0 +1,445 @@
+"""ERP file feeds: a CSV (``kind = "csv"``) or JSON-lines (``kind = "jsonl"``) export, or a folder of them.
+
+This is how a small seller's ERP (Subiekt, Optima, a spreadsheet) talks to the
+hub: it writes a file of the whole catalogue now and then. A file carries no
+per-row change marks, so the cursor is a fingerprint of the file(s) and every
+change is delivered as a full snapshot (the hub then zeroes stock the feed no
+longer lists). Two things must never happen: a half-written file read as the
+catalogue, and a broken export zeroing it. Files younger than ``settle`` or
+changing while read are left for the next run; a file that cannot be read as a
+whole (undecodable, a required column missing, no rows) gives no records and
+turns the run into a plain update (``snapshot=False``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote, unquote
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hub.config import parse_duration
+from hub.errors import RetryableError
+from hub.logs import get_logger
+from hub.ports import Capability, ErpBatch, RejectedRecord
+from hub.registry import ConnectorSpec
+from hub.validation import (
+    COLUMNS,
+    REQUIRED_COLUMNS,
+    FeedRules,
+    ParsedRow,
+    check_header,
+    normalize_column,
+    parse_row,
+    records,
+)
+
+Format = Literal["csv", "jsonl"]
+SNAPSHOT_BATCH = 5000  # rows per batch of snapshot(); changes() takes the spine's limit
+_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "windows-1250": "windows-1250", "cp1250": "windows-1250",
+              "windows1250": "windows-1250"}
+
+
+def _settle(value: Any) -> float:
+    """Like every duration in the config, but 0 (read at once) is allowed."""
+    if value in (0, "0", "0s"):
+        return 0.0
+    return parse_duration(value)
+
+
+class FileFeedOptions(BaseModel):
+    """``[connectors.NAME]`` keys shared by both formats."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path  # a file, or a folder whose *.csv / *.jsonl files together are the feed
+    encoding: Literal["utf-8", "windows-1250"] = "utf-8"
+    decimal_comma: Literal["auto"] | bool = "auto"
+    # a file modified less than this long ago may still be being written: it is read next run
+    settle: float = Field(2.0, ge=0)
+
+    @field_validator("encoding", mode="before")
+    @classmethod
+    def _encoding_alias(cls, value: Any) -> Any:
+        return _ENCODINGS.get(value.strip().lower(), value) if isinstance(value, str) else value
+
+    @field_validator("settle", mode="before")
+    @classmethod
+    def _settle_duration(cls, value: Any) -> float:
+        return _settle(value)
+
+    @property
+    def decimal_comma_flag(self) -> bool | None:
+        return None if self.decimal_comma == "auto" else bool(self.decimal_comma)
+
+
+class CsvOptions(FileFeedOptions):
+    delimiter: Literal["auto", ",", ";"] = "auto"
+
+
+class JsonlOptions(FileFeedOptions):
+    pass
+
+
+@dataclass(frozen=True)
+class _FileState:
+    name: str
+    size: int
+    mtime_ns: int
+    sha256: str = ""
+
+    def token(self) -> str:
+        return f"{quote(self.name, safe='')}:{self.size}:{self.mtime_ns}:{self.sha256}"
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    """``VERSION;NAME:SIZE:MTIME_NS:SHA256;...`` and, while a run is split into batches, ``;@ROWS``
+    delivered. VERSION names the format and the parsing options, so changing an option (say the
+    encoding) makes the next run read the feed anew."""
+
+    version: str
+    files: tuple[_FileState, ...]
+    offset: int = 0
+
+    def text(self) -> str:
+        parts = [self.version, *(f.token() for f in self.files)]
+        if self.offset:
+            parts.append(f"@{self.offset}")
+        return ";".join(parts)
+
+    @classmethod
+    def parse(cls, text: str | None, version: str) -> _Cursor | None:
+        """None for no cursor and for one written under other options (the feed is then read anew)."""
+        if not text:
+            return None
+        written, *parts = text.split(";")
+        if written != version:
+            return None
+        offset = 0
+        if parts and parts[-1].startswith("@"):
+            offset = int(parts.pop()[1:]) if parts[-1][1:].isdigit() else 0
+        files = []
+        for part in parts:
+            fields = part.split(":")
+            if len(fields) != 4 or not (fields[1].isdigit() and fields[2].lstrip("-").isdigit()):
+                return None
+            files.append(_FileState(unquote(fields[0]), int(fields[1]), int(fields[2]), fields[3]))
+        return cls(version, tuple(files), offset)
+
+    def stats(self) -> list[tuple[str, int, int]]:
+        return [(f.name, f.size, f.mtime_ns) for f in self.files]
+
+    def content(self) -> list[tuple[str, str]]:
+        return [(f.name, f.sha256) for f in self.files]
+
+
+@dataclass(frozen=True)
+class _Feed:
+    """One read of the source: its rows, after the per-row and cross-row rules."""
+
+    cursor: _Cursor
+    rows: Sequence[ParsedRow]
+    rejected: Sequence[RejectedRecord]
+    # every file was read whole, so the rows are the catalogue (a snapshot)
+    whole: bool
+
+
+# one file's (source, raw row) items, its rejected rows, and the problems that reject it as a whole
+_FileRows = tuple[list[tuple[str, dict[str, Any]]], list[RejectedRecord], list[RejectedRecord]]
+
+
+class _NotSettled(Exception):
+    """A file is still being written."""
+
+
+class FileFeed:
+    """ErpSource over a feed file or folder. Stateless between calls except a cache of the last parse."""
+
+    def __init__(self, name: str, options: FileFeedOptions, *, fmt: Format, log: Any | None = None) -> None:
+        self.name = name
+        self.options = options
+        self.fmt = fmt
+        self.log = log if log is not None else get_logger(f"connectors.{fmt}").bind(connector=name)
+        self._cache: _Feed | None = None
+        self._handed_out: str | None = None  # the cursor of the last batch changes() returned
+        parsing = (fmt, options.encoding, str(options.decimal_comma), getattr(options, "delimiter", ""))
+        self._version = "f1." + hashlib.sha256(repr(parsing).encode()).hexdigest()[:8]
+
+    # --- the port -----------------------------------------------------------------
+
+    def changes(self, cursor: str | None, *, limit: int) -> ErpBatch:
+        """The whole feed as a snapshot when it changed since ``cursor``, else an empty batch.
+
+        A changed feed larger than ``limit`` rows comes in several batches; the cursor of all
+        but the last remembers how many rows of this content were delivered.
+        """
+        previous = _Cursor.parse(cursor, self._version)
+        paths = self._paths()
+        try:
+            if previous is not None and not previous.offset and self._stats(paths) == previous.stats():
+                return _empty(cursor)  # the cheap path: nothing was touched, nothing is read
+            feed = self._load(paths)
+        except _NotSettled as exc:
+            self.log.info("erp feed not settled yet, read next run", reason=str(exc))
+            return _empty(cursor)
+        start = 0
+        if previous is not None and previous.content() == feed.cursor.content():
+            if not previous.offset:  # touched, same bytes: nothing to deliver, remember the new times
+                return _empty(feed.cursor.text())
+            # The next batch of the run this instance is delivering. A cursor with an offset this
+            # instance did not hand out is a run that broke off (a crash, a failed transaction):
+            # it starts over, as the hub zeroes what a snapshot run did not list.
+            if cursor == self._handed_out:
+                start = previous.offset
+        if start == 0:
+            self.log.info("erp feed changed", files=len(feed.cursor.files), rows=len(feed.rows),
+                          rejected=len(feed.rejected), snapshot=feed.whole)
+        batch = _batch(feed, start, max(1, limit))
+        self._handed_out = batch.cursor_after
+        return batch
+
+    def snapshot(self) -> Iterator[ErpBatch]:
+        """The whole feed regardless of any cursor, in batches of SNAPSHOT_BATCH rows."""
+        try:
+            feed = self._load(self._paths())
+        except _NotSettled as exc:
+            raise RetryableError(f"{self.options.path}: {exc}", retry_after=max(self.options.settle, 1.0)) from None
+        start = 0
+        while True:
+            batch = _batch(feed, start, SNAPSHOT_BATCH)
+            yield batch
+            if batch.complete:
+                return
+            start += SNAPSHOT_BATCH
+
+    # --- reading --------------------------------------------------------------------
+
+    def _paths(self) -> list[Path]:
+        """The feed's files; a missing feed is an error, never an empty catalogue."""
+        path = self.options.path
+        if path.is_file():
+            return [path]
+        if not path.is_dir():
+            raise RetryableError(f"{path}: no such file or folder (the ERP export has not run?)")
+        suffix = f".{self.fmt}"
+        found = sorted(p for p in path.iterdir()
+                       if p.suffix.lower() == suffix and not p.name.startswith((".", "~")) and p.is_file())
+        if not found:
+            raise RetryableError(f"{path}: no *{suffix} file in the folder (the ERP export has not run?)")
+        return found
+
+    def _stats(self, paths: Sequence[Path]) -> list[tuple[str, int, int]]:
+        out = []
+        for path in paths:
+            st = _stat(path)
+            out.append((path.name, st.st_size, st.st_mtime_ns))
+        return out
+
+    def _load(self, paths: Sequence[Path]) -> _Feed:
+        states: list[_FileState] = []
+        contents: dict[str, bytes] = {}
+        now_ns = time.time_ns()
+        for path in paths:
+            before = _stat(path)
+            age = (now_ns - before.st_mtime_ns) / 1e9
+            if age < self.options.settle:
+                raise _NotSettled(f"{path.name} was modified {age:.1f}s ago (settle = {self.options.settle}s)")
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise RetryableError(f"{path}: cannot read: {exc.strerror}") from None
+            after = _stat(path)
+            if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or len(data) != after.st_size:
+                raise _NotSettled(f"{path.name} changed while it was read")
+            states.append(_FileState(path.name, after.st_size, after.st_mtime_ns, hashlib.sha256(data).hexdigest()))
+            contents[path.name] = data
+        cursor = _Cursor(self._version, tuple(states))
+        if self._cache is not None and self._cache.cursor == cursor:
+            return self._cache
+        self._cache = self._parse(cursor, contents)
+        return self._cache
+
+    def _parse(self, cursor: _Cursor, contents: Mapping[str, bytes]) -> _Feed:
+        rules = FeedRules()
+        rows: list[ParsedRow] = []
+        rejected: list[RejectedRecord] = []
+        whole = True
+        for state in cursor.files:
+            parsed, problems, file_whole = self._parse_file(state.name, contents[state.name])
+            rejected.extend(problems)
+            whole = whole and file_whole
+            for row in parsed:
+                broken = rules.check(row)
+                if broken:
+                    rejected.extend(broken)
+                else:
+                    rows.append(row)
+        return _Feed(cursor, rows, rejected, whole)
+
+    def _parse_file(self, name: str, data: bytes) -> tuple[list[ParsedRow], list[RejectedRecord], bool]:
+        """Rows and rejects of one file, and whether it was read whole (else it gives no rows)."""
+        text = _decode(name, data, self.options.encoding)
+        if isinstance(text, RejectedRecord):
+            return [], [text], False
+        items, rejected, problems = (self._csv_rows if self.fmt == "csv" else self._jsonl_rows)(name, text)
+        if problems:
+            return [], rejected + problems, False
+        if not items and not rejected:
+            return [], [RejectedRecord(f"{name}:1", None, "file", "",
+                                       "the file has no rows; an empty export is ignored so that it cannot "
+                                       "zero the catalogue")], False
+        rows: list[ParsedRow] = []
+        for source, raw in items:
+            result = parse_row(raw, erp=self.name, source=source, decimal_comma=self.options.decimal_comma_flag)
+            if isinstance(result, ParsedRow):
+                rows.append(result)
+            else:
+                rejected.extend(result)
+        return rows, rejected, True
+
+    def _csv_rows(self, name: str, text: str) -> _FileRows:
+        """(source, raw row) items, rejected rows, and problems that reject the whole file."""
+        delimiter = getattr(self.options, "delimiter", "auto")
+        if delimiter == "auto":
+            delimiter = _detect_delimiter(text.partition("\n")[0].rstrip("\r"))
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        items: list[tuple[str, dict[str, Any]]] = []
+        rejected: list[RejectedRecord] = []
+        try:
+            header = next(reader, [])
+            problems = check_header(header, source=f"{name}:1")
+            if problems:
+                return [], [], problems
+            columns = [normalize_column(h) for h in header]
+            sku_at = columns.index("sku")
+            line = reader.line_num
+            for cells in reader:
+                start, line = line + 1, reader.line_num
+                if not any(c.strip() for c in cells):
+                    continue
+                source = f"{name}:{start}"
+                extra = cells[len(columns):]
+                if len(cells) < len(columns) or any(c.strip() for c in extra):
+                    sku = cells[sku_at].strip() if len(cells) > sku_at else ""
+                    hint = (f"a value with an unquoted {delimiter!r}?" if len(cells) > len(columns)
+                            else "a cut-off line?")
+                    rejected.append(RejectedRecord(
+                        source, sku if 0 < len(sku) <= 100 else None, "row", delimiter.join(cells),
+                        f"the row has {len(cells)} values but the header has {len(columns)} columns ({hint})"))
+                    continue
+                items.append((source, dict(zip(columns, cells, strict=False))))
+        except csv.Error as exc:
+            return [], [], [RejectedRecord(f"{name}:{reader.line_num}", None, "file", "",
+                                           f"the file cannot be read as CSV ({exc}); the whole file is ignored")]
+        return items, rejected, []
+
+    def _jsonl_rows(self, name: str, text: str) -> _FileRows:
+        """As _csv_rows; a required key absent from every object counts as a missing column."""
+        items: list[tuple[str, dict[str, Any]]] = []
+        rejected: list[RejectedRecord] = []
+        keys: set[str] = set()
+        for number, line in enumerate(text.split("\n"), 1):
+            line = line.strip()
+            if not line:
+                continue
+            source = f"{name}:{number}"
+            try:
+                value = json.loads(line, parse_float=Decimal, parse_constant=_no_constant)
+            except ValueError as exc:
+                rejected.append(RejectedRecord(source, None, "line", line[:500], f"the line is not valid JSON: {exc}"))
+                continue
+            if not isinstance(value, dict):
+                rejected.append(RejectedRecord(source, None, "line", line[:500], "the line is not a JSON object"))
+                continue
+            keys.update(normalize_column(str(k)) for k in value)
+            items.append((source, value))
+        problems = [RejectedRecord(name, None, column, "", "required column missing")
+                    for column in REQUIRED_COLUMNS if column not in keys]
+        return items, rejected, problems
+
+
+def _stat(path: Path) -> os.stat_result:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        raise _NotSettled(f"{path.name} disappeared (being replaced?)") from None
+    except OSError as exc:
+        raise RetryableError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _decode(name: str, data: bytes, encoding: str) -> str | RejectedRecord:
+    """Text of a file; a UTF-8 byte order mark wins over the configured encoding."""
+    if data.startswith(codecs.BOM_UTF8):
+        data, encoding = data[len(codecs.BOM_UTF8):], "utf-8"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        hint = ' (exported by Subiekt or Optima? set encoding = "windows-1250")' if encoding == "utf-8" else ""
+        return RejectedRecord(f"{name}:{line}", None, "encoding", encoding,
+                              f"byte 0x{data[exc.start]:02x} at offset {exc.start} is not valid {encoding}{hint}; "
+                              f"the whole file is ignored")
+
+
+def _detect_delimiter(header_line: str) -> str:
+    """The delimiter under which the header names the most feed columns (ties: the more frequent one)."""
+
+    def score(delimiter: str) -> tuple[int, int]:
+        names = {normalize_column(c) for c in next(csv.reader([header_line], delimiter=delimiter), [])}
+        return len(names & set(COLUMNS)), header_line.count(delimiter)
+
+    return max((",", ";"), key=score)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def _empty(cursor: str | None) -> ErpBatch:
+    return ErpBatch(products=(), stock=(), prices=(), rejected=(), cursor_after=cursor)
+
+
+def _batch(feed: _Feed, start: int, size: int) -> ErpBatch:
+    """Rows [start, start+size) of a feed; the rejects ride with the first batch."""
+    end = start + size
+    complete = end >= len(feed.rows)
+    products, stock, prices = records(feed.rows[start:end])
+    cursor = feed.cursor if complete else _Cursor(feed.cursor.version, feed.cursor.files, end)
+    return ErpBatch(products=products, stock=stock, prices=prices,
+                    rejected=list(feed.rejected) if start == 0 else [],
+                    cursor_after=cursor.text(), complete=complete, snapshot=feed.whole)
+
+
+def _factory(fmt: Format) -> Any:
+    def build(name: str, options: FileFeedOptions, services: Any) -> FileFeed:
+        log = getattr(services, "log", None)
+        return FileFeed(name, options, fmt=fmt, log=log)
+
+    return build
+
+
+_CAPABILITIES = frozenset({Capability.ERP_INCREMENTAL, Capability.ERP_SNAPSHOT})
+
+CSV_SPEC = ConnectorSpec(
+    kind="csv", role="erp",
+    description="ERP file feed: a CSV export (Subiekt, Optima, a spreadsheet) or a folder of them",
+    capabilities=_CAPABILITIES, factory=_factory("csv"), options_model=CsvOptions,
+)
+
+JSONL_SPEC = ConnectorSpec(
+    kind="jsonl", role="erp",
+    description="ERP file feed: JSON lines with the CSV feed's fields, or a folder of such files",
+    capabilities=_CAPABILITIES, factory=_factory("jsonl"), options_model=JsonlOptions,
+)

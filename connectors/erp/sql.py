@@ -1,0 +1,370 @@
+"""The ``sql`` ERP: reads the feed columns from the ERP's own database through views a seller writes.
+
+Most Polish ERPs (Subiekt, Optima, enova, Comarch XL) keep their data in SQL
+Server or PostgreSQL; the seller (or their IT person) writes one SELECT over
+the ERP's tables, usually as a view, returning the feed's columns plus a
+change column. The queries live in a TOML file (schema ``erp_sql.toml``) the
+option ``queries`` names, so they can be fixed without touching code.
+
+The hub wraps the seller's SELECT in its own query (``SELECT * FROM (...) AS
+feed WHERE ... ORDER BY ... LIMIT``), built with SQLAlchemy so each dialect gets
+its own paging (``TOP`` on SQL Server). Incremental reads page by the key
+(change value, sku, warehouse), so rows sharing one change value are neither
+skipped nor read twice, whatever the page size.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, PlainValidator, field_validator
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    Unicode,
+    and_,
+    bindparam,
+    cast,
+    create_engine,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+
+from hub.config import SecretValue
+from hub.errors import PermanentError, RetryableError
+from hub.logs import get_logger
+from hub.mappings import register_schema, validate_file
+from hub.ports import Capability, ErpBatch, RejectedRecord
+from hub.registry import ConnectorSpec
+from hub.validation import FeedRules, ParsedRow, missing_columns, normalize_column, parse_row, records
+
+SNAPSHOT_BATCH = 5000  # rows per batch of snapshot(); changes() takes the spine's limit
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# sort keys the hub adds to every row it reads (the database's own text of sku and warehouse)
+_KEY_SKU, _KEY_WAREHOUSE = "hub_key_sku", "hub_key_warehouse"
+
+
+class ErpSqlQueries(BaseModel):
+    """``erp_sql.toml``: the seller's SELECTs over the ERP database."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # the column that grows whenever a row changes: a rowversion cast to bigint, an updated_at
+    change_column: str
+    # every feed row with its change column; the hub adds the WHERE, ORDER BY and LIMIT
+    changes: str
+    # the whole catalogue; defaults to `changes` (the change column is not needed here)
+    snapshot: str | None = None
+
+    @field_validator("change_column")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.fullmatch(value):
+            raise ValueError("must be a plain column name (letters, digits, _), as the query names it")
+        return value
+
+    @field_validator("changes", "snapshot")
+    @classmethod
+    def _one_select(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        body = value.strip().rstrip(";").strip()
+        words = re.sub(r"--[^\n]*|/\*.*?\*/", " ", body, flags=re.S).split()
+        if not words or words[0].lower() != "select":
+            raise ValueError("must be one SELECT statement (no WITH, no ORDER BY needed: the hub adds its own)")
+        return body
+
+
+register_schema("erp_sql.toml", ErpSqlQueries)
+
+
+@dataclass(frozen=True)
+class QueriesFile:
+    path: Path
+    queries: ErpSqlQueries
+
+
+def load_queries(value: Any) -> QueriesFile:
+    """The option ``queries``: a path, read and validated when the config is (problems name the file,
+    the key and the value)."""
+    if isinstance(value, QueriesFile):
+        return value
+    if not isinstance(value, str | Path):
+        raise ValueError("expected the path of an erp_sql.toml file")
+    path = Path(value)
+    data, problems = validate_file(path, ErpSqlQueries)
+    if not isinstance(data, ErpSqlQueries):
+        raise ValueError("; ".join(problems))
+    return QueriesFile(path, data)
+
+
+class SqlOptions(BaseModel):
+    """``[connectors.NAME]`` keys of a ``kind = "sql"`` ERP."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str  # any SQLAlchemy URL: mssql+pyodbc://..., postgresql://..., sqlite:///...
+    password: SecretValue | None = None  # kept out of the URL and out of logs
+    queries: Annotated[QueriesFile, PlainValidator(load_queries)]  # the erp_sql.toml with the SELECTs
+
+    @field_validator("url")
+    @classmethod
+    def _sqlalchemy_url(cls, value: str) -> str:
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError("not a SQLAlchemy database URL (e.g. mssql+pyodbc://user@host/db?driver=...)") from None
+        return value
+
+
+class _Key:
+    """Where an incremental read stopped: the last row's change value (typed, so it binds back as
+    the column's own type), sku and warehouse. Serialized as a JSON list."""
+
+    _TAGS: dict[type, str] = {bool: "", int: "int", Decimal: "dec", datetime: "dt", date: "date", str: "str",
+                              bytes: "hex"}
+
+    def __init__(self, value: Any, sku: str | None, warehouse: str | None):
+        self.value, self.sku, self.warehouse = value, sku, warehouse
+
+    def text(self) -> str:
+        tag = self._TAGS.get(type(self.value), "")
+        if not tag:
+            raise PermanentError(f"the change column holds {type(self.value).__name__} values; "
+                                 "cast it to an integer or a timestamp in the query")
+        shown = self.value.hex() if tag == "hex" else (
+            self.value.isoformat() if tag in ("dt", "date") else str(self.value))
+        return json.dumps([tag, shown, self.sku, self.warehouse], ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def parse(cls, cursor: str | None) -> _Key | None:
+        if not cursor:
+            return None
+        try:
+            tag, shown, sku, warehouse = json.loads(cursor)
+            value: Any = {
+                "int": int, "dec": Decimal, "dt": datetime.fromisoformat, "date": date.fromisoformat,
+                "str": str, "hex": bytes.fromhex,
+            }[tag](shown)
+        except (ValueError, TypeError, KeyError, ArithmeticError):
+            return None
+        return cls(value, sku, warehouse)
+
+
+def _after(key: _Key, change: ColumnElement[Any], sku: ColumnElement[Any],
+           warehouse: ColumnElement[Any] | None) -> ColumnElement[bool]:
+    """Rows after ``key`` in (change, sku, warehouse) order, written out so every database takes it
+    (SQL Server has no row-value comparison); ``change >= value`` leads so an index can serve it."""
+    value = bindparam("change_value", key.value)
+    if key.sku is None:  # from a snapshot: every row changed since it began, ties included
+        return change >= value
+    tie = sku > bindparam("key_sku", key.sku)
+    if warehouse is not None:
+        tie = or_(tie, and_(sku == bindparam("key_sku", key.sku),
+                            warehouse > bindparam("key_warehouse", key.warehouse or "")))
+    return and_(change >= value, or_(change > value, tie))
+
+
+class SqlErp:
+    """ErpSource over the seller's SELECTs. One engine per connector, created lazily by SQLAlchemy."""
+
+    def __init__(self, name: str, options: SqlOptions, *, log: Any | None = None,
+                 engine: Engine | None = None) -> None:
+        self.name = name
+        self.options = options
+        self.queries = options.queries.queries
+        self.queries_path = options.queries.path
+        self.log = log if log is not None else get_logger("connectors.sql").bind(connector=name)
+        self.engine = engine if engine is not None else _engine(options)
+        self._columns: dict[str, list[str]] = {}
+
+    # --- the port -----------------------------------------------------------------
+
+    def changes(self, cursor: str | None, *, limit: int) -> ErpBatch:
+        """Rows after ``cursor`` in (change, sku, warehouse) order, at most ``limit``;
+        ``complete=False`` while more remain."""
+        limit = max(1, limit)
+        key = _Key.parse(cursor)
+        if cursor and key is None:
+            self.log.warning("unreadable sql cursor, reading every row again", cursor=cursor)
+        with self._connection("changes") as conn:
+            stmt, change = self._statement(conn, "changes", ordered_by_change=True)
+            stmt = stmt.where(change.is_not(None))
+            if key is not None:
+                stmt = stmt.where(_after(key, change, *self._key_columns("changes")))
+            rows = [dict(r) for r in conn.execute(stmt.limit(limit + 1)).mappings()]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if not rows:
+            return ErpBatch(products=(), stock=(), prices=(), rejected=(), cursor_after=cursor)
+        last = rows[-1]
+        cursor_after = _Key(_get(last, self.queries.change_column), last[_KEY_SKU], last.get(_KEY_WAREHOUSE)).text()
+        parsed, rejected = self._parse(rows, "changes", FeedRules())
+        products, stock, prices = records(parsed)
+        return ErpBatch(products=products, stock=stock, prices=prices, rejected=rejected,
+                        cursor_after=cursor_after, complete=not more)
+
+    def snapshot(self) -> Iterator[ErpBatch]:
+        """The whole catalogue from the snapshot query, streamed in batches.
+
+        The cursor of every batch is the largest change value *before* the snapshot began, so
+        the incremental reads that follow repeat what changed while it ran rather than miss it.
+        """
+        name = "snapshot" if self.queries.snapshot else "changes"
+        with self._connection(name) as conn:
+            cursor = self._start_cursor(conn)
+            stmt, _ = self._statement(conn, name, ordered_by_change=False)
+            result = conn.execution_options(stream_results=True, yield_per=SNAPSHOT_BATCH).execute(stmt).mappings()
+            rules = FeedRules()
+            pending: ErpBatch | None = None
+            for part in result.partitions(SNAPSHOT_BATCH):
+                if pending is not None:
+                    yield pending
+                parsed, rejected = self._parse([dict(r) for r in part], name, rules)
+                products, stock, prices = records(parsed)
+                pending = ErpBatch(products=products, stock=stock, prices=prices, rejected=rejected,
+                                   cursor_after=cursor, complete=False, snapshot=True)
+        if pending is None:  # an empty view is a broken view, never "the seller sells nothing"
+            yield ErpBatch(products=(), stock=(), prices=(), cursor_after=cursor, rejected=[RejectedRecord(
+                f"{self.queries_path.name}:{name}", None, name, "",
+                "the snapshot query returned no rows; ignored so that it cannot zero the catalogue")])
+            return
+        yield ErpBatch(products=pending.products, stock=pending.stock, prices=pending.prices,
+                       rejected=pending.rejected, cursor_after=cursor, complete=True, snapshot=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- queries ----------------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self, query: str) -> Iterator[Connection]:
+        """A connection; database errors become the queue's retryable / permanent errors,
+        naming the queries file and key (never the URL, which may carry a password)."""
+        where = f"{self.queries_path}: {query}"
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:  # unreachable server, timeouts, locks; SQLite: also SQL errors
+            self._columns.clear()
+            raise RetryableError(f"ERP database ({where}): {_first_line(exc.orig)}") from None
+        except DBAPIError as exc:
+            self._columns.clear()
+            if exc.connection_invalidated:
+                raise RetryableError(f"ERP database ({where}): {_first_line(exc.orig)}") from None
+            raise PermanentError(f"{where}: the ERP database refused the query: {_first_line(exc.orig)}") from None
+
+    def _sql(self, query: str) -> str:
+        sql = self.queries.snapshot if query == "snapshot" else self.queries.changes
+        assert sql is not None
+        return sql
+
+    def _feed(self, query: str) -> Any:
+        # the line break ends a trailing "-- comment" before the hub's closing parenthesis
+        return text(self._sql(query) + "\n").columns().subquery("feed")
+
+    def _result_columns(self, conn: Connection, query: str) -> list[str]:
+        """The query's column names (normalized), read once with a query that returns no rows."""
+        if query not in self._columns:
+            probe = conn.execute(select(literal_column("*")).select_from(self._feed(query)).where(false()))
+            returned = probe.keys()
+            probe.close()
+            names = [normalize_column(k) for k in returned]
+            missing = missing_columns(names)
+            if query == "changes" and self.queries.change_column.lower() not in names:
+                missing.append(self.queries.change_column)
+            if missing:
+                raise PermanentError(f"{self.queries_path}: {query}: the query returns no column "
+                                     f"{', '.join(missing)} (it returns {', '.join(names) or 'nothing'})")
+            self._columns[query] = names
+        return self._columns[query]
+
+    def _key_columns(self, query: str) -> tuple[ColumnElement[Any], ColumnElement[Any] | None]:
+        """sku and warehouse as text (an ERP may key them by number), NULL as ''."""
+        has_warehouse = "warehouse" in self._columns[query]
+        sku = func.coalesce(cast(literal_column("sku"), Unicode), literal_column("''"))
+        warehouse = func.coalesce(cast(literal_column("warehouse"), Unicode), literal_column("''"))
+        return sku, (warehouse if has_warehouse else None)
+
+    def _statement(self, conn: Connection, query: str, *, ordered_by_change: bool) -> tuple[Select[Any], Any]:
+        self._result_columns(conn, query)
+        sku, warehouse = self._key_columns(query)
+        change = literal_column(self.queries.change_column)
+        keys = [sku.label(_KEY_SKU)] + ([warehouse.label(_KEY_WAREHOUSE)] if warehouse is not None else [])
+        order = ([change] if ordered_by_change else []) + [sku] + ([warehouse] if warehouse is not None else [])
+        return select(literal_column("*"), *keys).select_from(self._feed(query)).order_by(*order), change
+
+    def _start_cursor(self, conn: Connection) -> str | None:
+        self._result_columns(conn, "changes")
+        change = literal_column(self.queries.change_column)
+        top = conn.execute(select(func.max(change)).select_from(self._feed("changes"))).scalar()
+        return None if top is None else _Key(top, None, None).text()
+
+    def _parse(self, rows: Sequence[Mapping[str, Any]], query: str,
+               rules: FeedRules) -> tuple[list[ParsedRow], list[RejectedRecord]]:
+        parsed: list[ParsedRow] = []
+        rejected: list[RejectedRecord] = []
+        for row in rows:
+            source = (f"{self.queries_path.name}:{query} sku={row.get(_KEY_SKU)!r}"
+                      + (f" warehouse={row[_KEY_WAREHOUSE]!r}" if _KEY_WAREHOUSE in row else ""))
+            result = parse_row(row, erp=self.name, source=source)
+            if isinstance(result, ParsedRow):
+                result_rejects = rules.check(result)
+                if not result_rejects:
+                    parsed.append(result)
+                rejected.extend(result_rejects)
+            else:
+                rejected.extend(result)
+        return parsed, rejected
+
+
+def _engine(options: SqlOptions) -> Engine:
+    url = make_url(options.url)
+    if options.password is not None:
+        url = url.set(password=options.password.get())
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")  # the driver the hub ships, as for its own database
+    if url.get_backend_name() == "postgresql":
+        # the hub only reads the ERP: a slip in a query must not be able to change it
+        kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
+    return create_engine(url, **kwargs)
+
+
+def _get(row: Mapping[str, Any], column: str) -> Any:
+    """A column by name as the query spelt it, or in another case (databases differ in folding)."""
+    if column in row:
+        return row[column]
+    return next(v for k, v in row.items() if k.lower() == column.lower())
+
+
+def _first_line(error: BaseException | None) -> str:
+    return str(error).strip().splitlines()[0] if error is not None and str(error).strip() else "error"
+
+
+def _factory(name: str, options: SqlOptions, services: Any) -> SqlErp:
+    return SqlErp(name, options, log=getattr(services, "log", None))
+
+
+SPEC = ConnectorSpec(
+    kind="sql", role="erp",
+    description="ERP database read through the seller's SELECTs (views in Subiekt's, Optima's... own database)",
+    capabilities=frozenset({Capability.ERP_INCREMENTAL, Capability.ERP_SNAPSHOT}),
+    factory=_factory, options_model=SqlOptions,
+)
