@@ -141,6 +141,17 @@ def _progress(counts: dict[str, int], elapsed: float, tty: bool) -> None:
 def run_demo(directory: str | None = None, timeout: float = 90.0) -> int:
     base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="hub-demo-"))
     base.mkdir(parents=True, exist_ok=True)
+    sys.stdout.write(f"hub demo in {base}\n\n== Part 1: the job queue\n")
+    queue_ok = _queue_demo(base / "queue", timeout)
+    from hub.demo_channels import run_channels_demo
+
+    sys.stdout.write("\n== Part 2: ERP feed to the sales channels\n")
+    channels_ok = run_channels_demo(base, timeout=timeout)
+    return 0 if queue_ok and channels_ok else 1
+
+
+def _queue_demo(base: Path, timeout: float) -> bool:
+    base.mkdir(parents=True, exist_ok=True)
     config_path = base / "hub.toml"
     db_path = base / "hub.db"
     for stale in base.glob("hub.db*"):
@@ -153,7 +164,6 @@ def run_demo(directory: str | None = None, timeout: float = 90.0) -> int:
     out = sys.stdout.write
     tty = sys.stdout.isatty()
 
-    out(f"hub demo in {base}\n")
     engine = db.make_engine(loaded.settings.database)
     db.upgrade(engine)
     out(f"1. database migrated to revision {db.schema_state(engine).current} (SQLite, WAL)\n")
@@ -223,5 +233,5 @@ def run_demo(directory: str | None = None, timeout: float = 90.0) -> int:
             + (f" (last error: {conn['last_error']})" if conn["last_error"] else "") + "\n")
     out(f"\n   logs (JSON lines): {log_path}\n   inspect: hub --config {config_path} status\n")
     log_file.flush()
-    ok = settled and by_kind.get("demo.push_stock", Counter()).get("done") == PUSHES and flaky.state == "done"
-    return 0 if ok else 1
+    engine.dispose()
+    return settled and by_kind.get("demo.push_stock", Counter()).get("done") == PUSHES and flaky.state == "done"

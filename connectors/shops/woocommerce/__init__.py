@@ -96,6 +96,13 @@ def _factory(name: str, options: Any, services: Any) -> WooCommerceChannel:
     return build_channel(name, options, services)
 
 
+def _demo() -> Any:
+    """`hub demo`: the simulator seeded with the demo catalogue (imported only by the demo)."""
+    from connectors.shops.woocommerce.demo import WooDemo
+
+    return WooDemo()
+
+
 SPEC = ConnectorSpec(
     kind=KIND,
     role="channel",
@@ -105,6 +112,7 @@ SPEC = ConnectorSpec(
     options_model=WooCommerceOptions,
     default_rate_limit_per_minute=300,
     push_batch_size=BATCH_LIMIT,
+    extra={"demo": _demo},
 )
 
 __all__ = ["KIND", "SPEC", "WooCommerceChannel", "WooCommerceOptions", "build_channel"]

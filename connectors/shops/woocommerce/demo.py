@@ -1,0 +1,43 @@
+"""`hub demo` hook: the WooCommerce simulator on loopback, seeded with the demo catalogue."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from connectors.shops.woocommerce.simulator import WooSimulator
+
+
+class WooDemo:
+    name = "shop"
+    label = "WooCommerce shop (simulator)"
+    # the shop's own pricing: 3% under the ERP price, prices ending in .90
+    pricing = {"markup_pct": "-3", "rounding": "step:0.10", "min_margin_pct": "5"}
+
+    def __init__(self) -> None:
+        self.sim = WooSimulator(consumer_key="ck_demo", consumer_secret="cs_demo")
+        self.ids: dict[str, int] = {}
+
+    def start(self, catalogue: Sequence[Any]) -> dict[str, Any]:
+        for item in catalogue:
+            self.ids[item.sku] = self.sim.add_simple(item.sku, item.quantity, str(item.price), ean=item.ean or "")
+        url = self.sim.serve()
+        return {"base_url": url, "consumer_key": "ck_demo", "consumer_secret": "cs_demo"}
+
+    def login(self, name: str, config_path: Any, engine: Any) -> None:
+        """Consumer keys need no login."""
+
+    def shows(self, sku: str) -> tuple[int | None, Decimal | None] | None:
+        pid = self.ids.get(sku)
+        if pid is None:
+            return None
+        product = self.sim.product(pid)
+        price = product.get("regular_price")
+        return product.get("stock_quantity"), Decimal(price) if price else None
+
+    def requests(self) -> int:
+        return len(self.sim.log)
+
+    def stop(self) -> None:
+        self.sim.stop()
