@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -235,6 +235,8 @@ class LoadedConfig:
     settings: Settings
     path: Path | None
     env_keys: dict[str, str]
+    # the environment the config was read with: connector options resolve their secrets in it too
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def source_label(self) -> str:
@@ -347,7 +349,7 @@ def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] 
     ]
     if problems:
         raise ConfigError(problems)
-    return LoadedConfig(settings=settings, path=resolved, env_keys=env_keys)
+    return LoadedConfig(settings=settings, path=resolved, env_keys=env_keys, environ=dict(environ))
 
 
 def redacted_url(url: str) -> str:

@@ -90,6 +90,14 @@ class TokenStore:
             raise LoginNeeded(f"connector {name} has no valid login: run its login command")
         if not current.expires_within(margin):
             return current
+        try:
+            return self._refresh(name, refresher, margin)
+        except LoginNeeded as exc:
+            # in its own transaction: the refresh transaction above was rolled back with the error
+            self.mark_login_needed(name, str(exc))
+            raise
+
+    def _refresh(self, name: str, refresher: Callable[[TokenSet], TokenSet], margin: timedelta) -> TokenSet:
         with self._lock(name), transaction(self.engine) as session:
             query = select(ConnectorToken).where(ConnectorToken.name == name)
             if self.engine.dialect.name == "postgresql":
@@ -100,13 +108,7 @@ class TokenStore:
             stored = TokenSet(row.access_token, row.refresh_token, row.expires_at, row.scope)
             if not stored.expires_within(margin):
                 return stored  # someone else refreshed while we waited for the lock
-            try:
-                fresh = refresher(stored)
-            except LoginNeeded as exc:
-                row.status = "login-needed"
-                row.updated_at = utcnow()
-                set_health(session, name, "login-needed", str(exc), row.updated_at)
-                raise
+            fresh = refresher(stored)
             row.access_token = fresh.access_token
             row.refresh_token = fresh.refresh_token
             row.expires_at = fresh.expires_at

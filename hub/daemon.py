@@ -54,7 +54,7 @@ def build_handlers(
     for name, conn in sorted(loaded.settings.connectors.items()):
         spec = registry.get(conn.kind)
         if conn.enabled and spec is not None and spec.handlers is not None:
-            spec.handlers(name, registry.options_for(name, conn), handlers)
+            spec.handlers(name, registry.options_for(name, conn, loaded.environ), handlers)
     if extra is not None:
         extra(handlers)
     return handlers

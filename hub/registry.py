@@ -98,16 +98,18 @@ def validate_connectors(loaded: LoadedConfig) -> list[str]:
             installed = ", ".join(sorted(known)) or "none installed"
             problems.append(f"{label}: connectors.{name}.kind = {conn.kind!r}: unknown connector kind ({installed})")
             continue
-        problems.extend(_validate_options(label, name, conn, spec))
+        problems.extend(_validate_options(label, name, conn, spec, loaded.environ))
     return problems
 
 
-def _validate_options(label: str, name: str, conn: ConnectorSettings, spec: ConnectorSpec) -> list[str]:
+def _validate_options(
+    label: str, name: str, conn: ConnectorSettings, spec: ConnectorSpec, environ: Mapping[str, str]
+) -> list[str]:
     options = conn.options()
     if spec.options_model is None:
         return [f"{label}: connectors.{name}.{key} = {value!r}: unknown key" for key, value in options.items()]
     try:
-        spec.options_model.model_validate(options)
+        spec.options_model.model_validate(options, context={"environ": environ})
     except ValidationError as exc:
         out = []
         for err in exc.errors():
@@ -122,8 +124,9 @@ def _validate_options(label: str, name: str, conn: ConnectorSettings, spec: Conn
     return []
 
 
-def options_for(name: str, conn: ConnectorSettings) -> Any:
+def options_for(name: str, conn: ConnectorSettings, environ: Mapping[str, str] | None = None) -> Any:
     spec = get(conn.kind)
     if spec is None or spec.options_model is None:
         return conn.options()
-    return spec.options_model.model_validate(conn.options())
+    context = {"environ": environ} if environ is not None else None
+    return spec.options_model.model_validate(conn.options(), context=context)

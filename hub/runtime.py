@@ -83,7 +83,7 @@ class Connectors:
                     settings=conn, transport=self.transports.get(name),
                     log=get_logger(f"connectors.{conn.kind}").bind(connector=name),
                 )
-                self._built[name] = spec.factory(name, registry.options_for(name, conn), services)
+                self._built[name] = spec.factory(name, registry.options_for(name, conn, self.loaded.environ), services)
             return self._built[name]
 
     def close(self) -> None:

@@ -1,0 +1,248 @@
+"""The SalesChannel port for one Allegro account: listings by paging, pushes by batch commands.
+
+A push turns listing changes into price, quantity and publication commands
+(mapping.py) whose ids derive from the job's idempotency key, sends each one
+unless an earlier attempt already did, and polls the reports. Every attempt
+first GETs the job's first command: a 404 proves no earlier attempt sent
+anything (commands go out strictly one after another, in a fixed order), so
+the rest are PUT without a GET each; otherwise every command is looked up
+before it is sent. Either way a PUT answered 409 ("command id already used")
+means the command exists and is only polled, never sent twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from connectors.allegro.auth import AllegroAuth
+from connectors.allegro.client import AllegroClient, AllegroHttp, CommandRejected
+from connectors.allegro.mapping import (
+    MAX_OFFERS_PAGE,
+    Command,
+    CommandKind,
+    TaskFailure,
+    format_amount,
+    listing_from_offer,
+    offer_status,
+    price_commands,
+    publication_commands,
+    quantity_commands,
+    report_done,
+    report_failed,
+    task_failures,
+)
+from connectors.allegro.options import AllegroOptions
+from hub.errors import RetryableError
+from hub.ports import ChangeResult, Listing, ListingChange
+
+if TYPE_CHECKING:
+    from hub.runtime import Services
+
+NOT_SELLABLE = ("ENDED", "INACTIVE")
+
+
+class AllegroChannel:
+    """hub.ports.SalesChannel for one Allegro account (one connector name = one seller login)."""
+
+    def __init__(
+        self,
+        name: str,
+        options: AllegroOptions,
+        services: Services,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.name = name
+        self.options = options
+        self.log = services.log
+        self._sleep = sleep
+        self._clock = clock
+        self.http = AllegroHttp(
+            connector=name, throttle=services.throttle, log=services.log, timeout=options.request_timeout,
+            attempts=options.http_attempts, backoff=options.retry_backoff, block_seconds=options.rate_limit_block,
+            transport=services.transport, sleep=sleep,
+        )
+        self.auth = AllegroAuth(
+            account=name, http=self.http, tokens=services.tokens, auth_base=options.auth_base,
+            client_id=options.client_id, client_secret=options.client_secret.get(), sleep=sleep,
+        )
+        self.client = AllegroClient(self.http, self.auth, options.api_base)
+        # offers that are not on sale (ENDED / INACTIVE): which zero-quantity offers to end and
+        # which restocked offers to activate again. Learnt from listings(), a status scan and our
+        # own publication commands.
+        self._not_sellable: dict[str, str] = {}
+        self._status_at: float | None = None
+        self._status_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- listings ----------------------------------------------------------------------
+
+    def _pages(self, statuses: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
+        """Offers page by page (limit 1000); offsets shift if offers appear meanwhile, so ids are deduplicated."""
+        offset = 0
+        seen: set[str] = set()
+        while True:
+            page = self.client.offers_page(offset=offset, statuses=statuses)
+            offers = page.get("offers") or []
+            for offer in offers:
+                offer_id = str(offer.get("id"))
+                if offer_id not in seen:
+                    seen.add(offer_id)
+                    yield offer
+            offset += len(offers)
+            total = page.get("totalCount")
+            if len(offers) < MAX_OFFERS_PAGE or (isinstance(total, int) and offset >= total):
+                return
+
+    def listings(self) -> Iterator[Listing]:
+        not_sellable: dict[str, str] = {}
+        started = self._clock()
+        for offer in self._pages():
+            status = offer_status(offer)
+            if status in NOT_SELLABLE:
+                not_sellable[str(offer["id"])] = status
+            yield listing_from_offer(offer)
+        with self._status_lock:  # a complete read is the freshest status list there is
+            self._not_sellable = not_sellable
+            self._status_at = started
+
+    def _statuses(self) -> dict[str, str]:
+        with self._status_lock:
+            fresh = self._status_at is not None and self._clock() - self._status_at < self.options.status_max_age
+            if not fresh:
+                started = self._clock()
+                self._not_sellable = {str(o["id"]): offer_status(o) or "ENDED" for o in self._pages(NOT_SELLABLE)}
+                self._status_at = started
+            return dict(self._not_sellable)
+
+    def _set_status(self, offer_ids: Sequence[str], status: str | None) -> None:
+        with self._status_lock:
+            for offer_id in offer_ids:
+                if status is None:
+                    self._not_sellable.pop(offer_id, None)
+                else:
+                    self._not_sellable[offer_id] = status
+
+    # --- push --------------------------------------------------------------------------
+
+    def push(self, changes: Sequence[ListingChange], *, idempotency_key: str) -> Sequence[ChangeResult]:
+        problems: dict[str, list[TaskFailure]] = defaultdict(list)
+        valid: list[ListingChange] = []
+        for change in changes:
+            problem = _invalid(change)
+            if problem:
+                problems[change.external_id].append(TaskFailure(change.external_id, problem, False))
+            else:
+                valid.append(change)
+        latest = {c.external_id: c for c in valid}
+        quantities = {offer_id: c.quantity for offer_id, c in latest.items() if c.quantity is not None}
+        statuses = self._statuses() if quantities else {}
+
+        # phase 1: prices, quantities above 0, and END for offers going to 0 that are still on sale
+        to_end = [o for o, q in quantities.items() if q == 0 and o not in statuses]
+        first = price_commands(valid) + quantity_commands(valid) + publication_commands(to_end, "END")
+        failed = self._run(idempotency_key, first)
+        for _kind, offer_id, failure in failed:
+            problems[offer_id].append(failure)
+        failed_keys = {(kind, offer_id) for kind, offer_id, _ in failed}
+        failed_qty = {offer_id for kind, offer_id in failed_keys if kind is CommandKind.QUANTITY}
+        self._set_status([o for o in to_end if (CommandKind.PUBLICATION, o) not in failed_keys], "ENDED")
+
+        # phase 2: an ended offer restocked above 0 goes back on sale once its stock is set
+        to_activate = [o for o, q in quantities.items()
+                       if q > 0 and statuses.get(o) == "ENDED" and o not in failed_qty]
+        second = publication_commands(to_activate, "ACTIVATE")
+        failed_activation = self._run(idempotency_key, second)
+        for _kind, offer_id, failure in failed_activation:
+            problems[offer_id].append(failure)
+        not_activated = {offer_id for _, offer_id, _ in failed_activation}
+        self._set_status([o for o in to_activate if o not in not_activated], None)
+
+        for offer_id, q in quantities.items():
+            if q > 0 and statuses.get(offer_id) == "INACTIVE" and offer_id not in failed_qty:
+                problems[offer_id].append(TaskFailure(
+                    offer_id, "the offer is a draft (INACTIVE): its stock was set, but it is not on sale "
+                    "until the seller publishes it", False))
+
+        results = []
+        for change in changes:
+            found = problems.get(change.external_id)
+            if not found:
+                results.append(ChangeResult(change.external_id, ok=True))
+            else:
+                results.append(ChangeResult(change.external_id, ok=False, error="; ".join(f.error for f in found),
+                                            retryable=all(f.retryable for f in found)))
+        self.log.info("allegro.push", changes=len(changes), commands=len(first) + len(second),
+                      failed=sum(1 for r in results if not r.ok))
+        return results
+
+    def _run(self, key: str, commands: Sequence[Command]) -> list[tuple[CommandKind, str, TaskFailure]]:
+        """Send (at most once each) and wait for the commands; the per-offer failures they report."""
+        if not commands:
+            return []
+        failures: list[tuple[CommandKind, str, TaskFailure]] = []
+        ids = [c.command_id(key) for c in commands]
+        reports: dict[int, Mapping[str, Any]] = {}
+        careful = False
+        for i, command in enumerate(commands):
+            report = None
+            if i == 0 or careful:
+                report = self.client.get_command(command.kind, ids[i])
+                careful = careful or report is not None
+            if report is None:
+                try:
+                    report = self.client.put_command(command.kind, ids[i], command.body)
+                except CommandRejected as exc:
+                    failures += [(command.kind, o, TaskFailure(o, str(exc), False)) for o in command.offer_ids]
+                    continue
+                if report is None:
+                    self.log.info("allegro.command_exists", kind=str(command.kind), command_id=ids[i])
+                    report = {}
+            reports[i] = report
+
+        deadline = self._clock() + self.options.command_timeout
+        waiting = sorted(i for i, r in reports.items() if not report_done(r))
+        while waiting:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise RetryableError(
+                    f"{len(waiting)} Allegro command(s) still processing after {self.options.command_timeout:g}s "
+                    f"(e.g. {commands[waiting[0]].kind} {ids[waiting[0]]}); the retry polls the same commands",
+                    retry_after=self.options.command_poll_interval * 5,
+                )
+            self._sleep(min(self.options.command_poll_interval, remaining))
+            for i in waiting:
+                report = self.client.get_command(commands[i].kind, ids[i])
+                if report is not None:  # None: registered but not visible yet; keep waiting
+                    reports[i] = report
+            waiting = [i for i in waiting if not report_done(reports[i])]
+
+        for i, report in sorted(reports.items()):
+            if report_failed(report):  # tasks are read only when something failed
+                command = commands[i]
+                tasks = self.client.command_tasks(command.kind, ids[i])
+                wanted = set(command.offer_ids)
+                failures += [(command.kind, f.offer_id, f) for f in task_failures(tasks).values()
+                             if f.offer_id in wanted]
+        return failures
+
+
+def _invalid(change: ListingChange) -> str | None:
+    """Why a change cannot be sent at all (it fails alone, the rest of the batch goes on)."""
+    if change.quantity is not None and change.quantity < 0:
+        return f"quantity {change.quantity} is negative"
+    if change.price_gross is not None:
+        try:
+            format_amount(change.price_gross)
+        except ValueError as exc:
+            return str(exc)
+        if len(change.currency) != 3 or not change.currency.isalpha() or not change.currency.isupper():
+            return f"currency {change.currency!r} is not an ISO 4217 code"
+    return None

@@ -1,0 +1,260 @@
+"""HTTP I/O with Allegro: media types, rate limit, retries, metrics and error logging. No mapping.
+
+``AllegroHttp`` sends one logical request: it waits for the shared per-client-id
+bucket before every attempt, turns a 429 into a block of the whole bucket (the
+vendor blocks the client id for a minute and lengthens the block for every
+call made during it, so nobody may keep calling), retries 5xx and timeouts a
+few times with tenacity, and reports every attempt to the metrics.
+``AllegroClient`` adds the bearer token and the REST resources the port uses.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import httpx
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from connectors.allegro.mapping import COMMAND_PATHS, MAX_OFFERS_PAGE, MAX_TASKS_PAGE, PUBLIC_MEDIA_TYPE, CommandKind
+from hub.errors import LoginNeeded, PermanentError, RetryableError
+from hub.metrics import connector_request
+from hub.ratelimit import Throttle
+
+
+class _Transient(Exception):
+    """A 5xx or a timeout: worth another attempt of the same request."""
+
+
+class CommandRejected(Exception):
+    """The vendor refused a command body (400/422): its offers fail, the other commands go on."""
+
+
+def _json(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def errors_of(response: httpx.Response) -> list[Any] | None:
+    body = _json(response)
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        return body["errors"]
+    return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP date: rare enough to fall back to the configured block
+    return seconds if seconds > 0 else None
+
+
+class AllegroHttp:
+    """Every request the connector makes (REST and OAuth) goes through ``send``."""
+
+    def __init__(
+        self,
+        *,
+        connector: str,
+        throttle: Throttle,
+        log: Any,
+        timeout: float = 30.0,
+        attempts: int = 3,
+        backoff: float = 0.5,
+        block_seconds: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.connector = connector
+        self.throttle = throttle
+        self.log = log
+        self.attempts = attempts
+        self.backoff = backoff
+        self.block_seconds = block_seconds
+        self._sleep = sleep
+        self._client = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        params: Sequence[tuple[str, str]] | None = None,
+        content: bytes | None = None,
+        data: Mapping[str, str] | None = None,
+        expected: Sequence[int] = (),
+    ) -> httpx.Response:
+        """The response for any status below 500 except 429; RetryableError after the attempts."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential_jitter(multiplier=self.backoff, max=max(self.backoff, 30.0), jitter=self.backoff),
+            retry=retry_if_exception_type(_Transient),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._once(method, url, headers, params, content, data, expected)
+        except _Transient as exc:
+            raise RetryableError(f"Allegro {exc} (after {self.attempts} attempts)") from None
+        raise AssertionError("tenacity ended without a result")  # pragma: no cover
+
+    def _once(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        params: Sequence[tuple[str, str]] | None,
+        content: bytes | None,
+        data: Mapping[str, str] | None,
+        expected: Sequence[int],
+    ) -> httpx.Response:
+        where = httpx.URL(url).path  # never the query: it may carry codes
+        self.throttle.wait()
+        started = time.monotonic()
+        try:
+            response = self._client.request(method, url, headers=headers, params=params, content=content, data=data)
+        except httpx.TimeoutException as exc:
+            connector_request(self.connector, "timeout", "timeout")
+            self.log.warning("allegro.timeout", method=method, path=where, error=type(exc).__name__)
+            raise _Transient(f"{method} {where} timed out") from exc
+        except httpx.TransportError as exc:
+            connector_request(self.connector, "network", "network")
+            self.log.warning("allegro.network_error", method=method, path=where, error=str(exc))
+            raise _Transient(f"{method} {where} failed: {exc}") from exc
+        status = response.status_code
+        trace_id = response.headers.get("trace-id")
+        took_ms = round((time.monotonic() - started) * 1000, 1)
+        if status == 429:
+            seconds = _retry_after(response) or self.block_seconds
+            self.throttle.block(seconds)  # everyone on this client id stops, not just this caller
+            connector_request(self.connector, "4xx", "429")
+            self.log.warning("allegro.rate_limited", method=method, path=where, block_seconds=seconds,
+                             trace_id=trace_id, errors=errors_of(response))
+            raise RetryableError(f"Allegro answered 429 to {method} {where}: client id blocked for {seconds:g}s",
+                                 retry_after=seconds)
+        if status >= 500:
+            connector_request(self.connector, "5xx", "5xx")
+            self.log.warning("allegro.server_error", method=method, path=where, status=status, trace_id=trace_id,
+                             errors=errors_of(response), took_ms=took_ms)
+            raise _Transient(f"{method} {where} answered {status} (trace-id {trace_id})")
+        error = None
+        if status >= 400 and status not in expected:
+            error = "auth" if status in (401, 403) else "4xx"
+            self.log.warning("allegro.http_error", method=method, path=where, status=status, trace_id=trace_id,
+                             errors=errors_of(response) or response.text[:500])
+        else:
+            self.log.debug("allegro.request", method=method, path=where, status=status, trace_id=trace_id,
+                           took_ms=took_ms)
+        connector_request(self.connector, f"{status // 100}xx", error)
+        return response
+
+
+class TokenSource(Protocol):
+    def access_token(self) -> str: ...
+
+    def refresh_rejected(self, rejected: str) -> str: ...
+
+    def login_needed(self, reason: str) -> None: ...
+
+
+class AllegroClient:
+    """The REST resources the channel uses, with the public media type and a bearer token."""
+
+    def __init__(self, http: AllegroHttp, tokens: TokenSource, api_base: str):
+        self.http = http
+        self.tokens = tokens
+        self.api_base = api_base.rstrip("/")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Sequence[tuple[str, str]] | None = None,
+        body: Any = None,
+        expected: Sequence[int] = (),
+        media_type: str = PUBLIC_MEDIA_TYPE,
+    ) -> httpx.Response:
+        """One API call. A 401 gets one refreshed-token retry (the token may have been revoked or
+        expired early); a second 401 means the login is gone."""
+        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        token = self.tokens.access_token()
+        for retried in (False, True):
+            headers = {"Accept": media_type, "Authorization": f"Bearer {token}"}
+            if content is not None:
+                headers["Content-Type"] = media_type
+            response = self.http.send(method, self.api_base + path, headers=headers, params=params,
+                                      content=content, expected=expected)
+            if response.status_code != 401 or 401 in expected:
+                break
+            if retried:
+                reason = f"Allegro rejected a freshly refreshed token on {method} {path}"
+                self.tokens.login_needed(reason)
+                raise LoginNeeded(reason)
+            token = self.tokens.refresh_rejected(token)
+        if response.status_code == 403 and 403 not in expected:
+            raise PermanentError(f"Allegro refused {method} {path} (403): {errors_of(response) or 'forbidden'}; "
+                                 "check the application's scopes and that the offers belong to this account")
+        return response
+
+    # --- offers ------------------------------------------------------------------------
+
+    def offers_page(self, *, offset: int, limit: int = MAX_OFFERS_PAGE,
+                    statuses: Sequence[str] = (), offer_ids: Sequence[str] = ()) -> dict[str, Any]:
+        params = [("limit", str(limit)), ("offset", str(offset))]
+        params += [("publication.status", s) for s in statuses]
+        params += [("offer.id", o) for o in offer_ids]
+        response = self.request("GET", "/sale/offers", params=params)
+        return self._ok(response, "GET /sale/offers")
+
+    # --- batch commands ----------------------------------------------------------------
+
+    def get_command(self, kind: CommandKind, command_id: str) -> dict[str, Any] | None:
+        """The command's GeneralReport, or None when the vendor never registered it."""
+        path = f"{COMMAND_PATHS[kind]}/{command_id}"
+        response = self.request("GET", path, expected=(404,))
+        if response.status_code == 404:
+            return None
+        return self._ok(response, f"GET {path}")
+
+    def put_command(self, kind: CommandKind, command_id: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Register a command; None when the id was already used (an earlier attempt sent it)."""
+        path = f"{COMMAND_PATHS[kind]}/{command_id}"
+        response = self.request("PUT", path, body=body, expected=(409, 400, 422))
+        if response.status_code == 409:
+            return None
+        if response.status_code in (400, 422):
+            raise CommandRejected(f"Allegro rejected {kind} command {command_id} ({response.status_code}): "
+                                  f"{errors_of(response) or response.text[:300]}")
+        return self._ok(response, f"PUT {path}")
+
+    def command_tasks(self, kind: CommandKind, command_id: str) -> dict[str, Any]:
+        path = f"{COMMAND_PATHS[kind]}/{command_id}/tasks"
+        response = self.request("GET", path, params=[("limit", str(MAX_TASKS_PAGE)), ("offset", "0")])
+        return self._ok(response, f"GET {path}")
+
+    @staticmethod
+    def _ok(response: httpx.Response, what: str) -> dict[str, Any]:
+        if response.status_code >= 400:
+            raise PermanentError(f"Allegro {what} answered {response.status_code}: "
+                                 f"{errors_of(response) or response.text[:300]}")
+        body = _json(response)
+        if not isinstance(body, dict):
+            raise RetryableError(f"Allegro {what} answered {response.status_code} without a JSON object")
+        return body

@@ -1,0 +1,54 @@
+"""The connector's own keys under ``[connectors.NAME]`` (kind = "allegro")."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hub.config import Duration, SecretValue
+
+ENVIRONMENTS: dict[str, tuple[str, str]] = {
+    # environment: (REST API base, OAuth base) -- sandbox apps and tokens are separate from production
+    "production": ("https://api.allegro.pl", "https://allegro.pl"),
+    "sandbox": ("https://api.allegro.pl.allegrosandbox.pl", "https://allegro.pl.allegrosandbox.pl"),
+}
+
+
+class AllegroOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    environment: Literal["production", "sandbox"] = "production"
+    # override the environment's hosts, e.g. to point at the simulator
+    api_url: str | None = None
+    auth_url: str | None = None
+    client_id: str = Field(min_length=1)
+    client_secret: SecretValue
+    # batch commands: how often to read a command's report, and how long one job waits for it
+    command_poll_interval: Duration = 2.0
+    command_timeout: Duration = 300.0
+    request_timeout: Duration = 30.0
+    # 5xx and timeouts: attempts per request (tenacity), first backoff
+    http_attempts: int = Field(3, ge=1, le=10)
+    retry_backoff: Duration = 0.5
+    # a 429 blocks the client id for a minute (longer if we keep calling); used when no Retry-After
+    rate_limit_block: Duration = 60.0
+    # how old the known ended/inactive offer list may be before a push re-reads it
+    status_max_age: Duration = 600.0
+
+    @field_validator("api_url", "auth_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @property
+    def api_base(self) -> str:
+        return self.api_url or ENVIRONMENTS[self.environment][0]
+
+    @property
+    def auth_base(self) -> str:
+        return self.auth_url or ENVIRONMENTS[self.environment][1]
