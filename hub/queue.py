@@ -225,10 +225,10 @@ def settle(engine: Engine, outcomes: Sequence[Outcome], settings: WorkerSettings
         plain: dict[str, list[int]] = {}
         for outcome in outcomes:
             job = outcome.job
-            fence = and_(Job.id == job.id, Job.lease_token == job.lease_token, Job.state == "running")
             if outcome.ok and outcome.result is None:
                 plain.setdefault(job.lease_token, []).append(job.id)
                 continue
+            fence = and_(Job.id == job.id, Job.lease_token == job.lease_token, Job.state == "running")
             if outcome.ok:
                 values: dict[str, Any] = {"state": "done", "result": outcome.result, "last_error": None}
             elif outcome.hold:

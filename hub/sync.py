@@ -378,13 +378,15 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any]) -> Reconc
         seen_ids.add(offer.external_id)
         row = existing.get(offer.external_id)
         if row is None:
-            row = Listing(channel=channel, external_id=offer.external_id, active=offer.active, currency=offer.currency,
+            row = Listing(channel=channel, external_id=offer.external_id, active=True, currency=offer.currency,
                           error_retryable=False, updated_at=now)
             session.add(row)
             existing[offer.external_id] = row
         row.signature = offer.sku
         row.ean = offer.ean
-        row.active = offer.active
+        # present on the channel, even if ended at zero stock: a restock must reach it (the connector
+        # re-activates ended offers); only an offer gone from the channel is inactive
+        row.active = True
         row.seen_quantity = offer.quantity
         row.seen_price = offer.price_gross
         row.updated_at = now

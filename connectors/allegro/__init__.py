@@ -79,6 +79,13 @@ def _cmd_login(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo() -> Any:
+    """`hub demo`: the simulator seeded with the demo catalogue (imported only by the demo)."""
+    from connectors.allegro.demo import AllegroDemo
+
+    return AllegroDemo()
+
+
 def _cli(cli: Any) -> None:
     group = cli.add_group("allegro", help="Allegro accounts")
     login = group.add_parser("login", parents=[cli.common],
@@ -97,7 +104,7 @@ SPEC = ConnectorSpec(
     default_rate_limit_per_minute=9000,
     push_batch_size=1000,
     cli=_cli,
-    extra={"rate_limit_key": _rate_limit_key},
+    extra={"rate_limit_key": _rate_limit_key, "demo": _demo},
 )
 
 __all__ = ["SPEC", "AllegroOptions"]
