@@ -102,7 +102,9 @@ SPEC = ConnectorSpec(
     factory=_factory,
     options_model=AllegroOptions,
     default_rate_limit_per_minute=9000,
-    push_batch_size=1000,
+    # One push job carries up to 10,000 changes: a command sets ONE value for up to 1,000 offers, so
+    # the channel groups the whole set by target value before cutting it into commands of 1,000.
+    push_batch_size=10_000,
     cli=_cli,
     extra={"rate_limit_key": _rate_limit_key, "demo": _demo},
 )
