@@ -144,7 +144,7 @@ def test_spec_declaration() -> None:
     assert SPEC.kind == "allegro" and SPEC.role == "channel"
     assert SPEC.capabilities == {Capability.LISTINGS_READ, Capability.BATCH_STOCK, Capability.BATCH_PRICE}
     assert SPEC.default_rate_limit_per_minute == 9000
-    assert SPEC.push_batch_size == 1000
+    assert SPEC.push_batch_size == 10_000  # the channel cuts commands of 1,000 per target value itself
     assert SPEC.options_model is AllegroOptions
     assert SPEC.extra["rate_limit_key"]("shop-a", {"client_id": "abc"}) == "allegro:abc"
     assert SPEC.extra["rate_limit_key"]("shop-b", {"client_id": "abc"}) == "allegro:abc"
