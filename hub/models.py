@@ -355,3 +355,13 @@ class CompetitorPrice(Base):
     sku: Mapped[str] = mapped_column(String(100), primary_key=True)
     price: Mapped[Decimal] = mapped_column(Money)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class HubState(Base):
+    """Small facts the hub keeps about itself, e.g. the fingerprint of the rules it last applied."""
+
+    __tablename__ = "hub_state"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

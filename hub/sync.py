@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from hub import catalog, queue
@@ -37,6 +37,7 @@ from hub.models import (
     OPEN_STATES,
     CompetitorPrice,
     DirtySku,
+    HubState,
     Job,
     Listing,
     PriceHistory,
@@ -64,6 +65,12 @@ class Rules:
 
     pricing: Any
     stock: Any
+
+    def fingerprint(self) -> str:
+        import hashlib
+
+        text = self.pricing.model_dump_json() + self.stock.model_dump_json()
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def price_rule(self, channel: str) -> Any:
         return self.pricing.rule_for(channel)
@@ -189,6 +196,34 @@ def _refuse(session: Session, channel: str, sku: str, decision: Any, now: dateti
         index_elements=["channel", "sku"],
         set_={"price": values["price"], "floor": values["floor"], "reason": values["reason"], "last_at": now},
     ))
+
+
+RULES_KEY = "rules.fingerprint"
+
+
+def mark_all_dirty(session: Session) -> None:
+    """Every SKU is recomputed (rules changed, or a full sync): one set-based statement."""
+    now = utcnow()
+    # the WHERE is for SQLite, whose parser needs one before ON CONFLICT in an INSERT ... SELECT
+    everything = select(Product.sku, literal(now)).where(Product.sku.is_not(None))
+    stmt = insert_for(session)(DirtySku).from_select(["sku", "since"], everything)
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["sku"]))
+
+
+def apply_rules_change(session: Session, rules: Rules) -> bool:
+    """When the seller edited the pricing or stock rules, every SKU's desired state is recomputed."""
+    fingerprint = rules.fingerprint()
+    stored = session.get(HubState, RULES_KEY)
+    if stored is not None and stored.value == fingerprint:
+        return False
+    now = utcnow()
+    if stored is None:
+        session.add(HubState(key=RULES_KEY, value=fingerprint, updated_at=now))
+    else:
+        stored.value, stored.updated_at = fingerprint, now
+    mark_all_dirty(session)
+    log.info("pricing or stock rules changed; recomputing every SKU")
+    return True
 
 
 # --- the diff -----------------------------------------------------------------------
@@ -447,6 +482,7 @@ class SyncService:
         return self.connectors.spec(channel).push_batch_size
 
     def plan_all(self, session: Session, *, dry_run: bool = False, only: str | None = None) -> list[PlannedPush]:
+        apply_rules_change(session, self.rules)
         recompute(session, self.rules)
         planned: list[PlannedPush] = []
         for channel in self.channels():

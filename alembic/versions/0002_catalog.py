@@ -28,6 +28,13 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
+        "hub_state",
+        sa.Column("key", sa.String(length=100), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.Column("updated_at", Ts, nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_hub_state")),
+    )
+    op.create_table(
         "competitor_prices",
         sa.Column("channel", sa.String(length=100), nullable=False),
         sa.Column("sku", sa.String(length=100), nullable=False),
@@ -189,6 +196,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("hub_state")
     op.drop_table("stock_levels")
     with op.batch_alter_table("reservations") as batch_op:
         batch_op.drop_index(

@@ -158,6 +158,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
     session = db.session_factory(engine)()
     try:
         with session.begin():
+            if args.full:
+                from hub.sync import mark_all_dirty
+
+                mark_all_dirty(session)
             planned = []
             for channel in channels:
                 planned += service.plan_all(session, dry_run=args.dry_run, only=channel)
