@@ -141,3 +141,81 @@ consumer_secret = "cs"
     assert lossy.lost + lossy.timed_out > 0
     failures_seen = sum(1 for j in listings if j.last_error)  # per-offer errors are not expected here
     assert failures_seen == 0
+
+
+def test_revoked_login_holds_jobs_until_login(db_url: str, engine: Engine, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A revoked token: the account shows login-needed in hub status, its push waits without
+    spending attempts, and a new login releases it."""
+    import json
+
+    from hub.cli.main import main
+    from hub.models import JobFailure
+
+    allegro = AllegroSimulator(clients={"cid": "secret"}, seed=1)
+    allegro.add_offer("9000000001", external_id="SKU-001", quantity=1, price="10.00")
+    feed = tmp_path / "feed.csv"
+    feed.write_text("sku;name;stock;price_gross;vat_rate\nSKU-001;Produkt;7;10,00;23\n", encoding="utf-8")
+    config = tmp_path / "hub.toml"
+    config.write_text(f"""
+[database]
+url = "{db_url}"
+[worker]
+poll_interval = "20ms"
+max_attempts = 2
+[connectors.erp]
+kind = "csv"
+path = "{feed}"
+settle = 0
+[connectors.allegro]
+kind = "allegro"
+api_url = "http://allegro.test"
+auth_url = "http://allegro.test"
+client_id = "cid"
+client_secret = "secret"
+command_poll_interval = "20ms"
+""")
+    loaded = load(config, environ={})
+    store = TokenStore(engine)
+    pair = allegro.issue_tokens("cid")
+    store.save("allegro", TokenSet(pair["access_token"], pair["refresh_token"],
+                                   utcnow() + timedelta(seconds=pair["expires_in"])))
+    handlers = build_handlers(loaded, transports={"allegro": allegro.transport()})
+    pool = WorkerPool(engine, handlers, loaded.settings.worker, name="login")
+    pool.start()
+    try:
+        run(engine, "erp.poll", {"erp": "erp"}, "poll", "erp")
+        run(engine, "sync.reconcile", {"channel": "allegro"}, "reconcile", "allegro")
+        assert allegro.offer("9000000001").quantity == 7
+        # the seller changed the password: every token dies, the next refresh is refused
+        allegro.revoke()
+        store.save("allegro", TokenSet("stale", pair["refresh_token"], utcnow() + timedelta(seconds=30)))
+        feed.write_text("sku;name;stock;price_gross;vat_rate\nSKU-001;Produkt;3;10,00;23\n", encoding="utf-8")
+        with transaction(engine) as s:
+            enqueue(s, "erp.poll", {"erp": "erp"}, key="poll-2", connector="erp")
+        deadline = time.monotonic() + 20
+        held = None
+        while time.monotonic() < deadline and held is None:
+            with transaction(engine) as s:
+                held = s.execute(select(Job).join(JobFailure, JobFailure.job_id == Job.id).where(
+                    Job.kind == "sync.push", JobFailure.outcome == "held")).scalars().first()
+            time.sleep(0.05)
+        assert held is not None, "the push was not held"
+        assert held.state == "failed-retrying" and held.attempts == 0  # held, no attempt spent
+        capsys.readouterr()
+        assert main(["--config", str(config), "status", "--json"]) == 0
+        status = json.loads(capsys.readouterr().out)
+        health = {c["name"]: c["health"] for c in status["connectors"]}
+        assert health["allegro"] == "login-needed"
+        assert allegro.offer("9000000001").quantity == 7  # nothing sent meanwhile
+
+        pair = allegro.issue_tokens("cid")  # the operator ran `hub allegro login allegro`
+        store.save("allegro", TokenSet(pair["access_token"], pair["refresh_token"],
+                                       utcnow() + timedelta(seconds=pair["expires_in"])))
+        wait_quiet(engine)
+    finally:
+        pool.stop()
+    assert allegro.offer("9000000001").quantity == 3
+    with transaction(engine) as s:
+        job = s.get(Job, held.id)
+        assert job is not None and job.state == "done"
