@@ -47,10 +47,12 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
 
 
 def test_example_config_passes_config_check(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "db-password").write_text("example-password")
+    for name in ("db-password", "allegro-client-secret", "shop-consumer-secret"):
+        (tmp_path / name).write_text(f"example-{name}")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     for name in [k for k in os.environ if k.startswith("HUB_")]:
         monkeypatch.delenv(name)
     assert main(["--config", str(ROOT / "deploy" / "hub.example.toml"), "config", "check"]) == 0
     out = capsys.readouterr().out
-    assert "postgresql://hub@127.0.0.1:5432/hub" in out and "example-password" not in out
+    assert "postgresql://hub@127.0.0.1:5432/hub" in out and "example-" not in out
+    assert "allegro-main: allegro" in out and "erp: csv" in out and "shop: woocommerce" in out
