@@ -61,10 +61,15 @@ RECOMPUTE_CHUNK = 2000
 
 @dataclass
 class Rules:
-    """The seller's pricing and stock rules, per channel (from mappings/)."""
+    """The seller's pricing and stock rules, per channel (from mappings/).
+
+    Merging a channel's overrides into the defaults builds a model; recompute asks once per
+    listing, so each channel's merged rule is built once."""
 
     pricing: Any
     stock: Any
+    _price_rules: dict[str, Any] = field(default_factory=dict, repr=False)
+    _stock_rules: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def fingerprint(self) -> str:
         import hashlib
@@ -73,10 +78,14 @@ class Rules:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def price_rule(self, channel: str) -> Any:
-        return self.pricing.rule_for(channel)
+        if channel not in self._price_rules:
+            self._price_rules[channel] = self.pricing.rule_for(channel)
+        return self._price_rules[channel]
 
     def stock_rule(self, channel: str) -> Any:
-        return self.stock.rule_for(channel)
+        if channel not in self._stock_rules:
+            self._stock_rules[channel] = self.stock.rule_for(channel)
+        return self._stock_rules[channel]
 
 
 @dataclass
