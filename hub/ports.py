@@ -104,8 +104,19 @@ class ErpBatch:
 class SalesDocument:
     """An accepted order as the ERP should book it (one per order, keyed by reference)."""
 
-    reference: str
+    reference: str  # e.g. "allegro-main/7d1e...": unique, and what the ERP is searched by before a retry
     order: ChannelOrder
+    issued_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RestockDocument:
+    """Goods a buyer returned, back into the ERP's stock (one per accepted return)."""
+
+    reference: str
+    order_reference: str
+    lines: Sequence[ReturnLine]
+    warehouse: str | None = None
 
 
 @runtime_checkable
@@ -125,7 +136,12 @@ class ErpSalesSink(Protocol):
     """Takes accepted orders as sales documents, and returned goods back into stock."""
 
     def post_sales_document(self, document: SalesDocument) -> str:
-        """Book the document; idempotent by ``document.reference``; returns the ERP's id."""
+        """Book the document; idempotent by ``document.reference`` (a retry after a crash between
+        writing and recording finds the first write); returns the ERP's id for it."""
+        ...
+
+    def restock(self, document: RestockDocument) -> str:
+        """Book returned goods back into stock; idempotent by ``document.reference``."""
         ...
 
 
@@ -187,12 +203,13 @@ class PickupPoint:
 
 @dataclass(frozen=True)
 class OrderLine:
-    sku: str | None
+    sku: str | None  # the seller's signature on the offer / the shop's SKU; None when the channel has none
     offer_id: str | None
     name: str
     quantity: int
     unit_price_gross: Decimal
     vat_rate: VatRate | None = None
+    line_id: str | None = None  # the channel's id of the line (refunds name lines by it)
 
 
 @dataclass(frozen=True)
@@ -202,6 +219,7 @@ class Payment:
     currency: str
     method: str | None = None
     cash_on_delivery: bool = False
+    payment_id: str | None = None  # the channel's payment id (refunds name it)
 
 
 @dataclass(frozen=True)
@@ -233,10 +251,54 @@ class ChannelOrder:
 
 @dataclass(frozen=True)
 class OrderEvent:
+    """One entry of a channel's order journal. Duplicates and out-of-order entries happen: the
+    hub dedupes by (channel, external id) and the order's revision decides."""
+
     cursor: str
     kind: Literal["created", "updated", "cancelled"]
     external_id: str
     occurred_at: datetime
+    revision: str | None = None
+
+
+@dataclass(frozen=True)
+class ReturnLine:
+    sku: str | None
+    offer_id: str | None
+    quantity: int
+    line_id: str | None = None  # the order line it returns
+    amount_gross: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class ChannelReturn:
+    """A buyer's return as the channel reports it; the hub keeps the RMA state."""
+
+    channel_account: str
+    external_id: str
+    order_external_id: str
+    status: str  # the channel's own status (e.g. CREATED, DISPATCHED, DELIVERED)
+    lines: Sequence[ReturnLine]
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    refunded: bool = False  # the channel already shows the money back (a shop refund made by hand)
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    order_external_id: str
+    payment_id: str | None
+    lines: Sequence[ReturnLine]
+    amount: Decimal
+    currency: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    external_id: str
+    status: str  # the channel's status of the refund (e.g. NEW, SUCCESS)
 
 
 @runtime_checkable
@@ -264,12 +326,39 @@ class OrderChannel(Protocol):
 
     name: str
 
-    def order_events(self, cursor: str | None) -> tuple[Sequence[OrderEvent], str | None]: ...
+    def order_events(self, cursor: str | None) -> tuple[Sequence[OrderEvent], str | None]:
+        """Events after ``cursor`` and the cursor to store with what they produced. ``None``: the
+        channel's latest position (the hub starts there; reconciliation covers the rest)."""
+        ...
 
     def order(self, external_id: str) -> ChannelOrder: ...
 
-    def set_order_status(self, external_id: str, status: str, *, revision: str | None) -> str:
-        """Push the channel's status; returns the new revision."""
+    def orders_updated_since(self, since: datetime) -> Iterator[ChannelOrder]:
+        """Every order changed at or after ``since``: the reconciliation that catches what the
+        journal missed (and the polling itself for channels without a journal)."""
+        ...
+
+    def set_order_status(self, external_id: str, status: str, *, revision: str | None) -> str | None:
+        """Push the channel's own status value (mapped by mappings/order_status.toml); returns the
+        order's new revision. A stale ``revision`` is the connector's to resolve (refetch, retry)."""
+        ...
+
+
+@runtime_checkable
+class ReturnsChannel(Protocol):
+    """Buyers' returns and refunds (the returns capability)."""
+
+    name: str
+
+    def returns(self, cursor: str | None) -> tuple[Sequence[ChannelReturn], str | None]:
+        """Returns created or changed after ``cursor``, and the new cursor."""
+        ...
+
+    def reject_return(self, external_id: str, reason: str) -> None: ...
+
+    def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
+        """Money back through the channel, exactly once per ``idempotency_key`` (the vendor's
+        command id derives from it, or the refund is looked up by it before a retry)."""
         ...
 
 
