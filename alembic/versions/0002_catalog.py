@@ -169,11 +169,13 @@ def upgrade() -> None:
         sa.Column("sku", sa.String(length=100), nullable=False),
         sa.Column("quantity", sa.Integer(), nullable=False),
         sa.Column("order_ref", sa.String(length=200), nullable=False),
+        sa.Column("order_id", Id, nullable=True),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("created_at", Ts, nullable=False),
         sa.Column("updated_at", Ts, nullable=False),
         sa.CheckConstraint("quantity > 0", name=op.f("ck_reservations_quantity")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_reservations")),
+        sa.UniqueConstraint("order_ref", "sku", name=op.f("uq_reservations_order_ref_sku")),
     )
     with op.batch_alter_table("reservations") as batch_op:
         batch_op.create_index(
