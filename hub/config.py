@@ -200,6 +200,12 @@ class MetricsSettings(_Strict):
         return host
 
 
+class OrdersSettings(_Strict):
+    # a reservation ends with the first ERP stock reading of its SKU taken this long after the ERP
+    # accepted the order's sales document (the ERP's stock reflects the order by then)
+    erp_stock_grace: Duration = 600.0
+
+
 class MappingsSettings(_Strict):
     dir: Path | None = None
 
@@ -227,6 +233,7 @@ class Settings(_Strict):
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
     mappings: MappingsSettings = MappingsSettings()
+    orders: OrdersSettings = OrdersSettings()
     connectors: dict[str, ConnectorSettings] = Field(default_factory=dict)
 
 

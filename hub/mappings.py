@@ -16,7 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hub.automation import AutomationFile
 from hub.errors import ConfigError
+from hub.order_status import OrderStatusFile
 from hub.pricing import PricingFile
 from hub.stock import StockFile
 
@@ -64,6 +66,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "vat_rates.toml": VatRates,
     "pricing.toml": PricingFile,
     "stock.toml": StockFile,
+    "order_status.toml": OrderStatusFile,
+    "automation.toml": AutomationFile,
 }
 
 

@@ -46,6 +46,7 @@ from hub.models import (
     Reservation,
     StockLevel,
 )
+from hub.orders import consume_reflected
 from hub.ports import ListingChange
 from hub.pricing import PriceInputs, decide
 from hub.stock import available_to_sell
@@ -473,9 +474,10 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any]) -> Reconc
 class SyncService:
     """Wires connectors, rules and the database for the sync job handlers and CLI commands."""
 
-    def __init__(self, connectors: Any, rules: Rules):
+    def __init__(self, connectors: Any, rules: Rules, erp_stock_grace: timedelta = timedelta(minutes=10)):
         self.connectors = connectors
         self.rules = rules
+        self.erp_stock_grace = erp_stock_grace
 
     @property
     def engine(self) -> Engine:
@@ -513,6 +515,10 @@ class SyncService:
             with transaction(self.engine) as session:
                 total.add(catalog.ingest(session, erp, batch, seen=seen if batch.snapshot else None))
                 catalog.save_cursor(session, erp, batch.cursor_after, utcnow())
+                # this reading of the ERP's stock reflects the orders the ERP booked a while ago
+                consumed = consume_reflected(session, {s.sku for s in batch.stock}, self.erp_stock_grace, utcnow())
+                if consumed:
+                    catalog.mark_dirty(session, {s.sku for s in batch.stock}, utcnow())
             cursor = batch.cursor_after
             if batch.complete and batches is None:
                 break
@@ -583,6 +589,7 @@ class LazySync:
         self.loaded = loaded
         self.transports = transports or {}
         self._service: SyncService | None = None
+        self._orders: Any = None
         import threading
 
         self._lock = threading.Lock()
@@ -593,14 +600,31 @@ class LazySync:
                 from hub.runtime import Connectors
 
                 connectors = Connectors(self.loaded, engine, transports=self.transports)
-                self._service = SyncService(connectors, load_rules(self.loaded))
+                grace = timedelta(seconds=self.loaded.settings.orders.erp_stock_grace)
+                self._service = SyncService(connectors, load_rules(self.loaded), grace)
             return self._service
 
+    def orders(self, engine: Engine) -> Any:
+        from hub.order_jobs import OrderService, order_rules
+
+        service = self.get(engine)
+        with self._lock:
+            if self._orders is None:
+                self._orders = OrderService(service.connectors, order_rules(self.loaded), service.erp_stock_grace)
+            return self._orders
+
     def register(self, handlers: Any) -> None:
+        from hub import order_jobs as oj
+
         handlers.register(POLL_KIND, lambda ctx: self.get(ctx.engine).handle_poll(ctx))
         handlers.register(PUSH_KIND, lambda ctx: self.get(ctx.engine).handle_push(ctx))
         handlers.register(RECONCILE_KIND, lambda ctx: self.get(ctx.engine).handle_reconcile(ctx))
         handlers.register(PLAN_KIND, lambda ctx: self._plan(ctx))
+        for kind, method in ((oj.ORDERS_POLL, "handle_poll"), (oj.ORDERS_RECONCILE, "handle_reconcile"),
+                             (oj.TO_ERP, "handle_to_erp"), (oj.PUSH_STATUS, "handle_push_status"),
+                             (oj.RETURNS_POLL, "handle_returns_poll"), (oj.REFUND, "handle_refund"),
+                             (oj.RESTOCK, "handle_restock"), (oj.REJECT, "handle_reject")):
+            handlers.register(kind, lambda ctx, m=method: getattr(self.orders(ctx.engine), m)(ctx))
 
     def _plan(self, ctx: JobContext) -> dict[str, Any]:
         service = self.get(ctx.engine)

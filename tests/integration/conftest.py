@@ -1,3 +1,3 @@
 """Fixtures shared by the integration tests."""
 
-from fake_connectors import fakes  # noqa: F401  (the fake-erp / fake-channel connector kinds)
+from fake_connectors import fakes, order_fakes  # noqa: F401  (the fake connector kinds)

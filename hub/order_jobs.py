@@ -1,0 +1,353 @@
+"""Job handlers of the orders capability: journal intake, reconciliation, ERP documents, status
+pushes, returns and refunds. Channel I/O happens outside database transactions; what it
+produced is stored together with the journal cursor that covers it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub import queue
+from hub.clock import utcnow
+from hub.db import insert_for
+from hub.errors import PermanentError
+from hub.handlers import JobContext
+from hub.logs import get_logger
+from hub.models import ChannelCursor, Order, OrderHistory, OrderLineRow, ReturnRow
+from hub.orders import OrderRules, accept, move, run_rules
+from hub.ports import (
+    Address,
+    ChannelOrder,
+    InvoiceRequest,
+    OrderLine,
+    Payment,
+    PickupPoint,
+    RefundRequest,
+    RestockDocument,
+    ReturnLine,
+    SalesDocument,
+)
+
+log = get_logger("hub.order_jobs")
+
+ORDERS_POLL = "orders.poll"
+ORDERS_RECONCILE = "orders.reconcile"
+TO_ERP = "orders.to_erp"
+PUSH_STATUS = "orders.push_status"
+RETURNS_POLL = "returns.poll"
+REFUND = "returns.refund"
+RESTOCK = "returns.restock"
+REJECT = "returns.reject"
+FETCH_CHUNK = 100
+
+
+def load_channel_cursor(session: Session, channel: str, stream: str) -> str | None:
+    row = session.get(ChannelCursor, (channel, stream))
+    return row.cursor if row else None
+
+
+def save_channel_cursor(session: Session, channel: str, stream: str, cursor: str | None) -> None:
+    now = utcnow()
+    stmt = insert_for(session)(ChannelCursor).values(channel=channel, stream=stream, cursor=cursor, updated_at=now)
+    session.execute(stmt.on_conflict_do_update(index_elements=["channel", "stream"],
+                                               set_={"cursor": cursor, "updated_at": now}))
+
+
+def order_rules(loaded: Any) -> OrderRules:
+    from hub.mappings import load_all
+
+    files = load_all(loaded.settings.mappings.dir)
+    kinds = {name: conn.kind for name, conn in loaded.settings.connectors.items()}
+    return OrderRules(automation=files["automation.toml"].data, status_maps=files["order_status.toml"].data,
+                      kinds=kinds)
+
+
+def _address(data: dict[str, Any] | None) -> Address | None:
+    return Address(**data) if data else None
+
+
+def stored_order(session: Session, order: Order) -> ChannelOrder:
+    """The order as the hub holds it, in the port's type (for the ERP document)."""
+    lines = session.execute(select(OrderLineRow).where(OrderLineRow.order_id == order.id)
+                            .order_by(OrderLineRow.line_no)).scalars()
+    delivery = order.delivery or {}
+    pickup = delivery.get("pickup_point")
+    payment = dict(order.payment)
+    payment["amount"] = Decimal(str(payment["amount"]))
+    invoice = order.invoice
+    return ChannelOrder(
+        channel_account=order.channel, external_id=order.external_id, revision=order.revision or "",
+        status=order.channel_status or "", buyer_email=order.buyer_email, buyer_login=order.buyer_login,
+        lines=[OrderLine(sku=line.sku, offer_id=line.offer_id, name=line.name, quantity=line.quantity,
+                         unit_price_gross=line.unit_price_gross, vat_rate=line.vat_rate, line_id=line.line_id)
+               for line in lines],
+        delivery_address=_address(delivery.get("address")),
+        pickup_point=PickupPoint(pickup["id"], pickup.get("name"), _address(pickup.get("address")))
+        if pickup else None,
+        delivery_method=order.delivery_method, payment=Payment(**payment),
+        invoice=InvoiceRequest(invoice["company"], invoice["nip"], _address(invoice.get("address")))  # type: ignore[arg-type]
+        if invoice else None,
+        currency=order.currency, created_at=order.placed_at, updated_at=order.channel_updated_at,
+    )
+
+
+class OrderService:
+    def __init__(self, connectors: Any, rules: OrderRules, erp_stock_grace: timedelta):
+        self.connectors = connectors
+        self.rules = rules
+        self.erp_stock_grace = erp_stock_grace
+
+    def _erp_sink(self) -> Any:
+        from hub.ports import Capability
+
+        for name in self.connectors.names(role="erp"):
+            if Capability.ERP_SALES_DOCUMENTS in self.connectors.spec(name).capabilities:
+                return self.connectors.get(name)
+        raise PermanentError("no configured ERP connector accepts sales documents (configure its outbox or "
+                             "staging tables)")
+
+    # intake
+
+    def handle_poll(self, ctx: JobContext) -> dict[str, Any]:
+        channel = ctx.payload["channel"]
+        port = self.connectors.get(channel)
+        with ctx.session() as session:
+            cursor = load_channel_cursor(session, channel, "orders")
+        events, new_cursor = port.order_events(cursor)
+        if cursor is None:  # the first run starts at the journal's end; reconciliation covers the past
+            with ctx.session() as session:
+                save_channel_cursor(session, channel, "orders", new_cursor)
+            return {"started_at": new_cursor}
+        latest: dict[str, Any] = {}
+        for event in events:
+            latest[event.external_id] = event  # duplicates and out-of-order entries collapse here
+        orders = [port.order(external_id) for external_id in latest]
+        created = changed = 0
+        with ctx.session() as session:
+            for co in orders:
+                result = accept(session, self.rules, co)
+                created += result.created
+                changed += result.changed
+            save_channel_cursor(session, channel, "orders", new_cursor)
+        return {"events": len(events), "orders": len(orders), "created": created, "changed": changed}
+
+    def handle_reconcile(self, ctx: JobContext) -> dict[str, Any]:
+        channel = ctx.payload["channel"]
+        port = self.connectors.get(channel)
+        with ctx.session() as session:
+            last = load_channel_cursor(session, channel, "orders-reconciled")
+        started = utcnow()
+        since = (started - timedelta(hours=float(ctx.payload.get("hours", 24)))) if last is None \
+            else min(started - timedelta(minutes=10), _parse(last))
+        seen = changed = 0
+        batch: list[ChannelOrder] = []
+        for co in port.orders_updated_since(since):
+            batch.append(co)
+            if len(batch) >= FETCH_CHUNK:
+                changed += self._accept_all(ctx, batch)
+                seen += len(batch)
+                batch = []
+        changed += self._accept_all(ctx, batch)
+        seen += len(batch)
+        with ctx.session() as session:
+            save_channel_cursor(session, channel, "orders-reconciled", started.isoformat())
+        return {"seen": seen, "changed": changed}
+
+    def _accept_all(self, ctx: JobContext, orders: list[ChannelOrder]) -> int:
+        if not orders:
+            return 0
+        with ctx.session() as session:
+            return sum(accept(session, self.rules, co).changed for co in orders)
+
+    # ERP and status
+
+    def handle_to_erp(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            order = session.get(Order, ctx.payload["order_id"])
+            if order is None:
+                raise PermanentError(f"order {ctx.payload['order_id']} no longer exists")
+            if order.erp_ref:
+                return {"erp_ref": order.erp_ref, "already": True}
+            document = SalesDocument(reference=f"{order.channel}/{order.external_id}",
+                                     order=stored_order(session, order), issued_at=utcnow())
+        erp_ref = self._erp_sink().post_sales_document(document)
+        with ctx.session() as session:
+            order = session.get(Order, ctx.payload["order_id"])
+            assert order is not None
+            order.erp_ref = erp_ref
+            order.erp_booked_at = utcnow()
+            session.add(OrderHistory(order_id=order.id, from_status=order.status, to_status=order.status,
+                                     source="hub", note=f"sales document {erp_ref} in the ERP", at=utcnow()))
+        return {"erp_ref": erp_ref}
+
+    def handle_push_status(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            order = session.get(Order, ctx.payload["order_id"])
+            if order is None:
+                raise PermanentError(f"order {ctx.payload['order_id']} no longer exists")
+            channel, external_id, revision = order.channel, order.external_id, order.revision
+        status = ctx.payload["status"]
+        value = self.rules.status_map(channel).outbound.get(status)
+        if value is None:
+            return {"sent": False, "reason": f"no outbound mapping for {status} on {channel}"}
+        new_revision = self.connectors.get(channel).set_order_status(external_id, value, revision=revision)
+        with ctx.session() as session:
+            order = session.get(Order, ctx.payload["order_id"])
+            assert order is not None
+            if new_revision:
+                order.revision = new_revision
+            order.channel_status = value
+        return {"sent": value, "revision": new_revision}
+
+    # returns
+
+    def handle_returns_poll(self, ctx: JobContext) -> dict[str, Any]:
+        channel = ctx.payload["channel"]
+        port = self.connectors.get(channel)
+        with ctx.session() as session:
+            cursor = load_channel_cursor(session, channel, "returns")
+        returns, new_cursor = port.returns(cursor)
+        status_map = self.rules.status_map(channel).returns
+        now = utcnow()
+        with ctx.session() as session:
+            for r in returns:
+                state = "refunded" if r.refunded else status_map.get(r.status, "requested")
+                order = session.execute(select(Order).where(
+                    Order.channel == channel, Order.external_id == r.order_external_id)).scalar_one_or_none()
+                lines = [{"sku": line.sku, "offer_id": line.offer_id, "quantity": line.quantity,
+                          "line_id": line.line_id,
+                          "amount_gross": None if line.amount_gross is None else str(line.amount_gross)}
+                         for line in r.lines]
+                existing = session.execute(select(ReturnRow).where(
+                    ReturnRow.channel == channel, ReturnRow.external_id == r.external_id)).scalar_one_or_none()
+                if existing is None:
+                    stmt = insert_for(session)(ReturnRow).values(
+                        channel=channel, external_id=r.external_id, order_id=order.id if order else None,
+                        order_external_id=r.order_external_id, status=state, channel_status=r.status,
+                        reason=r.reason, lines=lines, created_at=now, updated_at=now)
+                    session.execute(stmt.on_conflict_do_nothing(index_elements=["channel", "external_id"]))
+                elif existing.status in ("requested", "in_transit", "received") and state != existing.status:
+                    existing.status, existing.channel_status, existing.updated_at = state, r.status, now
+            save_channel_cursor(session, channel, "returns", new_cursor)
+        return {"returns": len(returns)}
+
+    def _return(self, session: Session, return_id: int) -> ReturnRow:
+        row = session.get(ReturnRow, return_id)
+        if row is None:
+            raise PermanentError(f"return {return_id} no longer exists")
+        return row
+
+    def handle_refund(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            rma = self._return(session, ctx.payload["return_id"])
+            order = session.get(Order, rma.order_id) if rma.order_id else None
+            lines = [ReturnLine(sku=x["sku"], offer_id=x["offer_id"], quantity=x["quantity"], line_id=x["line_id"],
+                                amount_gross=Decimal(x["amount_gross"]) if x.get("amount_gross") else None)
+                     for x in rma.lines]
+            amount = rma.refund_amount or Decimal("0")
+            request = RefundRequest(order_external_id=rma.order_external_id,
+                                    payment_id=(order.payment or {}).get("payment_id") if order else None,
+                                    lines=lines, amount=amount, currency=order.currency if order else "PLN",
+                                    reason="REFUND")
+            channel = rma.channel
+        result = self.connectors.get(channel).refund(request, idempotency_key=ctx.job.idempotency_key)
+        with ctx.session() as session:
+            rma = self._return(session, ctx.payload["return_id"])
+            rma.refund_ref = result.external_id
+            rma.status = "refunded"
+            rma.updated_at = utcnow()
+        return {"refund": result.external_id, "status": result.status}
+
+    def handle_restock(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            rma = self._return(session, ctx.payload["return_id"])
+            lines = [ReturnLine(sku=x["sku"], offer_id=x["offer_id"], quantity=x["quantity"], line_id=x["line_id"])
+                     for x in rma.lines]
+            document = RestockDocument(reference=f"return/{rma.channel}/{rma.external_id}",
+                                       order_reference=f"{rma.channel}/{rma.order_external_id}", lines=lines)
+        ref = self._erp_sink().restock(document)
+        with ctx.session() as session:
+            rma = self._return(session, ctx.payload["return_id"])
+            rma.restock_ref = ref
+            rma.updated_at = utcnow()
+        return {"restock": ref}
+
+    def handle_reject(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            rma = self._return(session, ctx.payload["return_id"])
+            channel, external_id = rma.channel, rma.external_id
+        self.connectors.get(channel).reject_return(external_id, ctx.payload["reason"])
+        with ctx.session() as session:
+            rma = self._return(session, ctx.payload["return_id"])
+            rma.status = "rejected"
+            rma.rejection_reason = ctx.payload["reason"]
+            rma.updated_at = utcnow()
+        return {"rejected": external_id}
+
+
+def accept_return(session: Session, rules: OrderRules, return_id: int) -> ReturnRow:
+    """Operator accepts a return: restock in the ERP, refund through the channel, event return.accepted."""
+    from hub.errors import HubError, NotFoundError
+
+    rma = session.get(ReturnRow, return_id)
+    if rma is None:
+        raise NotFoundError(f"no return with id {return_id}")
+    if rma.status not in ("requested", "in_transit", "received"):
+        raise HubError(f"return {return_id} is {rma.status}; only requested, in-transit or received returns "
+                       "can be accepted")
+    now = utcnow()
+    order = session.get(Order, rma.order_id) if rma.order_id else None
+    if rma.refund_amount is None:
+        rma.refund_amount = _refund_amount(session, rma, order)
+    rma.status = "accepted"
+    rma.updated_at = now
+    queue.enqueue(session, RESTOCK, {"return_id": rma.id}, key=f"restock:{rma.channel}/{rma.external_id}")
+    queue.enqueue(session, REFUND, {"return_id": rma.id}, key=f"refund:{rma.channel}/{rma.external_id}",
+                  connector=rma.channel)
+    if order is not None:
+        if order.status in ("shipped", "delivered"):
+            move(session, order, "returned", "operator", now, note=f"return {rma.external_id} accepted")
+        run_rules(session, rules, order, "return.accepted", now)
+    return rma
+
+
+def reject_return(session: Session, return_id: int, reason: str) -> ReturnRow:
+    from hub.errors import HubError, NotFoundError
+
+    rma = session.get(ReturnRow, return_id)
+    if rma is None:
+        raise NotFoundError(f"no return with id {return_id}")
+    if rma.status not in ("requested", "in_transit", "received"):
+        raise HubError(f"return {return_id} is {rma.status}; it cannot be rejected now")
+    queue.enqueue(session, REJECT, {"return_id": rma.id, "reason": reason},
+                  key=f"reject:{rma.channel}/{rma.external_id}:{uuid.uuid4().hex[:6]}", connector=rma.channel)
+    return rma
+
+
+def _refund_amount(session: Session, rma: ReturnRow, order: Order | None) -> Decimal:
+    """Each returned line at the price it was bought for, unless the channel named an amount."""
+    if order is None:
+        return sum((Decimal(x["amount_gross"]) for x in rma.lines if x.get("amount_gross")), Decimal("0"))
+    lines = {line.line_id: line for line in session.execute(
+        select(OrderLineRow).where(OrderLineRow.order_id == order.id)).scalars()}
+    by_sku = {line.sku: line for line in lines.values()}
+    total = Decimal("0")
+    for x in rma.lines:
+        if x.get("amount_gross"):
+            total += Decimal(x["amount_gross"])
+            continue
+        line = lines.get(x.get("line_id")) or by_sku.get(x.get("sku"))
+        if line is not None:
+            total += line.unit_price_gross * x["quantity"]
+    return total.quantize(Decimal("0.01"))
+
+
+def _parse(value: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value)
