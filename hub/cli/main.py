@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hub.cli.sync_cmds import add_parsers as add_sync_parsers
 
     add_sync_parsers(sub, common, listing, _Parser)
+    from hub.cli.order_cmds import add_parsers as add_order_parsers
+
+    add_order_parsers(sub, common, listing, _Parser)
 
     for spec in sorted(registry.specs().values(), key=lambda s: s.kind):
         if spec.cli is not None:

@@ -215,3 +215,72 @@ def test_state_machine_refuses_jumps(bad: str) -> None:
         check_move("cancelled", "paid")
     assert path_to("new", "shipped") == ["processing", "ready_to_ship", "shipped"]
     assert path_to("shipped", "paid") == []
+
+
+def test_orders_cli(order_fakes: None, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """orders list/show/retry, reservations, returns list/show/accept/reject: JSON for scripts, exit 2 on
+    unknown ids."""
+    import json
+
+    from hub.cli.main import main
+    from hub.db import make_engine
+
+    loaded = config(tmp_path, db_url)
+    cfg = str(tmp_path / "hub.toml")
+    assert main(["--config", cfg, "init"]) == 0
+    engine = make_engine(db_url)
+    hub = Hub(engine, loaded)
+    erp = INSTANCES.setdefault("erp", FakeSalesErp("erp"))
+    shop = INSTANCES.setdefault("shop", FakeOrderChannel("shop"))
+    INSTANCES.setdefault("market", FakeOrderChannel("market"))
+    erp.set("A", 3, "100.00", cost="50.00")
+    from decimal import Decimal
+
+    shop.offers = {"s-A": {"signature": "A", "quantity": 0, "price": Decimal("100.00")},
+                   "s-Z": {"signature": None, "quantity": 1, "price": Decimal("5.00")}}
+    hub.pool.start()
+    try:
+        hub.run("erp.poll", {"erp": "erp"}, "p0", "erp")
+        hub.run("sync.reconcile", {"channel": "shop"}, "r0", "shop")
+        hub.run("orders.poll", {"channel": "shop"}, "o0", "shop")
+        shop.place(make_order("shop", "S1", [("A", "s-A", 2, "100.00")]))
+        shop.place(make_order("shop", "S2", [(None, "s-Z", 1, "5.00")]))
+        hub.run("orders.poll", {"channel": "shop"}, "o1", "shop")
+    finally:
+        hub.pool.stop()
+    capsys.readouterr()
+
+    def run(*argv: str) -> tuple[int, Any, str]:
+        code = main(["--config", cfg, *argv])
+        out, err = capsys.readouterr()
+        try:
+            return code, json.loads(out), err
+        except json.JSONDecodeError:
+            return code, out, err
+
+    code, rows, _ = run("orders", "list", "--json")
+    assert code == 0 and {r["order"] for r in rows} == {"S1", "S2"}
+    code, rows, _ = run("orders", "list", "--problems", "--json")
+    assert [r["order"] for r in rows] == ["S2"] and "unknown offer 's-Z'" in rows[0]["problem"]
+    s1 = next(r for r in run("orders", "list", "--json")[1] if r["order"] == "S1")
+    code, detail, _ = run("orders", "show", str(s1["id"]), "--json")
+    assert detail["reservations"] == [{"sku": "A", "quantity": 2, "state": "open",
+                                       "since": detail["reservations"][0]["since"]}]
+    assert [h["to"] for h in detail["history"] if h["from"] != h["to"]] == ["new", "paid", "processing"]
+    assert any("sales document FS/1" in (h["note"] or "") for h in detail["history"])
+    assert any(r["rule"].startswith("paid orders") for r in detail["rule_runs"])
+    assert {j["kind"] for j in detail["jobs"]} >= {"orders.to_erp", "orders.push_status"}
+    code, out, _ = run("orders", "show", str(s1["id"]))
+    assert code == 0 and "status history:" in out and "rule runs:" in out
+    code, res, _ = run("reservations", "A", "--json")
+    assert res["open"] == [{"sku": "A", "reserved": 2, "orders": 1}]
+    s2 = next(r for r in rows if r["order"] == "S2")
+    code, out, _ = run("orders", "retry", str(s2["id"]), "--json")
+    assert code == 1 and out["problem"]  # still unknown: the cause is not fixed yet
+    for argv in (["orders", "show", "999"], ["returns", "show", "999"], ["returns", "accept", "999"],
+                 ["orders", "retry", "999"]):
+        code, _, err = run(*argv)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    code, rows, _ = run("returns", "list", "--json")
+    assert code == 0 and rows == []
+    engine.dispose()
