@@ -41,9 +41,14 @@ _INLINE_PAIR = re.compile(
 )
 
 
+# shorter "secrets" (a test's "secret", a demo's "cs") would mask ordinary words everywhere; real
+# tokens, keys and passwords are longer, and their usual shapes are masked by the patterns below
+MIN_SECRET_LENGTH = 8
+
+
 def redact_text(value: str, secrets: frozenset[str] | None = None) -> str:
     for secret in secrets if secrets is not None else known_secret_values():
-        if len(secret) >= 4 and secret in value:
+        if len(secret) >= MIN_SECRET_LENGTH and secret in value:
             value = value.replace(secret, MASK)
     value = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", value)
     value = _QUERY_SECRET.sub(lambda m: f"{m['key']}{MASK}", value)

@@ -8,6 +8,11 @@ anything (commands go out strictly one after another, in a fixed order), so
 the rest are PUT without a GET each; otherwise every command is looked up
 before it is sent. Either way a PUT answered 409 ("command id already used")
 means the command exists and is only polled, never sent twice.
+
+Listings carry the seller's signature (external.id); an unsigned offer is bound by EAN instead,
+which the offer list does not carry: it is read from GET /sale/product-offers/{offerId} (and, when
+that names only the product, GET /sale/products/{productId}) and remembered per offer, so signed
+offers cost nothing and periodic reads do not repeat the lookups.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from connectors.allegro.auth import AllegroAuth
@@ -25,6 +31,8 @@ from connectors.allegro.mapping import (
     Command,
     CommandKind,
     TaskFailure,
+    ean_from_product,
+    ean_from_product_offer,
     format_amount,
     listing_from_offer,
     offer_status,
@@ -36,13 +44,25 @@ from connectors.allegro.mapping import (
     task_failures,
 )
 from connectors.allegro.options import AllegroOptions
-from hub.errors import RetryableError
+from hub.errors import LoginNeeded, PermanentError, RetryableError
 from hub.ports import ChangeResult, Listing, ListingChange
 
 if TYPE_CHECKING:
     from hub.runtime import Services
 
 NOT_SELLABLE = ("ENDED", "INACTIVE")
+
+
+@dataclass
+class _EanRead:
+    """EAN lookups during one listings() read."""
+
+    budget: int
+    stopped: bool = False  # the vendor throttled or failed: no more lookups in this read
+    looked_up: int = 0
+    found: int = 0
+    cached: int = 0
+    failed: int = 0
 
 
 class AllegroChannel:
@@ -78,6 +98,9 @@ class AllegroChannel:
         self._not_sellable: dict[str, str] = {}
         self._status_at: float | None = None
         self._status_lock = threading.Lock()
+        # EANs of unsigned offers by offer id: (EAN or None, when it was read)
+        self._eans: dict[str, tuple[str | None, float]] = {}
+        self._ean_lock = threading.Lock()
 
     def close(self) -> None:
         self.http.close()
@@ -104,14 +127,68 @@ class AllegroChannel:
     def listings(self) -> Iterator[Listing]:
         not_sellable: dict[str, str] = {}
         started = self._clock()
+        unsigned: set[str] = set()
+        read = _EanRead(budget=self.options.ean_lookups_per_read)
         for offer in self._pages():
             status = offer_status(offer)
             if status in NOT_SELLABLE:
                 not_sellable[str(offer["id"])] = status
-            yield listing_from_offer(offer)
+            listing = listing_from_offer(offer)
+            if listing.sku is None:  # unsigned: only an EAN can bind it
+                unsigned.add(listing.external_id)
+                listing = replace(listing, ean=self._ean(listing.external_id, read))
+            yield listing
         with self._status_lock:  # a complete read is the freshest status list there is
             self._not_sellable = not_sellable
             self._status_at = started
+        with self._ean_lock:  # offers gone or signed since need no EAN any more
+            self._eans = {o: v for o, v in self._eans.items() if o in unsigned}
+        if unsigned:
+            self.log.info("allegro.ean_lookups", unsigned=len(unsigned), looked_up=read.looked_up,
+                          found=read.found, cached=read.cached, failed=read.failed,
+                          postponed=len(unsigned) - read.looked_up - read.cached - read.failed)
+
+    def _ean(self, offer_id: str, read: _EanRead) -> str | None:
+        """The EAN of an unsigned offer: remembered, or read from its product while the read's budget lasts.
+
+        A failed lookup never fails the listing read (the offer just stays unbound until a later read);
+        a throttled or failing vendor stops the lookups for the rest of this read."""
+        now = self._clock()
+        with self._ean_lock:
+            known = self._eans.get(offer_id)
+        if known is not None and now - known[1] < self.options.ean_max_age:
+            read.cached += 1
+            return known[0]
+        stale = known[0] if known is not None else None
+        if read.stopped or read.budget <= 0:
+            return stale
+        read.budget -= 1
+        try:
+            product_offer = self.client.product_offer(offer_id)
+            if product_offer is None:  # gone between the offer list and the lookup: nothing to remember
+                read.failed += 1
+                return None
+            found = ean_from_product_offer(product_offer)
+            ean = found.ean
+            if ean is None and found.product_id is not None:  # the offer names its product only
+                product = self.client.product(found.product_id)
+                ean = ean_from_product(product) if product is not None else None
+        except LoginNeeded:
+            raise
+        except RetryableError as exc:
+            read.failed += 1
+            read.stopped = True
+            self.log.warning("allegro.ean_lookup_stopped", offer_id=offer_id, error=str(exc))
+            return stale
+        except PermanentError as exc:
+            read.failed += 1
+            self.log.warning("allegro.ean_lookup_failed", offer_id=offer_id, error=str(exc))
+            return stale
+        read.looked_up += 1
+        read.found += ean is not None
+        with self._ean_lock:
+            self._eans[offer_id] = (ean, now)
+        return ean
 
     def _statuses(self) -> dict[str, str]:
         with self._status_lock:

@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
@@ -222,6 +223,20 @@ class AllegroClient:
         params += [("offer.id", o) for o in offer_ids]
         response = self.request("GET", "/sale/offers", params=params)
         return self._ok(response, "GET /sale/offers")
+
+    def product_offer(self, offer_id: str) -> dict[str, Any] | None:
+        """GET /sale/product-offers/{offerId} (SaleProductOfferResponseV1); None when the offer is gone."""
+        return self._get_or_none(f"/sale/product-offers/{quote(offer_id, safe='')}")
+
+    def product(self, product_id: str) -> dict[str, Any] | None:
+        """GET /sale/products/{productId} (SaleProductDto); None when the product is not found."""
+        return self._get_or_none(f"/sale/products/{quote(product_id, safe='')}")
+
+    def _get_or_none(self, path: str) -> dict[str, Any] | None:
+        response = self.request("GET", path, expected=(404,))
+        if response.status_code == 404:
+            return None
+        return self._ok(response, f"GET {path}")
 
     # --- batch commands ----------------------------------------------------------------
 

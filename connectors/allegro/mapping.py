@@ -12,11 +12,14 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
+
+from stdnum import ean as gtin
+from stdnum.exceptions import ValidationError
 
 from hub.ports import Listing, ListingChange
 
@@ -120,6 +123,8 @@ def listing_from_offer(offer: Mapping[str, Any]) -> Listing:
 
     Only ACTIVE/ACTIVATING offers can be bought, so an ENDED or INACTIVE offer reports quantity 0
     (its stored stock is not on sale). The hub ends an offer to show 0, so reading it back must give 0.
+    The offer list carries no EAN (it lives on the offer's product): the channel fills it in for
+    unsigned offers from ``ean_from_product_offer`` / ``ean_from_product``.
     """
     status = offer_status(offer)
     sellable = status in SELLABLE_STATUSES
@@ -129,12 +134,89 @@ def listing_from_offer(offer: Mapping[str, Any]) -> Listing:
     return Listing(
         external_id=str(offer["id"]),
         sku=external or None,
-        ean=None,  # the offer list carries no EAN (it lives on the product)
+        ean=None,
         quantity=stock if sellable else 0,
         price_gross=parse_amount(price.get("amount")),
         currency=price.get("currency") or "PLN",
         active=sellable,
     )
+
+
+# --- product-offers / products -> EAN -----------------------------------------------------
+#
+# GET /sale/product-offers/{offerId} (SaleProductOfferResponseV1) has productSet[].product
+# (ProductOfferResponse: id, publication) with parameters[] (ParameterProductOfferResponse: id, name,
+# values, valuesIds, rangeValue): no flag there says which parameter is a GTIN, so only the catalogue's
+# "EAN (GTIN)" parameter is recognised, by its id. GET /sale/products/{productId} (SaleProductDto)
+# flags GTIN parameters itself: parameters[] (ProductParameterDto) with options.isGTIN.
+
+GTIN_PARAMETER_ID = "225693"  # the catalogue's "EAN (GTIN)" parameter (the vendor's id; not in swagger.yaml)
+
+
+@dataclass(frozen=True)
+class OfferEan:
+    """What a product-offer tells about its EAN: the EAN, or the product to read it from (or neither)."""
+
+    ean: str | None = None
+    product_id: str | None = None
+
+
+def normalize_ean(value: Any) -> str | None:
+    """A GTIN-8/12/13/14 in the compact form the catalogue stores (hub.validation); None if invalid."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return str(gtin.validate(value))
+    except ValidationError:
+        return None
+
+
+def _first_ean(parameters: Any, is_gtin: Callable[[Mapping[str, Any]], bool]) -> str | None:
+    if not isinstance(parameters, list):
+        return None
+    for parameter in parameters:
+        if isinstance(parameter, Mapping) and is_gtin(parameter):
+            for value in parameter.get("values") or []:
+                found = normalize_ean(value)
+                if found:
+                    return found
+    return None
+
+
+def _single_product(product_offer: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The offer's product when the offer sells exactly one unit of exactly one product.
+
+    A set (several products) or a multipack (productSet[].quantity.value > 1) is not one unit of one
+    EAN: binding it by a component's EAN would sell the bundle at the component's stock."""
+    product_set = product_offer.get("productSet")
+    if not isinstance(product_set, list) or len(product_set) != 1 or not isinstance(product_set[0], Mapping):
+        return None
+    element = product_set[0]
+    units = (element.get("quantity") or {}).get("value")
+    if units is not None and units != 1:
+        return None
+    product = element.get("product")
+    return product if isinstance(product, Mapping) else None
+
+
+def ean_from_product_offer(product_offer: Mapping[str, Any]) -> OfferEan:
+    """The EAN of a SaleProductOfferResponseV1: its product's "EAN (GTIN)" parameter; failing that the
+    product id, whose SaleProductDto flags its GTINs (``ean_from_product``)."""
+    product = _single_product(product_offer)
+    if product is None:
+        return OfferEan()
+    found = _first_ean(product.get("parameters"), lambda p: str(p.get("id")) == GTIN_PARAMETER_ID)
+    if found:
+        return OfferEan(ean=found)
+    product_id = product.get("id")
+    return OfferEan(product_id=product_id if isinstance(product_id, str) and product_id else None)
+
+
+def ean_from_product(product: Mapping[str, Any]) -> str | None:
+    """The first valid GTIN of a SaleProductDto: parameters[] flagged options.isGTIN (or the
+    "EAN (GTIN)" parameter by id)."""
+    return _first_ean(product.get("parameters"), lambda p: (p.get("options") or {}).get("isGTIN") is True
+                      or str(p.get("id")) == GTIN_PARAMETER_ID)
 
 
 # --- changes -> commands ----------------------------------------------------------------

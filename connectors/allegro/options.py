@@ -35,6 +35,11 @@ class AllegroOptions(BaseModel):
     rate_limit_block: Duration = 60.0
     # how old the known ended/inactive offer list may be before a push re-reads it
     status_max_age: Duration = 600.0
+    # unsigned offers (no external.id) are bound by EAN, read from the offer's product: at most this
+    # many lookups per listings read (the rest wait for the next read; 0 turns the lookups off), and
+    # how long a looked-up EAN is trusted before it is read again
+    ean_lookups_per_read: int = Field(2000, ge=0)
+    ean_max_age: Duration = 86400.0
 
     @field_validator("api_url", "auth_url")
     @classmethod

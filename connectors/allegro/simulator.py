@@ -1,6 +1,8 @@
 """A small Allegro, in process: the REST resources and OAuth endpoints the connector uses.
 
-A WSGI app with the spec's response shapes (swagger.yaml), offers in memory,
+A WSGI app with the spec's response shapes (swagger.yaml), offers in memory (each
+optionally assigned to a catalogue product with an EAN, read through GET
+/sale/product-offers/{offerId} and GET /sale/products/{productId}),
 batch commands processed asynchronously (tasks NEW -> SUCCESS/FAIL after a
 delay), single-use refresh tokens, and faults on demand, all deterministic for
 a seed: a fraction of 5xx, 429 bursts that block the client id for a minute
@@ -24,7 +26,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from socketserver import ThreadingMixIn
@@ -44,6 +46,10 @@ _KINDS = {
     "offer-quantity-change-commands": "quantity",
     "offer-publication-commands": "publication",
 }
+_PRODUCT_OFFER = re.compile(r"^/sale/product-offers/([^/]+)$")
+_PRODUCT = re.compile(r"^/sale/products/([^/]+)$")
+GTIN_PARAMETER = {"id": "225693", "name": "EAN (GTIN)"}  # the catalogue's EAN parameter
+PRODUCT_NAMESPACE = uuid.UUID("0b6c7f0e-3c1d-4a52-8f07-6d2b9e4a1c35")
 _COMMAND = re.compile(r"^/sale/(offer-price-change-commands|offer-quantity-change-commands|"
                       r"offer-publication-commands)/([^/]+)(/tasks)?$")
 _REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
@@ -69,6 +75,12 @@ class SimOffer:
     currency: str = "PLN"
     status: str = "ACTIVE"
     name: str = ""
+    ean: str | None = None  # the GTIN of the offer's product (None: no product assigned)
+
+    @property
+    def product_id(self) -> str | None:
+        """The catalogue product the offer is assigned to: one per EAN, as in the vendor's catalogue."""
+        return None if self.ean is None else product_id_for(self.ean)
 
     def dto(self) -> dict[str, Any]:
         """An OfferListingDto (the subset the spec's GET /sale/offers returns that matters here)."""
@@ -82,6 +94,41 @@ class SimOffer:
         if self.external_id is not None:
             out["external"] = {"id": self.external_id}
         return out
+
+    def product_offer(self, *, with_gtin: bool = True) -> dict[str, Any]:
+        """A SaleProductOfferResponseV1 (GET /sale/product-offers/{offerId}): one product, whose
+        parameters carry its "EAN (GTIN)" unless ``with_gtin`` is off (then only the product id)."""
+        product: dict[str, Any] = {"id": None, "publication": {"status": "NOT_LISTED"}, "parameters": []}
+        if self.ean is not None:
+            product = {"id": self.product_id, "publication": {"status": "LISTED"},
+                       "parameters": [{**GTIN_PARAMETER, "values": [self.ean]}] if with_gtin else []}
+        out: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name or f"Offer {self.id}",
+            "productSet": [{"quantity": {"value": 1}, "product": product}],
+            "sellingMode": {"format": "BUY_NOW", "price": {"amount": f"{self.price:.2f}", "currency": self.currency}},
+            "stock": {"available": self.quantity, "unit": "UNIT"},
+            "publication": {"status": self.status},
+            "language": "pl-PL",
+        }
+        if self.external_id is not None:
+            out["external"] = {"id": self.external_id}
+        return out
+
+
+def product_id_for(ean: str) -> str:
+    return str(uuid.uuid5(PRODUCT_NAMESPACE, ean))
+
+
+def product_dto(product_id: str, ean: str) -> dict[str, Any]:
+    """A SaleProductDto (GET /sale/products/{productId}) whose GTIN parameter is flagged isGTIN."""
+    return {
+        "id": product_id,
+        "name": f"Product {ean}",
+        "category": {"id": "257931"},
+        "parameters": [{**GTIN_PARAMETER, "values": [ean], "options": {"identifiesProduct": True, "isGTIN": True}}],
+        "publication": {"status": "LISTED"},
+    }
 
 
 @dataclass
@@ -147,8 +194,12 @@ class AllegroSimulator:
         device_ttl: int = 3600,
         auto_approve_after: int | None = None,
         faults: Faults | None = None,
+        gtin_in_product_offer: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ):
+        # whether GET /sale/product-offers/{offerId} shows the product's GTIN parameter, or only the
+        # product id (then the EAN is on GET /sale/products/{productId})
+        self.gtin_in_product_offer = gtin_in_product_offer
         self.clients = dict(clients or {"hub-client": "hub-secret"})
         self.command_delay = command_delay
         self.block_scale = block_scale
@@ -163,6 +214,7 @@ class AllegroSimulator:
         self._ids = random.Random(seed + 1)  # tokens, codes and trace ids, so they never shift the faults
         self._lock = threading.RLock()
         self._offers: dict[str, SimOffer] = {}
+        self._products: dict[str, str] = {}  # product id -> EAN, for every EAN ever assigned
         self._commands: dict[tuple[str, str], SimCommand] = {}
         self._order: list[SimCommand] = []
         self._access: dict[str, _Token] = {}
@@ -183,10 +235,24 @@ class AllegroSimulator:
 
     def add_offer(self, offer_id: str, *, external_id: str | None = None, quantity: int = 1,
                   price: Decimal | str = "10.00", currency: str = "PLN", status: str = "ACTIVE",
-                  name: str = "") -> None:
+                  name: str = "", ean: str | None = None) -> None:
         with self._lock:
             self._offers[offer_id] = SimOffer(offer_id, external_id, quantity, Decimal(str(price)), currency,
                                               status, name)
+            self.set_ean(offer_id, ean)
+
+    def remove_offer(self, offer_id: str) -> None:
+        """The seller deleted the offer (a draft, say): it is gone from every resource."""
+        with self._lock:
+            self._offers.pop(offer_id, None)
+
+    def set_ean(self, offer_id: str, ean: str | None) -> None:
+        """Assign the offer to the catalogue product with this EAN (None: to no product)."""
+        with self._lock:
+            offer = self._offers[offer_id]
+            offer.ean = ean
+            if ean is not None:
+                self._products[product_id_for(ean)] = ean
 
     def add_offers(self, count: int, *, start: int = 1, quantity: int = 1, price: str = "10.00",
                    status: str = "ACTIVE") -> list[str]:
@@ -199,8 +265,7 @@ class AllegroSimulator:
         """The offer as it is now (after every command that is due)."""
         with self._lock:
             self._process_due()
-            o = self._offers[offer_id]
-            return SimOffer(o.id, o.external_id, o.quantity, o.price, o.currency, o.status, o.name)
+            return replace(self._offers[offer_id])
 
     def sell(self, offer_id: str, quantity: int = 1) -> None:
         """A buyer buys; the vendor ends an offer whose stock reaches 0."""
@@ -423,6 +488,18 @@ class AllegroSimulator:
         params = parse_qsl(query, keep_blank_values=True)
         if path == "/sale/offers" and method == "GET":
             return self._search_offers(params)
+        if (found := _PRODUCT_OFFER.match(path) or _PRODUCT.match(path)) is not None:
+            if method != "GET":
+                return 405, _error("MethodNotAllowedException", "Method not allowed"), []
+            if found.re is _PRODUCT_OFFER:
+                offer = self._offers.get(found.group(1))
+                if offer is None:
+                    return 404, _error("NotFoundException", f"Offer {found.group(1)} not found"), []
+                return 200, offer.product_offer(with_gtin=self.gtin_in_product_offer), []
+            ean = self._products.get(found.group(1))
+            if ean is None:
+                return 404, _error("NotFoundException", f"Product {found.group(1)} not found"), []
+            return 200, product_dto(found.group(1), ean), []
         match = _COMMAND.match(path)
         if match is None:
             return 404, _error("NotFoundException", f"No resource {path}"), []

@@ -19,6 +19,9 @@ TOKEN = "eyJhbGciOiJSUzI1NiJ9.payload.sig"
 
 @pytest.fixture
 def log_stream(tmp_path: Path) -> io.StringIO:
+    from hub import config as hub_config
+
+    hub_config._known_secrets.clear()  # secrets other tests loaded must not mask this test's text
     config = tmp_path / "hub.toml"
     config.write_text('[database]\nurl = "postgresql://hub@db/hub"\npassword = { env = "PW" }\n')
     load(config, environ={"PW": CONFIG_SECRET})  # registers the secret with the redactor

@@ -47,7 +47,11 @@ def test_listings_pages_through_every_offer(make_channel, sim: AllegroSimulator)
     pages = [r for r in sim.requests if r.path == "/sale/offers"]
     assert len(pages) == 3
     assert all("limit=1000" in r.query for r in pages)
-    assert [m for m, *_ in validating.checked] == ["GET"] * 3
+    # the one unsigned offer is the only one whose EAN is looked up (it has no product: none)
+    assert listings[-1].ean is None
+    assert [(m, p) for m, p, _ in validating.checked if p != "/sale/offers"] == [
+        ("GET", "/sale/product-offers/9000000001")]
+    assert [m for m, *_ in validating.checked] == ["GET"] * 4
 
 
 def test_push_price_and_quantity(make_channel, sim: AllegroSimulator) -> None:

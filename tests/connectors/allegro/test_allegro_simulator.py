@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from connectors.allegro.simulator import AllegroSimulator, Faults
+from connectors.allegro.simulator import AllegroSimulator, Faults, product_id_for
 from hub.errors import RetryableError
 from hub.metrics import CONNECTOR_ERRORS
 
@@ -40,6 +40,28 @@ def test_offer_filters(api: httpx.Client, sim: AllegroSimulator) -> None:
     got = api.get("/sale/offers", params={"limit": 2, "offset": 4}).json()
     assert (got["count"], got["totalCount"], got["offers"][0]["id"]) == (2, 6, ids[4])
     assert got["offers"][1]["external"] == {"id": "ERP-1"}
+
+
+def test_product_offers_and_products(api: httpx.Client, sim: AllegroSimulator) -> None:
+    sim.add_offer("1", external_id="ERP-1", ean="5901234123457", quantity=3)
+    sim.add_offer("2")
+    one = api.get("/sale/product-offers/1").json()  # the spec-shaped answer is checked by the transport
+    (element,) = one["productSet"]
+    product = element["product"]
+    assert product["id"] == product_id_for("5901234123457") and element["quantity"] == {"value": 1}
+    assert product["parameters"] == [{"id": "225693", "name": "EAN (GTIN)", "values": ["5901234123457"]}]
+    assert one["external"] == {"id": "ERP-1"} and one["stock"]["available"] == 3
+    bare = api.get("/sale/product-offers/2").json()["productSet"][0]["product"]
+    assert bare == {"id": None, "publication": {"status": "NOT_LISTED"}, "parameters": []}
+    sim.gtin_in_product_offer = False
+    assert api.get("/sale/product-offers/1").json()["productSet"][0]["product"]["parameters"] == []
+    catalogue = api.get(f"/sale/products/{product['id']}").json()
+    assert catalogue["parameters"][0]["values"] == ["5901234123457"]
+    assert catalogue["parameters"][0]["options"]["isGTIN"] is True
+    assert api.get("/sale/product-offers/3").status_code == 404
+    assert api.get(f"/sale/products/{product_id_for('4006381333931')}").status_code == 404
+    sim.remove_offer("1")
+    assert api.get("/sale/product-offers/1").status_code == 404
 
 
 def test_vendor_checks(api: httpx.Client, raw: httpx.Client, sim: AllegroSimulator) -> None:

@@ -1,0 +1,46 @@
+"""A process that ingests a share of the orders, started by test_pg_reservations.py.
+
+argv: database URL, go-file, orders JSON file, process number, process count.
+It waits for the go-file so every process starts at the same moment.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from fake_connectors import make_order
+
+from hub.config import load
+from hub.db import make_engine, transaction
+from hub.logs import configure
+from hub.order_jobs import order_rules
+from hub.orders import accept
+
+
+def main() -> int:
+    url, go, orders_file, number, count = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), \
+        int(sys.argv[5])
+    from hub.config import LogSettings
+
+    configure(LogSettings(level="error"))
+    config = orders_file.with_name("hub.toml")
+    rules = order_rules(load(config, environ={}))
+    engine = make_engine(url)
+    orders = json.loads(orders_file.read_text())[number::count]
+    print("ready", flush=True)
+    while not go.exists():
+        time.sleep(0.005)
+    for channel, external_id, lines in orders:
+        co = make_order(channel, external_id, [(sku, None, qty, "10.00") for sku, qty in lines])
+        with transaction(engine) as session:
+            accept(session, rules, co)
+    engine.dispose()
+    print("done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
