@@ -106,7 +106,15 @@ def status(engine: Engine, session: Session, loaded: LoadedConfig, dead_limit: i
             "last_error_at": _iso(h.last_error_at) if h else None,
             "last_error": h.last_error if h else None,
         })
+    from sqlalchemy import func, or_
+
+    from hub.models import Order
+
+    problems = session.execute(select(func.count()).select_from(Order).where(
+        or_(Order.problem.is_not(None), Order.oversold.is_(True)))).scalar_one()
+    oversold = session.execute(select(func.count()).select_from(Order).where(Order.oversold.is_(True))).scalar_one()
     return {
+        "orders": {"problems": problems, "oversold": oversold},
         "queue": {s: counts.get(s, 0) for s in JOB_STATES},
         "dead_jobs": [job_summary(j) for j in dead],
         "schedule": schedule,

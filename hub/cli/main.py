@@ -250,6 +250,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     q = data["queue"]
     _say("queue:  " + "  ".join(f"{state} {count}" for state, count in q.items()))
+    o = data["orders"]
+    _say(f"orders with problems: {o['problems']} ({o['oversold']} oversold) - hub orders list --problems")
     _say()
     _say(f"dead jobs ({len(data['dead_jobs'])} shown):")
     table(data["dead_jobs"], ["id", "kind", "attempts", "updated_at", "last_error"])
