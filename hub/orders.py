@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
@@ -77,6 +77,15 @@ class Accepted:
 
 
 # --- validation ---------------------------------------------------------------------------
+
+
+class LineRef(NamedTuple):
+    """What identifies a line's product: the channel's signature and offer."""
+
+    sku: str | None
+    offer_id: str | None
+    name: str
+
 
 
 def _resolve_lines(session: Session, channel: str, co_lines: Sequence[Any]) -> tuple[list[str | None], list[str]]:
@@ -438,9 +447,8 @@ def retry(session: Session, rules: OrderRules, order_id: int) -> Accepted:
     now = utcnow()
     lines = list(session.execute(select(OrderLineRow).where(OrderLineRow.order_id == order.id)
                                  .order_by(OrderLineRow.line_no)).scalars())
-    signatures = [type("L", (), {"sku": line.signature, "offer_id": line.offer_id, "name": line.name})()
-                  for line in lines]
-    skus, _ = _resolve_lines(session, order.channel, signatures)
+    refs = [LineRef(line.signature, line.offer_id, line.name) for line in lines]
+    skus, _ = _resolve_lines(session, order.channel, refs)
     for line, sku in zip(lines, skus, strict=True):
         line.sku = sku
     session.flush()
