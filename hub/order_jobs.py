@@ -123,18 +123,23 @@ class OrderService:
             with ctx.session() as session:
                 save_channel_cursor(session, channel, "orders", new_cursor)
             return {"started_at": new_cursor}
-        latest: dict[str, Any] = {}
-        for event in events:
-            latest[event.external_id] = event  # duplicates and out-of-order entries collapse here
-        orders = [port.order(external_id) for external_id in latest]
-        created = changed = 0
-        with ctx.session() as session:
-            for co in orders:
-                result = accept(session, self.rules, co)
-                created += result.created
-                changed += result.changed
-            save_channel_cursor(session, channel, "orders", new_cursor)
-        return {"events": len(events), "orders": len(orders), "created": created, "changed": changed}
+        created = changed = fetched = 0
+        # chunks, each stored with the cursor of its last event: a crash repeats one chunk at most
+        for start in range(0, max(len(events), 1), FETCH_CHUNK):
+            chunk = events[start:start + FETCH_CHUNK]
+            latest: dict[str, Any] = {}
+            for event in chunk:
+                latest[event.external_id] = event  # duplicates and out-of-order entries collapse here
+            orders = [port.order(external_id) for external_id in latest]
+            fetched += len(orders)
+            last = start + FETCH_CHUNK >= len(events)
+            with ctx.session() as session:
+                for co in orders:
+                    result = accept(session, self.rules, co)
+                    created += result.created
+                    changed += result.changed
+                save_channel_cursor(session, channel, "orders", new_cursor if last else chunk[-1].cursor)
+        return {"events": len(events), "orders": fetched, "created": created, "changed": changed}
 
     def handle_reconcile(self, ctx: JobContext) -> dict[str, Any]:
         channel = ctx.payload["channel"]

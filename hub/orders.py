@@ -203,8 +203,7 @@ def release(session: Session, order: Order, now: datetime) -> int:
 
 def _push_stock_now(session: Session) -> None:
     """The changed SKUs' available-to-sell goes to every channel at once, ahead of routine work."""
-    queue.enqueue(session, PLAN_KIND, {"reason": "reservations"}, key=f"plan:reservations:{uuid.uuid4().hex}",
-                  priority=20)
+    queue.enqueue_coalesced(session, PLAN_KIND, {"reason": "reservations"}, group="plan:reservations", priority=20)
 
 
 def consume_reflected(session: Session, skus: Iterable[str], grace: timedelta, now: datetime) -> int:

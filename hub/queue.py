@@ -121,6 +121,21 @@ def enqueue(
     return Enqueued(existing.id, False)
 
 
+def enqueue_coalesced(
+    session: Session, kind: str, payload: dict[str, Any], *, group: str, priority: int = 0
+) -> Enqueued:
+    """For work that reads shared state when it runs (e.g. "push what is dirty"): join a job of the
+    group that has not started yet, else add one. A running job may have read the state already, so
+    only a pending one is joined. A race adds a second job, which is harmless for such work."""
+    pending = session.execute(
+        select(Job.id).where(Job.kind == kind, Job.state == "pending", Job.idempotency_key.like(f"{group}:%"))
+        .limit(1)
+    ).scalar()
+    if pending is not None:
+        return Enqueued(pending, False)
+    return enqueue(session, kind, payload, key=f"{group}:{uuid.uuid4().hex}", priority=priority)
+
+
 def enqueue_many(session: Session, jobs: Iterable[NewJob]) -> int:
     """Bulk enqueue; existing keys are skipped. Returns how many jobs were created."""
     now = utcnow()

@@ -193,3 +193,16 @@ def test_connector_health_follows_outcomes(engine: Engine) -> None:
     with transaction(engine) as s:
         health = s.get(ConnectorHealth, "shop")
         assert health is not None and health.status == "ok" and health.last_ok_at is not None
+
+
+def test_coalesced_jobs_join_only_a_pending_one(engine: Engine) -> None:
+    with transaction(engine) as s:
+        first = queue.enqueue_coalesced(s, "plan", {}, group="plan:x")
+        again = queue.enqueue_coalesced(s, "plan", {}, group="plan:x")
+        other = queue.enqueue_coalesced(s, "plan", {}, group="plan:y")
+    assert first.created and not again.created and again.id == first.id
+    assert other.id != first.id
+    queue.claim(engine, "w", limit=10, lease=30, kinds={"plan"})  # both start running
+    with transaction(engine) as s:
+        after = queue.enqueue_coalesced(s, "plan", {}, group="plan:x")
+    assert after.created and after.id not in (first.id, other.id)  # a running job may have read already
