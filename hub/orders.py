@@ -243,6 +243,9 @@ def _inbound_target(order: Order, co: ChannelOrder, status_map: StatusMap) -> st
     target = status_map.inbound.get(co.status)
     if co.payment.status == "paid" and order.status == "new" and target in (None, "new"):
         target = "paid"
+    if target == "paid" and co.payment.status != "paid" and co.payment.cash_on_delivery:
+        # a shop marks a cash-on-delivery order "processing" before any money moved: it is not paid
+        target = "processing"
     return target
 
 

@@ -9,6 +9,10 @@ catalogue, and a broken export zeroing it. Files younger than ``settle`` or
 changing while read are left for the next run; a file that cannot be read as a
 whole (undecodable, a required column missing, no rows) gives no records and
 turns the run into a plain update (``snapshot=False``).
+
+With an ``outbox`` folder configured, the same connector also takes the hub's accepted orders as
+sales documents and returned goods back into stock (ErpSalesSink): one file per document and
+format (JSON, EDI++ for Subiekt and Rewizor) that the ERP imports (``outbox.py``).
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from connectors.erp.epp import EppOptions
+from connectors.erp.outbox import Outbox
 from hub.config import parse_duration
-from hub.errors import RetryableError
+from hub.errors import PermanentError, RetryableError
 from hub.logs import get_logger
-from hub.ports import Capability, ErpBatch, RejectedRecord
+from hub.ports import Capability, ErpBatch, RejectedRecord, RestockDocument, SalesDocument
 from hub.registry import ConnectorSpec
 from hub.validation import (
     COLUMNS,
@@ -68,6 +74,17 @@ class FileFeedOptions(BaseModel):
     decimal_comma: Literal["auto"] | bool = "auto"
     # a file modified less than this long ago may still be being written: it is read next run
     settle: float = Field(2.0, ge=0)
+    # the folder the ERP imports sales documents and restocks from; unset: the connector takes none
+    outbox: Path | None = None
+    outbox_formats: list[Literal["json", "epp"]] = Field(default_factory=lambda: ["json", "epp"], min_length=1)
+    epp: EppOptions = EppOptions()
+
+    @field_validator("outbox_formats")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each format at most once")
+        return value
 
     @field_validator("encoding", mode="before")
     @classmethod
@@ -176,6 +193,30 @@ class FileFeed:
         self._handed_out: str | None = None  # the cursor of the last batch changes() returned
         parsing = (fmt, options.encoding, str(options.decimal_comma), getattr(options, "delimiter", ""))
         self._version = "f1." + hashlib.sha256(repr(parsing).encode()).hexdigest()[:8]
+        self._outbox = None if options.outbox is None else Outbox(
+            options.outbox, options.outbox_formats, options.epp, log=self.log)
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """What this instance does as configured: sales documents and restocks only with an outbox."""
+        return _CAPABILITIES if self._outbox is None else _CAPABILITIES | _OUTBOX_CAPABILITIES
+
+    # --- the sales sink (ErpSalesSink) --------------------------------------------------
+
+    def post_sales_document(self, document: SalesDocument) -> str:
+        """Write the document into the outbox (once per reference); its id is the files' name stem."""
+        return self._sink().post_sales_document(document)
+
+    def restock(self, document: RestockDocument) -> str:
+        return self._sink().restock(document)
+
+    def _sink(self) -> Outbox:
+        if self._outbox is None:
+            raise PermanentError(
+                f"ERP connector {self.name!r} has no outbox, so it takes no sales documents: set "
+                f'outbox = "/path/to/folder" under [connectors.{self.name}] (a folder the ERP imports from; '
+                'outbox_formats = ["json", "epp"] by default, see connectors/erp/README.md)')
+        return self._outbox
 
     # --- the port -----------------------------------------------------------------
 
@@ -431,15 +472,20 @@ def _factory(fmt: Format) -> Any:
 
 
 _CAPABILITIES = frozenset({Capability.ERP_INCREMENTAL, Capability.ERP_SNAPSHOT})
+_OUTBOX_CAPABILITIES = frozenset({Capability.ERP_SALES_DOCUMENTS, Capability.ERP_RESTOCK})
 
+# The kind's capabilities include the sales documents an outbox enables; an instance's own
+# ``capabilities`` say whether it has one.
 CSV_SPEC = ConnectorSpec(
     kind="csv", role="erp",
-    description="ERP file feed: a CSV export (Subiekt, Optima, a spreadsheet) or a folder of them",
-    capabilities=_CAPABILITIES, factory=_factory("csv"), options_model=CsvOptions,
+    description="ERP file feed: a CSV export (Subiekt, Optima, a spreadsheet) or a folder of them; "
+                "sales documents into an outbox folder",
+    capabilities=_CAPABILITIES | _OUTBOX_CAPABILITIES, factory=_factory("csv"), options_model=CsvOptions,
 )
 
 JSONL_SPEC = ConnectorSpec(
     kind="jsonl", role="erp",
-    description="ERP file feed: JSON lines with the CSV feed's fields, or a folder of such files",
-    capabilities=_CAPABILITIES, factory=_factory("jsonl"), options_model=JsonlOptions,
+    description="ERP file feed: JSON lines with the CSV feed's fields, or a folder of such files; "
+                "sales documents into an outbox folder",
+    capabilities=_CAPABILITIES | _OUTBOX_CAPABILITIES, factory=_factory("jsonl"), options_model=JsonlOptions,
 )

@@ -11,6 +11,13 @@ feed WHERE ... ORDER BY ... LIMIT``), built with SQLAlchemy so each dialect gets
 its own paging (``TOP`` on SQL Server). Incremental reads page by the key
 (change value, sku, warehouse), so rows sharing one change value are neither
 skipped nor read twice, whatever the page size.
+
+With a ``[sales_document]`` (and ``[restock]``) section in the queries file, the same connector
+takes the hub's accepted orders (and returned goods) into staging tables the ERP, or a script of
+the seller's, imports from (ErpSalesSink). Each document is one transaction on the ERP database:
+the section's ``exists`` query first (a document already staged returns its id), else the header
+and line INSERTs. The header table's unique constraint on the reference makes it exactly once under
+races: a unique violation is "already there" and answered with ``exists``.
 """
 
 from __future__ import annotations
@@ -23,9 +30,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, field_validator
+from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationInfo, field_validator
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -44,13 +52,25 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 
+from connectors.erp.documents import (
+    check_restock,
+    kind_of,
+    normalize_nip,
+    restock_json,
+    sales_json,
+    totals,
+)
+from connectors.erp.documents import (
+    issued_at as document_issued_at,
+)
+from hub.clock import utcnow
 from hub.config import SecretValue
 from hub.errors import PermanentError, RetryableError
 from hub.logs import get_logger
 from hub.mappings import register_schema, validate_file
-from hub.ports import Capability, ErpBatch, RejectedRecord
+from hub.ports import Capability, ErpBatch, RejectedRecord, RestockDocument, SalesDocument
 from hub.registry import ConnectorSpec
 from hub.validation import FeedRules, ParsedRow, missing_columns, normalize_column, parse_row, records
 
@@ -58,6 +78,79 @@ SNAPSHOT_BATCH = 5000  # rows per batch of snapshot(); changes() takes the spine
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # sort keys the hub adds to every row it reads (the database's own text of sku and warehouse)
 _KEY_SKU, _KEY_WAREHOUSE = "hub_key_sku", "hub_key_warehouse"
+# a named parameter of a statement (``:name``; not a PostgreSQL cast ``::type``, not an escaped ``\:``)
+_PARAMETER = re.compile(r"(?<![:\w\\]):([A-Za-z_]\w*)(?![:\w])")
+_LOCAL_ZONE = ZoneInfo("Europe/Warsaw")  # issued_date: the document's date in Poland
+
+
+def _statement_words(sql: str) -> list[str]:
+    return re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.S).split()
+
+
+def parameters(sql: str) -> set[str]:
+    return set(_PARAMETER.findall(re.sub(r"--[^\n]*|/\*.*?\*/|'[^']*'", " ", sql, flags=re.S)))
+
+
+class _Staging(BaseModel):
+    """A staging section: ``exists`` (one SELECT by :reference), ``header`` and ``lines`` (INSERTs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    HEADER: ClassVar[frozenset[str]] = frozenset()
+    LINES: ClassVar[frozenset[str]] = frozenset()
+
+    # returns one row for a staged document, its first column the id the hub records; no row: not staged
+    exists: str
+    header: str  # one INSERT of the document's header row
+    lines: str  # one INSERT, run once per line
+
+    @field_validator("exists")
+    @classmethod
+    def _select(cls, value: str) -> str:
+        words = _statement_words(value)
+        if not words or words[0].lower() != "select":
+            raise ValueError("must be one SELECT statement")
+        if parameters(value) != {"reference"}:
+            raise ValueError("must select by :reference and use no other parameter")
+        return value.strip().rstrip(";").strip()
+
+    @field_validator("header", "lines")
+    @classmethod
+    def _insert(cls, value: str, info: ValidationInfo) -> str:
+        words = _statement_words(value)
+        if not words or words[0].lower() != "insert":
+            raise ValueError("must be one INSERT statement")
+        used = parameters(value)
+        if info.field_name == "header" and "reference" not in used:
+            raise ValueError("must insert :reference (the unique key of the staged document)")
+        allowed = cls.HEADER if info.field_name == "header" else cls.LINES
+        unknown = sorted(used - allowed)
+        if unknown:
+            raise ValueError(f"unknown parameter {', '.join(':' + u for u in unknown)} "
+                             f"(known: {', '.join(':' + a for a in sorted(allowed))})")
+        return value.strip().rstrip(";").strip()
+
+
+class SalesDocumentStaging(_Staging):
+    """``[sales_document]``: where accepted orders go."""
+
+    HEADER = frozenset({
+        "reference", "kind", "issued_at", "issued_date", "channel", "order_id", "order_revision", "buyer_email",
+        "buyer_login", "nip", "company", "invoice_street", "invoice_postal_code", "invoice_city",
+        "invoice_country", "delivery_method", "delivery_name", "delivery_street", "delivery_postal_code",
+        "delivery_city", "delivery_country", "delivery_phone", "pickup_point_id", "total_net", "total_vat",
+        "total_gross", "currency", "payment_status", "payment_method", "payment_amount", "cod", "cod_amount",
+        "line_count", "document"})
+    LINES = frozenset({
+        "reference", "line_no", "sku", "name", "quantity", "unit_price_gross", "vat_rate", "net", "vat",
+        "gross", "offer_id", "line_id"})
+
+
+class RestockStaging(_Staging):
+    """``[restock]``: where returned goods go back into stock."""
+
+    HEADER = frozenset({"reference", "order_reference", "warehouse", "created_at", "line_count", "document"})
+    LINES = frozenset({"reference", "line_no", "sku", "quantity", "amount_gross", "offer_id", "line_id"})
 
 
 class ErpSqlQueries(BaseModel):
@@ -71,6 +164,9 @@ class ErpSqlQueries(BaseModel):
     changes: str
     # the whole catalogue; defaults to `changes` (the change column is not needed here)
     snapshot: str | None = None
+    # staging tables for sales documents and restocks; unset: the connector takes none
+    sales_document: SalesDocumentStaging | None = None
+    restock: RestockStaging | None = None
 
     @field_validator("change_column")
     @classmethod
@@ -251,16 +347,145 @@ class SqlErp:
     def close(self) -> None:
         self.engine.dispose()
 
+    # --- the sales sink (ErpSalesSink) ------------------------------------------------
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """What this instance does as configured: sales documents and restocks only with their sections."""
+        caps = set(_CAPABILITIES)
+        if self.queries.sales_document is not None:
+            caps.add(Capability.ERP_SALES_DOCUMENTS)
+        if self.queries.restock is not None:
+            caps.add(Capability.ERP_RESTOCK)
+        return frozenset(caps)
+
+    def post_sales_document(self, document: SalesDocument) -> str:
+        """Stage the document (once per reference); its id is the first column of ``exists``."""
+        staging = self.queries.sales_document
+        if staging is None:
+            raise PermanentError(f"ERP connector {self.name!r} takes no sales documents: add a [sales_document] "
+                                 f"section to {self.queries_path} (start from examples/erp_sql.toml)")
+        amounts = totals(document)
+        order, invoice, payment = document.order, document.order.invoice, document.order.payment
+        when = document_issued_at(document)
+        delivery = order.delivery_address
+        header = {
+            "reference": document.reference, "kind": kind_of(document), "issued_at": when,
+            "issued_date": when.astimezone(_LOCAL_ZONE).date(), "channel": order.channel_account,
+            "order_id": order.external_id, "order_revision": order.revision, "buyer_email": order.buyer_email,
+            "buyer_login": order.buyer_login,
+            "nip": (normalize_nip(invoice.nip) or None) if invoice else None,
+            "company": invoice.company if invoice else None,
+            "invoice_street": invoice.address.street if invoice and invoice.address else None,
+            "invoice_postal_code": invoice.address.postal_code if invoice and invoice.address else None,
+            "invoice_city": invoice.address.city if invoice and invoice.address else None,
+            "invoice_country": invoice.address.country if invoice and invoice.address else None,
+            "delivery_method": order.delivery_method,
+            "delivery_name": delivery.name if delivery else None,
+            "delivery_street": delivery.street if delivery else None,
+            "delivery_postal_code": delivery.postal_code if delivery else None,
+            "delivery_city": delivery.city if delivery else None,
+            "delivery_country": delivery.country if delivery else None,
+            "delivery_phone": delivery.phone if delivery else None,
+            "pickup_point_id": order.pickup_point.id if order.pickup_point else None,
+            "total_net": amounts.net, "total_vat": amounts.vat, "total_gross": amounts.gross,
+            "currency": order.currency, "payment_status": payment.status, "payment_method": payment.method,
+            "payment_amount": payment.amount, "cod": payment.cash_on_delivery,
+            "cod_amount": payment.amount if payment.cash_on_delivery else None,
+            "line_count": len(amounts.lines),
+            "document": json.dumps(sales_json(document, amounts), ensure_ascii=False, separators=(",", ":")),
+        }
+        lines = [{
+            "reference": document.reference, "line_no": a.line_no, "sku": a.line.sku, "name": a.line.name,
+            "quantity": a.line.quantity, "unit_price_gross": a.line.unit_price_gross, "vat_rate": a.vat_rate,
+            "net": a.net, "vat": a.vat, "gross": a.gross, "offer_id": a.line.offer_id, "line_id": a.line.line_id,
+        } for a in amounts.lines]
+        return self._stage("sales_document", staging, document.reference, header, lines)
+
+    def restock(self, document: RestockDocument) -> str:
+        staging = self.queries.restock
+        if staging is None:
+            raise PermanentError(f"ERP connector {self.name!r} takes no restocks: add a [restock] section to "
+                                 f"{self.queries_path} (start from examples/erp_sql.toml)")
+        check_restock(document)
+        header = {
+            "reference": document.reference, "order_reference": document.order_reference,
+            "warehouse": document.warehouse, "created_at": utcnow(), "line_count": len(document.lines),
+            "document": json.dumps(restock_json(document), ensure_ascii=False, separators=(",", ":")),
+        }
+        lines = [{
+            "reference": document.reference, "line_no": number, "sku": line.sku, "quantity": line.quantity,
+            "amount_gross": line.amount_gross, "offer_id": line.offer_id, "line_id": line.line_id,
+        } for number, line in enumerate(document.lines, 1)]
+        return self._stage("restock", staging, document.reference, header, lines)
+
+    def _stage(self, section: str, staging: _Staging, reference: str, header: dict[str, Any],
+               lines: list[dict[str, Any]]) -> str:
+        """One transaction: the staged document's id, or the header and lines inserted. A unique
+        violation (a concurrent post of the same reference won) is answered with ``exists``."""
+        bound_header = self._bind(staging.header, header)
+        bound_lines = [self._bind(staging.lines, line) for line in lines]
+        try:
+            with self._connection(section, write=True) as conn:
+                found = self._exists(conn, staging, reference)
+                if found is not None:
+                    self.log.info("erp document already staged", section=section, reference=reference, erp_id=found)
+                    return found
+                conn.execute(text(staging.header), bound_header)
+                if bound_lines:
+                    conn.execute(text(staging.lines), bound_lines)
+                found = self._exists(conn, staging, reference)
+                if found is None:  # rolls the inserts back
+                    raise PermanentError(f"{self.queries_path}: {section}: the exists query does not find the "
+                                         f"document the header INSERT staged ({reference!r})")
+        except _Conflict as conflict:
+            with self._connection(section, write=True) as conn:
+                found = self._exists(conn, staging, reference)
+            if found is None:
+                raise PermanentError(f"{self.queries_path}: {section}: the ERP database refused the document "
+                                     f"{reference!r}: {conflict}") from None
+            self.log.info("erp document staged by a concurrent post", section=section, reference=reference)
+            return found
+        self.log.info("erp document staged", section=section, reference=reference, erp_id=found)
+        return found
+
+    def _exists(self, conn: Connection, staging: _Staging, reference: str) -> str | None:
+        row = conn.execute(text(staging.exists), {"reference": reference}).first()
+        if row is None:
+            return None
+        return reference if row[0] is None else str(row[0])
+
+    def _bind(self, sql: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The statement's parameters. SQLite's driver takes no Decimal (and has only deprecated
+        adapters for dates), so there money goes as exact text and times as ISO 8601 text."""
+        used = {k: v for k, v in values.items() if k in parameters(sql)}
+        if self.engine.dialect.name != "sqlite":
+            return used
+        return {k: str(v) if isinstance(v, Decimal) else v.isoformat() if isinstance(v, date) else v
+                for k, v in used.items()}
+
     # --- queries ----------------------------------------------------------------------
 
     @contextmanager
-    def _connection(self, query: str) -> Iterator[Connection]:
-        """A connection; database errors become the queue's retryable / permanent errors,
-        naming the queries file and key (never the URL, which may carry a password)."""
+    def _connection(self, query: str, *, write: bool = False) -> Iterator[Connection]:
+        """A connection (``write``: in a read-write transaction, committed when the block ends);
+        database errors become the queue's retryable / permanent errors, naming the queries file
+        and key (never the URL, which may carry a password). A constraint violation of a write is a
+        _Conflict."""
         where = f"{self.queries_path}: {query}"
         try:
             with self.engine.connect() as conn:
-                yield conn
+                if not write:
+                    yield conn
+                    return
+                with conn.begin():
+                    if conn.dialect.name == "postgresql":  # the engine's default is read-only
+                        conn.execute(text("SET TRANSACTION READ WRITE"))
+                    yield conn
+        except IntegrityError as exc:
+            if not write:
+                raise PermanentError(f"{where}: the ERP database refused the query: {_first_line(exc.orig)}") from None
+            raise _Conflict(_first_line(exc.orig)) from None
         except OperationalError as exc:  # unreachable server, timeouts, locks; SQLite: also SQL errors
             self._columns.clear()
             raise RetryableError(f"ERP database ({where}): {_first_line(exc.orig)}") from None
@@ -334,6 +559,10 @@ class SqlErp:
         return parsed, rejected
 
 
+class _Conflict(Exception):
+    """A write broke a constraint (most likely the reference's unique one: a concurrent post won)."""
+
+
 def _engine(options: SqlOptions) -> Engine:
     url = make_url(options.url)
     if options.password is not None:
@@ -342,7 +571,8 @@ def _engine(options: SqlOptions) -> Engine:
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")  # the driver the hub ships, as for its own database
     if url.get_backend_name() == "postgresql":
-        # the hub only reads the ERP: a slip in a query must not be able to change it
+        # the hub reads the ERP: a slip in a query must not be able to change it; only the staging
+        # transactions of sales documents and restocks are read-write
         kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
     return create_engine(url, **kwargs)
 
@@ -362,9 +592,14 @@ def _factory(name: str, options: SqlOptions, services: Any) -> SqlErp:
     return SqlErp(name, options, log=getattr(services, "log", None))
 
 
+_CAPABILITIES = frozenset({Capability.ERP_INCREMENTAL, Capability.ERP_SNAPSHOT})
+
+# The kind's capabilities include what staging sections enable; an instance's own ``capabilities``
+# say whether its queries file has them.
 SPEC = ConnectorSpec(
     kind="sql", role="erp",
-    description="ERP database read through the seller's SELECTs (views in Subiekt's, Optima's... own database)",
-    capabilities=frozenset({Capability.ERP_INCREMENTAL, Capability.ERP_SNAPSHOT}),
+    description="ERP database read through the seller's SELECTs (views in Subiekt's, Optima's... own database); "
+                "sales documents into staging tables",
+    capabilities=_CAPABILITIES | {Capability.ERP_SALES_DOCUMENTS, Capability.ERP_RESTOCK},
     factory=_factory, options_model=SqlOptions,
 )

@@ -284,3 +284,30 @@ def test_orders_cli(order_fakes: None, db_url: str, tmp_path: Path, capsys: pyte
     code, rows, _ = run("returns", "list", "--json")
     assert code == 0 and rows == []
     engine.dispose()
+
+
+def test_a_long_journal_is_read_in_pages(order_fakes: None, db_url: str, engine: Engine, tmp_path: Path) -> None:
+    """Many events in one poll: the orders come from the paged 'changed since' read, not one request
+    each; every order is stored once and the cursor ends at the journal's end."""
+    loaded = config(tmp_path, db_url)
+    hub = Hub(engine, loaded)
+    erp = INSTANCES.setdefault("erp", FakeSalesErp("erp"))
+    shop = INSTANCES.setdefault("shop", FakeOrderChannel("shop"))
+    INSTANCES.setdefault("market", FakeOrderChannel("market"))
+    erp.set("A", 500, "10.00", cost="1.00")
+    hub.pool.start()
+    try:
+        hub.run("erp.poll", {"erp": "erp"}, "p0", "erp")
+        hub.run("orders.poll", {"channel": "shop"}, "o0", "shop")
+        for n in range(250):
+            shop.place(make_order("shop", f"B{n}", [("A", None, 1, "10.00")]), duplicate=n % 10 == 0)
+        hub.run("orders.poll", {"channel": "shop"}, "o1", "shop")
+    finally:
+        hub.pool.stop()
+    with transaction(engine) as s:
+        assert s.execute(select(func.count()).select_from(Order)).scalar_one() == 250
+        from hub.models import ChannelCursor
+
+        assert s.get(ChannelCursor, ("shop", "orders")).cursor == str(len(shop.journal))
+    assert getattr(shop, "single_reads", 0) == 0
+    assert reserved(engine, "A") == 250

@@ -1,4 +1,4 @@
-"""WooCommerce (REST API v3) connector: SalesChannel.
+"""WooCommerce (REST API v3) connector: SalesChannel, OrderChannel and ReturnsChannel.
 
 Config (``[connectors.NAME]``, kind = "woocommerce")::
 
@@ -9,8 +9,16 @@ Config (``[connectors.NAME]``, kind = "woocommerce")::
     connect_timeout = "10s"                    # optional
     attempts = 3                               # optional: tries per request on 5xx/timeouts
     currency = "PLN"                           # optional: the shop's currency
+    api_refund = false                         # optional: true lets the payment gateway send refunds back;
+                                               # false only records them in the shop (the seller pays back)
+    nip_meta_keys = ["_billing_nip", "nip"]    # optional: order meta keys holding the buyer's NIP, tried
+                                               # in order (default: order_mapping.DEFAULT_NIP_META_KEYS)
 
 The keys travel as HTTP Basic auth, so https is required except on loopback.
+Orders are polled (``GET /orders?modified_after=...&orderby=modified``), which
+needs a WooCommerce recent enough to know ``modified_after`` and
+``orderby=modified``; order statuses are Woo's slugs (pending, processing,
+on-hold, completed, cancelled, refunded, failed, and any a plugin adds).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from hub.registry import ConnectorSpec
 
 from .channel import WooCommerceChannel
 from .client import WooClient
+from .order_mapping import DEFAULT_NIP_META_KEYS
 from .schema import BATCH_LIMIT
 
 KIND = "woocommerce"
@@ -54,6 +63,16 @@ class WooCommerceOptions(BaseModel):
     connect_timeout: Duration = 10.0
     attempts: int = Field(3, ge=1, le=10)
     currency: str = Field("PLN", pattern=r"^[A-Z]{3}$")
+    api_refund: bool = False
+    nip_meta_keys: tuple[str, ...] = Field(DEFAULT_NIP_META_KEYS, min_length=1)
+
+    @field_validator("nip_meta_keys")
+    @classmethod
+    def _meta_keys(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(key.strip() for key in keys)
+        if any(not key for key in cleaned):
+            raise ValueError("a NIP meta key cannot be empty")
+        return cleaned
 
     @field_validator("base_url")
     @classmethod
@@ -87,7 +106,8 @@ def build_channel(
         timeout=options.timeout, connect_timeout=options.connect_timeout, attempts=options.attempts,
         retry_wait=retry_wait,
     )
-    return WooCommerceChannel(name, client, currency=options.currency, batch_size=BATCH_LIMIT)
+    return WooCommerceChannel(name, client, currency=options.currency, batch_size=BATCH_LIMIT,
+                              api_refund=options.api_refund, nip_meta_keys=options.nip_meta_keys)
 
 
 def _factory(name: str, options: Any, services: Any) -> WooCommerceChannel:
@@ -106,8 +126,12 @@ def _demo() -> Any:
 SPEC = ConnectorSpec(
     kind=KIND,
     role="channel",
-    description="WooCommerce shop (REST API v3): products and variations by SKU, batch stock and price",
-    capabilities=frozenset({Capability.LISTINGS_READ, Capability.BATCH_STOCK, Capability.BATCH_PRICE}),
+    description="WooCommerce shop (REST API v3): products and variations by SKU, batch stock and price; "
+                "orders polled by modification time, order status, refunds",
+    capabilities=frozenset({
+        Capability.LISTINGS_READ, Capability.BATCH_STOCK, Capability.BATCH_PRICE,
+        Capability.ORDERS, Capability.ORDER_STATUS, Capability.RETURNS, Capability.REFUNDS,
+    }),
     factory=_factory,
     options_model=WooCommerceOptions,
     default_rate_limit_per_minute=300,

@@ -1,34 +1,70 @@
-"""The SalesChannel port over one WooCommerce shop.
+"""The SalesChannel, OrderChannel and ReturnsChannel ports over one WooCommerce shop.
 
-WooCommerce has no idempotency keys, and needs none here: a push only sets
-absolute stock and regular price, so when the queue calls ``push`` again with
-the same key after a timeout or a 5xx (whether or not the first call landed),
-re-sending the same batches converges on the same state.
+WooCommerce has no idempotency keys, and needs none for listings: a push only
+sets absolute stock and regular price, so when the queue calls ``push`` again
+with the same key after a timeout or a 5xx (whether or not the first call
+landed), re-sending the same batches converges on the same state. A status
+update is absolute too. A refund is not: ``refund`` marks the refund's reason
+with the key and looks for it before creating one (see ``refund``).
+
+Orders have no journal either: ``order_events`` polls ``GET /orders`` ordered
+by ``date_modified_gmt`` from a ``Position`` (order_mapping.py). Offset paging
+over a list that changes while it is read skips entries (an order modified
+meanwhile moves to the end and the rest shift forward), so every page after
+the first starts again from the newest second already read ("re-anchoring");
+only when a whole page shares that second does the poll ask for the next
+page of the same query.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hub.errors import RetryableError
-from hub.ports import ChangeResult, Listing, ListingChange
+from hub.errors import PermanentError, RetryableError
+from hub.ports import (
+    ChangeResult,
+    ChannelOrder,
+    ChannelReturn,
+    Listing,
+    ListingChange,
+    OrderEvent,
+    RefundRequest,
+    RefundResult,
+)
 
 from . import mapping
-from .client import WooClient, WooRequestError
+from . import order_mapping as om
+from .client import WooClient, WooRequestError, WooUnavailable
 from .schema import BATCH_LIMIT
 
 PAGE_SIZE = 100  # the most a collection request may ask for
+POLL_PAGES = 20  # GET /orders requests one order_events or returns call makes at most; the next call goes on
+EMPTY_SHOP = datetime(2000, 1, 1, tzinfo=UTC)  # the start position of a shop without orders
+_ONE_SECOND = timedelta(seconds=1)
 
 
 class WooCommerceChannel:
-    """Listings and batch pushes for one shop; vendor details stay in client.py and mapping.py."""
+    """Listings, batch pushes, orders and refunds for one shop; vendor details stay in client.py,
+    mapping.py and order_mapping.py."""
 
-    def __init__(self, name: str, client: WooClient, *, currency: str = "PLN", batch_size: int = BATCH_LIMIT):
+    def __init__(
+        self, name: str, client: WooClient, *, currency: str = "PLN", batch_size: int = BATCH_LIMIT,
+        api_refund: bool = False, nip_meta_keys: Sequence[str] = om.DEFAULT_NIP_META_KEYS,
+        poll_pages: int = POLL_PAGES, reuse_seconds: float = 60.0,
+    ):
         self.name = name
         self.client = client
         self.currency = currency
         self.batch_size = batch_size
+        self.api_refund = api_refund
+        self.nip_meta_keys = tuple(nip_meta_keys)
+        self.poll_pages = poll_pages
+        self.reuse_seconds = reuse_seconds
+        # orders the last poll read, so the hub's order() right after it needs no request of its own
+        self._polled: dict[str, tuple[float, Mapping[str, Any]]] = {}
 
     def close(self) -> None:
         self.client.close()
@@ -82,3 +118,213 @@ class WooCommerceChannel:
             results.update(mapping.batch_results(batch, response))
         return [results[i] for i in range(len(changes))]
 
+    # --- orders -----------------------------------------------------------------------------
+
+    def _orders_page(self, anchor: datetime, page: int) -> tuple[list[Mapping[str, Any]], bool]:
+        """One page of orders modified at or after ``anchor``, oldest change first; and whether more follow.
+
+        ``modified_after`` is exclusive, so the query starts a second earlier: orders sharing the
+        anchor's second come back, and the position decides which of them are new.
+        """
+        query: dict[str, str | int] = {
+            "modified_after": om.format_gmt(anchor - _ONE_SECOND), "dates_are_gmt": "true",
+            "orderby": "modified", "order": "asc", "per_page": PAGE_SIZE, "page": page,
+        }
+        try:
+            items, headers = self.client.get("/orders", query)
+        except WooRequestError as exc:
+            if page > 1 and exc.code == "rest_post_invalid_page_number":
+                return [], False
+            raise
+        if not isinstance(items, list):
+            raise RetryableError(f"WooCommerce GET /orders: expected a JSON list, got {type(items).__name__}")
+        total_pages = headers.get("X-WP-TotalPages", "")
+        more = page < int(total_pages) if total_pages.isdigit() else len(items) >= PAGE_SIZE
+        return [item for item in items if isinstance(item, Mapping)], more and bool(items)
+
+    def _walk(self, start: om.Position, max_pages: int | None) -> Iterator[tuple[Mapping[str, Any], om.Position]]:
+        """Orders changed after ``start``, each with the position just past it."""
+        position = start
+        anchor, page, requests = start.at, 1, 0
+        while max_pages is None or requests < max_pages:
+            items, more = self._orders_page(anchor, page)
+            requests += 1
+            for order in items:
+                moment = om.parse_gmt(order.get("date_modified_gmt"))
+                if moment is None or not om.parse_id(order.get("id")):
+                    continue  # cannot be placed in the sequence; reconciliation by id is all that is left
+                order_id, print_ = str(order["id"]), om.fingerprint(order, self.nip_meta_keys)
+                if not position.is_new(moment, order_id, print_):
+                    continue
+                position = position.after(moment, order_id, print_)
+                yield order, position
+            if not more:
+                return
+            if position.at > anchor:
+                # re-anchor: offsets from here cannot have shifted; a page that was all in its
+                # last second would come back whole as the new query's first page, so skip it
+                in_last_second = sum(1 for order in items if order.get("date_modified_gmt") == om.format_gmt(
+                    position.at))
+                anchor, page = position.at, 2 if in_last_second >= PAGE_SIZE else 1
+            else:
+                page += 1  # a whole page in one second: the same query's next page
+
+    def _latest(self) -> om.Position:
+        """Where the shop's order list ends now, by the shop's own clock (so skew cannot skip)."""
+        items, _headers = self.client.get("/orders", {"orderby": "modified", "order": "desc", "per_page": 1,
+                                                      "dates_are_gmt": "true"})
+        latest = items[0] if isinstance(items, list) and items and isinstance(items[0], Mapping) else None
+        moment = om.parse_gmt(latest.get("date_modified_gmt")) if latest else None
+        if latest is None or moment is None:
+            return om.Position(EMPTY_SHOP)
+        return om.Position(moment, {str(latest["id"]): om.fingerprint(latest, self.nip_meta_keys)})
+
+    def _position(self, cursor: str) -> om.Position:
+        try:
+            return om.Position.decode(cursor)
+        except ValueError as exc:
+            raise PermanentError(f"{self.name}: {exc}; reset the stored cursor to start from the shop's "
+                                 "latest order") from exc
+
+    def order_events(self, cursor: str | None) -> tuple[Sequence[OrderEvent], str | None]:
+        """Orders changed since ``cursor``, oldest change first, at most ``poll_pages`` pages per call.
+
+        ``None`` starts at the shop's most recently modified order and reports nothing.
+        Checkout drafts move the position on but are not orders, so they make no event.
+        """
+        if cursor is None:
+            return [], self._latest().encode()
+        start = self._position(cursor)
+        position = start
+        events: list[OrderEvent] = []
+        polled: dict[str, tuple[float, Mapping[str, Any]]] = {}
+        now = time.monotonic()
+        for order, position in self._walk(start, self.poll_pages):
+            if not om.is_order(order):
+                continue
+            order_id = str(order["id"])
+            events.append(OrderEvent(
+                cursor=position.encode(), kind=om.event_kind(order, start), external_id=order_id,
+                occurred_at=position.at, revision=om.revision(order, self.nip_meta_keys)))
+            polled[order_id] = (now, order)
+        self._polled = polled
+        return events, position.encode()
+
+    def _order_id(self, external_id: str) -> int:
+        woo_id = om.parse_id(external_id)
+        if not woo_id:
+            raise PermanentError(f"{external_id!r} is not a WooCommerce order id")
+        return woo_id
+
+    def _get_order(self, woo_id: int) -> Mapping[str, Any]:
+        data, _headers = self.client.get(f"/orders/{woo_id}")
+        if not isinstance(data, Mapping):
+            raise RetryableError(f"WooCommerce GET /orders/{woo_id}: expected a JSON object")
+        return data
+
+    def _map(self, order: Mapping[str, Any]) -> ChannelOrder:
+        try:
+            return om.channel_order(order, self.name, self.nip_meta_keys)
+        except ValueError as exc:
+            raise PermanentError(str(exc)) from exc
+
+    def order(self, external_id: str) -> ChannelOrder:
+        """The order; right after a poll, the copy the poll read (no request)."""
+        polled = self._polled.pop(external_id, None)
+        if polled is not None and time.monotonic() - polled[0] <= self.reuse_seconds:
+            return self._map(polled[1])
+        return self._map(self._get_order(self._order_id(external_id)))
+
+    def orders_updated_since(self, since: datetime) -> Iterator[ChannelOrder]:
+        """Every order modified at or after ``since`` (to the second), oldest change first."""
+        for order, _position in self._walk(om.Position(om.whole_second(since)), None):
+            if om.is_order(order):
+                yield self._map(order)
+
+    def set_order_status(self, external_id: str, status: str, *, revision: str | None) -> str | None:
+        """``PUT /orders/{id}`` with the status alone; returns the order's new revision.
+
+        Woo has no optimistic locking, and a status is an absolute value, so ``revision`` is not
+        needed: a repeat after a lost response finds the status set and sends no second e-mail
+        (Woo only mails on a transition).
+        """
+        slug = om.status_slug(status)
+        if slug is None:
+            raise PermanentError(f"{status!r} is not a WooCommerce order status")
+        woo_id = self._order_id(external_id)
+        answer = self.client.put(f"/orders/{woo_id}", {"status": slug})
+        if not isinstance(answer, Mapping):
+            raise RetryableError(f"WooCommerce PUT /orders/{woo_id}: expected a JSON object")
+        if answer.get("status") != slug:
+            raise PermanentError(f"WooCommerce order {woo_id} kept status {answer.get('status')!r} after "
+                                 f"setting {slug!r} (a plugin may forbid the transition)")
+        return om.revision(answer, self.nip_meta_keys)
+
+    # --- returns and refunds -------------------------------------------------------------------
+
+    def _refunds(self, woo_id: int) -> list[Mapping[str, Any]]:
+        return list(self._pages(f"/orders/{woo_id}/refunds"))
+
+    def returns(self, cursor: str | None) -> tuple[Sequence[ChannelReturn], str | None]:
+        """Refunds made in the shop by hand, as returns that are refunded already.
+
+        Woo has refunds, not returns. Creating one stamps its order's ``date_modified``, so
+        this walks orders changed since ``cursor`` (its own position, like ``order_events``)
+        and lists the refunds of those that have any. Every refund of such an order is
+        reported each time the order changes, as a refund cannot be told apart by date
+        reliably (the gateway call between saving the refund and the order can take seconds);
+        the hub keys returns by refund id, so a repeat changes nothing. Refunds the hub made
+        (reason marked ``[hub:...]``) are left out: the hub has them already.
+        """
+        if cursor is None:
+            return [], self._latest().encode()
+        start = position = self._position(cursor)
+        found: dict[str, ChannelReturn] = {}
+        for order, reached in self._walk(start, self.poll_pages):
+            position = reached
+            if not om.has_refunds_by_hand(order) or not om.is_order(order):
+                continue  # the order's refund summary names each refund with its reason
+            for refund in self._refunds(int(order["id"])):
+                if om.made_by_hub(refund) or not om.parse_id(refund.get("id")):
+                    continue
+                try:
+                    found[str(refund["id"])] = om.channel_return(refund, str(order["id"]), self.name)
+                except ValueError as exc:
+                    raise PermanentError(str(exc)) from exc
+        return list(found.values()), position.encode()
+
+    def reject_return(self, external_id: str, reason: str) -> None:
+        raise PermanentError(f"WooCommerce refund {external_id} cannot be rejected: the shop has no returns to "
+                             "reject, and a refund it shows is money already given back (reverse it in the shop "
+                             "if it was a mistake)")
+
+    def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
+        """Create the refund once per ``idempotency_key``.
+
+        The reason ends with ``[hub:KEY]``; the order's refunds are listed first and one
+        carrying the mark is returned instead of refunding twice. The create itself is sent
+        once (no in-call retry): after a timeout or a 5xx the queue calls again, and the
+        listing finds the refund if it landed. The money goes back through the payment
+        gateway only with ``api_refund = true``; otherwise the shop records the refund and
+        the seller pays it back (RefundResult status RECORDED).
+        """
+        woo_id = self._order_id(request.order_external_id)
+        refunds = self._refunds(woo_id)
+        if (done := om.find_refund(refunds, idempotency_key)) is not None:
+            return om.refund_result(done)
+        order = self._get_order(woo_id)
+        try:
+            body = om.refund_body(order, refunds, request, idempotency_key=idempotency_key,
+                                  api_refund=self.api_refund)
+        except om.RefundProblem as exc:
+            raise PermanentError(f"WooCommerce order {woo_id}: {exc}") from exc
+        try:
+            answer = self.client.post(f"/orders/{woo_id}/refunds", body, retry=False)
+        except WooUnavailable as exc:
+            if exc.code == "woocommerce_rest_cannot_create_order_refund":
+                # WordPress answered: the amount was refused or the gateway declined, and Woo deleted the refund
+                raise PermanentError(f"WooCommerce refused the refund for order {woo_id}: {exc}") from exc
+            raise
+        if not isinstance(answer, Mapping) or not om.parse_id(answer.get("id")):
+            raise RetryableError(f"WooCommerce POST /orders/{woo_id}/refunds: no refund in the answer")
+        return om.refund_result(answer)

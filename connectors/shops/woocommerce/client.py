@@ -5,7 +5,9 @@ the throttle for the shop's Retry-After and hands the job back to the queue;
 5xx answers, timeouts and dropped connections are retried here a few times
 (the calls we make are reads or absolute-value writes, so a repeat is safe)
 before the queue gets a RetryableError; 401 means the keys are wrong or were
-revoked, which only an operator can fix (LoginNeeded).
+revoked, which only an operator can fix (LoginNeeded). A write that is not
+safe to repeat (a refund) is sent with ``retry=False``: one attempt, and the
+caller looks for what it did before trying again.
 """
 
 from __future__ import annotations
@@ -40,8 +42,23 @@ class WooRequestError(PermanentError):
         self.code = code
 
 
+class WooUnavailable(RetryableError):
+    """5xx, timeouts and broken connections after the last attempt; ``status`` and ``code`` (WooCommerce's
+    error code) are set when the shop answered, so a caller can tell a WordPress error from a gateway's."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
 class _Transient(Exception):
     """A failure worth another attempt within this call (5xx, timeout, broken connection)."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -120,16 +137,22 @@ class WooClient:
     def get(self, path: str, params: Mapping[str, str | int] | None = None) -> tuple[Any, httpx.Headers]:
         return self._call("GET", path, params=params)
 
-    def post(self, path: str, body: Mapping[str, Any]) -> Any:
-        data, _headers = self._call("POST", path, json_body=body)
+    def post(self, path: str, body: Mapping[str, Any], *, retry: bool = True) -> Any:
+        """``retry=False`` for a write that must not land twice: one attempt, whatever happens."""
+        data, _headers = self._call("POST", path, json_body=body, attempts=None if retry else 1)
+        return data
+
+    def put(self, path: str, body: Mapping[str, Any]) -> Any:
+        data, _headers = self._call("PUT", path, json_body=body)
         return data
 
     def _call(
         self, method: str, path: str, *, params: Mapping[str, str | int] | None = None,
-        json_body: Mapping[str, Any] | None = None,
+        json_body: Mapping[str, Any] | None = None, attempts: int | None = None,
     ) -> tuple[Any, httpx.Headers]:
+        attempts = attempts or self.attempts
         retrying = Retrying(
-            stop=stop_after_attempt(self.attempts), wait=self.retry_wait,
+            stop=stop_after_attempt(attempts), wait=self.retry_wait,
             retry=retry_if_exception_type(_Transient), reraise=True,
         )
         try:
@@ -137,7 +160,9 @@ class WooClient:
                 with attempt:
                     return self._once(method, path, params, json_body)
         except _Transient as exc:
-            raise RetryableError(f"WooCommerce {method} {path}: {exc} (after {self.attempts} attempts)") from exc
+            tries = f"after {attempts} attempts" if attempts > 1 else "not retried: the request may have landed"
+            raise WooUnavailable(f"WooCommerce {method} {path}: {exc} ({tries})", status=exc.status,
+                                 code=exc.code) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _once(
@@ -177,7 +202,7 @@ class WooClient:
             raise RetryableError(f"WooCommerce {method} {path}: {_describe(status, body)}", retry_after=seconds)
         if status >= 500 or status == 408:
             connector_request(self.connector, "5xx" if status >= 500 else "4xx", "5xx" if status >= 500 else "timeout")
-            raise _Transient(_describe(status, body))
+            raise _Transient(_describe(status, body), status=status, code=body.get("code"))
         if status == 401:
             connector_request(self.connector, "4xx", "auth")
             raise LoginNeeded(f"WooCommerce rejected the consumer key/secret ({_describe(status, body)}): "

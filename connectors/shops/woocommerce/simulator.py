@@ -2,9 +2,10 @@
 
 A WSGI app: use it in-process with ``sim.transport()`` (httpx.WSGITransport
 plus the transport-level faults), or on a loopback port with ``serve()`` /
-``stop()``. It keeps products and variations in memory, checks HTTP Basic
-auth against one consumer key and secret, logs every exchange, and injects
-faults on demand from a seeded generator, so a run is reproducible:
+``stop()``. It keeps products, variations, orders and refunds in memory,
+checks HTTP Basic auth against one consumer key and secret, logs every
+exchange, and injects faults on demand from a seeded generator, so a run is
+reproducible:
 
 - a fraction of 5xx answers, some before and some after the change was applied
   (a gateway that gave up while WordPress finished);
@@ -18,12 +19,25 @@ faults on demand from a seeded generator, so a run is reproducible:
 Response shapes follow the official REST API v3 reference: lists with
 X-WP-Total / X-WP-TotalPages, batch answers ``{"update": [...]}`` holding the
 updated object or ``{"id", "error": {"code", "message", "data": {"status"}}}``.
+
+Orders live on the simulator's own clock (``clock``, moved by ``advance``):
+``add_order`` places one, ``set_status`` / ``modify_order`` / ``refund_by_hand``
+change it the way the shop's admin would, and every change stamps
+``date_modified`` with the clock's second, so tests decide which orders share
+a second. Like WooCommerce, the site-local date fields are the shop's time
+(UTC+2 here) and the ``*_gmt`` ones UTC; ``modified_after`` is exclusive and
+compares against the GMT field only with ``dates_are_gmt=true``; orders with
+the same ``date_modified`` come in id order; creating a refund stamps its
+order's ``date_modified``, a full refund turns the order ``refunded``, and
+setting ``refunded`` by hand creates the refund of what is left. Stock is not
+touched by orders or refunds.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
 import math
 import random
@@ -32,6 +46,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qs
@@ -47,6 +63,26 @@ _PRODUCT_FIELDS = ("id", "name", "slug", "sku", "global_unique_id", "type", "sta
                    "parent_id", "variations")
 _VARIATION_FIELDS = ("id", "sku", "global_unique_id", "status", "price", "regular_price", "sale_price", "on_sale",
                      "manage_stock", "stock_quantity", "stock_status", "backorders", "parent_id", "attributes")
+
+ORDER_STATUSES = ("pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed",
+                  "checkout-draft")
+_NOT_LISTED = frozenset({"checkout-draft", "trash"})  # what status=any leaves out
+_PAID = frozenset({"processing", "completed"})  # WooCommerce stamps date_paid on reaching one of these
+START = datetime(2024, 6, 11, 10, 0, 0, tzinfo=UTC)
+SHOP_OFFSET = timedelta(hours=2)  # the shop's timezone, for the site-local date fields
+GATEWAYS = {  # id -> (title, refunds through the gateway's API)
+    "bacs": ("Przelew bankowy", False),
+    "cod": ("Płatność przy odbiorze", False),
+    "przelewy24": ("Przelewy24", True),
+}
+TAX_RATE_IDS = {23: 1, 8: 2, 5: 3, 0: 4}  # VAT % -> the shop's tax rate id
+_CENT = Decimal("0.01")
+_MODIFIED_AFTER = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(Z|\+00:00)?$")
+DEFAULT_BILLING = {"first_name": "Jan", "last_name": "Kowalski", "company": "", "address_1": "ul. Długa 5",
+                   "address_2": "m. 3", "city": "Kraków", "state": "", "postcode": "30-001", "country": "PL",
+                   "email": "jan.kowalski@example.pl", "phone": "+48 600 100 200"}
+_EMPTY_ADDRESS = {"first_name": "", "last_name": "", "company": "", "address_1": "", "address_2": "", "city": "",
+                  "state": "", "postcode": "", "country": "", "phone": ""}
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -102,7 +138,13 @@ class WooSimulator:
         self.faults = Faults()
         self.item_errors: dict[int, tuple[str, str, int]] = {}  # id -> (code, message, status)
         self._rng = random.Random(seed)
-        self._next_id = 100  # products and variations share WordPress's post ids
+        self._next_id = 100  # products, variations, orders and refunds share WordPress's post ids
+        self.orders: dict[int, dict[str, Any]] = {}
+        self.refunds: dict[int, list[dict[str, Any]]] = {}  # order id -> its refunds, oldest first
+        self.custom_statuses: set[str] = set()  # statuses a plugin registered (e.g. "shipped")
+        self.clock = START
+        self._next_item_id = 500  # order items have their own table
+        self._next_meta_id = 9000
         self._burst_left = 0
         self._lock = threading.RLock()
         self._server: WSGIServer | None = None
@@ -164,6 +206,215 @@ class WooSimulator:
         with self._lock:
             self.products.pop(pid, None)
             self.variations.pop(pid, None)
+
+    # --- orders ----------------------------------------------------------------------------
+
+    def advance(self, seconds: float = 1) -> datetime:
+        """Move the shop's clock on; changes stamp ``date_modified`` with its whole second."""
+        with self._lock:
+            self.clock += timedelta(seconds=seconds)
+            return self.clock
+
+    def _stamp(self) -> tuple[str, str]:
+        moment = self.clock.replace(microsecond=0)
+        return (moment + SHOP_OFFSET).strftime("%Y-%m-%dT%H:%M:%S"), moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+    def _item_id(self) -> int:
+        self._next_item_id += 1
+        return self._next_item_id
+
+    def _meta(self, key: str, value: Any) -> dict[str, Any]:
+        self._next_meta_id += 1
+        return {"id": self._next_meta_id, "key": key, "value": value}
+
+    def add_order(
+        self, lines: Iterable[tuple[int | tuple[int, int], int]], *, status: str = "processing",
+        payment_method: str = "przelewy24", billing: Mapping[str, str] | None = None,
+        shipping: Mapping[str, str] | None = None, nip: str | None = None, nip_key: str = "_billing_nip",
+        prices_include_tax: bool = True, vat: int = 23, shipping_total: str = "15.00",
+        shipping_method: tuple[str, str] = ("flat_rate", "Kurier DPD"), transaction_id: str = "",
+        currency: str = "PLN", customer_note: str = "", meta: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Place an order now (``clock``), as the checkout would; returns its id.
+
+        ``lines`` are (product id or (product id, variation id), quantity), priced at the
+        product's current price, which is gross when ``prices_include_tax`` and net otherwise.
+        ``shipping=None`` ships to the billing address (what the checkout saves when the buyer
+        does not ask for another one); pass ``{}`` for an order without a shipping address.
+        """
+        with self._lock:
+            oid = self._new_id()
+            rate_id, rate = TAX_RATE_IDS[vat], Decimal(vat)
+            items = [self._line_item(target, quantity, rate, rate_id, prices_include_tax) for target, quantity in lines]
+            ship_net = Decimal(shipping_total)
+            ship_tax = (ship_net * rate / 100).quantize(_CENT, ROUND_HALF_UP)  # shipping costs are entered net
+            cart_tax = sum((Decimal(i["total_tax"]) for i in items), Decimal(0))
+            net = sum((Decimal(i["total"]) for i in items), Decimal(0))
+            billing_part = {**DEFAULT_BILLING, **(billing or {})}
+            if shipping is None:
+                shipping_part = {k: billing_part.get(k, "") for k in _EMPTY_ADDRESS}
+            else:
+                shipping_part = {**_EMPTY_ADDRESS, **shipping}
+            local, gmt = self._stamp()
+            title, _refunds = GATEWAYS.get(payment_method, (payment_method, False))
+            meta_data = [self._meta("_wc_order_attribution_source_type", "typein")]
+            if nip is not None:
+                meta_data.append(self._meta(nip_key, nip))
+            meta_data += [self._meta(key, value) for key, value in (meta or {}).items()]
+            order: dict[str, Any] = {
+                "id": oid, "parent_id": 0, "number": str(oid), "order_key": f"wc_order_{oid:x}sim",
+                "created_via": "checkout", "version": "9.1.0", "status": "pending", "currency": currency,
+                "date_created": local, "date_created_gmt": gmt, "date_modified": local, "date_modified_gmt": gmt,
+                "discount_total": "0.00", "discount_tax": "0.00", "shipping_total": _fmt(ship_net),
+                "shipping_tax": _fmt(ship_tax), "cart_tax": _fmt(cart_tax), "total": _fmt(net + cart_tax + ship_net
+                                                                                         + ship_tax),
+                "total_tax": _fmt(cart_tax + ship_tax), "prices_include_tax": prices_include_tax, "customer_id": 0,
+                "customer_ip_address": "203.0.113.7", "customer_user_agent": "Mozilla/5.0",
+                "customer_note": customer_note, "billing": billing_part, "shipping": shipping_part,
+                "payment_method": payment_method, "payment_method_title": title, "transaction_id": transaction_id,
+                "date_paid": None, "date_paid_gmt": None, "date_completed": None, "date_completed_gmt": None,
+                "cart_hash": "", "meta_data": meta_data, "line_items": items,
+                "tax_lines": [{"id": self._item_id(), "rate_code": f"PL-VAT {vat}%-1", "rate_id": rate_id,
+                               "label": f"VAT {vat}%", "compound": False, "tax_total": _fmt(cart_tax),
+                               "shipping_tax_total": _fmt(ship_tax), "rate_percent": vat, "meta_data": []}],
+                "shipping_lines": [] if not shipping_method else [{
+                    "id": self._item_id(), "method_title": shipping_method[1], "method_id": shipping_method[0],
+                    "instance_id": "1", "total": _fmt(ship_net), "total_tax": _fmt(ship_tax),
+                    "taxes": [{"id": rate_id, "total": _fmt(ship_tax), "subtotal": ""}], "meta_data": []}],
+                "fee_lines": [], "coupon_lines": [], "refunds": [], "currency_symbol": "zł",
+            }
+            self.orders[oid] = order
+            self.refunds[oid] = []
+            if status != "pending":
+                self._apply_status(order, status)
+            return oid
+
+    def _line_item(self, target: int | tuple[int, int], quantity: int, rate: Decimal, rate_id: int,
+                   prices_include_tax: bool) -> dict[str, Any]:
+        pid, vid = target if isinstance(target, tuple) else (target, 0)
+        product = self.products[pid]
+        source = self.variations[pid][vid] if vid else product
+        price = Decimal(source.get("price") or source.get("regular_price") or "0")
+        if prices_include_tax:
+            gross = price * quantity
+            tax = (gross * rate / (100 + rate)).quantize(_CENT, ROUND_HALF_UP)
+            net = gross - tax
+        else:
+            net = price * quantity
+            tax = (net * rate / 100).quantize(_CENT, ROUND_HALF_UP)
+        name = product["name"] + (f" - {source['attributes'][0]['option']}" if vid else "")
+        return {
+            "id": self._item_id(), "name": name, "product_id": pid, "variation_id": vid, "quantity": quantity,
+            "tax_class": "", "subtotal": _fmt(net), "subtotal_tax": _fmt(tax), "total": _fmt(net),
+            "total_tax": _fmt(tax), "taxes": [{"id": rate_id, "total": _fmt(tax), "subtotal": _fmt(tax)}],
+            "meta_data": [], "sku": source.get("sku", ""), "price": float(net / quantity),
+            "parent_name": product["name"] if vid else None,
+        }
+
+    def order(self, oid: int) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self.orders[oid])
+
+    def order_refunds(self, oid: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self.refunds.get(oid, []))
+
+    def _touch(self, order: dict[str, Any]) -> None:
+        order["date_modified"], order["date_modified_gmt"] = self._stamp()
+
+    def _apply_status(self, order: dict[str, Any], status: str) -> None:
+        """A status transition with WooCommerce's side effects: date_paid on processing/completed
+        (cash on delivery included), date_completed on completed, the refund of what is left
+        when an order is set refunded."""
+        if order["status"] == status:
+            return
+        order["status"] = status
+        local, gmt = self._stamp()
+        if status in _PAID and order["date_paid_gmt"] is None:
+            order["date_paid"], order["date_paid_gmt"] = local, gmt
+        if status == "completed":
+            order["date_completed"], order["date_completed_gmt"] = local, gmt
+        if status == "refunded":
+            left = Decimal(order["total"]) - self._refunded(order["id"])
+            if left > 0:
+                self._create_refund(order, left, "Order fully refunded.", [], api_refund=False)
+        self._touch(order)
+
+    def set_status(self, oid: int, status: str) -> None:
+        """The seller changes the status in the shop's admin."""
+        with self._lock:
+            self._apply_status(self.orders[oid], status)
+
+    def modify_order(self, oid: int, **changes: Any) -> None:
+        """The seller edits the order (top-level fields, e.g. ``billing=...``, ``customer_note=...``)."""
+        with self._lock:
+            order = self.orders[oid]
+            for key, value in changes.items():
+                order[key] = {**order[key], **value} if isinstance(order.get(key), dict) else value
+            self._touch(order)
+
+    def set_meta(self, oid: int, key: str, value: Any) -> None:
+        with self._lock:
+            order = self.orders[oid]
+            order["meta_data"] = [m for m in order["meta_data"] if m["key"] != key] + [self._meta(key, value)]
+            self._touch(order)
+
+    def refund_by_hand(self, oid: int, amount: str, reason: str = "",
+                       lines: Iterable[tuple[int, int]] = ()) -> int:
+        """The seller refunds in the admin ("Refund manually"): ``lines`` are (order item id, quantity),
+        each refunded at its full gross share. Returns the refund's id."""
+        with self._lock:
+            order = self.orders[oid]
+            items = {item["id"]: item for item in order["line_items"]}
+            requested = []
+            for item_id, quantity in lines:
+                item = items[item_id]
+                share = Decimal(quantity) / item["quantity"]
+                requested.append({"id": item_id, "quantity": quantity,
+                                  "refund_total": str((Decimal(item["total"]) * share).quantize(_CENT)),
+                                  "refund_tax": [{"id": t["id"], "refund_total": str(
+                                      (Decimal(t["total"]) * share).quantize(_CENT))} for t in item["taxes"]]})
+            return self._create_refund(order, Decimal(amount), reason, requested, api_refund=False)["id"]
+
+    def register_status(self, slug: str) -> None:
+        """A plugin's custom order status, accepted by PUT /orders/{id} from now on."""
+        self.custom_statuses.add(slug)
+
+    def _refunded(self, oid: int) -> Decimal:
+        return sum((Decimal(r["amount"]) for r in self.refunds.get(oid, [])), Decimal(0))
+
+    def _create_refund(self, order: dict[str, Any], amount: Decimal, reason: str, lines: list[Mapping[str, Any]],
+                       *, api_refund: bool) -> dict[str, Any]:
+        items = {item["id"]: item for item in order["line_items"]}
+        refund_lines = []
+        for line in lines:
+            item = items.get(line.get("id"))
+            if item is None:
+                continue  # WooCommerce skips ids that are not lines of the order
+            quantity = int(line.get("quantity") or 0)
+            net = Decimal(str(line.get("refund_total") or 0))
+            taxes = [(int(t["id"]), Decimal(str(t.get("refund_total") or 0))) for t in line.get("refund_tax") or []]
+            tax = sum((part for _, part in taxes), Decimal(0))
+            refund_lines.append({
+                "id": self._item_id(), "name": item["name"], "product_id": item["product_id"],
+                "variation_id": item["variation_id"], "quantity": -quantity, "tax_class": item["tax_class"],
+                "subtotal": _fmt(-net), "subtotal_tax": _fmt(-tax), "total": _fmt(-net), "total_tax": _fmt(-tax),
+                "taxes": [{"id": rid, "total": _fmt(-part), "subtotal": _fmt(-part)} for rid, part in taxes],
+                "meta_data": [self._meta("_refunded_item_id", str(item["id"]))], "sku": item["sku"],
+                "price": float(-net / quantity) if quantity else 0.0,
+            })
+        local, gmt = self._stamp()
+        refund = {
+            "id": self._new_id(), "date_created": local, "date_created_gmt": gmt, "amount": _fmt(amount),
+            "reason": reason, "refunded_by": 1, "refunded_payment": api_refund, "meta_data": [],
+            "line_items": refund_lines, "shipping_lines": [], "tax_lines": [], "fee_lines": [],
+        }
+        self.refunds[order["id"]].append(refund)
+        order["refunds"].insert(0, {"id": refund["id"], "reason": reason, "total": _fmt(-amount)})
+        if order["status"] != "refunded" and self._refunded(order["id"]) >= Decimal(order["total"]):
+            self._apply_status(order, "refunded")
+        self._touch(order)
+        return refund
 
     def fail_item(self, woo_id: int, code: str = "woocommerce_rest_cannot_edit",
                   message: str = "Sorry, you are not allowed to edit this resource.", status: int = 400) -> None:
@@ -314,13 +565,32 @@ class WooSimulator:
             with self._lock:
                 items = [_public(v, _VARIATION_FIELDS) for v in self.variations.get(int(m.group(1)), {}).values()]
             return self._page(items, exchange.query)
+        if method == "GET" and path == "/orders":
+            return self._list_orders(exchange.query)
+        if m := re.fullmatch(r"/orders/(\d+)/refunds", path):
+            oid = int(m.group(1))
+            if method == "GET":
+                with self._lock:
+                    self._order_or_404(oid, "woocommerce_rest_invalid_order_id", "Invalid order ID.")
+                    items = copy.deepcopy(self.refunds[oid])
+                return self._page(items, exchange.query)
+            if method == "POST":
+                return 201, self._refund(oid, body), []
+        if m := re.fullmatch(r"/orders/(\d+)", path):
+            oid = int(m.group(1))
+            if method == "GET":
+                with self._lock:
+                    return 200, copy.deepcopy(self._order_or_404(oid)), []
+            if method in ("POST", "PUT", "PATCH"):
+                return 200, self._update_order(oid, body), []
         if method in ("POST", "PUT", "PATCH") and path == "/products/batch":
             return 200, self._batch(body, None), []
         if method in ("POST", "PUT", "PATCH") and (m := re.fullmatch(r"/products/(\d+)/variations/batch", path)):
             return 200, self._batch(body, int(m.group(1))), []
         raise _Reply(404, "rest_no_route", "No route was found matching the URL and request method.")
 
-    def _page(self, items: list[dict[str, Any]], query: Mapping[str, str]) -> tuple[int, Any, list[tuple[str, str]]]:
+    def _page(self, items: list[dict[str, Any]], query: Mapping[str, str],
+              key: Callable[[dict[str, Any]], Any] | None = None) -> tuple[int, Any, list[tuple[str, str]]]:
         try:
             page = int(query.get("page", "1"))
             per_page = int(query.get("per_page", "10"))
@@ -329,7 +599,7 @@ class WooSimulator:
         if page < 1 or not 1 <= per_page <= 100:
             raise _Reply(400, "rest_invalid_param", "Invalid parameter(s): per_page (must be between 1 and 100)")
         reverse = query.get("order", "desc") == "desc"  # the API's default order is newest first
-        items.sort(key=lambda item: item["id"], reverse=reverse)
+        items.sort(key=key or (lambda item: item["id"]), reverse=reverse)
         total = len(items)
         pages = math.ceil(total / per_page)
         if total and page > pages:
@@ -337,6 +607,81 @@ class WooSimulator:
                          "The page number requested is larger than the number of pages available.")
         chunk = items[(page - 1) * per_page: page * per_page]
         return 200, chunk, [("X-WP-Total", str(total)), ("X-WP-TotalPages", str(pages))]
+
+    # --- orders ---------------------------------------------------------------------------------
+
+    def _order_or_404(self, oid: int, code: str = "woocommerce_rest_shop_order_invalid_id",
+                      message: str = "Invalid ID.") -> dict[str, Any]:
+        order = self.orders.get(oid)
+        if order is None or order["status"] == "trash":
+            raise _Reply(404, code, message)
+        return order
+
+    def _list_orders(self, query: Mapping[str, str]) -> tuple[int, Any, list[tuple[str, str]]]:
+        orderby = query.get("orderby", "date")
+        keys: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "date": lambda o: (o["date_created_gmt"], o["id"]),
+            "modified": lambda o: (o["date_modified_gmt"], o["id"]),  # ties: whatever the database does
+            "id": lambda o: o["id"], "include": lambda o: o["id"], "title": lambda o: o["id"],
+            "slug": lambda o: o["id"],
+        }
+        if orderby not in keys:
+            raise _Reply(400, "rest_invalid_param", "Invalid parameter(s): orderby")
+        gmt = query.get("dates_are_gmt", "false").lower() in ("true", "1")
+        after = None
+        if "modified_after" in query:
+            match = _MODIFIED_AFTER.match(query["modified_after"])
+            if not match:
+                raise _Reply(400, "rest_invalid_param", "Invalid parameter(s): modified_after")
+            after = match.group(1)
+        wanted = {s.strip() for s in query.get("status", "any").split(",")}
+        with self._lock:
+            items = [o for o in self.orders.values()
+                     if (o["status"] in wanted or ("any" in wanted and o["status"] not in _NOT_LISTED))
+                     and (after is None or (o["date_modified_gmt"] if gmt else o["date_modified"]) > after)]
+            items = copy.deepcopy(items)
+        return self._page(items, query, keys[orderby])
+
+    def _update_order(self, oid: int, body: Any) -> dict[str, Any]:
+        if body is _INVALID_JSON:
+            raise _Reply(400, "rest_invalid_json", "Invalid JSON body passed.")
+        body = body if isinstance(body, Mapping) else {}
+        with self._lock:
+            order = self._order_or_404(oid)
+            if "status" in body:
+                status = body["status"]
+                if status not in ORDER_STATUSES and status not in self.custom_statuses:
+                    raise _Reply(400, "rest_invalid_param", "Invalid parameter(s): status")
+                self._apply_status(order, status)
+            if isinstance(body.get("customer_note"), str) and body["customer_note"] != order["customer_note"]:
+                order["customer_note"] = body["customer_note"]
+                self._touch(order)
+            return copy.deepcopy(order)
+
+    def _refund(self, oid: int, body: Any) -> dict[str, Any]:
+        if body is _INVALID_JSON:
+            raise _Reply(400, "rest_invalid_json", "Invalid JSON body passed.")
+        body = body if isinstance(body, Mapping) else {}
+        with self._lock:
+            order = self._order_or_404(oid, "woocommerce_rest_invalid_order_id", "Invalid order ID.")
+            lines = [line for line in body.get("line_items") or [] if isinstance(line, Mapping)]
+            try:
+                if body.get("amount") not in (None, ""):
+                    amount = Decimal(str(body["amount"]))
+                else:  # without an amount, the lines' totals and taxes make it
+                    amount = sum((_line_refund(line) for line in lines), Decimal(0))
+            except (InvalidOperation, TypeError, AttributeError):
+                raise _Reply(400, "rest_invalid_param", "Invalid parameter(s): amount") from None
+            if amount < 0:
+                raise _Reply(400, "woocommerce_rest_invalid_order_refund", "Refund amount must be greater than zero.")
+            if amount > Decimal(order["total"]) - self._refunded(oid):
+                raise _Reply(500, "woocommerce_rest_cannot_create_order_refund", "Invalid refund amount.")
+            api_refund = body.get("api_refund", True) is not False
+            if api_refund and not GATEWAYS.get(order["payment_method"], ("", False))[1]:
+                raise _Reply(500, "woocommerce_rest_cannot_create_order_refund",
+                             "The payment gateway for this order does not support automatic refunds.")
+            refund = self._create_refund(order, amount, str(body.get("reason") or ""), lines, api_refund=api_refund)
+            return copy.deepcopy(refund)
 
     # --- batch ------------------------------------------------------------------------------
 
@@ -485,8 +830,9 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 _INVALID_JSON = object()
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 413: "Payload Too Large",
-            429: "Too Many Requests", 502: "Bad Gateway", 503: "Service Unavailable"}
+_REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+            413: "Payload Too Large", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+            503: "Service Unavailable"}
 
 
 def _read_body(environ: Mapping[str, Any]) -> bytes:
@@ -495,6 +841,18 @@ def _read_body(environ: Mapping[str, Any]) -> bytes:
     except ValueError:
         length = 0
     return environ["wsgi.input"].read(length) if length > 0 else b""
+
+
+def _line_refund(line: Mapping[str, Any]) -> Decimal:
+    """A refund line's total with its taxes."""
+    taxes = [t for t in line.get("refund_tax") or [] if isinstance(t, Mapping)]
+    return Decimal(str(line.get("refund_total") or 0)) + sum(
+        (Decimal(str(t.get("refund_total") or 0)) for t in taxes), Decimal(0))
+
+
+def _fmt(amount: Decimal) -> str:
+    """Woo prints amounts with the shop's two decimals."""
+    return f"{amount.quantize(_CENT, ROUND_HALF_UP):f}"
 
 
 def _stock_status(item: dict[str, Any]) -> dict[str, Any]:

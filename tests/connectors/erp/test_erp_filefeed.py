@@ -320,7 +320,9 @@ def test_specs_options_and_factory(tmp_path: Path) -> None:
     assert (CSV_SPEC.kind, JSONL_SPEC.kind) == ("csv", "jsonl")
     for spec in (CSV_SPEC, JSONL_SPEC):
         assert spec.role == "erp" and spec.options_model is not None
-        assert spec.capabilities == {Capability.ERP_INCREMENTAL, Capability.ERP_SNAPSHOT}
+        # sales documents and restocks once an outbox is configured (the instance's capabilities say)
+        assert spec.capabilities == {Capability.ERP_INCREMENTAL, Capability.ERP_SNAPSHOT,
+                                     Capability.ERP_SALES_DOCUMENTS, Capability.ERP_RESTOCK}
     options = CsvOptions.model_validate({"path": str(tmp_path), "encoding": "CP1250", "settle": "0",
                                          "delimiter": ";", "decimal_comma": True})
     assert (options.encoding, options.settle, options.decimal_comma_flag) == ("windows-1250", 0.0, True)

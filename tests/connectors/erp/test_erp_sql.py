@@ -240,7 +240,9 @@ def test_queries_file_problems_name_file_key_and_value(tmp_path: Path) -> None:
 
 def test_spec_factory_and_password(tmp_path: Path) -> None:
     assert SPEC.kind == "sql" and SPEC.role == "erp" and SPEC.options_model is SqlOptions
-    assert SPEC.capabilities == {Capability.ERP_INCREMENTAL, Capability.ERP_SNAPSHOT}
+    # sales documents and restocks once the queries file has their sections (the instance's capabilities say)
+    assert SPEC.capabilities == {Capability.ERP_INCREMENTAL, Capability.ERP_SNAPSHOT,
+                                 Capability.ERP_SALES_DOCUMENTS, Capability.ERP_RESTOCK}
     options = SqlOptions.model_validate({"url": "postgresql://hub@erp.local/subiekt", "password": "s3cret",
                                          "queries": str(EXAMPLES / "erp_sql.toml")})
     assert isinstance(options.password, Secret) and "s3cret" not in repr(options)

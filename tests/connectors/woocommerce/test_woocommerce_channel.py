@@ -13,7 +13,7 @@ from connectors.shops.woocommerce import SPEC, WooCommerceChannel
 from connectors.shops.woocommerce.simulator import WooSimulator
 from hub import registry
 from hub.errors import LoginNeeded
-from hub.ports import Capability, Listing, ListingChange, SalesChannel
+from hub.ports import Capability, Listing, ListingChange, OrderChannel, ReturnsChannel, SalesChannel
 from hub.ratelimit import LocalRateLimiter, Throttle
 
 Wire = Callable[..., Wired]
@@ -145,13 +145,15 @@ def test_bad_keys_need_a_login(sim: WooSimulator, wire: Wire) -> None:
 def test_registered_through_the_entry_point_and_built_by_the_factory(sim: WooSimulator) -> None:
     assert registry.get("woocommerce") is SPEC
     assert (SPEC.role, SPEC.push_batch_size, SPEC.default_rate_limit_per_minute) == ("channel", 100, 300)
-    assert SPEC.capabilities == {Capability.LISTINGS_READ, Capability.BATCH_STOCK, Capability.BATCH_PRICE}
+    assert SPEC.capabilities == {Capability.LISTINGS_READ, Capability.BATCH_STOCK, Capability.BATCH_PRICE,
+                                 Capability.ORDERS, Capability.ORDER_STATUS, Capability.RETURNS, Capability.REFUNDS}
     options = SPEC.options_model.model_validate(  # type: ignore[union-attr]
         {"base_url": BASE_URL + "/", "consumer_key": KEY, "consumer_secret": SECRET})
     throttle = Throttle(LocalRateLimiter(), "woocommerce:sklep", 300.0, 5.0, sleep=lambda _s: None)
     channel = SPEC.factory("sklep", options, services("sklep", throttle, sim.transport()))
     try:
         assert isinstance(channel, WooCommerceChannel) and isinstance(channel, SalesChannel)
+        assert isinstance(channel, OrderChannel) and isinstance(channel, ReturnsChannel)
         sim.add_simple("KUB-01", 3, "2.00")
         assert [listing.quantity for listing in channel.listings()] == [3]
     finally:

@@ -12,7 +12,7 @@ from tenacity import wait_none
 from woocommerce_testkit import KEY, SECRET
 
 from connectors.shops.woocommerce import WooCommerceOptions
-from connectors.shops.woocommerce.client import WooClient, retry_after_seconds
+from connectors.shops.woocommerce.client import WooClient, WooUnavailable, retry_after_seconds
 from connectors.shops.woocommerce.simulator import Faults, WooSimulator
 from hub.config import Secret
 from hub.errors import LoginNeeded, PermanentError, RetryableError
@@ -141,6 +141,24 @@ def test_html_instead_of_json_and_timeouts_are_retryable() -> None:
     assert [event for event, _ in log.events] == ["woocommerce.timeout", "woocommerce.timeout"]
 
 
+def test_a_write_sent_without_retry_gets_one_attempt_and_keeps_the_shops_code() -> None:
+    calls: list[int] = []
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(500, json={"code": "woocommerce_rest_cannot_create_order_refund",
+                                         "message": "Invalid refund amount.", "data": {"status": 500}})
+
+    woo, _ = client(httpx.MockTransport(refused), "woo-once")
+    with pytest.raises(WooUnavailable, match="not retried: the request may have landed") as caught:
+        woo.post("/orders/7/refunds", {"amount": "1.00"}, retry=False)
+    assert len(calls) == 1
+    assert (caught.value.status, caught.value.code) == (500, "woocommerce_rest_cannot_create_order_refund")
+    with pytest.raises(WooUnavailable, match="after 3 attempts") as again:
+        woo.put("/orders/7", {"status": "completed"})  # absolute: retried
+    assert len(calls) == 4 and isinstance(again.value, RetryableError)
+
+
 def test_retry_after_forms() -> None:
     now = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
     assert retry_after_seconds("30") == 30.0
@@ -156,6 +174,11 @@ def test_options() -> None:
     assert (ok.base_url, ok.consumer_secret.get(), ok.timeout, ok.attempts) == (
         "https://sklep.example.pl", SECRET, 90.0, 3)
     assert SECRET not in repr(ok)
+    assert (ok.api_refund, ok.nip_meta_keys[:2]) == (False, ("_billing_nip", "billing_nip"))
+    keys = WooCommerceOptions.model_validate({"base_url": "https://sklep.example.pl", "consumer_key": KEY,
+                                              "consumer_secret": SECRET, "api_refund": True,
+                                              "nip_meta_keys": [" _wc_billing/firma/nip ", "nip"]})
+    assert (keys.api_refund, keys.nip_meta_keys) == (True, ("_wc_billing/firma/nip", "nip"))
     assert WooCommerceOptions.model_validate({"base_url": "http://127.0.0.1:8080", "consumer_key": KEY,
                                               "consumer_secret": SECRET}).base_url == "http://127.0.0.1:8080"
     bad = [
@@ -164,6 +187,8 @@ def test_options() -> None:
         ({"base_url": "sklep.example.pl"}, "shop's address"),
         ({"currency": "zł"}, "currency"),
         ({"batch_size": 50}, "Extra inputs are not permitted"),
+        ({"nip_meta_keys": []}, "at least 1 item"),
+        ({"nip_meta_keys": ["nip", " "]}, "a NIP meta key cannot be empty"),
     ]
     for override, match in bad:
         with pytest.raises(ValidationError, match=match):

@@ -62,7 +62,7 @@ def test_batch_shapes_limits_and_routes(sim: WooSimulator) -> None:
                               json={"update": [{"id": vid, "manage_stock": True, "stock_quantity": 0}]})
         assert updated.json()["update"][0] | {"stock_status": "outofstock", "parent_id": parent} == \
             updated.json()["update"][0]
-        assert client.get("/orders").json()["code"] == "rest_no_route"
+        assert client.get("/coupons").json()["code"] == "rest_no_route"
         assert client.post("/products/batch", content=b"{nope").json()["code"] == "rest_invalid_json"
     assert len(sim.requests("POST", r"/batch$")) == 5
 
@@ -89,3 +89,78 @@ def test_served_on_loopback_including_a_late_answer_after_the_change_landed(sim:
             channel.close()
     finally:
         sim.stop()
+
+
+# --- orders and refunds -----------------------------------------------------------------------------
+
+
+def test_orders_list_filters_by_modification_time_like_woocommerce(sim: WooSimulator) -> None:
+    pid = sim.add_simple("KUB-01", 10, "24.60")
+    first = sim.add_order([(pid, 1)])
+    sim.advance(10)
+    second = sim.add_order([(pid, 1)])
+    sim.add_order([(pid, 1)], status="checkout-draft")  # a block checkout cart: not listed
+    sim.advance(10)
+    sim.set_status(first, "completed")
+    with http(sim) as client:
+        everything = client.get("/orders")
+        assert [o["id"] for o in everything.json()] == [second, first]  # newest first by default (date desc)
+        assert (everything.headers["X-WP-Total"], everything.headers["X-WP-TotalPages"]) == ("2", "1")
+        query = {"orderby": "modified", "order": "asc", "dates_are_gmt": "true", "per_page": 100}
+        asc = client.get("/orders", params=query | {"modified_after": "2024-06-11T10:00:09"}).json()
+        assert [o["id"] for o in asc] == [second, first]
+        exclusive = client.get("/orders", params=query | {"modified_after": "2024-06-11T10:00:10"}).json()
+        assert [o["id"] for o in exclusive] == [first]  # modified_after is strictly after
+        # without dates_are_gmt the value is the shop's local time (UTC+2): every order is "after" it
+        local = client.get("/orders", params={"modified_after": "2024-06-11T10:00:10", "orderby": "modified"}).json()
+        assert len(local) == 2
+        assert [o["id"] for o in client.get("/orders", params={"status": "checkout-draft"}).json()] == [second + 1]
+        order = client.get(f"/orders/{first}").json()
+        assert (order["date_modified_gmt"], order["date_modified"]) == ("2024-06-11T10:00:20", "2024-06-11T12:00:20")
+        assert order["date_completed_gmt"] == "2024-06-11T10:00:20" and order["date_paid_gmt"] == "2024-06-11T10:00:00"
+        for bad in ({"orderby": "price"}, {"modified_after": "yesterday"}):
+            answer = client.get("/orders", params=bad)
+            assert (answer.status_code, answer.json()["code"]) == (400, "rest_invalid_param")
+        missing = client.get("/orders/999999")
+        assert (missing.status_code, missing.json()["code"]) == (404, "woocommerce_rest_shop_order_invalid_id")
+
+
+def test_order_updates_and_refunds_behave_like_woocommerce(sim: WooSimulator) -> None:
+    pid = sim.add_simple("KUB-01", 10, "24.60")
+    cod = sim.add_order([(pid, 2)], payment_method="cod", status="pending")
+    assert sim.order(cod)["date_paid_gmt"] is None
+    with http(sim) as client:
+        bad = client.put(f"/orders/{cod}", json={"status": "sent"})
+        assert (bad.status_code, bad.json()["code"]) == (400, "rest_invalid_param")
+        sim.advance()
+        updated = client.put(f"/orders/{cod}", json={"status": "processing"}).json()
+        assert updated["status"] == "processing" and updated["date_paid_gmt"] == "2024-06-11T10:00:01"  # even COD
+        total = sim.order(cod)["total"]
+        assert total == "67.65"  # 2 x 24.60 + 15.00 shipping + 3.45 its VAT
+        negative = client.post(f"/orders/{cod}/refunds", json={"amount": "-1", "api_refund": False})
+        assert (negative.status_code, negative.json()["code"]) == (400, "woocommerce_rest_invalid_order_refund")
+        gateway = client.post(f"/orders/{cod}/refunds", json={"amount": "1.00"})  # api_refund defaults to true
+        assert (gateway.status_code, gateway.json()["message"]) == (
+            500, "The payment gateway for this order does not support automatic refunds.")
+        too_much = client.post(f"/orders/{cod}/refunds", json={"amount": "70.00", "api_refund": False})
+        assert (too_much.status_code, too_much.json()["code"]) == (500, "woocommerce_rest_cannot_create_order_refund")
+        sim.advance()
+        line = sim.order(cod)["line_items"][0]
+        created = client.post(f"/orders/{cod}/refunds", json={
+            "amount": "24.60", "reason": "Zwrot", "api_refund": False, "api_restock": False,
+            "line_items": [{"id": line["id"], "quantity": 1, "refund_total": 20.0,
+                            "refund_tax": [{"id": 1, "refund_total": 4.6}]}]})
+        assert created.status_code == 201
+        refund = created.json()
+        assert (refund["amount"], refund["refunded_payment"], refund["line_items"][0]["quantity"]) == ("24.60", False,
+                                                                                                       -1)
+        assert refund["line_items"][0]["meta_data"][0] | {"id": 0} == {"id": 0, "key": "_refunded_item_id",
+                                                                        "value": str(line["id"])}
+        order = client.get(f"/orders/{cod}").json()
+        assert order["refunds"] == [{"id": refund["id"], "reason": "Zwrot", "total": "-24.60"}]
+        assert order["date_modified_gmt"] == "2024-06-11T10:00:02"  # a refund stamps its order
+        assert [r["id"] for r in client.get(f"/orders/{cod}/refunds").json()] == [refund["id"]]
+        sim.set_status(cod, "refunded")  # by hand: Woo refunds what is left
+        rest = sim.order_refunds(cod)[-1]
+        assert (rest["amount"], rest["reason"], rest["line_items"]) == ("43.05", "Order fully refunded.", [])
+    assert len(sim.order_refunds(cod)) == 2
