@@ -19,7 +19,7 @@ from hub.errors import PermanentError
 from hub.handlers import JobContext
 from hub.logs import get_logger
 from hub.models import ChannelCursor, Order, OrderHistory, OrderLineRow, Product, ReturnRow
-from hub.orders import OrderRules, accept, move, run_rules
+from hub.orders import OrderRules, accept_many, move, run_rules
 from hub.ports import (
     Address,
     ChannelOrder,
@@ -143,8 +143,7 @@ class OrderService:
             fetched += len(orders)
             last = start + FETCH_CHUNK >= len(events)
             with ctx.session() as session:
-                for co in orders:
-                    result = accept(session, self.rules, co)
+                for result in accept_many(session, self.rules, orders):
                     created += result.created
                     changed += result.changed
                 save_channel_cursor(session, channel, "orders", new_cursor if last else chunk[-1].cursor)
@@ -187,7 +186,7 @@ class OrderService:
         if not orders:
             return 0
         with ctx.session() as session:
-            return sum(accept(session, self.rules, co).changed for co in orders)
+            return sum(result.changed for result in accept_many(session, self.rules, orders))
 
     # ERP and status
 

@@ -467,3 +467,148 @@ def retry(session: Session, rules: OrderRules, order_id: int) -> Accepted:
         for event in events:
             run_rules(session, rules, order, event, now)
     return result
+
+
+# --- many new orders at once (a journal's chunk) ----------------------------------------------
+
+
+def _resolver(session: Session, orders: Sequence[ChannelOrder]) -> Any:
+    """One look-up of every signature and offer of the chunk, instead of two queries per order."""
+    signatures = {line.sku for co in orders for line in co.lines if line.sku}
+    known = set(session.execute(select(Product.sku).where(Product.sku.in_(signatures))).scalars()) \
+        if signatures else set()
+    bound: dict[tuple[str, str], str | None] = {}
+    for channel in {co.channel_account for co in orders}:
+        offers = {line.offer_id for co in orders if co.channel_account == channel for line in co.lines
+                  if line.offer_id}
+        if offers:
+            for external_id, sku in session.execute(select(Listing.external_id, Listing.sku).where(
+                    Listing.channel == channel, Listing.external_id.in_(offers))).all():
+                bound[(channel, external_id)] = sku
+
+    def resolve(channel: str, line: Any) -> str | None:
+        if line.sku in known:
+            return line.sku
+        return bound.get((channel, line.offer_id)) if line.offer_id else None
+
+    return resolve
+
+
+def _lock_sku_set(session: Session, skus: Sequence[str]) -> None:
+    """The per-SKU locks of lock_skus, taken in one statement (sorted: no deadlocks)."""
+    if session.get_bind().dialect.name != "postgresql" or not skus:
+        return
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest(CAST(:keys AS text[])) AS k "
+                         "ORDER BY k"), {"keys": [f"hub.sku:{s}" for s in sorted(set(skus))]})
+
+
+def _free_stock(session: Session, skus: Sequence[str]) -> dict[str, int]:
+    stock = dict(session.execute(select(StockLevel.sku, func.sum(StockLevel.quantity))
+                                 .where(StockLevel.sku.in_(skus)).group_by(StockLevel.sku)).all())
+    held = dict(session.execute(select(Reservation.sku, func.sum(Reservation.quantity))
+                                .where(Reservation.sku.in_(skus), Reservation.state == "open")
+                                .group_by(Reservation.sku)).all())
+    return {sku: int(stock.get(sku) or 0) - int(held.get(sku) or 0) for sku in skus}
+
+
+def accept_many(session: Session, rules: OrderRules, orders: Sequence[ChannelOrder]) -> list[Accepted]:
+    """``accept`` for a chunk: new orders are stored and reserved set-based, in arrival order (so the
+    oversold decision is the same as one by one); orders the hub has already go through ``accept``."""
+    now = utcnow()
+    latest: dict[tuple[str, str], ChannelOrder] = {}
+    for co in orders:
+        latest[(co.channel_account, co.external_id)] = co
+    known: set[tuple[str, str]] = set()
+    for channel in {k[0] for k in latest}:
+        ids = [k[1] for k in latest if k[0] == channel]
+        known |= {(channel, e) for e in session.execute(select(Order.external_id).where(
+            Order.channel == channel, Order.external_id.in_(ids))).scalars()}
+    new = [co for key, co in latest.items() if key not in known]
+    results = [accept(session, rules, co) for key, co in latest.items() if key in known]
+    if not new:
+        return results
+    rows = [{
+        "channel": co.channel_account, "external_id": co.external_id, "revision": co.revision, "status": "new",
+        "channel_status": co.status, "oversold": False, "buyer_email": co.buyer_email, "buyer_login": co.buyer_login,
+        "delivery_method": co.delivery_method, "delivery": _delivery(co), "payment": _payment(co),
+        "invoice": _invoice(co), "currency": co.currency, "total_gross": co.payment.amount, "tags": [],
+        "placed_at": co.created_at, "channel_updated_at": co.updated_at, "created_at": now, "updated_at": now,
+    } for co in new]
+    # parameter lists, not one VALUES clause: the statement is compiled once and sent in batches
+    inserted = {(ch, ext): oid for oid, ch, ext in session.execute(
+        insert_for(session)(Order).on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        .returning(Order.id, Order.channel, Order.external_id), rows).all()}
+    raced = [co for co in new if (co.channel_account, co.external_id) not in inserted]
+    new = [co for co in new if (co.channel_account, co.external_id) in inserted]
+    by_id = {o.id: o for o in session.execute(select(Order).where(Order.id.in_(list(inserted.values())))).scalars()}
+    resolve = _resolver(session, new)
+    line_rows, history, wanted = [], [], {}
+    for co in new:
+        order_id = inserted[(co.channel_account, co.external_id)]
+        need: dict[str, int] = defaultdict(int)
+        unknown = []
+        for no, line in enumerate(co.lines, start=1):
+            sku = resolve(co.channel_account, line)
+            line_rows.append({"order_id": order_id, "line_no": no, "line_id": line.line_id, "sku": sku,
+                              "signature": line.sku, "offer_id": line.offer_id, "name": line.name,
+                              "quantity": line.quantity, "unit_price_gross": line.unit_price_gross,
+                              "vat_rate": line.vat_rate})
+            if sku is None:
+                what = f"SKU {line.sku!r}" if line.sku else f"offer {line.offer_id!r}"
+                unknown.append(f"line {no} ({line.name!r}): unknown {what}: add it to the ERP or bind the offer, "
+                               "then run hub orders retry")
+            else:
+                need[sku] += line.quantity
+        history.append({"order_id": order_id, "from_status": None, "to_status": "new", "source": "channel",
+                        "note": f"{co.channel_account} {co.status}", "at": now})
+        problems = [("unknown_sku", u) for u in unknown] + validate(co)
+        order = by_id[order_id]
+        if problems:
+            order.problem_kind = problems[0][0]
+            order.problem = "; ".join(reason for _, reason in problems)
+        elif rules.status_map(order.channel).inbound.get(co.status) != "cancelled":
+            wanted[order_id] = need
+    session.execute(insert_for(session)(OrderLineRow), line_rows)
+    session.execute(insert_for(session)(OrderHistory), history)
+    skus = sorted({sku for need in wanted.values() for sku in need})
+    if skus:
+        _lock_sku_set(session, skus)
+        free = _free_stock(session, skus)
+        reservations = []
+        for co in new:  # arrival order decides who gets the last unit
+            order_id = inserted[(co.channel_account, co.external_id)]
+            if order_id not in wanted:
+                continue
+            order = by_id[order_id]
+            short = []
+            for sku, quantity in sorted(wanted[order_id].items()):
+                if quantity > free[sku]:
+                    short.append(f"{sku}: ordered {quantity}, only {max(free[sku], 0)} left")
+                    continue
+                free[sku] -= quantity
+                reservations.append({"sku": sku, "quantity": quantity, "order_id": order_id, "state": "open",
+                                     "order_ref": f"{order.channel}/{order.external_id}", "created_at": now,
+                                     "updated_at": now})
+            if short:
+                order.oversold = True
+                order.problem_kind = "oversold"
+                order.problem = "oversold: " + "; ".join(short)
+        if reservations:
+            session.execute(insert_for(session)(Reservation).on_conflict_do_nothing(
+                index_elements=["order_ref", "sku"]), reservations)
+        mark_dirty(session, skus, now)
+        _push_stock_now(session)
+    for co in new:
+        order = by_id[inserted[(co.channel_account, co.external_id)]]
+        result = Accepted(order.id, created=True, changed=True, events=["order.created"])
+        if order.problem:
+            result.events.append("order.oversold" if order.oversold else "order.problem")
+            log.warning("order quarantined" if not order.oversold else "order oversold", channel=order.channel,
+                        order=order.external_id, problem=order.problem)
+        if co.status in rules.status_map(order.channel).inbound or co.payment.status == "paid":
+            _apply_channel_status(session, rules, order, co, now, result)
+        for event in result.events:
+            run_rules(session, rules, order, event, now)
+        results.append(result)
+    results += [accept(session, rules, co) for co in raced]
+    return results
