@@ -9,7 +9,8 @@ and prices in the feed and times their arrival in every channel.
 A demo hook provides: ``name`` (the connector's name in hub.toml), ``label``, ``pricing``
 (the channel's pricing rules for mappings/pricing.toml), ``start(catalogue) -> options``,
 ``login(name, config_path, engine)``, ``shows(sku) -> (quantity, price) | None``,
-``requests() -> int`` and ``stop()``.
+``requests() -> int`` and ``stop()``; for orders ``place_order(sku, quantity) -> id``,
+``order_status(id)``, ``refunds() -> int``, and with ``returns = True`` ``add_return(id, sku, quantity)``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from hub.sync import differences
 PRODUCTS = 300
 WITHOUT_OFFER = 20  # SKUs the channels do not list (hub listings unmatched shows them)
 UNDER_FLOOR = 5
+LAST_UNIT = 40
 HEADER = ["sku", "name", "ean", "stock", "price_gross", "vat_rate", "cost_net", "warehouse"]
 
 
@@ -74,6 +76,8 @@ def _catalogue(rng: random.Random) -> list[FeedRow]:
         ))
     for row in rows[10:10 + UNDER_FLOOR]:  # the cost went up in the ERP, the price did not
         row.cost = (row.price * Decimal("0.95")).quantize(Decimal("0.01"))
+    rows[LAST_UNIT].stock = 1  # the last unit: the demo sells it on every channel at once
+    rows[LAST_UNIT + 1].stock = max(rows[LAST_UNIT + 1].stock, 5)
     return rows
 
 
@@ -137,12 +141,17 @@ format = "json"
 [mappings]
 dir = "mappings"
 
+[orders]
+erp_stock_grace = "1h"
+
 [connectors.erp]
 kind = "csv"
 path = "{feed}"
 encoding = "windows-1250"
 # the demo renames complete files into place, so a change is read at once
 settle = 0
+# accepted orders become sales documents here (JSON and EDI++ for Subiekt / Rewizor)
+outbox = "{outbox}"
 
 {channels}"""
 
@@ -216,6 +225,10 @@ def run_channels_demo(base: Path, timeout: float = 90.0) -> bool:
                 f"{k} = {_toml_value(v)}\n" for k, v in hook.pricing.items()))
             reconcile_sections.append(
                 f'[schedule.reconcile-{hook.name}]\njob = "sync.reconcile"\nevery = "1m"\n'
+                f'payload = {{ channel = "{hook.name}" }}\n'
+                f'[schedule.orders-{hook.name}]\njob = "orders.poll"\nevery = "1s"\n'
+                f'payload = {{ channel = "{hook.name}" }}\n'
+                f'[schedule.returns-{hook.name}]\njob = "returns.poll"\nevery = "1s"\n'
                 f'payload = {{ channel = "{hook.name}" }}\n')
             out(f"1. {hook.label}: {len(catalogue)} offers on {options.get('api_url') or options.get('base_url')}\n")
         (base / "mappings").mkdir(exist_ok=True)
@@ -226,8 +239,13 @@ def run_channels_demo(base: Path, timeout: float = 90.0) -> bool:
         database = base / "hub.db"
         for stale in base.glob("hub.db*"):
             stale.unlink()
+        outbox = base / "erp" / "outbox"
+        outbox.mkdir(parents=True, exist_ok=True)
+        for old in outbox.glob("*"):
+            if old.is_file():
+                old.unlink()
         config_path.write_text(CONFIG.format(
-            path=config_path, db=database, feed=feed, reconcile="\n".join(reconcile_sections),
+            path=config_path, db=database, feed=feed, outbox=outbox, reconcile="\n".join(reconcile_sections),
             channels="\n".join(channel_sections)), encoding="utf-8")
         loaded = load(config_path, environ={})
         log_file = (base / "hub.log").open("a", encoding="utf-8")
@@ -251,6 +269,7 @@ def run_channels_demo(base: Path, timeout: float = 90.0) -> bool:
                 f"{time.monotonic() - clock:.1f}s\n")
             _report_channels(engine, hooks, rows)
             ok = _change_and_watch(feed, rows, hooks, rng)
+            ok = _orders(engine, hooks, rows, outbox, loaded) and ok
         finally:
             daemon.stop(timeout=10)
         _summary(engine, hooks, config_path)
@@ -317,6 +336,89 @@ def _change_and_watch(feed: Path, rows: list[FeedRow], hooks: list[tuple[str, An
     return len(arrived) == len(expected)
 
 
+def _order_of(engine: Any, channel: str, external_id: str) -> Any:
+    from hub.models import Order
+
+    with db.transaction(engine) as session:
+        return session.execute(select(Order).where(Order.channel == channel, Order.external_id == external_id)
+                               ).scalar_one_or_none()
+
+
+def _orders(engine: Any, hooks: list[tuple[str, Any]], rows: list[FeedRow], outbox: Path, loaded: Any) -> bool:
+    """The same last unit sold on every channel at once; reservations, the oversold flag, the status
+    going back to the channel, the ERP outbox, and a return refunded."""
+    from hub.models import Reservation
+    from hub.order_jobs import accept_return, order_rules
+
+    out = sys.stdout.write
+    sellers = [hook for _, hook in hooks if hasattr(hook, "place_order")]
+    if not sellers:
+        return True
+    last = rows[LAST_UNIT]
+    placed = [(hook, hook.place_order(last.sku, 1)) for hook in sellers]  # the same moment on every channel
+    out(f"5. orders: the last unit of {last.sku} sold on {', '.join(h.name for h, _ in placed)} at once\n")
+    if _wait(lambda: all(_order_of(engine, h.name, oid) for h, oid in placed), 30) is None:
+        out("   the orders did not arrive\n")
+        return False
+    ok = True
+    for hook, oid in placed:
+        _wait(lambda h=hook, o=oid: (_order_of(engine, h.name, o).oversold
+                                     or _order_of(engine, h.name, o).status == "processing"), 15)
+        order = _order_of(engine, hook.name, oid)
+        flag = f"OVERSOLD ({order.problem})" if order.oversold else f"reserved, {order.status}"
+        out(f"   {hook.name:14} order {oid}: {flag}\n")
+    with db.transaction(engine) as session:
+        held = session.execute(select(func.coalesce(func.sum(Reservation.quantity), 0)).where(
+            Reservation.sku == last.sku, Reservation.state == "open")).scalar_one()
+    flagged = sum(1 for h, o in placed if _order_of(engine, h.name, o).oversold)
+    out(f"   open reservations of {last.sku}: {held} (stock 1); oversold orders: {flagged}\n")
+    ok = ok and held == 1 and flagged == len(placed) - 1
+    took = _wait(lambda: all((h.shows(last.sku) or (0, None))[0] == 0 for _, h in hooks), 15)
+    out(f"   {last.sku} now shows 0 on every channel" + (f" ({took:.2f}s)\n" if took is not None else " - NOT\n"))
+    good = [(h, o) for h, o in placed if not _order_of(engine, h.name, o).oversold]
+    for hook, oid in good:
+        _wait(lambda h=hook, o=oid: h.order_status(o).lower() == "processing", 15)
+        out(f"   {hook.name:14} order {oid}: the channel's status is {hook.order_status(oid)}\n")
+    _wait(lambda: any(outbox.glob("*.epp")), 15)
+    files = sorted(p.name for p in outbox.iterdir() if p.is_file())
+    out(f"   ERP outbox {outbox}: {', '.join(files) or 'empty'}\n")
+    ok = ok and bool(files)
+
+    returner = next((h for h in sellers if getattr(h, "returns", False)), None)
+    if returner is None:
+        return ok
+    other = rows[LAST_UNIT + 1]
+    oid = returner.place_order(other.sku, 2)
+    _wait(lambda: _order_of(engine, returner.name, oid) is not None
+          and _order_of(engine, returner.name, oid).status == "processing", 20)
+    _wait(lambda: returner.order_status(oid).upper() == "PROCESSING", 15)
+    out(f"   {returner.name:14} order {oid}: paid, booked in the ERP, and its status on the channel is now "
+        f"{returner.order_status(oid)} (pushed by the hub)\n")
+    return_id = returner.add_return(oid, other.sku, 1)
+    found = _wait(lambda: _return_row(engine, returner.name, return_id) is not None, 20)
+    if found is None:
+        out("   the return did not arrive\n")
+        return False
+    rma = _return_row(engine, returner.name, return_id)
+    out(f"6. return {return_id[:8]}... of 1 x {other.sku} on {returner.name}: {rma.status}; accepting it\n")
+    with db.transaction(engine) as session:
+        accept_return(session, order_rules(loaded), rma.id)
+    refunded = _wait(lambda: _return_row(engine, returner.name, return_id).status == "refunded"
+                     and returner.refunds() >= 1, 20)
+    rma = _return_row(engine, returner.name, return_id)
+    out(f"   refunded {rma.refund_amount} PLN through the channel (refund {rma.refund_ref}); "
+        f"restock document {rma.restock_ref} in the ERP outbox\n")
+    return ok and refunded is not None
+
+
+def _return_row(engine: Any, channel: str, external_id: str) -> Any:
+    from hub.models import ReturnRow
+
+    with db.transaction(engine) as session:
+        return session.execute(select(ReturnRow).where(ReturnRow.channel == channel,
+                                                       ReturnRow.external_id == external_id)).scalar_one_or_none()
+
+
 def _summary(engine: Any, hooks: list[tuple[str, Any]], config_path: Path) -> None:
     from hub.pricing import decide, format_explanation
     from hub.sync import load_rules, price_inputs
@@ -325,7 +427,7 @@ def _summary(engine: Any, hooks: list[tuple[str, Any]], config_path: Path) -> No
     with db.transaction(engine) as session:
         refused = session.execute(select(PriceRefusal).order_by(PriceRefusal.channel, PriceRefusal.sku)).scalars().all()
         rejects = session.execute(select(ErpReject).order_by(ErpReject.record_key)).scalars().all()
-        out(f"5. prices refused under the floor ({len(refused)}; the offers keep their last price):\n")
+        out(f"7. prices refused under the floor ({len(refused)}; the offers keep their last price):\n")
         for r in refused:
             out(f"   {r.channel:14} {r.sku}  wanted {r.price}  floor {r.floor}\n")
         out(f"   quarantined ERP rows ({len(rejects)}; the rest synced):\n")

@@ -1,4 +1,5 @@
-"""Allegro marketplace connector (SalesChannel): offers, batch price and stock, device-flow login.
+"""Allegro marketplace connector: offers, batch price and stock (SalesChannel); orders from the event
+journal, fulfillment status (OrderChannel); customer returns and refunds (ReturnsChannel); device-flow login.
 
 Registered as the entry point ``hub.connectors:allegro``. Config::
 
@@ -97,8 +98,10 @@ def _cli(cli: Any) -> None:
 SPEC = ConnectorSpec(
     kind="allegro",
     role="channel",
-    description="Allegro marketplace: offers, batch price and stock commands (REST API, OAuth2 device flow)",
-    capabilities=frozenset({Capability.LISTINGS_READ, Capability.BATCH_STOCK, Capability.BATCH_PRICE}),
+    description="Allegro marketplace: offers, batch price and stock commands, orders from the event journal, "
+                "fulfillment status, customer returns and refunds (REST API, OAuth2 device flow)",
+    capabilities=frozenset({Capability.LISTINGS_READ, Capability.BATCH_STOCK, Capability.BATCH_PRICE,
+                            Capability.ORDERS, Capability.ORDER_STATUS, Capability.RETURNS, Capability.REFUNDS}),
     factory=_factory,
     options_model=AllegroOptions,
     default_rate_limit_per_minute=9000,

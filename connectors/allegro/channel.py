@@ -1,4 +1,5 @@
 """The SalesChannel port for one Allegro account: listings by paging, pushes by batch commands.
+(Orders, returns and refunds: orders.py, mixed in.)
 
 A push turns listing changes into price, quantity and publication commands
 (mapping.py) whose ids derive from the job's idempotency key, sends each one
@@ -44,6 +45,7 @@ from connectors.allegro.mapping import (
     task_failures,
 )
 from connectors.allegro.options import AllegroOptions
+from connectors.allegro.orders import AllegroOrders
 from hub.errors import LoginNeeded, PermanentError, RetryableError
 from hub.ports import ChangeResult, Listing, ListingChange
 
@@ -65,8 +67,9 @@ class _EanRead:
     failed: int = 0
 
 
-class AllegroChannel:
-    """hub.ports.SalesChannel for one Allegro account (one connector name = one seller login)."""
+class AllegroChannel(AllegroOrders):
+    """hub.ports.SalesChannel, OrderChannel and ReturnsChannel for one Allegro account (one connector
+    name = one seller login)."""
 
     def __init__(
         self,
@@ -101,6 +104,7 @@ class AllegroChannel:
         # EANs of unsigned offers by offer id: (EAN or None, when it was read)
         self._eans: dict[str, tuple[str | None, float]] = {}
         self._ean_lock = threading.Lock()
+        self._init_orders()
 
     def close(self) -> None:
         self.http.close()

@@ -19,7 +19,14 @@ from urllib.parse import quote
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from connectors.allegro.mapping import COMMAND_PATHS, MAX_OFFERS_PAGE, MAX_TASKS_PAGE, PUBLIC_MEDIA_TYPE, CommandKind
+from connectors.allegro.mapping import (
+    BETA_MEDIA_TYPE,
+    COMMAND_PATHS,
+    MAX_OFFERS_PAGE,
+    MAX_TASKS_PAGE,
+    PUBLIC_MEDIA_TYPE,
+    CommandKind,
+)
 from hub.errors import LoginNeeded, PermanentError, RetryableError
 from hub.metrics import connector_request
 from hub.ratelimit import Throttle
@@ -27,6 +34,10 @@ from hub.ratelimit import Throttle
 
 class _Transient(Exception):
     """A 5xx or a timeout: worth another attempt of the same request."""
+
+
+class TransientError(RetryableError):
+    """5xx or timeouts on every attempt: the request may or may not have been applied (a lost answer)."""
 
 
 class CommandRejected(Exception):
@@ -98,10 +109,13 @@ class AllegroHttp:
         content: bytes | None = None,
         data: Mapping[str, str] | None = None,
         expected: Sequence[int] = (),
+        attempts: int | None = None,
     ) -> httpx.Response:
-        """The response for any status below 500 except 429; RetryableError after the attempts."""
+        """The response for any status below 500 except 429; TransientError after the attempts (``attempts``
+        overrides the configured number, e.g. 1 for a POST whose caller looks up before resending)."""
+        attempts = attempts or self.attempts
         retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
+            stop=stop_after_attempt(attempts),
             wait=wait_exponential_jitter(multiplier=self.backoff, max=max(self.backoff, 30.0), jitter=self.backoff),
             retry=retry_if_exception_type(_Transient),
             sleep=self._sleep,
@@ -112,7 +126,7 @@ class AllegroHttp:
                 with attempt:
                     return self._once(method, url, headers, params, content, data, expected)
         except _Transient as exc:
-            raise RetryableError(f"Allegro {exc} (after {self.attempts} attempts)") from None
+            raise TransientError(f"Allegro {exc} (after {attempts} attempt{'s' if attempts > 1 else ''})") from None
         raise AssertionError("tenacity ended without a result")  # pragma: no cover
 
     def _once(
@@ -191,6 +205,7 @@ class AllegroClient:
         body: Any = None,
         expected: Sequence[int] = (),
         media_type: str = PUBLIC_MEDIA_TYPE,
+        attempts: int | None = None,
     ) -> httpx.Response:
         """One API call. A 401 gets one refreshed-token retry (the token may have been revoked or
         expired early); a second 401 means the login is gone."""
@@ -201,7 +216,7 @@ class AllegroClient:
             if content is not None:
                 headers["Content-Type"] = media_type
             response = self.http.send(method, self.api_base + path, headers=headers, params=params,
-                                      content=content, expected=expected)
+                                      content=content, expected=expected, attempts=attempts)
             if response.status_code != 401 or 401 in expected:
                 break
             if retried:
@@ -263,6 +278,63 @@ class AllegroClient:
         path = f"{COMMAND_PATHS[kind]}/{command_id}/tasks"
         response = self.request("GET", path, params=[("limit", str(MAX_TASKS_PAGE)), ("offset", "0")])
         return self._ok(response, f"GET {path}")
+
+    # --- orders ------------------------------------------------------------------------
+
+    def order_event_stats(self) -> dict[str, Any]:
+        """GET /order/event-stats (OrderEventStats): the journal's latest event, if any."""
+        return self._ok(self.request("GET", "/order/event-stats"), "GET /order/event-stats")
+
+    def order_events(self, *, after: str | None, limit: int, types: Sequence[str]) -> dict[str, Any]:
+        """GET /order/events (OrderEventsList): events after ``after`` (None: from the journal's start)."""
+        params = [("from", after)] if after else []
+        params += [("type", t) for t in types]
+        params.append(("limit", str(limit)))
+        return self._ok(self.request("GET", "/order/events", params=params), "GET /order/events")
+
+    def checkout_form(self, form_id: str) -> dict[str, Any] | None:
+        """GET /order/checkout-forms/{id} (CheckoutForm); None when the order is not found."""
+        return self._get_or_none(f"/order/checkout-forms/{quote(form_id, safe='')}")
+
+    def checkout_forms_page(self, *, updated_gte: str, offset: int, limit: int) -> dict[str, Any]:
+        """GET /order/checkout-forms (CheckoutForms) changed at or after ``updated_gte``, oldest change first."""
+        params = [("updatedAt.gte", updated_gte), ("sort", "updatedAt"), ("limit", str(limit)),
+                  ("offset", str(offset))]
+        return self._ok(self.request("GET", "/order/checkout-forms", params=params), "GET /order/checkout-forms")
+
+    def set_fulfillment(self, form_id: str, status: str, revision: str | None) -> httpx.Response:
+        """PUT /order/checkout-forms/{id}/fulfillment: 204, or 409 (stale revision), 404, 400/422 for the caller."""
+        params = [("checkoutForm.revision", revision)] if revision else []
+        return self.request("PUT", f"/order/checkout-forms/{quote(form_id, safe='')}/fulfillment", params=params,
+                            body={"status": status}, expected=(400, 404, 409, 422))
+
+    # --- customer returns (beta media type) and refunds -------------------------------
+
+    def customer_returns_page(self, params: Sequence[tuple[str, str]]) -> dict[str, Any]:
+        """GET /order/customer-returns (CustomerReturnResponse)."""
+        response = self.request("GET", "/order/customer-returns", params=params, media_type=BETA_MEDIA_TYPE)
+        return self._ok(response, "GET /order/customer-returns")
+
+    def customer_return(self, return_id: str) -> dict[str, Any] | None:
+        """GET /order/customer-returns/{customerReturnId} (CustomerReturn); None when not found."""
+        path = f"/order/customer-returns/{quote(return_id, safe='')}"
+        response = self.request("GET", path, expected=(404,), media_type=BETA_MEDIA_TYPE)
+        return None if response.status_code == 404 else self._ok(response, f"GET {path}")
+
+    def reject_customer_return(self, return_id: str, body: Mapping[str, Any]) -> httpx.Response:
+        """POST /order/customer-returns/{id}/rejection: 200 (CustomerReturn), or 400/404/422 for the caller."""
+        return self.request("POST", f"/order/customer-returns/{quote(return_id, safe='')}/rejection", body=body,
+                            expected=(400, 404, 422), media_type=BETA_MEDIA_TYPE)
+
+    def refunds_page(self, *, order_id: str, offset: int, limit: int) -> dict[str, Any]:
+        """GET /payments/refunds?order.id= (the refunds made for one order)."""
+        params = [("order.id", order_id), ("limit", str(limit)), ("offset", str(offset))]
+        return self._ok(self.request("GET", "/payments/refunds", params=params), "GET /payments/refunds")
+
+    def create_refund(self, body: Mapping[str, Any]) -> httpx.Response:
+        """POST /payments/refunds, ONE attempt: a lost answer is resolved by the caller's look-up, never by
+        a blind resend. 200 (RefundDetails), or 400/404/409/422 for the caller."""
+        return self.request("POST", "/payments/refunds", body=body, expected=(400, 404, 409, 422), attempts=1)
 
     @staticmethod
     def _ok(response: httpx.Response, what: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ CLIENT_SECRET = "demo-secret"  # the simulator's; a real account uses { credenti
 
 class AllegroDemo:
     name = "allegro-main"
+    returns = True  # the channel has buyers' returns (the demo accepts one)
     label = "Allegro (simulator)"
     # the marketplace's commission and fee per unit, prices ending in .99, a 5% margin floor
     pricing = {"commission_pct": "10", "fixed_fee": "1.00", "rounding": "0.99", "min_margin_pct": "5"}
@@ -70,6 +71,22 @@ class AllegroDemo:
         offer = self.sim.offer(offer_id)
         quantity = offer.quantity if offer.status == "ACTIVE" else 0
         return quantity, offer.price
+
+    def place_order(self, sku: str, quantity: int) -> str:
+        """A buyer buys and pays online for ``quantity`` of the SKU's offer."""
+        return self.sim.place_order([(self.offer_ids[sku], quantity)], buyer_login="kupujacy_demo")
+
+    def order_status(self, external_id: str) -> str:
+        form = self.sim.checkout_form(external_id)
+        return str((form.get("fulfillment") or {}).get("status") or form.get("status"))
+
+    def add_return(self, external_id: str, sku: str, quantity: int) -> str | None:
+        """The buyer declares a return, and the parcel arrives at the seller."""
+        return_id = self.sim.add_return(external_id, [(self.offer_ids[sku], quantity)], status="DELIVERED")
+        return str(return_id)
+
+    def refunds(self) -> int:
+        return len(self.sim.refunds())
 
     def requests(self) -> int:
         return len(self.sim.requests)

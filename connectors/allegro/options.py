@@ -40,6 +40,16 @@ class AllegroOptions(BaseModel):
     # how long a looked-up EAN is trusted before it is read again
     ean_lookups_per_read: int = Field(2000, ge=0)
     ean_max_age: Duration = 86400.0
+    # orders: a journal read naming at least this many orders lists the changed checkout forms (100 per
+    # request) instead of reading each one (1 request per order); 0 reads each one. At 9,000 requests a
+    # minute per client id, 10,000 single reads alone would take over a minute.
+    order_prefetch_min: int = Field(10, ge=0)
+    # most journal events one order_events() call returns (the rest come with the next poll), so one
+    # intake transaction stays bounded after a long outage
+    order_events_max: int = Field(50_000, ge=1000)
+    # customer returns have no journal: every poll also re-reads the returns created this long ago or later,
+    # for their status changes (and the first poll reads them as its start)
+    returns_window: Duration = 30 * 86400.0
 
     @field_validator("api_url", "auth_url")
     @classmethod

@@ -11,6 +11,8 @@ counted as a violation), slow commands, per-offer task failures, revoked
 tokens. ``LossyTransport`` adds timeouts, including the nasty kind where the
 request is applied and the response is lost.
 
+Orders, the order event journal, customer returns and refunds live in simulator_orders.py (mixed in).
+
 Use it in process with ``httpx.WSGITransport(app=sim)`` or on a loopback port
 with ``sim.serve()`` (returns the base URL; ``sim.stop()``).
 """
@@ -36,7 +38,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 
+from connectors.allegro.simulator_orders import OrdersSimulator
+
 PUBLIC = "application/vnd.allegro.public.v1+json"
+BETA = "application/vnd.allegro.beta.v1+json"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 BLOCK_SECONDS = 60.0
 MAX_OFFERS_PER_CRITERION = 1000
@@ -52,7 +57,7 @@ GTIN_PARAMETER = {"id": "225693", "name": "EAN (GTIN)"}  # the catalogue's EAN p
 PRODUCT_NAMESPACE = uuid.UUID("0b6c7f0e-3c1d-4a52-8f07-6d2b9e4a1c35")
 _COMMAND = re.compile(r"^/sale/(offer-price-change-commands|offer-quantity-change-commands|"
                       r"offer-publication-commands)/([^/]+)(/tasks)?$")
-_REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
             405: "Method Not Allowed", 406: "Not Acceptable", 409: "Conflict", 415: "Unsupported Media Type",
             422: "Unprocessable Entity", 429: "Too Many Requests", 503: "Service Unavailable"}
 
@@ -180,7 +185,12 @@ class RequestRecord:
     body: bytes = field(repr=False, default=b"")
 
 
-class AllegroSimulator:
+def media_type_for(path: str) -> str:
+    """Customer returns are beta resources: they speak (and demand) the beta media type (#4780)."""
+    return BETA if path.startswith("/order/customer-returns") else PUBLIC
+
+
+class AllegroSimulator(OrdersSimulator):
     def __init__(
         self,
         *,
@@ -196,6 +206,7 @@ class AllegroSimulator:
         faults: Faults | None = None,
         gtin_in_product_offer: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         # whether GET /sale/product-offers/{offerId} shows the product's GTIN parameter, or only the
         # product id (then the EAN is on GET /sale/products/{productId})
@@ -230,6 +241,7 @@ class AllegroSimulator:
         self.refreshes = 0
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._init_orders(seed, wall)
 
     # --- seeding and reading back ------------------------------------------------------
 
@@ -391,12 +403,13 @@ class AllegroSimulator:
                 media = "application/json"
             else:
                 status, payload, extra = self._api(method, path, query, body, headers)
-                media = PUBLIC
+                media = media_type_for(path)
             self.requests.append(RequestRecord(method, path, query, status, body))
             trace_id = str(uuid.UUID(int=self._ids.getrandbits(128)))
         data = b"" if payload is None else json.dumps(payload).encode()
-        response_headers = [("Content-Type", media), ("Content-Length", str(len(data))), ("trace-id", trace_id),
-                            *extra]
+        response_headers = [("Content-Length", str(len(data))), ("trace-id", trace_id), *extra]
+        if data:
+            response_headers.insert(0, ("Content-Type", media))
         start_response(f"{status} {_REASONS.get(status, 'Status')}", response_headers)
         return iter([data])
 
@@ -480,12 +493,15 @@ class AllegroSimulator:
             return self._too_many(token.client_id, now)
         if self.faults.error_5xx_rate and self._rng.random() < self.faults.error_5xx_rate:
             return 503, _error("ServiceUnavailableException", "Service temporarily unavailable"), []
-        if PUBLIC not in headers.get("accept", ""):
+        media = media_type_for(path)
+        if media not in headers.get("accept", ""):
             return 406, _error("NotAcceptableException",
                                "Not acceptable representation requested. Please check 'Accept' request header"), []
-        if body and headers.get("content-type", "").split(";")[0].strip() != PUBLIC:
+        if body and headers.get("content-type", "").split(";")[0].strip() != media:
             return 415, _error("UnsupportedMediaTypeException", "Unsupported media type"), []
         params = parse_qsl(query, keep_blank_values=True)
+        if (answer := self._orders_api(method, path, params, body)) is not None:
+            return answer
         if path == "/sale/offers" and method == "GET":
             return self._search_offers(params)
         if (found := _PRODUCT_OFFER.match(path) or _PRODUCT.match(path)) is not None:

@@ -165,7 +165,6 @@ class FakeOrderChannel(FakeChannel):
         return self.journal[int(cursor):], str(len(self.journal))
 
     def order(self, external_id: str) -> ChannelOrder:
-        self.single_reads = getattr(self, "single_reads", 0) + 1
         return self.orders[external_id]
 
     def orders_updated_since(self, since: datetime) -> Iterator[ChannelOrder]:

@@ -11,6 +11,7 @@ from connectors.shops.woocommerce.simulator import WooSimulator
 
 class WooDemo:
     name = "shop"
+    returns = False  # the channel has buyers' returns (the demo accepts one)
     label = "WooCommerce shop (simulator)"
     # the shop's own pricing: 3% under the ERP price, prices ending in .90
     pricing = {"markup_pct": "-3", "rounding": "step:0.10", "min_margin_pct": "5"}
@@ -35,6 +36,22 @@ class WooDemo:
         product = self.sim.product(pid)
         price = product.get("regular_price")
         return product.get("stock_quantity"), Decimal(price) if price else None
+
+    def place_order(self, sku: str, quantity: int) -> str:
+        """A buyer pays online (Przelewy24) for ``quantity`` of the SKU's product."""
+        self.sim.advance(1)
+        return str(self.sim.add_order([(self.ids[sku], quantity)], status="processing",
+                                      transaction_id=f"p24-{len(self.ids)}"))
+
+    def order_status(self, external_id: str) -> str:
+        return str(self.sim.order(int(external_id))["status"])
+
+    def add_return(self, external_id: str, sku: str, quantity: int) -> str | None:
+        """WooCommerce has no returns, only refunds: the demo shows returns on channels that have them."""
+        return None
+
+    def refunds(self) -> int:
+        return sum(len(self.sim.order_refunds(oid)) for oid in list(self.sim.orders))
 
     def requests(self) -> int:
         return len(self.sim.log)

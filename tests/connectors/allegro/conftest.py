@@ -218,11 +218,25 @@ class ValidatingTransport(httpx.BaseTransport):
         else:
             assert "content-type" not in request.headers, "Content-Type without a body"
 
+    @staticmethod
+    def _errata(request: httpx.Request, response: httpx.Response) -> bytes:
+        """The body to validate: the answer, except where swagger.yaml is known to be wrong.
+
+        CheckoutForms.count and .totalCount declare ``minimum: 1``, yet an empty result (no order changed
+        since updatedAt.gte) has 0 of each: the rest of an empty answer is still checked."""
+        if request.method == "GET" and request.url.path == "/order/checkout-forms" and response.status_code == 200:
+            body = json.loads(response.content)
+            if body.get("checkoutForms") == [] and body.get("count") == 0 and body.get("totalCount") == 0:
+                return json.dumps({**body, "count": 1, "totalCount": 1}).encode()
+        return response.content
+
     def _check_response(self, request: httpx.Request, response: httpx.Response) -> None:
         status = response.status_code
         assert response.headers.get("trace-id"), "the simulator answers with a trace-id like the vendor"
+        checked = _Resp(response)
+        checked.data = self._errata(request, response)
         try:
-            self.spec.api.validate_response(_Req(request), _Resp(response))
+            self.spec.api.validate_response(_Req(request), checked)
         except ResponseNotFound:
             # 401/429/5xx come from the gateway in front of every resource; the spec lists them per operation
             assert status in (401, 429, 500, 502, 503, 504), f"undocumented status {status} for {request.url}"
@@ -236,7 +250,7 @@ class ValidatingTransport(httpx.BaseTransport):
         content = declared.get("content") or {}
         if content and response.content:
             media = response.headers["content-type"]
-            errors = self.spec.strict(content[media]["schema"], json.loads(response.content))
+            errors = self.spec.strict(content[media]["schema"], json.loads(checked.data))
             assert not errors, f"{request.method} {request.url.path} -> {status}: {errors}"
         elif response.content:  # e.g. 404/409: no schema in the spec; the vendor's error body
             assert not self.spec.strict({"$ref": "#/components/schemas/ErrorsHolder"}, json.loads(response.content))
@@ -303,10 +317,13 @@ def make_channel(engine: Engine, sim: AllegroSimulator, allegro_spec: Spec) -> I
 
     def build(name: str = "allegro-main", *, wrap: Callable[[httpx.BaseTransport], httpx.BaseTransport] | None = None,
               logged_in: bool = True, token_ttl: int | None = None, limiter: LocalRateLimiter | None = None,
-              key: str | None = None, **overrides: Any) -> tuple[AllegroChannel, ValidatingTransport]:
+              key: str | None = None, validate: bool = True,
+              **overrides: Any) -> tuple[AllegroChannel, ValidatingTransport]:
         inner: httpx.BaseTransport = sim.transport()
         validating = ValidatingTransport(inner, allegro_spec)
-        transport = wrap(validating) if wrap else validating
+        # validate=False only for volume tests, whose smaller twins are validated
+        transport: httpx.BaseTransport = validating if validate else inner
+        transport = wrap(transport) if wrap else transport
         services = make_services(engine, name, transport, limiter, key)
         if logged_in:
             login(sim, services.tokens, name, token_ttl)
