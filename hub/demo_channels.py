@@ -181,10 +181,12 @@ def _settled(engine: Any, channels: list[str]) -> bool:
             Job.kind == "sync.push", Job.state.in_(("pending", "running", "failed-retrying")))).scalar_one()
         if open_pushes:
             return False
-        bound = session.execute(select(func.count()).select_from(Listing).where(
-            Listing.sku.is_not(None), Listing.desired_quantity.is_not(None))).scalar_one()
-        if not bound:
-            return False
+        for channel in channels:  # every channel has read its offers and bound them
+            bound = session.execute(select(func.count()).select_from(Listing).where(
+                Listing.channel == channel, Listing.sku.is_not(None),
+                Listing.desired_quantity.is_not(None))).scalar_one()
+            if not bound:
+                return False
         return all(not differences(session, ch).first() for ch in channels)
 
 
@@ -230,7 +232,9 @@ def run_channels_demo(base: Path, timeout: float = 90.0) -> bool:
                 f'payload = {{ channel = "{hook.name}" }}\n'
                 f'[schedule.returns-{hook.name}]\njob = "returns.poll"\nevery = "1s"\n'
                 f'payload = {{ channel = "{hook.name}" }}\n')
-            out(f"1. {hook.label}: {len(catalogue)} offers on {options.get('api_url') or options.get('base_url')}\n")
+            out(f"1. {hook.label}: {len(catalogue)} offers on {options.get('api_url') or options.get('base_url')}\n"
+                if len(started) == 1 else
+                f"   {hook.label}: {len(catalogue)} offers on {options.get('api_url') or options.get('base_url')}\n")
         (base / "mappings").mkdir(exist_ok=True)
         (base / "mappings" / "pricing.toml").write_text(
             "# Written by `hub demo`: per-channel rules over the shipped defaults\n[defaults]\n\n"

@@ -151,9 +151,11 @@ def fire(engine: Engine, name: str, entry: ScheduleEntry, *, by: str, key: str |
     """Enqueue one run of a periodic job and record it; returns the job id."""
     now = utcnow()
     with transaction(engine) as session:
+        # a job about one connector says so: its log lines, health and login holds follow it
+        connector = entry.payload.get("channel") or entry.payload.get("erp")
         job = enqueue(
             session, entry.job, dict(entry.payload), key=key or slot_key(name, entry.every, now),
-            priority=entry.priority,
+            priority=entry.priority, connector=connector if isinstance(connector, str) else None,
         )
         values = {"name": name, "last_fired_at": now, "last_job_id": job.id, "fired_by": by}
         stmt = insert_for(session)(ScheduleRun).values(**values)
