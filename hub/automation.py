@@ -4,7 +4,7 @@ on an event, if conditions hold, run actions; each rule says whether a failed ac
     [[rules]]
     name = "paid orders go to the ERP"
     on = ["order.paid"]
-    when = { channel = ["allegro-main"], min_amount = "100.00", country = ["PL"] }
+    when = { channel = ["marketplace"], min_amount = "100.00", country = ["PL"] }
     do = [{ action = "send_to_erp" }, { action = "set_status", status = "processing" }]
     on_failure = "stop"          # or "continue"
 

@@ -150,7 +150,7 @@ path = "{feed}"
 encoding = "windows-1250"
 # the demo renames complete files into place, so a change is read at once
 settle = 0
-# accepted orders become sales documents here (JSON and EDI++ for Subiekt / Rewizor)
+# accepted orders become sales documents here (JSON and EDI++ files for the ERP to import)
 outbox = "{outbox}"
 
 {channels}"""

@@ -104,7 +104,7 @@ class ErpBatch:
 class SalesDocument:
     """An accepted order as the ERP should book it (one per order, keyed by reference)."""
 
-    reference: str  # e.g. "allegro-main/7d1e...": unique, and what the ERP is searched by before a retry
+    reference: str  # "<channel>/<order id>": unique, and what the ERP is searched by before a retry
     order: ChannelOrder
     issued_at: datetime | None = None
 
@@ -151,7 +151,7 @@ class ErpSalesSink(Protocol):
 @dataclass(frozen=True)
 class Listing:
     """What a channel really shows for one offer. ``sku`` is the seller's signature on the
-    offer (Allegro external.id, the shop's SKU field), used to bind the offer to a SKU."""
+    offer (a marketplace offer's external id, a shop product's SKU), used to bind the offer to a SKU."""
 
     external_id: str
     sku: str | None

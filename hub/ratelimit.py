@@ -1,7 +1,7 @@
 """Token buckets per connector account, which connectors call before each request.
 
-A bucket is keyed by what the vendor limits (Allegro limits per client id, so
-every account of one client id shares one key). Tokens may go negative: a
+A bucket is keyed by what the vendor limits (a marketplace that limits per client id makes
+every account of one client id share one key). Tokens may go negative: a
 caller takes its token at once and sleeps off the debt, which keeps callers in
 arrival order. ``block`` pushes the bucket into debt for a vendor's block
 window (a 429 with a one-minute ban), so nobody sends until it is over.

@@ -35,7 +35,7 @@ class ConnectorSpec:
     default_rate_limit_per_minute: int = 600
     # job handlers the connector contributes: (kind, handler) given (name, options)
     handlers: Callable[[str, Any, HandlerRegistry], None] | None = None
-    # adds the connector's own admin commands (e.g. `hub allegro login ACCOUNT`) to the CLI;
+    # adds the connector's own admin commands (e.g. a login command for its accounts) to the CLI;
     # each subparser sets func=callable(args) -> exit code
     cli: Callable[[Any], None] | None = None
     # most listing changes one push job carries (the vendor's batch limit)
