@@ -243,8 +243,13 @@ class OrderService:
                     stmt = insert_for(session)(ReturnRow).values(
                         channel=channel, external_id=r.external_id, order_id=order.id if order else None,
                         order_external_id=r.order_external_id, status=state, channel_status=r.status,
-                        reason=r.reason, lines=lines, created_at=now, updated_at=now)
-                    session.execute(stmt.on_conflict_do_nothing(index_elements=["channel", "external_id"]))
+                        reason=r.reason, lines=lines, created_at=now, updated_at=now).returning(ReturnRow.id)
+                    new_id = session.execute(stmt.on_conflict_do_nothing(
+                        index_elements=["channel", "external_id"])).scalar()
+                    if new_id is not None and r.refunded and status_map.get(r.status) == "received":
+                        # the channel refunded on its own and the goods came back: they go back to stock
+                        queue.enqueue(session, RESTOCK, {"return_id": new_id},
+                                      key=f"restock:{channel}/{r.external_id}")
                 elif existing.status in ("requested", "in_transit", "received") and state != existing.status:
                     existing.status, existing.channel_status, existing.updated_at = state, r.status, now
             save_channel_cursor(session, channel, "returns", new_cursor)
