@@ -38,6 +38,7 @@ log = get_logger("hub.order_jobs")
 ORDERS_POLL = "orders.poll"
 ORDERS_RECONCILE = "orders.reconcile"
 TO_ERP = "orders.to_erp"
+ERP_CANCEL = "orders.erp_cancel"
 PUSH_STATUS = "orders.push_status"
 RETURNS_POLL = "returns.poll"
 REFUND = "returns.refund"
@@ -197,6 +198,26 @@ class OrderService:
             order.erp_booked_at = utcnow()
             session.add(OrderHistory(order_id=order.id, from_status=order.status, to_status=order.status,
                                      source="hub", note=f"sales document {erp_ref} in the ERP", at=utcnow()))
+        return {"erp_ref": erp_ref}
+
+    def handle_erp_cancel(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            order = session.get(Order, ctx.payload["order_id"])
+            if order is None:
+                raise PermanentError(f"order {ctx.payload['order_id']} no longer exists")
+            reference = f"{order.channel}/{order.external_id}"
+            reason = f"order cancelled on {order.channel} ({order.channel_status or 'cancelled'})"
+        sink = self._erp_sink()
+        cancel = getattr(sink, "cancel_sales_document", None)
+        if cancel is None:
+            raise PermanentError(f"the ERP connector cannot take cancellations: reverse the sale of {reference} "
+                                 "in the ERP by hand")
+        erp_ref = cancel(reference, reason)
+        with ctx.session() as session:
+            order = session.get(Order, ctx.payload["order_id"])
+            assert order is not None
+            session.add(OrderHistory(order_id=order.id, from_status=order.status, to_status=order.status,
+                                     source="hub", note=f"cancellation {erp_ref} sent to the ERP", at=utcnow()))
         return {"erp_ref": erp_ref}
 
     def handle_push_status(self, ctx: JobContext) -> dict[str, Any]:

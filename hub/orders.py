@@ -13,8 +13,9 @@ Intake (``accept``) runs in the transaction that also moves the channel's journa
 Reservations and the ERP's stock meet like this: a reservation is open from the order's
 arrival until the ERP's own stock reflects the order, i.e. until the first ERP stock reading of
 that SKU taken ``erp_stock_grace`` after the ERP accepted the order's sales document; then it is
-consumed. Cancelling releases it. So a unit is subtracted once: by the reservation before the
-ERP knows, by the ERP's stock after.
+consumed. Cancelling releases it, and an order the ERP had already booked gets a cancellation
+document, so the ERP's stock takes the goods back. So a unit is subtracted once: by the
+reservation before the ERP knows, by the ERP's stock after.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from hub.ports import ChannelOrder
 log = get_logger("hub.orders")
 
 TO_ERP_KIND = "orders.to_erp"
+ERP_CANCEL_KIND = "orders.erp_cancel"
 PUSH_STATUS_KIND = "orders.push_status"
 PLAN_KIND = "sync.plan"
 MAX_RULE_DEPTH = 3
@@ -234,6 +236,9 @@ def move(session: Session, order: Order, target: str, source: str, now: datetime
     order.updated_at = now
     if target == "cancelled":
         release(session, order, now)
+        if order.erp_ref:  # already booked: the ERP reverses the sale and its stock takes the goods back
+            queue.enqueue(session, ERP_CANCEL_KIND, {"order_id": order.id},
+                          key=f"erp-cancel:{order.channel}/{order.external_id}")
     if push:
         queue.enqueue(session, PUSH_STATUS_KIND, {"order_id": order.id, "status": target},
                       key=f"status:{order.id}:{target}:{uuid.uuid4().hex[:8]}", connector=order.channel)

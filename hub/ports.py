@@ -144,6 +144,11 @@ class ErpSalesSink(Protocol):
         """Book returned goods back into stock; idempotent by ``document.reference``."""
         ...
 
+    def cancel_sales_document(self, reference: str, reason: str) -> str:
+        """The order behind a booked document was cancelled: the ERP reverses the sale (and takes the
+        goods back into its stock). Idempotent by ``reference``."""
+        ...
+
 
 # --- sales channels -----------------------------------------------------------------
 

@@ -621,7 +621,8 @@ class LazySync:
         handlers.register(RECONCILE_KIND, lambda ctx: self.get(ctx.engine).handle_reconcile(ctx))
         handlers.register(PLAN_KIND, lambda ctx: self._plan(ctx))
         for kind, method in ((oj.ORDERS_POLL, "handle_poll"), (oj.ORDERS_RECONCILE, "handle_reconcile"),
-                             (oj.TO_ERP, "handle_to_erp"), (oj.PUSH_STATUS, "handle_push_status"),
+                             (oj.TO_ERP, "handle_to_erp"), (oj.ERP_CANCEL, "handle_erp_cancel"),
+                             (oj.PUSH_STATUS, "handle_push_status"),
                              (oj.RETURNS_POLL, "handle_returns_poll"), (oj.REFUND, "handle_refund"),
                              (oj.RESTOCK, "handle_restock"), (oj.REJECT, "handle_reject")):
             handlers.register(kind, lambda ctx, m=method: getattr(self.orders(ctx.engine), m)(ctx))

@@ -207,6 +207,10 @@ class FileFeed:
         """Write the document into the outbox (once per reference); its id is the files' name stem."""
         return self._sink().post_sales_document(document)
 
+    def cancel_sales_document(self, reference: str, reason: str) -> str:
+        """A cancellation file next to the document, found again before a retry writes it twice."""
+        return self._sink().cancel_sales_document(reference, reason)
+
     def restock(self, document: RestockDocument) -> str:
         return self._sink().restock(document)
 

@@ -86,6 +86,17 @@ class Outbox:
         self._publish(document.reference, stem, files)
         return stem
 
+    def cancel_sales_document(self, reference: str, reason: str) -> str:
+        """A JSON cancellation of a booked document (EDI++ has no cancellation of a document the hub did
+        not number; the ERP's operator or import script reverses the sale from this file)."""
+        cancel_reference = f"{reference}#cancel"
+        stem = self._stem(cancel_reference)
+        data = dumps({"format": "hub.sales_document_cancellation", "version": 1, "reference": cancel_reference,
+                      "document_reference": reference, "reason": reason,
+                      "cancelled_at": self.clock().isoformat()})
+        self._publish(cancel_reference, stem, {"json": data})
+        return stem
+
     # --- files -------------------------------------------------------------------------
 
     def _check_folder(self) -> None:

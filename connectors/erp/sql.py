@@ -402,6 +402,12 @@ class SqlErp:
         } for a in amounts.lines]
         return self._stage("sales_document", staging, document.reference, header, lines)
 
+    def cancel_sales_document(self, reference: str, reason: str) -> str:
+        """Staging tables have no cancellation section yet: the job goes dead with this message, in
+        `hub status`, for the operator to reverse the sale in the ERP."""
+        raise PermanentError(f"ERP connector {self.name!r} cannot stage cancellations: reverse the sale of "
+                             f"{reference!r} in the ERP by hand ({reason})")
+
     def restock(self, document: RestockDocument) -> str:
         staging = self.queries.restock
         if staging is None:

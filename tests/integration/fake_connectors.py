@@ -192,6 +192,7 @@ class FakeSalesErp(FakeErp):
         super().__init__(name)
         self.documents: dict[str, Any] = {}
         self.restocks: dict[str, Any] = {}
+        self.cancellations: dict[str, str] = {}
 
     def post_sales_document(self, document: Any) -> str:
         """Like a real ERP: booking the sale takes the goods out of its stock (once per reference)."""
@@ -206,6 +207,16 @@ class FakeSalesErp(FakeErp):
     def restock(self, document: Any) -> str:
         self.restocks.setdefault(document.reference, document)
         return f"PZ/{len(self.restocks)}"
+
+    def cancel_sales_document(self, reference: str, reason: str) -> str:
+        """Like a real ERP: the cancelled sale's goods are back in stock (once per reference)."""
+        if reference not in self.cancellations:
+            self.cancellations[reference] = reason
+            for line in self.documents[reference].order.lines:
+                if line.sku in self.rows:
+                    self.rows[line.sku]["stock"] += line.quantity
+            self.version += 1
+        return f"KOR/{list(self.cancellations).index(reference) + 1}"
 
 
 @pytest.fixture

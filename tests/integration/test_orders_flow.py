@@ -170,12 +170,12 @@ def test_orders_flow(order_fakes: None, db_url: str, engine: Engine, tmp_path: P
         hub.quiet()
         assert order(engine, "market", "M3").problem is None and reserved(engine, "X") == 1
 
-        # that ERP reading (poll-1) came after the ERP booked S1 and M1 (it took both units out of its
-        # stock): S1's reservation is consumed, so the unit is counted once, by the ERP. M1 was
-        # booked before it was cancelled; the ERP keeps that sale until it is corrected there.
-        assert erp.rows["A"]["stock"] == 0
+        # that ERP reading (poll-1) came after the ERP booked S1 and M1 (two units out of its stock)
+        # and the cancellation of M1 (one back): S1's reservation is consumed, so each unit is counted
+        # once, by the ERP, and the cancelled unit is for sale again everywhere.
+        assert list(erp.cancellations) == ["market/M1"] and erp.rows["A"]["stock"] == 1
         assert reserved(engine, "A") == 0
-        assert shop.offers["s-A"]["quantity"] == 0 and market.offers["m-A"]["quantity"] == 0
+        assert shop.offers["s-A"]["quantity"] == 1 and market.offers["m-A"]["quantity"] == 1
 
         # returns: accept (restock + refund once + order returned), reject with a reason
         with transaction(engine) as s:

@@ -421,3 +421,22 @@ def test_options_are_validated(tmp_path: Path) -> None:
     assert options.payment_form("p24", False) == "Przelewy24"
     assert options.payment_form("CASH_ON_DELIVERY", True) == "Za pobraniem"
     assert options.payment_form(None, False) == "Przelew"
+
+
+def test_cancellation_is_written_once(tmp_path: Path, invoice_document: SalesDocument) -> None:
+    """A booked order cancelled: one JSON cancellation beside the document; a retry (also after the ERP
+    moved the file into a subfolder) finds it and writes nothing."""
+    import json
+
+    erp = feed(tmp_path)
+    outbox = tmp_path  # feed() makes the test folder the outbox
+    erp.post_sales_document(invoice_document)
+    first = erp.cancel_sales_document(invoice_document.reference, "order cancelled by the buyer")
+    cancellation = outbox / f"{first}.json"
+    data = json.loads(cancellation.read_text(encoding="utf-8"))
+    assert data["format"] == "hub.sales_document_cancellation"
+    assert data["document_reference"] == invoice_document.reference
+    (outbox / "processed").mkdir()
+    cancellation.rename(outbox / "processed" / cancellation.name)
+    assert erp.cancel_sales_document(invoice_document.reference, "again") == first
+    assert not cancellation.exists()  # not written again
