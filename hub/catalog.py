@@ -16,7 +16,7 @@ from sqlalchemy import and_, delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from hub.clock import utcnow
-from hub.db import insert_for
+from hub.db import insert_for, upsert
 from hub.models import DirtySku, ErpCursor, ErpReject, Product, StockLevel
 from hub.ports import ErpBatch, PriceRecord, ProductRecord, RejectedRecord, StockRecord
 
@@ -47,9 +47,7 @@ def load_cursor(session: Session, erp: str) -> str | None:
 
 
 def save_cursor(session: Session, erp: str, cursor: str | None, now: datetime) -> None:
-    values = {"erp": erp, "cursor": cursor, "updated_at": now}
-    stmt = insert_for(session)(ErpCursor).values(**values)
-    session.execute(stmt.on_conflict_do_update(index_elements=["erp"], set_={"cursor": cursor, "updated_at": now}))
+    upsert(session, ErpCursor, {"erp": erp, "cursor": cursor, "updated_at": now}, ["erp"])
 
 
 def mark_dirty(session: Session, skus: Iterable[str], now: datetime) -> None:
@@ -158,12 +156,8 @@ def quarantine(session: Session, erp: str, rejected: Sequence[RejectedRecord], n
             "field": record.field, "value": record.value, "reason": record.reason,
             "first_seen": now, "last_seen": now,
         }
-        stmt = insert_for(session)(ErpReject).values(**values)
-        session.execute(stmt.on_conflict_do_update(
-            index_elements=["erp", "record_key", "field"],
-            set_={"source": record.source, "sku": record.sku, "value": record.value, "reason": record.reason,
-                  "last_seen": now},
-        ))
+        upsert(session, ErpReject, values, ["erp", "record_key", "field"],
+               update=["source", "sku", "value", "reason", "last_seen"])  # first_seen stays
     return len(rejected)
 
 

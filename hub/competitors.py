@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from hub.catalog import mark_dirty
 from hub.clock import utcnow
-from hub.db import insert_for
+from hub.db import upsert
 from hub.models import CompetitorPrice
 
 REQUIRED = ("channel", "sku", "price")
@@ -50,9 +50,7 @@ def import_csv(session: Session, path: Path, encoding: str = "utf-8") -> Competi
                                 f"{path}:{line}: price = {raw!r}: must be an amount > 0 with at most 2 decimals")
             continue
         values = {"channel": channel, "sku": sku, "price": price, "seen_at": now}
-        stmt = insert_for(session)(CompetitorPrice).values(**values)
-        session.execute(stmt.on_conflict_do_update(index_elements=["channel", "sku"],
-                                                   set_={"price": price, "seen_at": now}))
+        upsert(session, CompetitorPrice, values, ["channel", "sku"])
         dirty.add(sku)
         out.imported += 1
     mark_dirty(session, dirty, now)

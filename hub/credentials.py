@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, select, update
 
 from hub.clock import utcnow
-from hub.db import insert_for, transaction
+from hub.db import transaction, upsert
 from hub.errors import LoginNeeded
 from hub.health import set_health
 from hub.models import ConnectorToken, Job
@@ -69,10 +69,7 @@ class TokenStore:
                 "name": name, "access_token": tokens.access_token, "refresh_token": tokens.refresh_token,
                 "expires_at": tokens.expires_at, "scope": tokens.scope, "status": "ok", "updated_at": now,
             }
-            stmt = insert_for(session)(ConnectorToken).values(**values)
-            session.execute(stmt.on_conflict_do_update(
-                index_elements=["name"], set_={k: v for k, v in values.items() if k != "name"}
-            ))
+            upsert(session, ConnectorToken, values, ["name"])
             set_health(session, name, "ok", None, now)
             session.execute(
                 update(Job).where(Job.connector == name, Job.state == "failed-retrying").values(run_at=now)

@@ -8,7 +8,7 @@ SQLite: WAL, a busy timeout, foreign keys, and every transaction opened with
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -45,6 +45,17 @@ def insert_for(session_or_engine: Session | Engine) -> Any:
     """The dialect's INSERT, which has ON CONFLICT on both SQLite and PostgreSQL."""
     bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
     return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+
+
+def upsert(
+    session: Session, model: Any, values: dict[str, Any], keys: Sequence[str], *,
+    update: Sequence[str] | None = None,
+) -> None:
+    """INSERT, or on a conflict of ``keys`` UPDATE the other given columns (or just ``update``): one
+    statement, so two writers never race a read-then-insert."""
+    columns = update if update is not None else [k for k in values if k not in keys]
+    stmt = insert_for(session)(model).values(**values)
+    session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_={k: values[k] for k in columns}))
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hub.db import insert_for
+from hub.db import upsert
 from hub.models import ConnectorHealth
 
 
@@ -17,7 +17,4 @@ def set_health(session: Session, name: str, status: str, error: str | None, now:
         values["last_ok_at"] = now
     if error:
         values.update(last_error=error, last_error_at=now)
-    stmt = insert_for(session)(ConnectorHealth).values(**values)
-    session.execute(stmt.on_conflict_do_update(
-        index_elements=["name"], set_={k: v for k, v in values.items() if k != "name"}
-    ))
+    upsert(session, ConnectorHealth, values, ["name"])

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from hub import queue
 from hub.clock import utcnow
-from hub.db import insert_for
+from hub.db import insert_for, upsert
 from hub.errors import PermanentError
 from hub.handlers import JobContext
 from hub.logs import get_logger
@@ -54,9 +54,8 @@ def load_channel_cursor(session: Session, channel: str, stream: str) -> str | No
 
 def save_channel_cursor(session: Session, channel: str, stream: str, cursor: str | None) -> None:
     now = utcnow()
-    stmt = insert_for(session)(ChannelCursor).values(channel=channel, stream=stream, cursor=cursor, updated_at=now)
-    session.execute(stmt.on_conflict_do_update(index_elements=["channel", "stream"],
-                                               set_={"cursor": cursor, "updated_at": now}))
+    upsert(session, ChannelCursor, {"channel": channel, "stream": stream, "cursor": cursor, "updated_at": now},
+           ["channel", "stream"])
 
 
 def order_rules(loaded: Any) -> OrderRules:

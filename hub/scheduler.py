@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, text
 
 from hub.clock import utcnow
 from hub.config import ScheduleEntry, SchedulerSettings
-from hub.db import insert_for, transaction
+from hub.db import transaction, upsert
 from hub.logs import get_logger
 from hub.models import ScheduleRun
 from hub.queue import enqueue
@@ -158,10 +158,7 @@ def fire(engine: Engine, name: str, entry: ScheduleEntry, *, by: str, key: str |
             priority=entry.priority, connector=connector if isinstance(connector, str) else None,
         )
         values = {"name": name, "last_fired_at": now, "last_job_id": job.id, "fired_by": by}
-        stmt = insert_for(session)(ScheduleRun).values(**values)
-        session.execute(stmt.on_conflict_do_update(
-            index_elements=["name"], set_={k: v for k, v in values.items() if k != "name"}
-        ))
+        upsert(session, ScheduleRun, values, ["name"])
     if job.created:
         log.info("periodic job enqueued", schedule=name, job_id=job.id, kind=entry.job)
     return job.id

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from hub import catalog, queue
 from hub.clock import utcnow
-from hub.db import insert_for, transaction
+from hub.db import insert_for, transaction, upsert
 from hub.errors import RetryableError
 from hub.handlers import JobContext
 from hub.logs import get_logger
@@ -201,11 +201,7 @@ def _refuse(session: Session, channel: str, sku: str, decision: Any, now: dateti
         "channel": channel, "sku": sku, "price": decision.proposed, "floor": decision.floor,
         "reason": decision.reason or "refused", "first_at": now, "last_at": now,
     }
-    stmt = insert_for(session)(PriceRefusal).values(**values)
-    session.execute(stmt.on_conflict_do_update(
-        index_elements=["channel", "sku"],
-        set_={"price": values["price"], "floor": values["floor"], "reason": values["reason"], "last_at": now},
-    ))
+    upsert(session, PriceRefusal, values, ["channel", "sku"], update=["price", "floor", "reason", "last_at"])
 
 
 RULES_KEY = "rules.fingerprint"
