@@ -31,14 +31,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qsl
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 
 from connectors.allegro.simulator_orders import OrdersSimulator
+from connectors.simserver import LoopbackServer
 
 PUBLIC = "application/vnd.allegro.public.v1+json"
 BETA = "application/vnd.allegro.beta.v1+json"
@@ -239,8 +238,7 @@ class AllegroSimulator(OrdersSimulator):
         self.block_violations = 0
         self.rate_limited = 0
         self.refreshes = 0
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._loopback = LoopbackServer(self, "allegro-simulator")
         self._init_orders(seed, wall)
 
     # --- seeding and reading back ------------------------------------------------------
@@ -370,20 +368,10 @@ class AllegroSimulator(OrdersSimulator):
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on a loopback port in a background thread; returns the base URL."""
-        server = make_server(host, port, self, server_class=_ThreadingServer, handler_class=_QuietHandler)
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="allegro-simulator", daemon=True)
-        self._thread.start()
-        return f"http://{host}:{server.server_port}"
+        return self._loopback.start(host, port)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._loopback.stop()
 
     # --- WSGI --------------------------------------------------------------------------------
 
@@ -743,10 +731,3 @@ class LossyTransport(httpx.BaseTransport):
         self.inner.close()
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass

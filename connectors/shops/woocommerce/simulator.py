@@ -48,12 +48,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
+
+from connectors.simserver import LoopbackServer
 
 API_PREFIX = "/wp-json/wc/v3"
 BATCH_LIMIT = 100
@@ -147,8 +147,7 @@ class WooSimulator:
         self._next_meta_id = 9000
         self._burst_left = 0
         self._lock = threading.RLock()
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback = LoopbackServer(self, "woo-simulator")
 
     # --- seeding and inspection ---------------------------------------------------------
 
@@ -444,23 +443,11 @@ class WooSimulator:
         return LossyTransport(httpx.WSGITransport(app=self), self)
 
     def serve(self, host: str = "127.0.0.1") -> str:
-        """Serve on a free loopback port in a background thread; returns the base URL."""
-        if self._server is not None:
-            raise RuntimeError("already serving")
-        server = make_server(host, 0, self, server_class=_ThreadingServer, handler_class=_QuietHandler)
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="woo-simulator", daemon=True)
-        self._thread.start()
-        return f"http://{host}:{server.server_port}"
+        """Serve on a loopback port in a background thread; returns the base URL."""
+        return self._loopback.start(host)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
+        self._loopback.stop()
 
     # --- fault draws ----------------------------------------------------------------------
 
@@ -818,15 +805,6 @@ class LossyTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self.inner.close()
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 _INVALID_JSON = object()

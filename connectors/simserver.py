@@ -1,0 +1,45 @@
+"""A simulator (a WSGI app) served on a loopback port in a background thread, for the demo and the
+benchmarks; tests use the apps in-process through httpx.WSGITransport instead."""
+
+from __future__ import annotations
+
+import threading
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class LoopbackServer:
+    def __init__(self, app: Any, name: str):
+        self._app = app
+        self._name = name
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve (port 0: a free one); returns the base URL."""
+        if self._server is not None:
+            raise RuntimeError(f"{self._name} is already serving")
+        server = make_server(host, port, self._app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=self._name, daemon=True)
+        self._thread.start()
+        return f"http://{host}:{server.server_port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
