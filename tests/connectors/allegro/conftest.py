@@ -1,13 +1,11 @@
 """Allegro fixtures: the vendor's OpenAPI spec (loaded once), a transport that validates every
 request the connector sends and every answer the simulator gives, and a channel wired to a simulator."""
-# ruff: noqa: E402  (the sys.path fix below must run before the connector is imported)
 
 from __future__ import annotations
 
 import base64
 import json
 import re
-import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -15,16 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
-
-# The root conftest puts tests/ on sys.path, where tests/connectors/ would pass for the `connectors`
-# package (as a namespace package) before the editable install's finder is asked. A regular package
-# anywhere on sys.path wins over namespace portions, so the repository root goes at the end.
-_ROOT = str(Path(__file__).resolve().parents[3])
-if _ROOT not in sys.path:
-    sys.path.append(_ROOT)
-for _name in [m for m in sys.modules if m == "connectors" or m.startswith("connectors.")]:
-    if getattr(sys.modules[_name], "__file__", None) is None:
-        del sys.modules[_name]
 
 import httpx
 import pytest

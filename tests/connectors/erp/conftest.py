@@ -1,17 +1,9 @@
-"""ERP connector tests: make `connectors` the repository's package, not tests/connectors/.
-
-The root conftest puts tests/ on sys.path, where tests/connectors/ passes for the `connectors`
-package (a namespace package) before the editable install's finder is asked. A regular package
-anywhere on sys.path wins over namespace portions, so the repository root goes at the end and a
-namespace `connectors` imported earlier is forgotten.
-"""
+"""ERP connector test fixtures: the documents the sales sinks are given."""
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -26,14 +18,6 @@ from hub.ports import (
     ReturnLine,
     SalesDocument,
 )
-
-_ROOT = str(Path(__file__).resolve().parents[3])
-if _ROOT not in sys.path:
-    sys.path.append(_ROOT)
-for _name in [m for m in sys.modules if m == "connectors" or m.startswith("connectors.")]:
-    if getattr(sys.modules[_name], "__file__", None) is None:
-        del sys.modules[_name]
-
 
 # --- documents the sales sinks are given (tests of outbox.py, epp.py, the sql staging) ---
 
