@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from hub import db, queue, registry
 from hub.cli.output import emit_json, table
+from hub.cli.output import say as _say
 from hub.config import LoadedConfig, load, redacted_url
 from hub.errors import ConfigError, HubError, NotFoundError
 from hub.logs import configure as configure_logging
@@ -139,10 +140,6 @@ def _engine(loaded: LoadedConfig, *, migrated: bool = True) -> Engine:
     if migrated:
         db.require_migrated(engine)
     return engine
-
-
-def _say(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
 
 
 # --- commands ------------------------------------------------------------------------

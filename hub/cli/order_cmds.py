@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from sqlalchemy import func, or_, select
 
 from hub import db
+from hub.cli.main import runtime
 from hub.cli.output import emit_json, table
+from hub.cli.output import say as _say
 from hub.errors import NotFoundError
 from hub.models import (
     ORDER_STATES,
@@ -65,16 +66,6 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
     rj.set_defaults(func=cmd_returns_reject)
 
 
-def _runtime(args: argparse.Namespace) -> tuple[Any, Any]:
-    from hub.cli.main import runtime
-
-    return runtime(args)
-
-
-def _say(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-
-
 def _iso(value: Any) -> Any:
     return value.isoformat() if value is not None else None
 
@@ -86,7 +77,7 @@ def _order_row(o: Order) -> dict[str, Any]:
 
 
 def cmd_orders_list(args: argparse.Namespace) -> int:
-    _, engine = _runtime(args)
+    _, engine = runtime(args)
     with db.transaction(engine) as session:
         query = select(Order).order_by(Order.id.desc()).limit(args.limit)
         if args.status:
@@ -137,7 +128,7 @@ def order_detail(session: Any, order_id: int) -> dict[str, Any]:
 
 
 def cmd_orders_show(args: argparse.Namespace) -> int:
-    _, engine = _runtime(args)
+    _, engine = runtime(args)
     with db.transaction(engine) as session:
         data = order_detail(session, args.id)
     if args.json:
@@ -164,7 +155,7 @@ def cmd_orders_retry(args: argparse.Namespace) -> int:
     from hub.order_jobs import order_rules
     from hub.orders import retry
 
-    loaded, engine = _runtime(args)
+    loaded, engine = runtime(args)
     with db.transaction(engine) as session:
         retry(session, order_rules(loaded), args.id)
         order = session.get(Order, args.id)
@@ -179,7 +170,7 @@ def cmd_orders_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_reservations(args: argparse.Namespace) -> int:
-    _, engine = _runtime(args)
+    _, engine = runtime(args)
     with db.transaction(engine) as session:
         query = (select(Reservation.sku, func.sum(Reservation.quantity), func.count())
                  .where(Reservation.state == "open").group_by(Reservation.sku).order_by(Reservation.sku))
@@ -209,7 +200,7 @@ def _return_row(r: ReturnRow) -> dict[str, Any]:
 
 
 def cmd_returns_list(args: argparse.Namespace) -> int:
-    _, engine = _runtime(args)
+    _, engine = runtime(args)
     with db.transaction(engine) as session:
         query = select(ReturnRow).order_by(ReturnRow.id.desc())
         if args.status:
@@ -223,7 +214,7 @@ def cmd_returns_list(args: argparse.Namespace) -> int:
 
 
 def cmd_returns_show(args: argparse.Namespace) -> int:
-    _, engine = _runtime(args)
+    _, engine = runtime(args)
     with db.transaction(engine) as session:
         rma = session.get(ReturnRow, args.id)
         if rma is None:
@@ -243,7 +234,7 @@ def cmd_returns_show(args: argparse.Namespace) -> int:
 def cmd_returns_accept(args: argparse.Namespace) -> int:
     from hub.order_jobs import accept_return, order_rules
 
-    loaded, engine = _runtime(args)
+    loaded, engine = runtime(args)
     with db.transaction(engine) as session:
         rma = accept_return(session, order_rules(loaded), args.id)
         data = _return_row(rma)
@@ -257,7 +248,7 @@ def cmd_returns_accept(args: argparse.Namespace) -> int:
 def cmd_returns_reject(args: argparse.Namespace) -> int:
     from hub.order_jobs import reject_return
 
-    _, engine = _runtime(args)
+    _, engine = runtime(args)
     with db.transaction(engine) as session:
         reject_return(session, args.id, args.reason)
     if args.json:

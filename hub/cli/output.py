@@ -10,6 +10,10 @@ from typing import Any, TextIO
 from hub.db import json_default
 
 
+def say(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
 def emit_json(data: Any, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     out.write(json.dumps(data, default=json_default, indent=2, ensure_ascii=False) + "\n")

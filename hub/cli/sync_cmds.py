@@ -13,7 +13,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from hub import db, registry
+from hub.cli.main import runtime
 from hub.cli.output import emit_json, table
+from hub.cli.output import say as _say
 from hub.config import LoadedConfig
 from hub.errors import ConfigError, HubError, NotFoundError
 from hub.models import ErpReject, Job, Listing, PriceRefusal, Product, Reservation, StockLevel
@@ -69,12 +71,6 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
 # --- shared ---------------------------------------------------------------------------
 
 
-def _runtime(args: argparse.Namespace) -> tuple[LoadedConfig, Engine]:
-    from hub.cli.main import runtime
-
-    return runtime(args)
-
-
 def _service(loaded: LoadedConfig, engine: Engine) -> Any:
     from hub.runtime import Connectors
     from hub.sync import SyncService, load_rules
@@ -90,10 +86,6 @@ def _channel_names(loaded: LoadedConfig, only: str | None) -> list[str]:
             raise HubError(f"no channel named {only!r} (configured channels: {', '.join(names) or 'none'})")
         return [only]
     return names
-
-
-def _say(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
 
 
 def _progress(done: int, total: int, label: str) -> None:
@@ -138,7 +130,7 @@ def drain(engine: Engine, loaded: LoadedConfig, job_ids: list[int], timeout: flo
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    loaded, engine = _runtime(args)
+    loaded, engine = runtime(args)
     channels = _channel_names(loaded, args.channel)
     service = _service(loaded, engine)
     report: dict[str, Any] = {"erp": {}, "reconcile": {}, "changes": [], "pushes": {}}
@@ -202,7 +194,7 @@ def cmd_stock_show(args: argparse.Namespace) -> int:
     from hub.stock import available_to_sell
     from hub.sync import load_rules
 
-    loaded, engine = _runtime(args)
+    loaded, engine = runtime(args)
     rules = load_rules(loaded)
     with db.transaction(engine) as session:
         product = session.get(Product, args.sku)
@@ -250,7 +242,7 @@ def cmd_prices_explain(args: argparse.Namespace) -> int:
     from hub.pricing import decide, format_explanation
     from hub.sync import load_rules, price_inputs
 
-    loaded, engine = _runtime(args)
+    loaded, engine = runtime(args)
     rules = load_rules(loaded)
     channels = _channel_names(loaded, args.channel)
     out = []
@@ -282,7 +274,7 @@ def cmd_prices_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_prices_refused(args: argparse.Namespace) -> int:
-    _loaded, engine = _runtime(args)
+    _loaded, engine = runtime(args)
     with db.transaction(engine) as session:
         query = select(PriceRefusal).order_by(PriceRefusal.channel, PriceRefusal.sku)
         if args.channel:
@@ -300,7 +292,7 @@ def cmd_prices_refused(args: argparse.Namespace) -> int:
 def cmd_prices_competitors(args: argparse.Namespace) -> int:
     from hub.competitors import import_csv
 
-    _loaded, engine = _runtime(args)
+    _loaded, engine = runtime(args)
     if not args.file.exists():
         raise HubError(f"{args.file}: file not found")
     with db.transaction(engine) as session:
@@ -317,7 +309,7 @@ def cmd_prices_competitors(args: argparse.Namespace) -> int:
 
 
 def cmd_listings_unmatched(args: argparse.Namespace) -> int:
-    loaded, engine = _runtime(args)
+    loaded, engine = runtime(args)
     channels = _channel_names(loaded, args.channel)
     offers: list[dict[str, Any]] = []
     skus: list[dict[str, Any]] = []
@@ -343,7 +335,7 @@ def cmd_listings_unmatched(args: argparse.Namespace) -> int:
 
 
 def cmd_erp_rejects(args: argparse.Namespace) -> int:
-    _loaded, engine = _runtime(args)
+    _loaded, engine = runtime(args)
     with db.transaction(engine) as session:
         query = select(ErpReject).order_by(ErpReject.erp, ErpReject.record_key, ErpReject.field)
         if args.erp:
