@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from alembic import context
-from hub.db import make_engine
-from hub.models import Base
+from hub.app.tables import metadata
+from hub.platform.db import make_engine
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _engine() -> Engine:

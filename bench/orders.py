@@ -27,18 +27,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from connectors.allegro.simulator import AllegroSimulator  # noqa: E402
-from hub import catalog, db, pgtemp  # noqa: E402
-from hub.clock import utcnow  # noqa: E402
-from hub.config import LogSettings, WorkerSettings, load  # noqa: E402
-from hub.credentials import TokenSet, TokenStore  # noqa: E402
-from hub.daemon import build_handlers  # noqa: E402
-from hub.logs import configure as configure_logging  # noqa: E402
-from hub.ports import ErpBatch, PriceRecord, ProductRecord, StockRecord  # noqa: E402
-from hub.queue import enqueue, open_jobs  # noqa: E402
-from hub.runtime import Connectors  # noqa: E402
-from hub.sync import SyncService, load_rules, reconcile  # noqa: E402
-from hub.worker import WorkerPool  # noqa: E402
+from connectors.allegro.simulator import AllegroSimulator
+from hub import catalog
+from hub.app.wiring import build_handlers
+from hub.jobs.queue import enqueue, open_jobs
+from hub.jobs.worker import WorkerPool
+from hub.kernel.clock import utcnow
+from hub.kernel.ports.erp import ErpBatch, PriceRecord, ProductRecord, StockRecord
+from hub.listings.reconcile import reconcile
+from hub.listings.rules import load_rules
+from hub.listings.service import SyncService
+from hub.platform import db
+from hub.platform.config import LogSettings, WorkerSettings, load
+from hub.platform.connectors import Connectors
+from hub.platform.credentials import TokenSet, TokenStore
+from hub.platform.logs import configure as configure_logging
+from tests.support import pgtemp
 
 STOCK = 100
 
@@ -46,7 +50,7 @@ STOCK = 100
 def run(backend: str, server: Any, orders: int, skus: int) -> str:
     from sqlalchemy import func, select
 
-    from hub.models import Order, Reservation
+    from hub.orders.models import Order, Reservation
 
     base = Path(tempfile.mkdtemp(prefix="hub-bench-orders-"))
     sim = AllegroSimulator(clients={"bench": "bench-secret"})

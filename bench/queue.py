@@ -6,11 +6,11 @@ the queue's throughput caps the whole hub. The goal from the issue is at least
 
 What it measures (figures only, nothing is asserted about timing):
 
-* enqueue, bulk: ``hub.queue.enqueue_many`` in transactions of 500 jobs;
-* enqueue, one job per transaction: ``hub.queue.enqueue`` inside
+* enqueue, bulk: ``hub.jobs.queue.enqueue_many`` in transactions of 500 jobs;
+* enqueue, one job per transaction: ``hub.jobs.queue.enqueue`` inside
   ``hub.db.transaction`` (the outbox pattern: one business change, one job);
 * claim+complete: N pre-filled jobs drained by W worker processes, each running
-  the real ``hub.worker.WorkerPool`` (one thread) with a no-op handler. The clock
+  the real ``hub.jobs.worker.WorkerPool`` (one thread) with a no-op handler. The clock
   starts when every worker has imported, connected and been told to go, and stops
   when the parent sees all N jobs done. Every job must end done with exactly one
   attempt. After the pre-fill the jobs table is ANALYZEd, as autovacuum would do
@@ -18,7 +18,7 @@ What it measures (figures only, nothing is asserted about timing):
   takes the claim through ix_jobs_state_kind and sorts every runnable row on each
   claim (``--no-analyze`` measures that case).
 
-PostgreSQL runs in a throwaway server (``hub.pgtemp``) with durable settings
+PostgreSQL runs in a throwaway server (``tests.support.pgtemp``) with durable settings
 (fsync on, synchronous_commit on); SQLite uses a fresh WAL file per measurement.
 
     .venv/bin/python bench/queue.py [--jobs 20000] [--backends sqlite,postgresql] [--workers 1,4] [--batch-size 50]
@@ -47,10 +47,11 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Engine, text  # noqa: E402
+from sqlalchemy import Engine, text
 
-from hub import db, pgtemp  # noqa: E402
-from hub.queue import NewJob, enqueue, enqueue_many  # noqa: E402
+from hub.jobs.queue import NewJob, enqueue, enqueue_many
+from hub.platform import db
+from tests.support import pgtemp
 
 KIND = "bench.noop"
 ENQUEUE_TX = 500  # jobs per transaction in the bulk enqueue
@@ -283,10 +284,10 @@ def _profile_loop(pool: Any, path: str) -> None:
 
 def worker_main(url: str, batch_size: int, profile: str | None) -> int:
     """One worker process: connect, say 'ready', start the pool on 'go', stop it on 'stop' or EOF."""
-    from hub.config import LogSettings, WorkerSettings
-    from hub.handlers import HandlerRegistry
-    from hub.logs import configure
-    from hub.worker import WorkerPool
+    from hub.jobs.handlers import HandlerRegistry
+    from hub.jobs.worker import WorkerPool
+    from hub.platform.config import LogSettings, WorkerSettings
+    from hub.platform.logs import configure
 
     configure(LogSettings(level="warning"))
     engine = db.make_engine(url)
@@ -386,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                     settings = ", ".join(f"{k}={v}" for k, v in pg_settings(pg).items())
                     print(f"postgresql settings: {settings}")
                 else:
-                    print("sqlite settings: journal_mode=WAL, synchronous=NORMAL, BEGIN IMMEDIATE (hub.db)")
+                    print("sqlite settings: journal_mode=WAL, synchronous=NORMAL, BEGIN IMMEDIATE (hub.platform.db)")
                 dbs = Databases(backend, Path(tmp), pg)
                 for row in (bench_enqueue_bulk(dbs, args.jobs, connector),
                             bench_enqueue_single(dbs, args.single_jobs, connector)):

@@ -1,6 +1,6 @@
 """Sync benchmarks: how fast the diff is, how few requests a push costs, how fast a change travels.
 
-1. diff: 1,000,000 SKUs x 2 channels with 1% changed. The hub's diff (hub.sync.plan: the
+1. diff: 1,000,000 SKUs x 2 channels with 1% changed. The hub's diff (hub.listings.plan.plan: the
    set-based selection plus building the push items, dry run; and the full plan that
    enqueues the push jobs and marks them in flight) against a raw SQL join over the same
    tables in the same run (psycopg / sqlite3 cursor, no ORM). Goal: hub <= 2x raw. Peak RSS
@@ -31,9 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from hub import db, pgtemp  # noqa: E402
-from hub.config import LogSettings, load  # noqa: E402
-from hub.logs import configure as configure_logging  # noqa: E402
+from hub.platform import db
+from hub.platform.config import LogSettings, load
+from hub.platform.logs import configure as configure_logging
+from tests.support import pgtemp
 
 CHANNELS = ("marketplace", "shop")
 
@@ -100,7 +101,8 @@ def fill(engine: Any, skus: int, changed_every: int) -> None:
 def bench_diff(backend: str, skus: int, server: Any | None) -> list[str]:
     from sqlalchemy.orm import Session
 
-    from hub.sync import load_rules, plan
+    from hub.listings.plan import plan
+    from hub.listings.rules import load_rules
 
     lines = []
     if backend == "postgresql":
@@ -203,8 +205,8 @@ def _allegro_setup(base: Path, offers: int, extra: str = "") -> tuple[Any, Any, 
     from datetime import timedelta
 
     from connectors.allegro.simulator import AllegroSimulator
-    from hub.clock import utcnow
-    from hub.credentials import TokenSet, TokenStore
+    from hub.kernel.clock import utcnow
+    from hub.platform.credentials import TokenSet, TokenStore
 
     sim = AllegroSimulator(clients={"bench": "bench-secret"}, command_delay=0.0)
     for i in range(1, offers + 1):
@@ -238,7 +240,7 @@ command_poll_interval = "50ms"
 def _catalogue_batch(quantities: dict[str, int], price: str = "100.00") -> Any:
     from decimal import Decimal
 
-    from hub.ports import ErpBatch, PriceRecord, ProductRecord, StockRecord
+    from hub.kernel.ports.erp import ErpBatch, PriceRecord, ProductRecord, StockRecord
 
     skus = sorted(quantities)
     return ErpBatch([ProductRecord(s, f"Product {s}", "23") for s in skus],
@@ -248,9 +250,11 @@ def _catalogue_batch(quantities: dict[str, int], price: str = "100.00") -> Any:
 
 def bench_requests(offers: int = 10_000) -> list[str]:
     from hub import catalog
-    from hub.cli.sync_cmds import drain
-    from hub.runtime import Connectors
-    from hub.sync import SyncService, load_rules, reconcile
+    from hub.cli.listings import drain
+    from hub.listings.reconcile import reconcile
+    from hub.listings.rules import load_rules
+    from hub.listings.service import SyncService
+    from hub.platform.connectors import Connectors
 
     lines = []
     scenarios = [
@@ -286,7 +290,8 @@ def bench_propagation(samples: int) -> list[str]:
     """A stock change written to the feed file, timed until the Allegro simulator shows it."""
     import random
 
-    from hub.daemon import Daemon, build_handlers
+    from hub.app.wiring import build_handlers
+    from hub.jobs.daemon import Daemon
 
     offers = 50
     base = Path(tempfile.mkdtemp(prefix="hub-bench-prop-"))

@@ -1,7 +1,7 @@
 """Fixtures: every database test runs on SQLite and on a real PostgreSQL server.
 
 The PostgreSQL server is started once per test process from the machine's
-binaries (hub.pgtemp). If it cannot start, every PostgreSQL test fails with
+binaries (tests.support.pgtemp). If it cannot start, every PostgreSQL test fails with
 the reason; nothing is skipped.
 """
 
@@ -20,7 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pytest
 from sqlalchemy import Engine
 
-from hub import db, pgtemp
+from hub.platform import db
+from tests.support import pgtemp, test_connector
+
+test_connector.register()  # the daemon's tests use the test-shop kind
 
 BACKENDS = ["sqlite", "postgresql"]
 _counter = itertools.count()

@@ -13,7 +13,7 @@ from alembic import op
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Ts = sa.DateTime(timezone=True)
-# the diff's predicate (hub.sync.DIFFERS): the index holds only listings that differ
+# the diff's predicate (hub.listings.plan.DIFFERS): the index holds only listings that differ
 LISTING_DIFFERS = sa.text(
     "(desired_quantity IS NOT NULL AND (ack_quantity IS NULL OR desired_quantity <> ack_quantity))"
     " OR (desired_price IS NOT NULL AND (ack_price IS NULL OR desired_price <> ack_price))"

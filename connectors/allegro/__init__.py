@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from connectors.allegro.options import AllegroOptions
-from hub.ports import Capability
-from hub.registry import ConnectorSpec
+from hub.kernel.ports.capability import Capability
+from hub.platform.registry import ConnectorSpec
 
 if TYPE_CHECKING:
     from connectors.allegro.channel import AllegroChannel
@@ -43,12 +43,12 @@ def _cmd_login(args: argparse.Namespace) -> int:
     """`hub allegro login ACCOUNT`: the device flow, then the pair is saved for the daemon."""
     from connectors.allegro.auth import AllegroAuth, describe_device
     from connectors.allegro.client import AllegroHttp
-    from hub import registry
     from hub.cli.main import runtime
-    from hub.credentials import TokenStore
-    from hub.errors import HubError
-    from hub.logs import get_logger
-    from hub.runtime import Connectors
+    from hub.kernel.errors import HubError
+    from hub.platform import registry
+    from hub.platform.connectors import Connectors
+    from hub.platform.credentials import TokenStore
+    from hub.platform.logs import get_logger
 
     loaded, engine = runtime(args)
     conn = loaded.settings.connectors.get(args.account)

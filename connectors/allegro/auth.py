@@ -16,9 +16,9 @@ from datetime import timedelta
 from typing import Any
 
 from connectors.allegro.client import AllegroHttp
-from hub.clock import utcnow
-from hub.credentials import TokenSet, TokenStore
-from hub.errors import HubError, LoginNeeded, PermanentError, RetryableError
+from hub.kernel.clock import utcnow
+from hub.kernel.errors import HubError, LoginNeeded, PermanentError, RetryableError
+from hub.platform.credentials import TokenSet, TokenStore
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 REFRESH_MARGIN = timedelta(minutes=5)  # access tokens live 12 h; refresh a little before they end

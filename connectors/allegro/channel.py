@@ -46,11 +46,11 @@ from connectors.allegro.mapping import (
 )
 from connectors.allegro.options import AllegroOptions
 from connectors.allegro.orders import AllegroOrders
-from hub.errors import LoginNeeded, PermanentError, RetryableError
-from hub.ports import ChangeResult, Listing, ListingChange
+from hub.kernel.errors import LoginNeeded, PermanentError, RetryableError
+from hub.kernel.ports.channel import ChangeResult, Listing, ListingChange
 
 if TYPE_CHECKING:
-    from hub.runtime import Services
+    from hub.platform.connectors import Services
 
 NOT_SELLABLE = ("ENDED", "INACTIVE")
 
@@ -68,7 +68,7 @@ class _EanRead:
 
 
 class AllegroChannel(AllegroOrders):
-    """hub.ports.SalesChannel, OrderChannel and ReturnsChannel for one Allegro account (one connector
+    """hub.kernel.ports.SalesChannel, OrderChannel and ReturnsChannel for one Allegro account (one connector
     name = one seller login)."""
 
     def __init__(

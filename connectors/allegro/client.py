@@ -27,9 +27,9 @@ from connectors.allegro.mapping import (
     PUBLIC_MEDIA_TYPE,
     CommandKind,
 )
-from hub.errors import LoginNeeded, PermanentError, RetryableError
-from hub.metrics import connector_request
-from hub.ratelimit import Throttle
+from hub.kernel.errors import LoginNeeded, PermanentError, RetryableError
+from hub.platform.metrics import connector_request
+from hub.platform.ratelimit import Throttle
 
 
 class _Transient(Exception):

@@ -41,11 +41,11 @@ class AllegroDemo:
         """What `hub allegro login NAME` does: device code, confirmation, token pair stored."""
         from connectors.allegro.auth import AllegroAuth, describe_device
         from connectors.allegro.client import AllegroHttp
-        from hub import registry
-        from hub.config import load
-        from hub.credentials import TokenStore
-        from hub.logs import get_logger
-        from hub.runtime import Connectors
+        from hub.platform import registry
+        from hub.platform.config import load
+        from hub.platform.connectors import Connectors
+        from hub.platform.credentials import TokenStore
+        from hub.platform.logs import get_logger
 
         loaded = load(config_path, environ={})
         conn = loaded.settings.connectors[name]

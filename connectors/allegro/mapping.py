@@ -1,4 +1,4 @@
-"""Pure translation between Allegro payloads and hub.ports types: no I/O, no clock.
+"""Pure translation between Allegro payloads and hub.kernel.ports types: no I/O, no clock.
 
 Allegro's batch commands apply ONE modification (one fixed price, one fixed
 quantity, one publication action) to up to 1,000 offers. A batch of listing
@@ -21,7 +21,7 @@ from typing import Any
 from stdnum import ean as gtin
 from stdnum.exceptions import ValidationError
 
-from hub.ports import Listing, ListingChange
+from hub.kernel.ports.channel import Listing, ListingChange
 
 PUBLIC_MEDIA_TYPE = "application/vnd.allegro.public.v1+json"
 BETA_MEDIA_TYPE = "application/vnd.allegro.beta.v1+json"
@@ -162,7 +162,7 @@ class OfferEan:
 
 
 def normalize_ean(value: Any) -> str | None:
-    """A GTIN-8/12/13/14 in the compact form the catalogue stores (hub.validation); None if invalid."""
+    """A GTIN-8/12/13/14 in the compact form the catalogue stores (hub.catalog.feed_rules); None if invalid."""
     if not isinstance(value, str) or not value.strip():
         return None
     try:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hub.config import Duration, SecretValue
+from hub.platform.config import Duration, SecretValue
 
 ENVIRONMENTS: dict[str, tuple[str, str]] = {
     # environment: (REST API base, OAuth base) -- sandbox apps and tokens are separate from production

@@ -1,4 +1,4 @@
-"""Pure translation of Allegro orders, customer returns and refunds to and from hub.ports types.
+"""Pure translation of Allegro orders, customer returns and refunds to and from hub.kernel.ports types.
 
 No I/O and no clock, so that a retried job rebuilds the very same refund body (and so the very
 same commandId). Money is Decimal, times are timezone-aware UTC. Schemas (swagger.yaml):
@@ -15,19 +15,18 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from connectors.allegro.mapping import parse_amount
-from hub.ports import (
-    Address,
+from hub.kernel.ports.channel import (
     ChannelOrder,
     ChannelReturn,
     InvoiceRequest,
     OrderEvent,
     OrderLine,
     Payment,
-    PickupPoint,
     RefundRequest,
     ReturnLine,
-    VatRate,
 )
+from hub.kernel.types import Address, PickupPoint
+from hub.kernel.vat import VatRate
 
 # GET /order/events: every type the journal has (OrderEventType); limit <= 1000
 EVENT_TYPES = ("BOUGHT", "FILLED_IN", "READY_FOR_PROCESSING", "BUYER_CANCELLED", "BUYER_MODIFIED",

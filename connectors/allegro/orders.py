@@ -49,9 +49,9 @@ from connectors.allegro.order_mapping import (
     refund_line_items,
     rejection_body,
 )
-from hub.clock import utcnow
-from hub.errors import PermanentError, RetryableError
-from hub.ports import ChannelOrder, ChannelReturn, OrderEvent, RefundRequest, RefundResult
+from hub.kernel.clock import utcnow
+from hub.kernel.errors import PermanentError, RetryableError
+from hub.kernel.ports.channel import ChannelOrder, ChannelReturn, OrderEvent, RefundRequest, RefundResult
 
 STATUS_ATTEMPTS = 3  # PUTs per set_order_status: the first, then up to two after a stale-revision refetch
 PREFETCH_TTL = 300.0  # seconds a prefetched checkout form may answer order()

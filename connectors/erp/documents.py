@@ -25,8 +25,10 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
-from hub.errors import PermanentError
-from hub.ports import Address, OrderLine, RestockDocument, SalesDocument
+from hub.kernel.errors import PermanentError
+from hub.kernel.ports.channel import OrderLine
+from hub.kernel.ports.erp import RestockDocument, SalesDocument
+from hub.kernel.types import Address
 
 JSON_VERSION = 1
 GROSZ = Decimal("0.01")

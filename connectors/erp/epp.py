@@ -39,8 +39,9 @@ from connectors.erp.documents import (
     normalize_nip,
     reference_hash,
 )
-from hub.errors import PermanentError
-from hub.ports import Address, RestockDocument, SalesDocument
+from hub.kernel.errors import PermanentError
+from hub.kernel.ports.erp import RestockDocument, SalesDocument
+from hub.kernel.types import Address
 
 VERSION = "1.11"
 ENCODING = "windows-1250"

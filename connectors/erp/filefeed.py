@@ -35,12 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.erp.epp import EppOptions
 from connectors.erp.outbox import Outbox
-from hub.config import parse_duration
-from hub.errors import PermanentError, RetryableError
-from hub.logs import get_logger
-from hub.ports import Capability, ErpBatch, RejectedRecord, RestockDocument, SalesDocument
-from hub.registry import ConnectorSpec
-from hub.validation import (
+from hub.catalog.feed_rules import (
     COLUMNS,
     REQUIRED_COLUMNS,
     FeedRules,
@@ -50,6 +45,12 @@ from hub.validation import (
     parse_row,
     records,
 )
+from hub.kernel.errors import PermanentError, RetryableError
+from hub.kernel.ports.capability import Capability
+from hub.kernel.ports.erp import ErpBatch, RejectedRecord, RestockDocument, SalesDocument
+from hub.platform.config import parse_duration
+from hub.platform.logs import get_logger
+from hub.platform.registry import ConnectorSpec
 
 Format = Literal["csv", "jsonl"]
 SNAPSHOT_BATCH = 5000  # rows per batch of snapshot(); changes() takes the spine's limit

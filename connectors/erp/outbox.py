@@ -39,9 +39,9 @@ from connectors.erp.documents import (
     stem_candidates,
     totals,
 )
-from hub.clock import utcnow
-from hub.errors import PermanentError, RetryableError
-from hub.ports import RestockDocument, SalesDocument
+from hub.kernel.clock import utcnow
+from hub.kernel.errors import PermanentError, RetryableError
+from hub.kernel.ports.erp import RestockDocument, SalesDocument
 
 SEARCH_DEPTH = 2  # subfolder levels searched for a file the ERP moved (processed/2025-06/NAME)
 STALE_TEMPORARY = 600.0  # seconds after which a crashed write's temporary file is removed

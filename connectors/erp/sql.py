@@ -65,14 +65,15 @@ from connectors.erp.documents import (
 from connectors.erp.documents import (
     issued_at as document_issued_at,
 )
-from hub.clock import utcnow
-from hub.config import SecretValue
-from hub.errors import PermanentError, RetryableError
-from hub.logs import get_logger
-from hub.mappings import register_schema, validate_file
-from hub.ports import Capability, ErpBatch, RejectedRecord, RestockDocument, SalesDocument
-from hub.registry import ConnectorSpec
-from hub.validation import FeedRules, ParsedRow, missing_columns, normalize_column, parse_row, records
+from hub.catalog.feed_rules import FeedRules, ParsedRow, missing_columns, normalize_column, parse_row, records
+from hub.kernel.clock import utcnow
+from hub.kernel.errors import PermanentError, RetryableError
+from hub.kernel.ports.capability import Capability
+from hub.kernel.ports.erp import ErpBatch, RejectedRecord, RestockDocument, SalesDocument
+from hub.platform.config import SecretValue
+from hub.platform.logs import get_logger
+from hub.platform.mappings import register_schema, validate_file
+from hub.platform.registry import ConnectorSpec
 
 SNAPSHOT_BATCH = 5000  # rows per batch of snapshot(); changes() takes the spine's limit
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

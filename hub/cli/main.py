@@ -9,18 +9,20 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from typing import Any, NoReturn
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from hub import db, queue, registry
 from hub.cli.output import emit_json, table
 from hub.cli.output import say as _say
-from hub.config import LoadedConfig, load, redacted_url
-from hub.errors import ConfigError, HubError, NotFoundError
-from hub.logs import configure as configure_logging
-from hub.models import JOB_STATES
+from hub.jobs import queue
+from hub.jobs.models import JOB_STATES
+from hub.kernel.errors import ConfigError, HubError, NotFoundError
+from hub.platform import db, registry
+from hub.platform.config import LoadedConfig, load, redacted_url
+from hub.platform.logs import configure as configure_logging
 
 EXIT_USAGE = 2
 
@@ -85,24 +87,27 @@ def build_parser() -> argparse.ArgumentParser:
     jc = jobs_sub.add_parser("cancel", parents=[common, listing], help="cancel a job that is not running")
     jc.add_argument("id", type=_positive_int)
 
-    demo = sub.add_parser("demo", parents=[common], help="run the demo on an embedded database")
-    demo.add_argument("--dir", metavar="PATH", help="keep the demo's database and files here")
-
-    from hub.cli.sync_cmds import add_parsers as add_sync_parsers
+    from hub.cli.listings import add_parsers as add_sync_parsers
 
     add_sync_parsers(sub, common, listing, _Parser)
-    from hub.cli.order_cmds import add_parsers as add_order_parsers
+    from hub.cli.orders import add_parsers as add_order_parsers
 
     add_order_parsers(sub, common, listing, _Parser)
 
+    hook = CommandHook(sub, common)
     for spec in sorted(registry.specs().values(), key=lambda s: s.kind):
         if spec.cli is not None:
-            spec.cli(ConnectorCli(sub, common))
+            spec.cli(hook)
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        ep.load()(hook)
     return parser
 
 
-class ConnectorCli:
-    """What a connector's ``cli`` hook gets: a way to add its own command group."""
+COMMANDS_GROUP = "hub.commands"  # entry points adding commands (the demo) without hub/ importing them
+
+
+class CommandHook:
+    """What a connector's ``cli`` hook and a ``hub.commands`` entry point get: a way to add commands."""
 
     def __init__(self, sub: Any, common: argparse.ArgumentParser):
         self._sub = sub
@@ -112,6 +117,10 @@ class ConnectorCli:
         """Returns a subparsers object; each action's parser must set_defaults(func=...)."""
         group = self._sub.add_parser(name, parents=[self._common], help=help)
         return group.add_subparsers(dest=f"{name}_command", required=True, parser_class=_Parser, metavar="ACTION")
+
+    def add_command(self, name: str, help: str) -> Any:
+        """A top-level command; its parser must set_defaults(func=...)."""
+        return self._sub.add_parser(name, parents=[self._common], help=help)
 
     @property
     def common(self) -> argparse.ArgumentParser:
@@ -161,8 +170,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def _check_all(loaded: LoadedConfig) -> tuple[Any, Any]:
-    from hub.daemon import build_handlers, schedule_problems
-    from hub.mappings import load_all
+    from hub.app.wiring import build_handlers
+    from hub.jobs.daemon import schedule_problems
+    from hub.platform.mappings import load_all
 
     problems = registry.validate_connectors(loaded)
     mappings: dict[str, Any] = {}
@@ -220,7 +230,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from hub.daemon import Daemon
+    from hub.jobs.daemon import Daemon
 
     loaded = _load(args)
     configure_logging(loaded.settings.log)
@@ -236,7 +246,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from hub.status import status
+    from hub.app.status import status
 
     loaded = _load(args)
     engine = _engine(loaded)
@@ -264,7 +274,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from hub.status import job_detail, list_jobs
+    from hub.app.status import job_detail, list_jobs
 
     loaded = _load(args)
     engine = _engine(loaded)
@@ -323,18 +333,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     raise AssertionError(action)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from hub.demo import run_demo
-
-    return run_demo(directory=args.dir)
-
-
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": cmd_init,
     "run": cmd_run,
     "status": cmd_status,
     "jobs": cmd_jobs,
-    "demo": cmd_demo,
 }
 
 

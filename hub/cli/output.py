@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from hub.db import json_default
+from hub.platform.db import json_default
 
 
 def say(text: str = "") -> None:

@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from hub import registry
-from hub.ports import (
-    Capability,
+from hub.kernel.ports.capability import Capability
+from hub.kernel.ports.channel import (
     ChangeResult,
-    ErpBatch,
+    ChannelOrder,
+    ChannelReturn,
+    InvoiceRequest,
     ListingChange,
-    PriceRecord,
-    ProductRecord,
-    RejectedRecord,
-    StockRecord,
+    OrderEvent,
+    OrderLine,
+    Payment,
+    RefundResult,
 )
-from hub.ports import Listing as Offer
+from hub.kernel.ports.channel import Listing as Offer
+from hub.kernel.ports.erp import ErpBatch, PriceRecord, ProductRecord, RejectedRecord, StockRecord
+from hub.kernel.types import Address
+from hub.platform import registry
 
 INSTANCES: dict[str, Any] = {}
 
@@ -104,19 +109,6 @@ def fakes() -> Iterator[None]:
 
 
 # --- orders, returns, ERP documents ------------------------------------------------------------
-
-from datetime import UTC, datetime  # noqa: E402
-
-from hub.ports import (  # noqa: E402
-    Address,
-    ChannelOrder,
-    ChannelReturn,
-    InvoiceRequest,
-    OrderEvent,
-    OrderLine,
-    Payment,
-    RefundResult,
-)
 
 ADDRESS = Address("Jan Kowalski", "Prosta 1", "Warszawa", "00-001", "PL", phone="600100200")
 

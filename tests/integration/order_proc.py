@@ -13,17 +13,17 @@ from pathlib import Path
 
 from fake_connectors import make_order
 
-from hub.config import load
-from hub.db import make_engine, transaction
-from hub.logs import configure
-from hub.order_jobs import order_rules
-from hub.orders import accept, accept_many
+from hub.app.wiring import order_rules
+from hub.orders.intake import accept, accept_many
+from hub.platform.config import load
+from hub.platform.db import make_engine, transaction
+from hub.platform.logs import configure
 
 
 def main() -> int:
     url, go, orders_file, number, count = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), \
         int(sys.argv[5])
-    from hub.config import LogSettings
+    from hub.platform.config import LogSettings
 
     configure(LogSettings(level="error"))
     config = orders_file.with_name("hub.toml")

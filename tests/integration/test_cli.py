@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from hub import queue
 from hub.cli.main import main
-from hub.db import make_engine, transaction
-from hub.pgtemp import free_port
+from hub.jobs import queue
+from hub.platform.db import make_engine, transaction
+from tests.support.pgtemp import free_port
+
+HUB_CLI = Path(__file__).resolve().parents[1] / "support" / "hub_cli.py"  # hub with the test-shop kind
 
 
 def write_config(tmp_path: Path, url: str, extra: str = "") -> Path:
@@ -34,10 +36,10 @@ max_attempts = 2
 shutdown_timeout = "5s"
 [scheduler]
 leader_poll = "200ms"
-[connectors.demo-shop]
-kind = "demo"
+[connectors.test-shop]
+kind = "test-shop"
 [schedule.heartbeat]
-job = "demo.heartbeat"
+job = "test.heartbeat"
 every = "1s"
 [log]
 format = "json"
@@ -93,20 +95,20 @@ def test_init_run_status_jobs(capsys: pytest.CaptureFixture[str], empty_db_url: 
 
     engine = make_engine(empty_db_url)
     with transaction(engine) as s:
-        queue.enqueue(s, "demo.poison", {"offer": "42"}, key="poison", connector="demo-shop")
-        ok = queue.enqueue(s, "demo.push_stock", {"sku": "A", "quantity": 1}, key="push-A",
-                           connector="demo-shop").id
+        queue.enqueue(s, "test.poison", {"offer": "42"}, key="poison", connector="test-shop")
+        ok = queue.enqueue(s, "test.push_stock", {"sku": "A", "quantity": 1}, key="push-A",
+                           connector="test-shop").id
     assert run_cli(capsys, "--config", config, "run", "--once", "--timeout", "60")[0] == 1  # one went dead
 
     code, out, _ = run_cli(capsys, "--config", config, "status", "--json")
     data = json.loads(out)
     assert code == 0
     assert data["queue"]["dead"] == 1 and data["queue"]["done"] >= 2
-    assert data["dead_jobs"][0]["kind"] == "demo.poison"
+    assert data["dead_jobs"][0]["kind"] == "test.poison"
     assert data["schedule"][0]["name"] == "heartbeat" and data["schedule"][0]["last_job_state"] == "done"
-    assert data["connectors"][0]["name"] == "demo-shop" and data["connectors"][0]["health"] in ("ok", "failing")
+    assert data["connectors"][0]["name"] == "test-shop" and data["connectors"][0]["health"] in ("ok", "failing")
     code, out, _ = run_cli(capsys, "--config", config, "status")
-    assert code == 0 and "dead jobs (1 shown)" in out and "demo.poison" in out
+    assert code == 0 and "dead jobs (1 shown)" in out and "test.poison" in out
 
     code, out, _ = run_cli(capsys, "--config", config, "jobs", "list", "--state", "dead", "--json")
     (dead,) = json.loads(out)
@@ -132,9 +134,9 @@ def test_init_run_status_jobs(capsys: pytest.CaptureFixture[str], empty_db_url: 
 def test_config_check(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}")
     code, out, _ = run_cli(capsys, "--config", str(config), "config", "check")
-    assert code == 0 and "is valid" in out and "vat_rates.toml" in out and "heartbeat: demo.heartbeat" in out
+    assert code == 0 and "is valid" in out and "vat_rates.toml" in out and "heartbeat: test.heartbeat" in out
     code, out, _ = run_cli(capsys, "--config", str(config), "config", "check", "--json")
-    assert "demo.heartbeat" in json.loads(out)["job_kinds"]
+    assert "test.heartbeat" in json.loads(out)["job_kinds"]
     bad = write_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}",
                        '[connectors.shop]\nkind = "nosuch"\n[schedule.typo]\njob = "no.such"\nevery = "1s"\n')
     code, _, err = run_cli(capsys, "--config", str(bad), "config", "check")
@@ -172,7 +174,7 @@ def test_daemon_speaks_systemd_and_serves_metrics(tmp_path: Path) -> None:
         notify_sock.settimeout(30)
         env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000"}
         env.pop("WATCHDOG_PID", None)
-        proc = subprocess.Popen([sys.executable, "-m", "hub", "--config", str(config), "run", "--migrate"],
+        proc = subprocess.Popen([sys.executable, str(HUB_CLI), "--config", str(config), "run", "--migrate"],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             while not any(m.startswith("READY=1") for m in received):
@@ -181,12 +183,12 @@ def test_daemon_speaks_systemd_and_serves_metrics(tmp_path: Path) -> None:
                 received.append(notify_sock.recv(4096).decode())
             deadline = time.monotonic() + 20
             body = ""
-            while "demo.heartbeat" not in body and time.monotonic() < deadline:
+            while "test.heartbeat" not in body and time.monotonic() < deadline:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
                     body = resp.read().decode()
                 time.sleep(0.2)
             assert 'hub_queue_jobs{state="done"}' in body
-            assert 'hub_job_duration_seconds_count{kind="demo.heartbeat",outcome="done"}' in body
+            assert 'hub_job_duration_seconds_count{kind="test.heartbeat",outcome="done"}' in body
             proc.send_signal(signal.SIGTERM)
             while "STOPPING=1" not in received:
                 received.append(notify_sock.recv(4096).decode())

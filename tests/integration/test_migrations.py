@@ -1,7 +1,7 @@
 from sqlalchemy import Engine
 
-from hub import db
-from hub.models import Base
+from hub.app.tables import metadata as _metadata
+from hub.platform import db
 
 
 def test_upgrade_downgrade_upgrade(empty_db_url: str) -> None:
@@ -10,12 +10,12 @@ def test_upgrade_downgrade_upgrade(empty_db_url: str) -> None:
         assert db.schema_state(engine).current is None
         db.upgrade(engine)
         assert db.schema_state(engine).up_to_date
-        assert set(Base.metadata.tables) <= db.table_names(engine)
+        assert set(_metadata.tables) <= db.table_names(engine)
         db.downgrade(engine, "base")
         assert db.schema_state(engine).current is None
-        assert not (set(Base.metadata.tables) & db.table_names(engine))
+        assert not (set(_metadata.tables) & db.table_names(engine))
         db.upgrade(engine)
         assert db.schema_state(engine).up_to_date
-        assert set(Base.metadata.tables) <= db.table_names(engine)
+        assert set(_metadata.tables) <= db.table_names(engine)
     finally:
         engine.dispose()

@@ -13,15 +13,16 @@ import pytest
 from fake_connectors import INSTANCES, FakeOrderChannel, FakeSalesErp, make_order
 from sqlalchemy import Engine, func, select
 
-from hub.config import load
-from hub.daemon import build_handlers
-from hub.db import transaction
-from hub.models import Job, Order, Reservation, ReturnRow, RuleRun
-from hub.order_jobs import accept_return, order_rules, reject_return
-from hub.orders import retry
-from hub.ports import ChannelReturn, ReturnLine
-from hub.queue import enqueue, open_jobs
-from hub.worker import WorkerPool
+from hub.app.wiring import build_handlers, order_rules
+from hub.jobs.models import Job
+from hub.jobs.queue import enqueue, open_jobs
+from hub.jobs.worker import WorkerPool
+from hub.kernel.ports.channel import ChannelReturn, ReturnLine
+from hub.orders.intake import retry
+from hub.orders.models import Order, Reservation, ReturnRow, RuleRun
+from hub.orders.returns import accept_return, reject_return
+from hub.platform.config import load
+from hub.platform.db import transaction
 
 STATUS_MAP = """
 [kinds.fake-channel.inbound]
@@ -212,7 +213,7 @@ def test_orders_flow(order_fakes: None, db_url: str, engine: Engine, tmp_path: P
 
 @pytest.mark.parametrize("bad", ["new->shipped"])
 def test_state_machine_refuses_jumps(bad: str) -> None:
-    from hub.order_status import TransitionError, check_move, path_to
+    from hub.orders.status import TransitionError, check_move, path_to
 
     with pytest.raises(TransitionError, match="cannot go from new to shipped"):
         check_move("new", "shipped")
@@ -228,7 +229,7 @@ def test_orders_cli(order_fakes: None, db_url: str, tmp_path: Path, capsys: pyte
     import json
 
     from hub.cli.main import main
-    from hub.db import make_engine
+    from hub.platform.db import make_engine
 
     loaded = config(tmp_path, db_url)
     cfg = str(tmp_path / "hub.toml")
@@ -311,7 +312,7 @@ def test_a_long_journal_is_stored_in_chunks(order_fakes: None, db_url: str, engi
         hub.pool.stop()
     with transaction(engine) as s:
         assert s.execute(select(func.count()).select_from(Order)).scalar_one() == 250
-        from hub.models import ChannelCursor
+        from hub.orders.models import ChannelCursor
 
         assert s.get(ChannelCursor, ("shop", "orders")).cursor == str(len(shop.journal))
     assert reserved(engine, "A") == 250

@@ -25,13 +25,14 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from hub import db
-from hub.queue import Enqueued, NewJob, enqueue, enqueue_many
+from hub.jobs.queue import Enqueued, NewJob, enqueue, enqueue_many
+from hub.platform import db
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "worker_proc.py"
+HUB_CLI = HERE.parent / "support" / "hub_cli.py"  # hub with the test-shop kind
 KIND = "test.effect"  # worker_proc.KIND
 
 
@@ -98,7 +99,7 @@ def spawn_worker(mode: str, url: str, tmp_path: Path, label: str, *extra: str) -
 
 
 def spawn_hub(config: Path, tmp_path: Path, label: str) -> Proc:
-    return spawn(["-m", "hub", "--config", str(config), "run"], tmp_path, label)
+    return spawn([str(HUB_CLI), "--config", str(config), "run"], tmp_path, label)
 
 
 def tails(procs: Sequence[Proc]) -> str:
@@ -161,7 +162,7 @@ def ready_name(proc: Proc) -> str | None:
 
 
 def pid_of(process_name: str) -> int:
-    """hub.worker.process_name() is host:pid:random."""
+    """hub.jobs.worker.process_name() is host:pid:random."""
     return int(process_name.rsplit(":", 2)[1])
 
 
@@ -200,15 +201,15 @@ shutdown_timeout = "{shutdown}s"
 leader_poll = "300ms"
 
 [schedule.tick]
-job = "demo.heartbeat"
+job = "test.heartbeat"
 every = "1s"
 
 [log]
 level = "info"
 format = "json"
 
-[connectors.demo-shop]
-kind = "demo"
+[connectors.test-shop]
+kind = "test-shop"
 rate_limit_per_minute = 600
 rate_limit_burst = 5
 """
@@ -402,7 +403,7 @@ def test_scheduler_leadership_moves_to_another_process_when_the_leader_is_killed
         assert successor in survivors and successor is not None and successor.alive(), moved.fired_by
         wait_for(
             "heartbeat jobs to be done after the takeover",
-            lambda: scalar(pg_engine, "SELECT count(*) FROM jobs WHERE kind = 'demo.heartbeat' "
+            lambda: scalar(pg_engine, "SELECT count(*) FROM jobs WHERE kind = 'test.heartbeat' "
                                       "AND state = 'done' AND id > :i", i=last_id) >= 2,
             15, procs, alive=survivors,
         )
@@ -411,7 +412,7 @@ def test_scheduler_leadership_moves_to_another_process_when_the_leader_is_killed
         stop_all(survivors, 20)
     finally:
         kill_all(procs)
-    assert scalar(pg_engine, "SELECT count(*) FROM jobs WHERE kind = 'demo.heartbeat' AND state = 'dead'") == 0
+    assert scalar(pg_engine, "SELECT count(*) FROM jobs WHERE kind = 'test.heartbeat' AND state = 'dead'") == 0
 
 
 # --- 5. clean stop on SIGTERM ------------------------------------------------------------------
@@ -422,16 +423,16 @@ def test_hub_run_stops_cleanly_on_sigterm_mid_work(pg_url: str, pg_engine: Engin
     'running', and give back claimed-but-unstarted jobs without spending an attempt."""
     shutdown = 5.0
     config = write_config(tmp_path, pg_url, shutdown=shutdown)
-    pushes = 300  # 10 per second through demo-shop's limit: far more than the test waits for
+    pushes = 300  # 10 per second through test-shop's limit: far more than the test waits for
     with db.transaction(pg_engine) as session:
         enqueue_many(session, [
-            NewJob("demo.push_stock", {"sku": f"SKU-{i}", "quantity": i}, key=f"push:{i}", connector="demo-shop")
+            NewJob("test.push_stock", {"sku": f"SKU-{i}", "quantity": i}, key=f"push:{i}", connector="test-shop")
             for i in range(pushes)
         ])
     proc = spawn_hub(config, tmp_path, "hub")
     try:
         wait_for("the daemon to process jobs", lambda: scalar(
-            pg_engine, "SELECT count(*) FROM jobs WHERE kind = 'demo.push_stock' AND state = 'done'") >= 10,
+            pg_engine, "SELECT count(*) FROM jobs WHERE kind = 'test.push_stock' AND state = 'done'") >= 10,
             30, [proc], alive=[proc])
         assert scalar(pg_engine, "SELECT count(*) FROM jobs WHERE state = 'running'") > 0, \
             "nothing was running at SIGTERM, so the test proves nothing"
@@ -445,7 +446,7 @@ def test_hub_run_stops_cleanly_on_sigterm_mid_work(pg_url: str, pg_engine: Engin
     assert took < shutdown + 3, f"stopping took {took:.1f}s, the shutdown timeout is {shutdown}s"
     events = [e.get("event") for e in proc.log_events()]
     assert "worker pool stopped" in events, proc.tail()
-    states = dict(rows(pg_engine, "SELECT state, count(*) FROM jobs WHERE kind = 'demo.push_stock' GROUP BY 1"))
+    states = dict(rows(pg_engine, "SELECT state, count(*) FROM jobs WHERE kind = 'test.push_stock' GROUP BY 1"))
     assert "running" not in states and scalar(pg_engine, "SELECT count(*) FROM jobs WHERE state = 'running'") == 0
     assert states.get("pending", 0) > 0, f"the queue drained before SIGTERM: {states}"
     assert states.get("done", 0) + states.get("pending", 0) == pushes, states

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import func, select
 
 from hub import catalog
-from hub.db import make_engine, transaction
-from hub.models import Order, Reservation
-from hub.ports import ErpBatch, PriceRecord, ProductRecord, StockRecord
+from hub.kernel.ports.erp import ErpBatch, PriceRecord, ProductRecord, StockRecord
+from hub.orders.models import Order, Reservation
+from hub.platform.db import make_engine, transaction
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 HERE = Path(__file__).resolve().parent

@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
-from hub import queue
-from hub.clock import utcnow
-from hub.config import WorkerSettings
-from hub.db import transaction
-from hub.models import Job, JobFailure
-from hub.queue import NewJob, Outcome
+from hub.jobs import queue
+from hub.jobs.models import Job, JobFailure
+from hub.jobs.queue import NewJob, Outcome
+from hub.kernel.clock import utcnow
+from hub.platform.config import WorkerSettings
+from hub.platform.db import transaction
 
 SETTINGS = WorkerSettings(max_attempts=3, backoff_initial=10, backoff_max=100)
 
@@ -181,7 +181,7 @@ def test_depth_and_prune(engine: Engine) -> None:
 
 
 def test_connector_health_follows_outcomes(engine: Engine) -> None:
-    from hub.models import ConnectorHealth
+    from hub.platform.schema import ConnectorHealth
 
     a, b = add(engine, "a", connector="shop"), add(engine, "b", connector="shop")
     claimed = {j.id: j for j in queue.claim(engine, "w", limit=2, lease=30)}

@@ -12,7 +12,7 @@ import pytest
 from fake_connectors import INSTANCES, FakeChannel, FakeErp
 
 from hub.cli.main import main
-from hub.ports import RejectedRecord
+from hub.kernel.ports.erp import RejectedRecord
 
 
 def setup(tmp_path: Path, url: str, pricing: str = "") -> str:

@@ -12,17 +12,19 @@ from typing import Any
 from fake_connectors import FakeChannel, FakeErp
 from sqlalchemy import Engine, select
 
-from hub.config import load
-from hub.daemon import build_handlers
-from hub.db import transaction
-from hub.models import ErpReject, Job, Listing, PriceRefusal
-from hub.ports import (
-    RejectedRecord,
-)
-from hub.queue import open_jobs
-from hub.runtime import Connectors
-from hub.sync import SyncService, load_rules, reconcile
-from hub.worker import WorkerPool
+from hub.app.wiring import build_handlers
+from hub.catalog.models import ErpReject
+from hub.jobs.models import Job
+from hub.jobs.queue import open_jobs
+from hub.jobs.worker import WorkerPool
+from hub.kernel.ports.erp import RejectedRecord
+from hub.listings.models import Listing, PriceRefusal
+from hub.listings.reconcile import reconcile
+from hub.listings.rules import load_rules
+from hub.listings.service import SyncService
+from hub.platform.config import load
+from hub.platform.connectors import Connectors
+from hub.platform.db import transaction
 
 
 def config(tmp_path: Path, url: str) -> Any:

@@ -17,14 +17,15 @@ from connectors.allegro.simulator import AllegroSimulator, LossyTransport
 from connectors.allegro.simulator import Faults as AllegroFaults
 from connectors.shops.woocommerce.simulator import Faults as WooFaults
 from connectors.shops.woocommerce.simulator import WooSimulator
-from hub.clock import utcnow
-from hub.config import load
-from hub.credentials import TokenSet, TokenStore
-from hub.daemon import build_handlers
-from hub.db import transaction
-from hub.models import Job, Listing
-from hub.queue import enqueue, open_jobs
-from hub.worker import WorkerPool
+from hub.app.wiring import build_handlers
+from hub.jobs.models import Job
+from hub.jobs.queue import enqueue, open_jobs
+from hub.jobs.worker import WorkerPool
+from hub.kernel.clock import utcnow
+from hub.listings.models import Listing
+from hub.platform.config import load
+from hub.platform.credentials import TokenSet, TokenStore
+from hub.platform.db import transaction
 
 SKUS = [f"SKU-{i:03d}" for i in range(1, 41)]
 
@@ -150,7 +151,7 @@ def test_revoked_login_holds_jobs_until_login(db_url: str, engine: Engine, tmp_p
     import json
 
     from hub.cli.main import main
-    from hub.models import JobFailure
+    from hub.jobs.models import JobFailure
 
     allegro = AllegroSimulator(clients={"cid": "secret"}, seed=1)
     allegro.add_offer("9000000001", external_id="SKU-001", quantity=1, price="10.00")

@@ -8,16 +8,17 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from hub import queue
-from hub.config import LoadedConfig, ScheduleEntry, Settings, WorkerSettings, load
-from hub.daemon import Daemon, build_handlers
-from hub.db import transaction
-from hub.errors import PermanentError, RetryableError
-from hub.handlers import HandlerRegistry, JobContext
-from hub.models import Job, ScheduleRun
-from hub.queue import NewJob
-from hub.scheduler import FileLeadership, fire, slot_key
-from hub.worker import WorkerPool
+from hub.app.wiring import build_handlers
+from hub.jobs import queue
+from hub.jobs.daemon import Daemon
+from hub.jobs.handlers import HandlerRegistry, JobContext
+from hub.jobs.models import Job, ScheduleRun
+from hub.jobs.queue import NewJob
+from hub.jobs.scheduler import FileLeadership, fire, slot_key
+from hub.jobs.worker import WorkerPool
+from hub.kernel.errors import PermanentError, RetryableError
+from hub.platform.config import LoadedConfig, ScheduleEntry, Settings, WorkerSettings, load
+from hub.platform.db import transaction
 
 FAST = WorkerSettings(concurrency=3, batch_size=4, lease=5, poll_interval=0.05, max_attempts=3,
                       backoff_initial=0.05, backoff_max=0.2, shutdown_timeout=5)
@@ -116,10 +117,10 @@ poll_interval = "50ms"
 backoff_initial = "50ms"
 backoff_max = "100ms"
 max_attempts = 2
-[connectors.demo-shop]
-kind = "demo"
+[connectors.test-shop]
+kind = "test-shop"
 [schedule.heartbeat]
-job = "demo.heartbeat"
+job = "test.heartbeat"
 every = "1h"
 {extra}
 """)
@@ -135,7 +136,7 @@ def test_run_once_fires_schedule_drains_and_reports_dead(db_url: str, engine: En
         assert run is not None and run.fired_by == "once"
         assert s.get(Job, run.last_job_id).state == "done"  # type: ignore[union-attr]
     with transaction(engine) as s:
-        queue.enqueue(s, "demo.poison", {"offer": "1"}, key="poison")
+        queue.enqueue(s, "test.poison", {"offer": "1"}, key="poison")
     daemon = Daemon(loaded, engine, build_handlers(loaded), name="once-2")
     assert daemon.run_once(timeout=60) == 1
 
@@ -148,7 +149,7 @@ def test_schedule_fires_once_per_slot(engine: Engine) -> None:
     with transaction(engine) as s:
         assert s.execute(select(Job).where(Job.kind == "hub.prune_jobs")).scalars().all()[0].idempotency_key \
             .startswith("schedule:prune:")
-    from hub.clock import utcnow
+    from hub.kernel.clock import utcnow
 
     assert slot_key("x", 60, utcnow()) != slot_key("x", 60, utcnow().replace(year=2000))
 
@@ -164,7 +165,7 @@ def test_file_leadership_is_exclusive(tmp_path: Path) -> None:
 def test_schedule_kind_without_handler_is_a_config_error(tmp_path: Path) -> None:
     import pytest
 
-    from hub.errors import ConfigError
+    from hub.kernel.errors import ConfigError
 
     loaded = _config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}",
                      '[schedule.typo]\njob = "demo.hartbeat"\nevery = "1s"\n')

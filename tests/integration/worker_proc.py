@@ -30,12 +30,12 @@ from typing import Any
 
 from sqlalchemy import text
 
-from hub import db
-from hub.config import LogSettings, WorkerSettings
-from hub.handlers import HandlerRegistry, JobContext
-from hub.logs import configure as configure_logging
-from hub.ratelimit import PostgresRateLimiter
-from hub.worker import WorkerPool, process_name
+from hub.jobs.handlers import HandlerRegistry, JobContext
+from hub.jobs.worker import WorkerPool, process_name
+from hub.platform import db
+from hub.platform.config import LogSettings, WorkerSettings
+from hub.platform.logs import configure as configure_logging
+from hub.platform.ratelimit import PostgresRateLimiter
 
 KIND = "test.effect"
 

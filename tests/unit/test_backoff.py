@@ -1,4 +1,4 @@
-from hub.backoff import retry_delay
+from hub.jobs.backoff import retry_delay
 
 
 def test_grows_exponentially_with_bounded_jitter() -> None:

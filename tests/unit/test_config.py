@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.config import load, parse_duration, redacted_url
-from hub.errors import ConfigError
+from hub.kernel.errors import ConfigError
+from hub.platform.config import load, parse_duration, redacted_url
 
 
 def write(tmp_path: Path, text: str) -> Path:

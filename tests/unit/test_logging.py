@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from hub.config import LogSettings, load
-from hub.logs import configure, get_logger, redact
+from hub.platform.config import LogSettings, load
+from hub.platform.logs import configure, get_logger, redact
 
 CONFIG_SECRET = "cfg-Sup3rSecretValue"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.payload.sig"
@@ -19,7 +19,7 @@ TOKEN = "eyJhbGciOiJSUzI1NiJ9.payload.sig"
 
 @pytest.fixture
 def log_stream(tmp_path: Path) -> io.StringIO:
-    from hub import config as hub_config
+    from hub.platform import config as hub_config
 
     hub_config._known_secrets.clear()  # secrets other tests loaded must not mask this test's text
     config = tmp_path / "hub.toml"

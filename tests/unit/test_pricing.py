@@ -12,9 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.errors import ConfigError
-from hub.mappings import load_all
-from hub.pricing import (
+from hub.kernel.errors import ConfigError
+from hub.listings.pricing import (
     DEFAULT_VAT_PERCENT,
     PriceDecision,
     PriceInputs,
@@ -27,6 +26,7 @@ from hub.pricing import (
     parse_rounding,
     vat_percent_table,
 )
+from hub.platform.mappings import load_all
 
 D = Decimal
 FAST = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

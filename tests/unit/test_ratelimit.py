@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from hub.config import ConnectorSettings
-from hub.ratelimit import LocalRateLimiter, throttle_for
+from hub.platform.config import ConnectorSettings
+from hub.platform.ratelimit import LocalRateLimiter, throttle_for
 
 
 class FakeClock:

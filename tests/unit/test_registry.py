@@ -9,19 +9,12 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub import registry
-from hub.config import SecretValue, load
-from hub.handlers import HandlerRegistry
-from hub.ports import (
-    Capability,
-    ChangeResult,
-    ErpBatch,
-    ErpSource,
-    Listing,
-    ListingChange,
-    SalesChannel,
-    SalesDocument,
-)
+from hub.jobs.handlers import HandlerRegistry
+from hub.kernel.ports.capability import Capability
+from hub.kernel.ports.channel import ChangeResult, Listing, ListingChange, SalesChannel
+from hub.kernel.ports.erp import ErpBatch, ErpSource, SalesDocument
+from hub.platform import registry
+from hub.platform.config import SecretValue, load
 
 
 class ShopOptions(BaseModel):
@@ -86,9 +79,12 @@ def test_fakes_satisfy_the_ports() -> None:
     assert isinstance(FakeErp(), ErpSource)
 
 
-def test_demo_connector_comes_from_the_entry_point() -> None:
-    spec = registry.get("demo")
-    assert spec is not None and spec.role == "channel" and Capability.BATCH_STOCK in spec.capabilities
+def test_no_entry_point_offers_the_demo_kind_to_a_real_config() -> None:
+    """The demo registers its kind in its own process only: a config naming it is an error."""
+    from importlib.metadata import entry_points
+
+    assert "demo" not in {ep.name for ep in entry_points(group=registry.ENTRY_POINT_GROUP)}
+    assert "demo" in {ep.name for ep in entry_points(group="hub.commands")}  # `hub demo` still exists
 
 
 def test_connector_options_are_validated_with_file_key_and_value(tmp_path: Path, fake_kind: object) -> None:
@@ -109,7 +105,7 @@ def test_connector_options_are_validated_with_file_key_and_value(tmp_path: Path,
 
 
 def test_connector_contributes_handlers(tmp_path: Path, fake_kind: object) -> None:
-    from hub.daemon import build_handlers
+    from hub.app.wiring import build_handlers
 
     path = tmp_path / "hub.toml"
     path.write_text('[connectors.shop1]\nkind = "fakeshop"\nbase_url = "https://shop.test"\n'
@@ -119,7 +115,7 @@ def test_connector_contributes_handlers(tmp_path: Path, fake_kind: object) -> No
 
 
 def test_shipped_mappings_load() -> None:
-    from hub.mappings import load_all
+    from hub.platform.mappings import load_all
 
     loaded = load_all(None)
     rates = loaded["vat_rates.toml"].data.rates  # type: ignore[attr-defined]

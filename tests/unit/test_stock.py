@@ -11,17 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, Integer, create_engine, literal, select
 
-from hub.errors import ConfigError
-from hub.mappings import load_all
-from hub.stock import (
-    AtsParams,
-    StockFile,
-    StockRule,
-    ats_params,
-    ats_sql,
-    available_to_sell,
-    format_ats,
-)
+from hub.kernel.errors import ConfigError
+from hub.listings.stock_rules import AtsParams, StockFile, StockRule, ats_params, ats_sql, available_to_sell, format_ats
+from hub.platform.mappings import load_all
 
 WAREHOUSES = ["MAG1", "MAG2", "MAG3", "SKLEP"]
 FAST = settings(max_examples=300, deadline=None)

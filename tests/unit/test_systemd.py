@@ -4,7 +4,7 @@ import os
 import socket
 from pathlib import Path
 
-from hub.systemd import notify, watchdog_interval
+from hub.platform.systemd import notify, watchdog_interval
 
 
 def test_notify_sends_datagram(tmp_path: Path) -> None:

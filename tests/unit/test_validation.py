@@ -1,4 +1,4 @@
-"""hub.validation: the spellings ERP exports really use are accepted, every bad field is reported."""
+"""hub.catalog.feed_rules: the spellings ERP exports really use are accepted, every bad field is reported."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stdnum import ean as gtin
 
-from hub.ports import PriceRecord, ProductRecord, RejectedRecord, StockRecord
-from hub.validation import (
+from hub.catalog.feed_rules import (
     COLUMNS,
     FEED_VAT_CODES,
     REQUIRED_COLUMNS,
@@ -23,6 +22,7 @@ from hub.validation import (
     parse_row,
     records,
 )
+from hub.kernel.ports.erp import PriceRecord, ProductRecord, RejectedRecord, StockRecord
 
 SRC = "feed.csv:2"
 GOOD: dict[str, Any] = {

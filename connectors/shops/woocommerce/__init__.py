@@ -32,9 +32,9 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tenacity.wait import WaitBaseT
 
-from hub.config import Duration, SecretValue
-from hub.ports import Capability
-from hub.registry import ConnectorSpec
+from hub.kernel.ports.capability import Capability
+from hub.platform.config import Duration, SecretValue
+from hub.platform.registry import ConnectorSpec
 
 from .channel import WooCommerceChannel
 from .client import WooClient

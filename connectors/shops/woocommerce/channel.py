@@ -23,8 +23,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hub.errors import PermanentError, RetryableError
-from hub.ports import (
+from hub.kernel.errors import PermanentError, RetryableError
+from hub.kernel.ports.channel import (
     ChangeResult,
     ChannelOrder,
     ChannelReturn,

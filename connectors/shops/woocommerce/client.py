@@ -23,10 +23,10 @@ import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 from tenacity.wait import WaitBaseT
 
-from hub.config import Secret
-from hub.errors import LoginNeeded, PermanentError, RetryableError
-from hub.metrics import connector_request
-from hub.ratelimit import Throttle
+from hub.kernel.errors import LoginNeeded, PermanentError, RetryableError
+from hub.platform.config import Secret
+from hub.platform.metrics import connector_request
+from hub.platform.ratelimit import Throttle
 
 API_PREFIX = "/wp-json/wc/v3"
 DEFAULT_RETRY_AFTER = 30.0  # seconds, when a 429 carries no usable Retry-After

@@ -1,4 +1,4 @@
-"""Pure translation between WooCommerce REST v3 JSON and hub.ports values (no I/O).
+"""Pure translation between WooCommerce REST v3 JSON and hub.kernel.ports values (no I/O).
 
 External ids carry what the batch endpoints need: ``"123"`` is a product
 (``POST /products/batch``), ``"123/456"`` is variation 456 of product 123
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from hub.ports import ChangeResult, Listing, ListingChange
+from hub.kernel.ports.channel import ChangeResult, Listing, ListingChange
 
 from .schema import BATCH_LIMIT
 

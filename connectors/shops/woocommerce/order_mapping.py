@@ -1,4 +1,4 @@
-"""Pure translation of WooCommerce orders and refunds to hub.ports values, and of refund requests back (no I/O).
+"""Pure translation of WooCommerce orders and refunds to hub.kernel.ports values, and of refund requests back (no I/O).
 
 What the hub gets from a Woo order, and why:
 
@@ -31,8 +31,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
-from hub.ports import (
-    Address,
+from hub.kernel.ports.channel import (
     ChannelOrder,
     ChannelReturn,
     InvoiceRequest,
@@ -41,8 +40,9 @@ from hub.ports import (
     RefundRequest,
     RefundResult,
     ReturnLine,
-    VatRate,
 )
+from hub.kernel.types import Address
+from hub.kernel.vat import VatRate
 
 from .mapping import format_money, parse_money
 

@@ -26,12 +26,12 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 from connectors.allegro.channel import AllegroChannel
 from connectors.allegro.options import AllegroOptions
 from connectors.allegro.simulator import AllegroSimulator
-from hub.clock import utcnow
-from hub.config import ConnectorSettings
-from hub.credentials import TokenSet, TokenStore
-from hub.logs import get_logger
-from hub.ratelimit import LocalRateLimiter, Throttle
-from hub.runtime import Services
+from hub.kernel.clock import utcnow
+from hub.platform.config import ConnectorSettings
+from hub.platform.connectors import Services
+from hub.platform.credentials import TokenSet, TokenStore
+from hub.platform.logs import get_logger
+from hub.platform.ratelimit import LocalRateLimiter, Throttle
 
 SPEC_PATH = Path(__file__).resolve().parents[4] / "shared" / "specs" / "allegro" / "swagger.yaml"
 PUBLIC = "application/vnd.allegro.public.v1+json"

@@ -14,9 +14,9 @@ import structlog
 from connectors.allegro.auth import AllegroAuth, LoginFailed
 from connectors.allegro.simulator import AllegroSimulator
 from hub.cli.main import main
-from hub.credentials import TokenStore
-from hub.db import make_engine
-from hub.errors import LoginNeeded
+from hub.kernel.errors import LoginNeeded
+from hub.platform.credentials import TokenStore
+from hub.platform.db import make_engine
 
 
 def in_two_threads(fn: Callable[[], Any]) -> list[Any]:

@@ -1,4 +1,4 @@
-"""The hub's own order handlers (hub.order_jobs.OrderService) on the Allegro channel and simulator:
+"""The hub's own order handlers (hub.orders.service.OrderService) on the Allegro channel and simulator:
 journal intake with a duplicate and an out-of-order entry, the shipped order_status.toml, a status
 pushed back, reconciliation, a return polled, accepted and refunded exactly once. Validated against
 the spec like every other Allegro test."""
@@ -17,18 +17,21 @@ from sqlalchemy.orm import Session
 
 from connectors.allegro.channel import AllegroChannel
 from connectors.allegro.simulator import AllegroSimulator
-from hub.clock import utcnow
-from hub.db import transaction
-from hub.mappings import load_all
-from hub.models import Order, OrderLineRow, Product, ReturnRow, StockLevel
-from hub.order_jobs import OrderService, accept_return
-from hub.orders import OrderRules
+from hub.catalog.models import Product, StockLevel
+from hub.kernel.clock import utcnow
+from hub.listings.bindings import offer_skus
+from hub.orders.models import Order, OrderLineRow, ReturnRow
+from hub.orders.returns import accept_return
+from hub.orders.rules import OrderRules
+from hub.orders.service import OrderService
+from hub.platform.db import transaction
+from hub.platform.mappings import load_all
 
 NAME = "allegro-main"
 
 
 class Ctx:
-    """The part of hub.handlers.JobContext the order handlers use."""
+    """The part of hub.jobs.handlers.JobContext the order handlers use."""
 
     def __init__(self, engine: Engine, payload: dict[str, Any], key: str = "job-key"):
         self.engine = engine
@@ -44,7 +47,7 @@ class Ctx:
 def rules() -> OrderRules:
     files = load_all(None)  # the shipped mappings, order_status.toml [kinds.allegro] included
     return OrderRules(automation=files["automation.toml"].data, status_maps=files["order_status.toml"].data,
-                      kinds={NAME: "allegro"})
+                      kinds={NAME: "allegro"}, offer_skus=offer_skus)
 
 
 def catalogue(engine: Engine, skus: dict[str, int]) -> None:

@@ -19,7 +19,8 @@ from connectors.allegro.mapping import (
     report_done,
     task_failures,
 )
-from hub.ports import Capability, Listing, ListingChange
+from hub.kernel.ports.capability import Capability
+from hub.kernel.ports.channel import Listing, ListingChange
 
 
 def change(offer_id: str, quantity: int | None = None, price: str | None = None,

@@ -16,9 +16,10 @@ import pytest
 
 from connectors.allegro.order_mapping import EVENT_TYPES, channel_order, event_kind, order_event
 from connectors.allegro.simulator import AllegroSimulator
-from hub.clock import utcnow
-from hub.errors import PermanentError
-from hub.ports import Address, ChannelOrder, InvoiceRequest, OrderChannel, OrderLine, Payment, PickupPoint
+from hub.kernel.clock import utcnow
+from hub.kernel.errors import PermanentError
+from hub.kernel.ports.channel import ChannelOrder, InvoiceRequest, OrderChannel, OrderLine, Payment
+from hub.kernel.types import Address, PickupPoint
 
 # A CheckoutForm as GET /order/checkout-forms/{id} returns it: cash on delivery to a parcel locker,
 # a company invoice, two lines (one offer without the seller's signature). Checked against the spec below.
@@ -196,7 +197,7 @@ def test_duplicates_and_out_of_order_events_are_returned_for_the_hub_to_dedupe(
     make_channel, sim: AllegroSimulator
 ) -> None:
     """The connector hands the journal over as it is (#2589 duplicates, #1133 out of order); the hub
-    collapses events by checkout-form id and reads each order once (hub.order_jobs.handle_poll)."""
+    collapses events by checkout-form id and reads each order once (hub.orders.service.OrderService.handle_poll)."""
     sim.add_offers(2)
     channel, _ = make_channel()
     _, cursor = channel.order_events(None)

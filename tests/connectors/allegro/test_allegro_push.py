@@ -15,11 +15,11 @@ import pytest
 
 from connectors.allegro.mapping import price_commands, publication_commands, quantity_commands
 from connectors.allegro.simulator import AllegroSimulator, Faults, LossyTransport
-from hub.clock import utcnow
-from hub.credentials import TokenSet
-from hub.errors import RetryableError
-from hub.ports import ChangeResult, ListingChange, SalesChannel
-from hub.ratelimit import LocalRateLimiter
+from hub.kernel.clock import utcnow
+from hub.kernel.errors import RetryableError
+from hub.kernel.ports.channel import ChangeResult, ListingChange, SalesChannel
+from hub.platform.credentials import TokenSet
+from hub.platform.ratelimit import LocalRateLimiter
 
 
 def qty(offer_id: str, quantity: int) -> ListingChange:
@@ -258,9 +258,9 @@ def test_10000_quantity_changes_cost_at_most_30_requests(make_channel, sim: Alle
 
 def test_built_by_the_runtime_from_a_config(engine, tmp_path, monkeypatch, sim: AllegroSimulator, validated) -> None:
     from connectors.allegro.channel import AllegroChannel
-    from hub import registry
-    from hub.config import load
-    from hub.runtime import Connectors
+    from hub.platform import registry
+    from hub.platform.config import load
+    from hub.platform.connectors import Connectors
 
     config = tmp_path / "hub.toml"
     config.write_text("""

@@ -20,8 +20,8 @@ from connectors.allegro.order_mapping import (
     refund_line_items,
 )
 from connectors.allegro.simulator import AllegroSimulator, Faults, LossyTransport
-from hub.errors import PermanentError, RetryableError
-from hub.ports import RefundRequest, ReturnLine, ReturnsChannel
+from hub.kernel.errors import PermanentError, RetryableError
+from hub.kernel.ports.channel import RefundRequest, ReturnLine, ReturnsChannel
 
 PUBLIC = "application/vnd.allegro.public.v1+json"
 BETA = "application/vnd.allegro.beta.v1+json"

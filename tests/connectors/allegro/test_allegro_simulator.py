@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from connectors.allegro.simulator import AllegroSimulator, Faults, product_id_for
-from hub.errors import RetryableError
-from hub.metrics import CONNECTOR_ERRORS
+from hub.kernel.errors import RetryableError
+from hub.platform.metrics import CONNECTOR_ERRORS
 
 PUBLIC = "application/vnd.allegro.public.v1+json"
 

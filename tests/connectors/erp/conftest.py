@@ -7,17 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from hub.ports import (
-    Address,
-    ChannelOrder,
-    InvoiceRequest,
-    OrderLine,
-    Payment,
-    PickupPoint,
-    RestockDocument,
-    ReturnLine,
-    SalesDocument,
-)
+from hub.kernel.ports.channel import ChannelOrder, InvoiceRequest, OrderLine, Payment, ReturnLine
+from hub.kernel.ports.erp import RestockDocument, SalesDocument
+from hub.kernel.types import Address, PickupPoint
 
 # --- documents the sales sinks are given (tests of outbox.py, epp.py, the sql staging) ---
 

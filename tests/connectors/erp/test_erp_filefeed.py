@@ -14,8 +14,9 @@ from pydantic import ValidationError
 
 from connectors.erp import filefeed
 from connectors.erp.filefeed import CSV_SPEC, JSONL_SPEC, CsvOptions, FileFeed, JsonlOptions
-from hub.errors import RetryableError
-from hub.ports import Capability, ErpBatch, ErpSource
+from hub.kernel.errors import RetryableError
+from hub.kernel.ports.capability import Capability
+from hub.kernel.ports.erp import ErpBatch, ErpSource
 
 EXAMPLES = Path(filefeed.__file__).parent / "examples"
 HEADER = "sku,name,stock,price_gross,vat_rate,ean,warehouse\n"

@@ -20,16 +20,10 @@ from pydantic import ValidationError
 
 from connectors.erp import documents, epp, outbox
 from connectors.erp.filefeed import CSV_SPEC, JSONL_SPEC, CsvOptions, FileFeed, JsonlOptions
-from hub.errors import PermanentError, RetryableError
-from hub.ports import (
-    Capability,
-    ErpSalesSink,
-    InvoiceRequest,
-    OrderLine,
-    RestockDocument,
-    ReturnLine,
-    SalesDocument,
-)
+from hub.kernel.errors import PermanentError, RetryableError
+from hub.kernel.ports.capability import Capability
+from hub.kernel.ports.channel import InvoiceRequest, OrderLine, ReturnLine
+from hub.kernel.ports.erp import ErpSalesSink, RestockDocument, SalesDocument
 
 GOLDEN = Path(__file__).parent / "golden"
 RESTOCK_AT = datetime(2025, 7, 3, 9, 15, tzinfo=UTC)

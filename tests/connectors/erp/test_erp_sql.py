@@ -30,11 +30,12 @@ from sqlalchemy import (
 
 from connectors.erp import sql
 from connectors.erp.sql import SPEC, ErpSqlQueries, SqlErp, SqlOptions
-from hub import db, registry
-from hub.config import Secret, load
-from hub.errors import PermanentError, RetryableError
-from hub.mappings import SCHEMAS, validate_file
-from hub.ports import Capability, ErpBatch, ErpSource
+from hub.kernel.errors import PermanentError, RetryableError
+from hub.kernel.ports.capability import Capability
+from hub.kernel.ports.erp import ErpBatch, ErpSource
+from hub.platform import db, registry
+from hub.platform.config import Secret, load
+from hub.platform.mappings import SCHEMAS, validate_file
 
 EXAMPLES = Path(sql.__file__).parent / "examples"
 COLUMNS = "sku, name, stock, price_gross, vat_rate, ean, cost_net, currency, weight_kg, warehouse"

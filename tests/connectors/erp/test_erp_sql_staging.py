@@ -19,10 +19,11 @@ from sqlalchemy import Engine, text
 
 from connectors.erp import sql
 from connectors.erp.sql import SPEC, ErpSqlQueries, SqlErp, SqlOptions
-from hub import db
-from hub.errors import PermanentError
-from hub.mappings import validate_file
-from hub.ports import Capability, ErpSalesSink, RestockDocument, SalesDocument
+from hub.kernel.errors import PermanentError
+from hub.kernel.ports.capability import Capability
+from hub.kernel.ports.erp import ErpSalesSink, RestockDocument, SalesDocument
+from hub.platform import db
+from hub.platform.mappings import validate_file
 
 EXAMPLES = Path(sql.__file__).parent / "examples"
 STAGING_TOML = EXAMPLES / "erp_sql_staging.toml"

@@ -17,7 +17,7 @@ from woocommerce_testkit import BASE_URL, KEY, SECRET, CheckingTransport, Sleeps
 from connectors.shops.woocommerce import WooCommerceOptions, build_channel
 from connectors.shops.woocommerce.schema import ERROR, schema_for
 from connectors.shops.woocommerce.simulator import WooSimulator
-from hub.ratelimit import LocalRateLimiter, Throttle
+from hub.platform.ratelimit import LocalRateLimiter, Throttle
 
 
 @pytest.fixture

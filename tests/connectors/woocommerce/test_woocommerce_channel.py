@@ -11,10 +11,11 @@ from woocommerce_testkit import BASE_URL, KEY, SECRET, Wired, services
 
 from connectors.shops.woocommerce import SPEC, WooCommerceChannel
 from connectors.shops.woocommerce.simulator import WooSimulator
-from hub import registry
-from hub.errors import LoginNeeded
-from hub.ports import Capability, Listing, ListingChange, OrderChannel, ReturnsChannel, SalesChannel
-from hub.ratelimit import LocalRateLimiter, Throttle
+from hub.kernel.errors import LoginNeeded
+from hub.kernel.ports.capability import Capability
+from hub.kernel.ports.channel import Listing, ListingChange, OrderChannel, ReturnsChannel, SalesChannel
+from hub.platform import registry
+from hub.platform.ratelimit import LocalRateLimiter, Throttle
 
 Wire = Callable[..., Wired]
 

@@ -14,10 +14,10 @@ from woocommerce_testkit import KEY, SECRET
 from connectors.shops.woocommerce import WooCommerceOptions
 from connectors.shops.woocommerce.client import WooClient, WooUnavailable, retry_after_seconds
 from connectors.shops.woocommerce.simulator import Faults, WooSimulator
-from hub.config import Secret
-from hub.errors import LoginNeeded, PermanentError, RetryableError
-from hub.metrics import REGISTRY
-from hub.ratelimit import LocalRateLimiter, Throttle
+from hub.kernel.errors import LoginNeeded, PermanentError, RetryableError
+from hub.platform.config import Secret
+from hub.platform.metrics import REGISTRY
+from hub.platform.ratelimit import LocalRateLimiter, Throttle
 
 
 class RecordingLog:

@@ -17,8 +17,8 @@ import pytest
 from woocommerce_testkit import Wired
 
 from connectors.shops.woocommerce.simulator import Faults, WooSimulator
-from hub.errors import RetryableError
-from hub.ports import ChangeResult, ListingChange
+from hub.kernel.errors import RetryableError
+from hub.kernel.ports.channel import ChangeResult, ListingChange
 
 Wire = Callable[..., Wired]
 FAULTY = Faults(error_rate=0.2, burst_rate=0.04, burst_length=3, retry_after=2, timeout_rate=0.05,

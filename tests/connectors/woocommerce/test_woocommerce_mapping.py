@@ -9,7 +9,7 @@ from woocommerce_testkit import check
 
 from connectors.shops.woocommerce import mapping
 from connectors.shops.woocommerce.schema import BATCH_REQUEST, PRODUCT, PRODUCTS_BATCH_RESPONSE, VARIATION
-from hub.ports import ChangeResult, Listing, ListingChange
+from hub.kernel.ports.channel import ChangeResult, Listing, ListingChange
 
 
 def change(external_id: str, quantity: int | None = None, price: str | None = None, **kw: object) -> ListingChange:

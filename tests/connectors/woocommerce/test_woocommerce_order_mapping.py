@@ -15,7 +15,8 @@ from woocommerce_testkit import check
 
 from connectors.shops.woocommerce import order_mapping as om
 from connectors.shops.woocommerce.schema import ORDER, REFUND, REFUND_REQUEST
-from hub.ports import Address, ChannelReturn, InvoiceRequest, OrderLine, Payment, RefundRequest, ReturnLine
+from hub.kernel.ports.channel import ChannelReturn, InvoiceRequest, OrderLine, Payment, RefundRequest, ReturnLine
+from hub.kernel.types import Address
 
 
 def golden_order() -> dict[str, Any]:

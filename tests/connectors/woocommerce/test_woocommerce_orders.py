@@ -18,9 +18,9 @@ from connectors.shops.woocommerce import WooCommerceOptions, build_channel
 from connectors.shops.woocommerce import order_mapping as om
 from connectors.shops.woocommerce.channel import WooCommerceChannel
 from connectors.shops.woocommerce.simulator import Faults, WooSimulator
-from hub.errors import PermanentError, RetryableError
-from hub.ports import OrderEvent, RefundRequest, ReturnLine
-from hub.ratelimit import LocalRateLimiter, Throttle
+from hub.kernel.errors import PermanentError, RetryableError
+from hub.kernel.ports.channel import OrderEvent, RefundRequest, ReturnLine
+from hub.platform.ratelimit import LocalRateLimiter, Throttle
 
 Wire = Callable[..., Wired]
 

@@ -9,9 +9,9 @@ from woocommerce_testkit import KEY, SECRET, services
 
 from connectors.shops.woocommerce import WooCommerceOptions, build_channel
 from connectors.shops.woocommerce.simulator import Faults, WooSimulator
-from hub.errors import RetryableError
-from hub.ports import ListingChange
-from hub.ratelimit import LocalRateLimiter, Throttle
+from hub.kernel.errors import RetryableError
+from hub.kernel.ports.channel import ListingChange
+from hub.platform.ratelimit import LocalRateLimiter, Throttle
 
 
 def http(sim: WooSimulator, auth: tuple[str, str] | None = (KEY, SECRET)) -> httpx.Client:

@@ -14,9 +14,9 @@ from jsonschema.exceptions import best_match
 from connectors.shops.woocommerce import WooCommerceChannel
 from connectors.shops.woocommerce.client import API_PREFIX
 from connectors.shops.woocommerce.schema import schema_for
-from hub.config import ConnectorSettings
-from hub.ratelimit import LocalRateLimiter, Throttle
-from hub.runtime import Services
+from hub.platform.config import ConnectorSettings
+from hub.platform.connectors import Services
+from hub.platform.ratelimit import LocalRateLimiter, Throttle
 
 KEY, SECRET = "ck_3f1c0de", "cs_9b8a7e6d5c"
 BASE_URL = "https://sklep.example.pl"

@@ -1,0 +1,123 @@
+"""What ``hub status`` and ``hub jobs`` show, as plain data (the CLI renders tables or JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from hub.jobs.models import JOB_STATES, Job, JobFailure, ScheduleRun
+from hub.jobs.queue import depth_by_state
+from hub.kernel.errors import NotFoundError
+from hub.platform.config import LoadedConfig
+from hub.platform.schema import ConnectorHealth
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if value is not None else None
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "state": job.state,
+        "attempts": job.attempts,
+        "connector": job.connector,
+        "priority": job.priority,
+        "run_at": _iso(job.run_at),
+        "updated_at": _iso(job.updated_at),
+        "last_error": job.last_error,
+    }
+
+
+def job_detail(session: Session, job_id: int) -> dict[str, Any]:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFoundError(f"no job with id {job_id}")
+    failures = session.execute(
+        select(JobFailure).where(JobFailure.job_id == job_id).order_by(JobFailure.id)
+    ).scalars()
+    return {
+        **job_summary(job),
+        "idempotency_key": job.idempotency_key,
+        "payload": job.payload,
+        "max_attempts": job.max_attempts,
+        "lease_owner": job.lease_owner,
+        "lease_expires_at": _iso(job.lease_expires_at),
+        "result": job.result,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "errors": [
+            {"attempt": f.attempt, "outcome": f.outcome, "at": _iso(f.at), "worker": f.worker, "error": f.error}
+            for f in failures
+        ],
+    }
+
+
+def list_jobs(
+    session: Session, *, state: str | None = None, kind: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if state:
+        query = query.where(Job.state == state)
+    if kind:
+        query = query.where(Job.kind == kind)
+    return [job_summary(j) for j in session.execute(query).scalars()]
+
+
+def status(engine: Engine, session: Session, loaded: LoadedConfig, dead_limit: int = 20) -> dict[str, Any]:
+    counts = depth_by_state(engine)
+    dead = session.execute(
+        select(Job).where(Job.state == "dead").order_by(Job.updated_at.desc()).limit(dead_limit)
+    ).scalars()
+    runs = {r.name: r for r in session.execute(select(ScheduleRun)).scalars()}
+    schedule = []
+    for name, entry in sorted(loaded.settings.schedule.items()):
+        run = runs.get(name)
+        last_job = session.get(Job, run.last_job_id) if run and run.last_job_id else None
+        schedule.append({
+            "name": name,
+            "job": entry.job,
+            "every_seconds": entry.every,
+            "enabled": entry.enabled,
+            "last_fired_at": _iso(run.last_fired_at) if run else None,
+            "last_job_id": run.last_job_id if run else None,
+            "last_job_state": last_job.state if last_job else None,
+            "fired_by": run.fired_by if run else None,
+        })
+    health = {h.name: h for h in session.execute(select(ConnectorHealth)).scalars()}
+    connectors = []
+    for name in sorted(set(loaded.settings.connectors) | set(health)):
+        conf = loaded.settings.connectors.get(name)
+        h = health.get(name)
+        if conf is not None and not conf.enabled:
+            state = "disabled"
+        elif h is None:
+            state = "no activity yet"
+        else:
+            state = h.status
+        connectors.append({
+            "name": name,
+            "kind": conf.kind if conf else None,
+            "health": state,
+            "last_ok_at": _iso(h.last_ok_at) if h else None,
+            "last_error_at": _iso(h.last_error_at) if h else None,
+            "last_error": h.last_error if h else None,
+        })
+    from sqlalchemy import func, or_
+
+    from hub.orders.models import Order
+
+    problems = session.execute(select(func.count()).select_from(Order).where(
+        or_(Order.problem.is_not(None), Order.oversold.is_(True)))).scalar_one()
+    oversold = session.execute(select(func.count()).select_from(Order).where(Order.oversold.is_(True))).scalar_one()
+    return {
+        "orders": {"problems": problems, "oversold": oversold},
+        "queue": {s: counts.get(s, 0) for s in JOB_STATES},
+        "dead_jobs": [job_summary(j) for j in dead],
+        "schedule": schedule,
+        "connectors": connectors,
+    }

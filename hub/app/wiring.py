@@ -1,0 +1,88 @@
+"""The composition root: every capability's job handlers and services, built for one process.
+
+The platform and the job queue know no capability; this module is where they meet. It builds
+one set of connector instances per process (on the first job: the engine arrives with it),
+the listings and orders services on top of them, and registers every job kind.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from hub.jobs.daemon import PRUNE_KIND, prune_jobs
+from hub.jobs.handlers import HandlerRegistry
+from hub.listings.bindings import offer_skus
+from hub.listings.rules import load_rules
+from hub.listings.service import SyncService
+from hub.orders import rules as order_rules_module
+from hub.orders.rules import OrderRules
+from hub.orders.service import OrderService
+from hub.platform import registry
+from hub.platform.config import LoadedConfig
+from hub.platform.connectors import Connectors
+
+
+def order_rules(loaded: LoadedConfig) -> OrderRules:
+    """The seller's order rules, with the listings' offer bindings for intake."""
+    return order_rules_module.order_rules(loaded, offer_skus)
+
+
+class ProcessServices:
+    """One SyncService and one OrderService per process, built on first use."""
+
+    def __init__(self, loaded: LoadedConfig, transports: dict[str, Any] | None = None):
+        self.loaded = loaded
+        self.transports = transports or {}
+        self._sync: SyncService | None = None
+        self._orders: OrderService | None = None
+        self._lock = threading.Lock()
+
+    def sync(self, engine: Engine) -> SyncService:
+        with self._lock:
+            if self._sync is None:
+                connectors = Connectors(self.loaded, engine, transports=self.transports)
+                grace = timedelta(seconds=self.loaded.settings.orders.erp_stock_grace)
+                self._sync = SyncService(connectors, load_rules(self.loaded), grace)
+            return self._sync
+
+    def orders(self, engine: Engine) -> OrderService:
+        sync = self.sync(engine)
+        with self._lock:
+            if self._orders is None:
+                self._orders = OrderService(sync.connectors, order_rules(self.loaded), sync.erp_stock_grace)
+            return self._orders
+
+    def register(self, handlers: HandlerRegistry) -> None:
+        for kind, method in SyncService.HANDLERS.items():
+            handlers.register(kind, lambda ctx, m=method: getattr(self.sync(ctx.engine), m)(ctx))
+        for kind, method in OrderService.HANDLERS.items():
+            handlers.register(kind, lambda ctx, m=method: getattr(self.orders(ctx.engine), m)(ctx))
+
+
+def build_handlers(
+    loaded: LoadedConfig,
+    extra: Callable[[HandlerRegistry], None] | None = None,
+    *,
+    transports: dict[str, Any] | None = None,
+) -> HandlerRegistry:
+    """Built-in kinds, every capability's kinds, and what configured connectors contribute.
+
+    ``transports`` routes connectors' HTTP to in-process simulators (tests, the demo).
+    """
+    handlers = HandlerRegistry()
+    handlers.register(PRUNE_KIND, prune_jobs)
+    ProcessServices(loaded, transports).register(handlers)
+    for name, conn in sorted(loaded.settings.connectors.items()):
+        spec = registry.get(conn.kind)
+        if conn.enabled and spec is not None and spec.handlers is not None:
+            spec.handlers(name, registry.options_for(name, conn, loaded.environ), handlers)
+    if extra is not None:
+        extra(handlers)
+    return handlers
+
+

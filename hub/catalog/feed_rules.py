@@ -1,0 +1,362 @@
+"""Business rules for ERP feed rows, shared by every ERP connector and free of any vendor.
+
+An ERP export is written by people and spreadsheets: decimal commas, ``23%``,
+``1 299,00``, EANs mangled into ``5,90123E+12``. ``parse_row`` accepts the
+spellings a Polish seller's ERP really produces, turns a row into the port's
+records, and otherwise reports *every* bad field of the row (not just the
+first), so one look at the quarantine is enough to fix the export.
+Money and quantities are Decimal and int only; a float is never computed with.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from stdnum import ean as gtin
+from stdnum.exceptions import InvalidChecksum, InvalidLength, ValidationError
+
+from hub.kernel.ports.erp import PriceRecord, ProductRecord, RejectedRecord, StockRecord
+from hub.kernel.vat import VatRate
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("sku", "name", "stock", "price_gross", "vat_rate")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("ean", "cost_net", "currency", "weight_kg", "warehouse")
+COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+# Rates a product in a catalogue carries ("oo", reverse charge, describes an invoice to a business
+# buyer rather than a product's price, so a feed does not use it).
+FEED_VAT_CODES: tuple[VatRate, ...] = ("23", "8", "5", "0", "zw", "np")
+_RATE_CODES: dict[Decimal, VatRate] = {Decimal(c): c for c in FEED_VAT_CODES if c.isdigit()}  # 23.00 -> "23"
+
+DEFAULT_CURRENCY = "PLN"
+DEFAULT_WAREHOUSE = "default"
+MAX_KEY_LENGTH = 100  # products.sku and stock_levels.warehouse are String(100)
+MAX_STOCK = 2**31 - 1  # stock_levels.quantity is a 32-bit integer
+# Bounds of the hub's columns, so a row that passes validation is always storable.
+_MONEY_LIMIT = Decimal(10) ** 12  # Numeric(14, 2)
+_COST_LIMIT = Decimal(10) ** 10  # Numeric(14, 4)
+_WEIGHT_LIMIT = Decimal(10) ** 7  # Numeric(10, 3)
+
+# Thousands separators a spreadsheet writes: space, no-break space, narrow and thin no-break space.
+_SPACES = " \u00a0\u202f\u2009"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+@dataclass(frozen=True)
+class ParsedRow:
+    """One valid feed row: a SKU's product and price, and its stock in one warehouse."""
+
+    erp: str
+    source: str
+    product: ProductRecord
+    stock: StockRecord
+    price: PriceRecord
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.stock.sku, self.stock.warehouse
+
+
+class _Bad(ValueError):
+    """A field's value is wrong; the message is the reason an operator reads."""
+
+
+def as_text(value: object) -> str:
+    """The raw value as an operator would see it in the export (None: empty)."""
+    return "" if value is None else str(value)
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def parse_decimal(value: object, *, decimal_comma: bool | None = None) -> Decimal:
+    """A Decimal from a number or from text as ERPs and spreadsheets write it.
+
+    ``decimal_comma``: True, the comma is the decimal separator ("1.299,00"); False, the dot
+    is ("1,299.00"); None (auto), the last of a comma and a dot is the decimal separator and a
+    lone comma is decimal ("19,99"). Spaces and no-break spaces group thousands ("1 299,00").
+    Groups must be of three digits, so an ambiguous value is refused rather than misread.
+    """
+    if isinstance(value, bool):
+        raise _Bad("is a true/false value, not a number")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise _Bad("is not a finite number")
+        return value
+    if isinstance(value, float):
+        # a driver's REAL column: its shortest repr is the value the ERP stored, no arithmetic on it
+        if not math.isfinite(value):
+            raise _Bad("is not a finite number")
+        return Decimal(repr(value))
+    if not isinstance(value, str):
+        raise _Bad(f"is not a number ({type(value).__name__})")
+    text = value.strip().replace("\u2212", "-")
+    if decimal_comma is None:
+        comma, dot = text.rfind(","), text.rfind(".")
+        decimal_sep = "," if comma > dot else "."
+    else:
+        decimal_sep = "," if decimal_comma else "."
+    group = re.escape(_SPACES + ("." if decimal_sep == "," else ","))
+    match = re.fullmatch(
+        rf"(?P<sign>[-+]?)(?P<int>\d{{1,3}}(?:(?P<sep>[{group}])\d{{3}}(?:(?P=sep)\d{{3}})*)|\d*)"
+        rf"(?:{re.escape(decimal_sep)}(?P<frac>\d+))?",
+        text,
+        flags=re.ASCII,  # 0-9 only: no other script's digits slip through
+    )
+    if not match or not (match["int"] or match["frac"]):
+        raise _Bad("is not a number (write e.g. 19,99 or 1 299.00)")
+    digits = re.sub(rf"[{group}]", "", match["int"]) or "0"
+    return Decimal(f"{match['sign']}{digits}.{match['frac']}" if match["frac"] else f"{match['sign']}{digits}")
+
+
+def _places(value: Decimal) -> int:
+    """Decimal places that matter: 19.9900 (an ERP's fixed four places) has two."""
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def _amount(value: object, *, decimal_comma: bool | None, places: int, limit: Decimal, positive: bool) -> Decimal:
+    number = parse_decimal(value, decimal_comma=decimal_comma)
+    if positive and number <= 0:
+        raise _Bad("must be greater than zero")
+    if number < 0:
+        raise _Bad("cannot be negative")
+    if _places(number) > places:
+        raise _Bad(f"has more than {places} decimal places")
+    if number >= limit:
+        raise _Bad(f"is too large (must be below {limit:,})")
+    return number
+
+
+def _key_text(value: object) -> str:
+    """SKU and warehouse: text (an integer from JSON or SQL is fine), trimmed, storable."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _Bad(f"must be text, not {type(value).__name__}")
+    text = str(value).strip()
+    if not text:
+        raise _Bad("is required but empty")
+    if len(text) > MAX_KEY_LENGTH:
+        raise _Bad(f"is longer than {MAX_KEY_LENGTH} characters")
+    if _CONTROL.search(text):
+        raise _Bad("contains a control character (a line break or a tab?)")
+    return text
+
+
+def _warehouse(value: object) -> str:
+    return DEFAULT_WAREHOUSE if _blank(value) else _key_text(value)
+
+
+def _name(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise _Bad(f"must be text, not {type(value).__name__}")
+    text = str(value).strip()
+    if not text:
+        raise _Bad("is required but empty")
+    return text
+
+
+def _stock(value: object, *, decimal_comma: bool | None) -> int:
+    number = parse_decimal(value, decimal_comma=decimal_comma)
+    if number != number.to_integral_value():
+        raise _Bad("must be a whole number of units")
+    if number < 0:
+        raise _Bad("cannot be negative")
+    if number > MAX_STOCK:
+        raise _Bad("is too large")
+    return int(number)
+
+
+def _price(value: object, *, decimal_comma: bool | None) -> Decimal:
+    number = _amount(value, decimal_comma=decimal_comma, places=2, limit=_MONEY_LIMIT, positive=True)
+    return number.quantize(Decimal("0.01"))
+
+
+def _vat(value: object) -> VatRate:
+    allowed = ", ".join(FEED_VAT_CODES)
+    if isinstance(value, str):
+        value = value.strip().lower().removesuffix("%").strip().removesuffix(".")
+        if value in ("zw", "np"):
+            return value  # type: ignore[return-value]  # narrowed to the two literals just above
+    try:
+        number = parse_decimal(value)
+    except _Bad:
+        raise _Bad(f"is not a Polish VAT rate ({allowed})") from None
+    if number in _RATE_CODES:
+        return _RATE_CODES[number]
+    if 0 < number < 1 and number * 100 in _RATE_CODES:
+        raise _Bad(f"looks like a fraction; write the percentage ({_RATE_CODES[number * 100]}), one of {allowed}")
+    raise _Bad(f"is not a Polish VAT rate ({allowed})")
+
+
+def _ean(value: object) -> str | None:
+    if _blank(value):
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _Bad("must be written as digits, not as a decimal number")
+    text = str(value)
+    try:
+        return str(gtin.validate(text))
+    except InvalidChecksum:
+        raise _Bad("has a wrong check digit") from None
+    except InvalidLength:
+        raise _Bad("must have 8, 12, 13 or 14 digits (EAN-8, UPC-A, EAN-13, GTIN-14)") from None
+    except ValidationError:
+        hint = " (a spreadsheet turned it into scientific notation?)" if "e" in text.lower() else ""
+        raise _Bad(f"must be digits only{hint}") from None
+
+
+def _cost(value: object, *, decimal_comma: bool | None) -> Decimal | None:
+    if _blank(value):
+        return None
+    return _amount(value, decimal_comma=decimal_comma, places=4, limit=_COST_LIMIT, positive=False)
+
+
+def _weight(value: object, *, decimal_comma: bool | None) -> Decimal | None:
+    if _blank(value):
+        return None
+    return _amount(value, decimal_comma=decimal_comma, places=3, limit=_WEIGHT_LIMIT, positive=False)
+
+
+def _currency(value: object) -> str:
+    if _blank(value):
+        return DEFAULT_CURRENCY
+    text = str(value).strip().upper()
+    if not _CURRENCY.fullmatch(text):
+        raise _Bad("must be a three-letter ISO 4217 code such as PLN or EUR")
+    return text
+
+
+def normalize_column(name: str) -> str:
+    """A column name as feeds are matched: trimmed, without a BOM, lower-case."""
+    return name.strip().lstrip("\ufeff").strip().lower()
+
+
+def parse_row(
+    raw: Mapping[str, object], *, erp: str, source: str, decimal_comma: bool | None = None
+) -> ParsedRow | list[RejectedRecord]:
+    """Validate one feed row (column -> raw value); a ParsedRow, or one RejectedRecord per bad field.
+
+    Column names are matched trimmed and case-insensitively; unknown columns are ignored.
+    ``decimal_comma`` as in ``parse_decimal`` (None: auto).
+    """
+    row: dict[str, Any] = {normalize_column(str(k)): v for k, v in raw.items()}
+    values: dict[str, Any] = {}
+    errors: list[tuple[str, str]] = []
+
+    def field(column: str, parse: Any, *, required: bool = False) -> None:
+        value = row.get(column)
+        if required and _blank(value):
+            errors.append((column, "is required but empty"))
+            return
+        try:
+            values[column] = parse(value)
+        except _Bad as exc:
+            errors.append((column, str(exc)))
+
+    field("sku", _key_text, required=True)
+    field("name", _name, required=True)
+    field("stock", lambda v: _stock(v, decimal_comma=decimal_comma), required=True)
+    field("price_gross", lambda v: _price(v, decimal_comma=decimal_comma), required=True)
+    field("vat_rate", _vat, required=True)
+    field("ean", _ean)
+    field("cost_net", lambda v: _cost(v, decimal_comma=decimal_comma))
+    field("currency", _currency)
+    field("weight_kg", lambda v: _weight(v, decimal_comma=decimal_comma))
+    field("warehouse", _warehouse)
+
+    if errors:
+        sku = values.get("sku")
+        return [RejectedRecord(source, sku, column, as_text(row.get(column)), f"{column} {reason}")
+                for column, reason in errors]
+    sku = values["sku"]
+    return ParsedRow(
+        erp=erp,
+        source=source,
+        product=ProductRecord(sku=sku, name=values["name"], vat_rate=values["vat_rate"], ean=values["ean"],
+                              weight_kg=values["weight_kg"]),
+        stock=StockRecord(sku=sku, warehouse=values["warehouse"], quantity=values["stock"]),
+        price=PriceRecord(sku=sku, price_gross=values["price_gross"], currency=values["currency"],
+                          cost_net=values["cost_net"]),
+    )
+
+
+def missing_columns(header: Iterable[str]) -> list[str]:
+    """Required columns a feed's header lacks (names compared trimmed and case-insensitively)."""
+    present = {normalize_column(n) for n in header}
+    return [c for c in REQUIRED_COLUMNS if c not in present]
+
+
+def check_header(header: Iterable[str], *, source: str) -> list[RejectedRecord]:
+    """Why a feed file must be rejected as a whole: a required column missing, or a known column twice.
+
+    A file with such a header contributes no records at all, so a broken export can never
+    zero the catalogue.
+    """
+    names = [normalize_column(n) for n in header]
+    rejected = [RejectedRecord(source, None, c, "", "required column missing") for c in missing_columns(names)]
+    for column in COLUMNS:
+        if names.count(column) > 1:
+            rejected.append(RejectedRecord(source, None, column, "", "column appears more than once"))
+    return rejected
+
+
+# Fields that describe the SKU rather than one warehouse's stock: every row of a SKU must agree.
+_SKU_FIELDS: tuple[tuple[str, str], ...] = (
+    ("product", "name"), ("product", "vat_rate"), ("product", "ean"), ("product", "weight_kg"),
+    ("price", "price_gross"), ("price", "currency"), ("price", "cost_net"),
+)
+
+
+class FeedRules:
+    """Cross-row rules of one feed read: a (sku, warehouse) appears once, and the rows of one SKU
+    (one per warehouse) agree on its product and price. A row breaking them is rejected whole,
+    the first row seen is kept, so a feed's result does not depend on which duplicate wins later."""
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str], str] = {}
+        self._first: dict[str, ParsedRow] = {}
+
+    def check(self, row: ParsedRow) -> list[RejectedRecord]:
+        sku, warehouse = row.key
+        earlier = self._keys.get(row.key)
+        if earlier is not None:
+            return [RejectedRecord(row.source, sku, "sku", sku,
+                                   f"duplicate row for sku {sku!r} in warehouse {warehouse!r}: "
+                                   f"{earlier} has it already (one row per SKU and warehouse)")]
+        first = self._first.get(sku)
+        rejected: list[RejectedRecord] = []
+        if first is not None:
+            for part, attr in _SKU_FIELDS:
+                mine, theirs = getattr(getattr(row, part), attr), getattr(getattr(first, part), attr)
+                if mine != theirs:
+                    rejected.append(RejectedRecord(
+                        row.source, sku, attr, as_text(mine),
+                        f"{attr} differs from {first.source} ({as_text(theirs)!r}) for the same SKU; "
+                        f"every warehouse row of a SKU must carry the same {attr}"))
+        if not rejected:
+            self._keys[row.key] = row.source
+            self._first.setdefault(sku, row)
+        return rejected
+
+
+def records(rows: Iterable[ParsedRow]) -> tuple[list[ProductRecord], list[StockRecord], list[PriceRecord]]:
+    """The port's records for rows: stock per row, product and price once per SKU."""
+    products: list[ProductRecord] = []
+    stock: list[StockRecord] = []
+    prices: list[PriceRecord] = []
+    seen: set[str] = set()
+    for row in rows:
+        stock.append(row.stock)
+        if row.stock.sku not in seen:
+            seen.add(row.stock.sku)
+            products.append(row.product)
+            prices.append(row.price)
+    return products, stock, prices

@@ -1,0 +1,209 @@
+"""ERP ingest: validated records into the catalogue, bad ones into quarantine, in one transaction.
+
+The cursor moves in the same transaction as the records it covers, so a crash
+mid-batch never skips a record. Every SKU whose stock or price changed is
+marked dirty in that transaction too; recomputing the channels' desired state
+consumes the dirty set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import and_, delete, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from hub.catalog.changes import mark_dirty
+from hub.catalog.models import ErpCursor, ErpReject, Product, StockLevel
+from hub.kernel.clock import utcnow
+from hub.kernel.ports.erp import ErpBatch, PriceRecord, ProductRecord, RejectedRecord, StockRecord
+from hub.platform.db import upsert
+
+CHUNK = 500
+
+
+@dataclass
+class IngestResult:
+    products: int = 0
+    stock_rows: int = 0
+    changed_skus: set[str] = field(default_factory=set)
+    rejected: int = 0
+    released: int = 0  # quarantined records that are valid now
+    zeroed: int = 0  # stock rows absent from a snapshot
+
+    def add(self, other: IngestResult) -> None:
+        self.products += other.products
+        self.stock_rows += other.stock_rows
+        self.changed_skus |= other.changed_skus
+        self.rejected += other.rejected
+        self.released += other.released
+        self.zeroed += other.zeroed
+
+
+def load_cursor(session: Session, erp: str) -> str | None:
+    row = session.get(ErpCursor, erp)
+    return row.cursor if row else None
+
+
+def save_cursor(session: Session, erp: str, cursor: str | None, now: datetime) -> None:
+    upsert(session, ErpCursor, {"erp": erp, "cursor": cursor, "updated_at": now}, ["erp"])
+
+
+def _merged(products: Sequence[ProductRecord], prices: Sequence[PriceRecord]) -> dict[str, dict]:
+    by_sku: dict[str, dict] = {}
+    price_by_sku = {p.sku: p for p in prices}
+    for product in products:
+        price = price_by_sku.get(product.sku)
+        if price is None:
+            continue
+        by_sku[product.sku] = {
+            "sku": product.sku, "name": product.name, "ean": product.ean, "vat_rate": product.vat_rate,
+            "weight_kg": product.weight_kg, "price_gross": price.price_gross, "currency": price.currency,
+            "cost_net": price.cost_net,
+        }
+    return by_sku
+
+
+def _upsert_products(session: Session, erp: str, rows: dict[str, dict], now: datetime) -> set[str]:
+    """Insert or update products; returns the SKUs whose price, cost, VAT or EAN changed."""
+    changed: set[str] = set()
+    skus = sorted(rows)
+    for start in range(0, len(skus), CHUNK):
+        chunk = skus[start:start + CHUNK]
+        existing = {
+            p.sku: p for p in session.execute(select(Product).where(Product.sku.in_(chunk))).scalars()
+        }
+        for sku in chunk:
+            row = rows[sku]
+            old = existing.get(sku)
+            if old is None:
+                session.add(Product(erp=erp, updated_at=now, **row))
+                changed.add(sku)
+                continue
+            if any(getattr(old, k) != v for k, v in row.items()) or old.erp != erp:
+                if (old.price_gross, old.cost_net, old.vat_rate, old.currency, old.ean) != (
+                    row["price_gross"], row["cost_net"], row["vat_rate"], row["currency"], row["ean"]
+                ):
+                    changed.add(sku)
+                for k, v in row.items():
+                    setattr(old, k, v)
+                old.erp = erp
+                old.updated_at = now
+    session.flush()
+    return changed
+
+
+def _upsert_stock(session: Session, stock: Sequence[StockRecord], now: datetime) -> set[str]:
+    changed: set[str] = set()
+    wanted = {(s.sku, s.warehouse): s.quantity for s in stock}
+    keys = sorted(wanted)
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start:start + CHUNK]
+        existing = {
+            (r.sku, r.warehouse): r
+            for r in session.execute(
+                select(StockLevel).where(tuple_(StockLevel.sku, StockLevel.warehouse).in_(chunk))
+            ).scalars()
+        }
+        for key in chunk:
+            quantity = wanted[key]
+            row = existing.get(key)
+            if row is None:
+                session.add(StockLevel(sku=key[0], warehouse=key[1], quantity=quantity, updated_at=now))
+                changed.add(key[0])
+            elif row.quantity != quantity:
+                row.quantity = quantity
+                row.updated_at = now
+                changed.add(key[0])
+    session.flush()
+    return changed
+
+
+def _zero_absent(session: Session, erp: str, seen: set[tuple[str, str]], now: datetime) -> set[str]:
+    """A snapshot is the whole catalogue: stock it no longer lists is zero."""
+    changed: set[str] = set()
+    rows = session.execute(
+        select(StockLevel.sku, StockLevel.warehouse)
+        .join(Product, Product.sku == StockLevel.sku)
+        .where(Product.erp == erp, StockLevel.quantity > 0)
+    ).all()
+    for sku, warehouse in rows:
+        if (sku, warehouse) not in seen:
+            session.execute(
+                update(StockLevel)
+                .where(and_(StockLevel.sku == sku, StockLevel.warehouse == warehouse))
+                .values(quantity=0, updated_at=now)
+            )
+            changed.add(sku)
+    return changed
+
+
+def quarantine(session: Session, erp: str, rejected: Sequence[RejectedRecord], now: datetime) -> int:
+    for record in rejected:
+        key = record.sku or record.source
+        values = {
+            "erp": erp, "record_key": key[:200], "sku": record.sku, "source": record.source,
+            "field": record.field, "value": record.value, "reason": record.reason,
+            "first_seen": now, "last_seen": now,
+        }
+        upsert(session, ErpReject, values, ["erp", "record_key", "field"],
+               update=["source", "sku", "value", "reason", "last_seen"])  # first_seen stays
+    return len(rejected)
+
+
+def _release(session: Session, erp: str, valid_skus: set[str], rejected_skus: set[str]) -> int:
+    """Records that are valid now leave quarantine by themselves."""
+    leaving = sorted(valid_skus - rejected_skus)
+    released = 0
+    for start in range(0, len(leaving), CHUNK):
+        result = session.execute(
+            delete(ErpReject).where(ErpReject.erp == erp, ErpReject.sku.in_(leaving[start:start + CHUNK]))
+        )
+        released += result.rowcount or 0
+    return released
+
+
+def ingest(
+    session: Session, erp: str, batch: ErpBatch, *, seen: set[tuple[str, str]] | None = None
+) -> IngestResult:
+    """Apply one batch in the caller's transaction (the caller saves the cursor with it)."""
+    now = utcnow()
+    result = IngestResult()
+    rejected_skus = {r.sku for r in batch.rejected if r.sku}
+    if batch.snapshot:
+        # a file whose rejects carry no SKU (e.g. a missing column) is not a trustworthy snapshot
+        whole_file_rejected = any(r.sku is None for r in batch.rejected) and not batch.products
+    rows = _merged(batch.products, batch.prices)
+    changed = _upsert_products(session, erp, rows, now)
+    stock = [s for s in batch.stock if s.sku in rows]
+    changed |= _upsert_stock(session, stock, now)
+    result.products = len(rows)
+    result.stock_rows = len(stock)
+    result.rejected = quarantine(session, erp, batch.rejected, now)
+    result.released = _release(session, erp, set(rows), rejected_skus)
+    if batch.snapshot and rows:
+        # a readable snapshot: file-level problems (no SKU: a missing column, a bad encoding) are over
+        # unless this batch reports them again
+        still = {(r.source, r.field) for r in batch.rejected if r.sku is None}
+        for reject in session.execute(select(ErpReject).where(ErpReject.erp == erp, ErpReject.sku.is_(None))
+                                      ).scalars():
+            if (reject.source, reject.field) not in still:
+                session.delete(reject)
+                result.released += 1
+    if seen is not None:
+        seen.update((s.sku, s.warehouse) for s in stock)
+        # a SKU quarantined in this snapshot keeps its last good stock rather than dropping to zero
+        seen.update(
+            (sku, wh) for sku, wh in session.execute(
+                select(StockLevel.sku, StockLevel.warehouse).where(StockLevel.sku.in_(sorted(rejected_skus)))
+            ).all()
+        )
+    if batch.snapshot and batch.complete and seen is not None and not whole_file_rejected:
+        zeroed = _zero_absent(session, erp, seen, now)
+        result.zeroed = len(zeroed)
+        changed |= zeroed
+    mark_dirty(session, changed, now)
+    result.changed_skus = changed
+    return result

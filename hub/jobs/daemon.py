@@ -1,0 +1,154 @@
+"""``hub run``: the worker pool, the scheduler, metrics and the systemd protocol, wired together."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from types import FrameType
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from hub.jobs import queue
+from hub.jobs.handlers import HandlerRegistry, JobContext
+from hub.jobs.metrics import serve_with_queue_depth
+from hub.jobs.models import Job
+from hub.jobs.scheduler import Scheduler, fire_all_once
+from hub.jobs.worker import WorkerPool, process_name
+from hub.kernel.clock import utcnow
+from hub.kernel.errors import ConfigError
+from hub.platform import registry, systemd
+from hub.platform.config import LoadedConfig
+from hub.platform.db import transaction
+from hub.platform.logs import get_logger
+from hub.platform.ratelimit import Throttle, make_rate_limiter, throttle_for
+
+log = get_logger("hub.daemon")
+
+
+PRUNE_KIND = "hub.prune_jobs"
+
+
+def prune_jobs(ctx: JobContext) -> dict[str, Any]:
+    keep = float(ctx.payload.get("keep_seconds", 14 * 86400))
+    removed = queue.prune_done(ctx.engine, timedelta(seconds=keep))
+    return {"removed": removed}
+
+
+def schedule_problems(loaded: LoadedConfig, handlers: HandlerRegistry) -> list[str]:
+    known = ", ".join(sorted(handlers.kinds()))
+    return [
+        f"{loaded.source_label}: schedule.{name}.job = {entry.job!r}: no handler for this job kind (known: {known})"
+        for name, entry in sorted(loaded.settings.schedule.items())
+        if entry.job not in handlers
+    ]
+
+
+def build_throttles(engine: Engine, loaded: LoadedConfig) -> dict[str, Throttle]:
+    limiter = make_rate_limiter(engine)
+    throttles = {}
+    for name, conn in loaded.settings.connectors.items():
+        spec = registry.get(conn.kind)
+        default = spec.default_rate_limit_per_minute if spec else 600
+        throttles[name] = throttle_for(limiter, name, conn, default)
+    return throttles
+
+
+class Daemon:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        engine: Engine,
+        handlers: HandlerRegistry,
+        *,
+        name: str | None = None,
+    ):
+        problems = schedule_problems(loaded, handlers)
+        if problems:
+            raise ConfigError(problems)
+        self.loaded = loaded
+        self.settings = loaded.settings
+        self.engine = engine
+        self.handlers = handlers
+        self.name = name or process_name()
+        self.pool = WorkerPool(
+            engine, handlers, self.settings.worker, name=self.name, throttles=build_throttles(engine, loaded)
+        )
+        self.scheduler = Scheduler(
+            engine, self.settings.schedule, self.settings.scheduler, name=self.name, on_fired=self.pool.wake
+        )
+        self._stop = threading.Event()
+        self._started = False
+
+    def start(self, *, schedule: bool = True) -> None:
+        serve_with_queue_depth(self.settings.metrics, self.engine)
+        self.pool.start()
+        if schedule and self.settings.scheduler.enabled and self.scheduler.schedule:
+            self.scheduler.start()
+        self._started = True
+
+    def stop(self, timeout: float | None = None) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self.scheduler.stop()
+        self.pool.stop(timeout)
+
+    def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+        if signum is not None:
+            log.info("stop requested", signal=signal.Signals(signum).name)
+        self._stop.set()
+
+    def serve(self) -> int:
+        """Run until SIGTERM or SIGINT; speak the systemd notify protocol."""
+        previous = {s: signal.signal(s, self.request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            systemd.notify(f"READY=1\nSTATUS=processing jobs as {self.name}\nMAINPID={os.getpid()}")
+            log.info("hub running", process=self.name, schedule=sorted(self.scheduler.schedule),
+                     database=self.engine.url.render_as_string(hide_password=True))
+            watchdog = systemd.watchdog_interval()
+            while not self._stop.wait(watchdog or 1.0):
+                if watchdog and self.pool.healthy():
+                    systemd.notify("WATCHDOG=1")
+                elif not self.pool.healthy():
+                    log.error("a worker thread died; withholding the watchdog ping so systemd restarts us")
+        finally:
+            systemd.notify("STOPPING=1")
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0
+
+    def run_once(self, timeout: float = 600.0, *, progress: Callable[[dict[str, int]], None] | None = None) -> int:
+        """Fire every periodic job once, drain the queue, and exit: 0, or 1 if a job went dead."""
+        started_at = utcnow()
+        fire_all_once(self.engine, self.settings.schedule, by=self.name)
+        self.start(schedule=False)
+        kinds = self.handlers.kinds()
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                counts = queue.depth_by_state(self.engine, kinds)
+                if progress:
+                    progress(counts)
+                if sum(counts.get(s, 0) for s in ("pending", "running", "failed-retrying")) == 0:
+                    break
+                if time.monotonic() > deadline or self._stop.is_set():
+                    log.error("queue not drained in time", timeout=timeout, counts=counts)
+                    return 1
+                self._stop.wait(0.1)
+        finally:
+            self.stop()
+        with transaction(self.engine) as session:
+            dead = session.execute(
+                select(func.count()).select_from(Job).where(Job.state == "dead", Job.updated_at >= started_at)
+            ).scalar_one()
+        if dead:
+            log.error("jobs went dead during this run", dead=dead)
+            return 1
+        return 0

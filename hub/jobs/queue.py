@@ -1,0 +1,445 @@
+"""The job queue (outbox): enqueue in the caller's transaction, claim with a lease, settle.
+
+Every state change on a claimed job is fenced by the claim's lease token: a
+worker whose lease expired (and whose job another worker took over) cannot
+complete or fail the job any more.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from hub.jobs.backoff import retry_delay
+from hub.jobs.models import OPEN_STATES, RUNNABLE_STATES, Job, JobFailure
+from hub.kernel.clock import utcnow
+from hub.platform import credentials
+from hub.platform.config import WorkerSettings
+from hub.platform.db import insert_for, transaction
+from hub.platform.health import set_health
+
+MAX_ERROR_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    id: int
+    created: bool
+
+
+@dataclass(frozen=True)
+class NewJob:
+    kind: str
+    payload: dict[str, Any]
+    key: str
+    connector: str | None = None
+    priority: int = 0
+    run_at: datetime | None = None
+    max_attempts: int | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    connector: str | None
+    attempts: int
+    max_attempts: int | None
+    priority: int
+    lease_token: str
+
+
+@dataclass
+class Outcome:
+    """What a worker reports for one job."""
+
+    job: ClaimedJob
+    ok: bool
+    result: Any = None
+    error: str | None = None
+    retryable: bool = True
+    retry_after: float | None = None
+    hold: bool = False  # the connector needs an operator (login): wait without spending an attempt
+
+
+def _row(job: NewJob, now: datetime) -> dict[str, Any]:
+    if not job.key:
+        raise ValueError(f"job {job.kind!r} needs an idempotency key")
+    return {
+        "kind": job.kind,
+        "payload": job.payload,
+        "idempotency_key": job.key,
+        "connector": job.connector,
+        "state": "pending",
+        "priority": job.priority,
+        "attempts": 0,
+        "max_attempts": job.max_attempts,
+        "run_at": job.run_at or now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    key: str,
+    connector: str | None = None,
+    priority: int = 0,
+    run_at: datetime | None = None,
+    max_attempts: int | None = None,
+) -> Enqueued:
+    """Add a job in the caller's transaction; an existing idempotency key returns the existing job.
+
+    The database's unique key decides, not a read-then-insert: two transactions
+    racing with one key end with one job.
+    """
+    job = NewJob(kind, payload, key, connector, priority, run_at, max_attempts)
+    stmt = (
+        insert_for(session)(Job)
+        .values(**_row(job, utcnow()))
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(Job.id)
+    )
+    new_id = session.execute(stmt).scalar()
+    if new_id is not None:
+        return Enqueued(new_id, True)
+    existing = session.execute(select(Job.id, Job.kind).where(Job.idempotency_key == key)).one()
+    if existing.kind != kind:
+        raise ValueError(
+            f"idempotency key {key!r} already belongs to job {existing.id} of kind {existing.kind!r}, not {kind!r}"
+        )
+    return Enqueued(existing.id, False)
+
+
+def enqueue_coalesced(
+    session: Session, kind: str, payload: dict[str, Any], *, group: str, priority: int = 0
+) -> Enqueued:
+    """For work that reads shared state when it runs (e.g. "push what is dirty"): join a job of the
+    group that has not started yet, else add one. A running job may have read the state already, so
+    only a pending one is joined. A race adds a second job, which is harmless for such work."""
+    pending = session.execute(
+        select(Job.id).where(Job.kind == kind, Job.state == "pending", Job.idempotency_key.like(f"{group}:%"))
+        .limit(1)
+    ).scalar()
+    if pending is not None:
+        return Enqueued(pending, False)
+    return enqueue(session, kind, payload, key=f"{group}:{uuid.uuid4().hex}", priority=priority)
+
+
+def enqueue_many(session: Session, jobs: Iterable[NewJob]) -> int:
+    """Bulk enqueue; existing keys are skipped. Returns how many jobs were created."""
+    now = utcnow()
+    rows = [_row(j, now) for j in jobs]
+    if not rows:
+        return 0
+    created = 0
+    for start in range(0, len(rows), 500):
+        stmt = (
+            insert_for(session)(Job)
+            .values(rows[start:start + 500])
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(Job.id)
+        )
+        created += len(session.execute(stmt).all())
+    return created
+
+
+def claim(
+    engine: Engine,
+    worker: str,
+    *,
+    limit: int,
+    lease: float,
+    kinds: Collection[str] | None = None,
+) -> list[ClaimedJob]:
+    """Take up to ``limit`` due jobs, highest priority and oldest first.
+
+    PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so workers never wait on each
+    other's rows. SQLite: the transaction starts with BEGIN IMMEDIATE, which
+    serializes claims across threads and processes.
+    """
+    if kinds is not None and not kinds:
+        return []
+    now = utcnow()
+    token = uuid.uuid4().hex
+    due = select(Job.id).where(Job.state.in_(RUNNABLE_STATES), Job.run_at <= now)
+    if kinds is not None:
+        due = due.where(Job.kind.in_(sorted(kinds)))
+    due = due.order_by(Job.priority.desc(), Job.run_at, Job.id).limit(limit)
+    values = {
+        "state": "running",
+        "lease_owner": worker,
+        "lease_token": token,
+        "lease_expires_at": now + timedelta(seconds=lease),
+        "attempts": Job.attempts + 1,
+        "started_at": now,
+        "updated_at": now,
+    }
+    returning = (
+        Job.id, Job.kind, Job.payload, Job.idempotency_key, Job.connector,
+        Job.attempts, Job.max_attempts, Job.priority,
+    )
+    if engine.dialect.name == "postgresql":
+        picked = due.with_for_update(skip_locked=True).cte("picked")
+        stmt = update(Job).where(Job.id == picked.c.id).values(**values).returning(*returning)
+    else:
+        stmt = update(Job).where(Job.id.in_(due.scalar_subquery())).values(**values).returning(*returning)
+    with engine.begin() as conn:
+        rows = conn.execute(stmt).all()
+    jobs = [ClaimedJob(*row, lease_token=token) for row in rows]
+    jobs.sort(key=lambda j: (-j.priority, j.id))
+    return jobs
+
+
+def renew(engine: Engine, jobs: Sequence[ClaimedJob], lease: float) -> set[int]:
+    """Extend the leases still held; returns the ids whose lease was renewed."""
+    if not jobs:
+        return set()
+    now = utcnow()
+    held: set[int] = set()
+    by_token: dict[str, list[int]] = {}
+    for job in jobs:
+        by_token.setdefault(job.lease_token, []).append(job.id)
+    with engine.begin() as conn:
+        for token, ids in by_token.items():
+            stmt = (
+                update(Job)
+                .where(Job.lease_token == token, Job.id.in_(ids), Job.state == "running")
+                .values(lease_expires_at=now + timedelta(seconds=lease), updated_at=now)
+                .returning(Job.id)
+            )
+            held.update(conn.execute(stmt).scalars())
+    return held
+
+
+def _effective_max(job: ClaimedJob, settings: WorkerSettings) -> int:
+    return job.max_attempts or settings.max_attempts
+
+
+def settle(engine: Engine, outcomes: Sequence[Outcome], settings: WorkerSettings, worker: str) -> set[int]:
+    """Record outcomes in one transaction; returns the ids whose lease was still ours.
+
+    Successes become done; failures go to failed-retrying with backoff, or dead
+    when permanent or out of attempts, with a row in the error history. Every update is
+    fenced by the claim's lease token: a worker that lost its lease changes nothing.
+    """
+    if not outcomes:
+        return set()
+    now = utcnow()
+    with transaction(engine) as session:
+        plain = [o for o in outcomes if o.ok and o.result is None]
+        settled = _settle_plain_successes(session, plain, now)
+        for outcome in outcomes:
+            if not (outcome.ok and outcome.result is None):
+                settled |= _settle_one(session, outcome, settings, worker, now)
+        _record_health(session, outcomes, settled, now)
+    return settled
+
+
+def _settle_plain_successes(session: Session, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
+    """Jobs done with nothing to store: one statement per lease token."""
+    by_token: dict[str, list[int]] = {}
+    for outcome in outcomes:
+        by_token.setdefault(outcome.job.lease_token, []).append(outcome.job.id)
+    settled: set[int] = set()
+    for token, ids in by_token.items():
+        stmt = (
+            update(Job)
+            .where(Job.lease_token == token, Job.id.in_(ids), Job.state == "running")
+            .values(state="done", last_error=None, lease_owner=None, lease_token=None, lease_expires_at=None,
+                    updated_at=now, finished_at=now)
+            .returning(Job.id)
+        )
+        settled.update(session.execute(stmt).scalars())
+    return settled
+
+
+def _outcome_values(outcome: Outcome, settings: WorkerSettings, now: datetime) -> dict[str, Any]:
+    """The job's new state: done with its result, held for an operator (no attempt spent), retrying
+    after a backoff (never sooner than the vendor's Retry-After), or dead."""
+    job = outcome.job
+    if outcome.ok:
+        return {"state": "done", "result": outcome.result, "last_error": None}
+    if outcome.hold:
+        return {"last_error": (outcome.error or "held")[:MAX_ERROR_CHARS], "state": "failed-retrying",
+                "attempts": Job.attempts - 1,
+                "run_at": now + timedelta(seconds=outcome.retry_after or settings.backoff_max)}
+    error = (outcome.error or "unknown error")[:MAX_ERROR_CHARS]
+    if not outcome.retryable or job.attempts >= _effective_max(job, settings):
+        return {"last_error": error, "state": "dead"}
+    delay = retry_delay(job.attempts, settings.backoff_initial, settings.backoff_max, outcome.retry_after)
+    return {"last_error": error, "state": "failed-retrying", "run_at": now + timedelta(seconds=delay)}
+
+
+def _settle_one(session: Session, outcome: Outcome, settings: WorkerSettings, worker: str, now: datetime
+                ) -> set[int]:
+    job = outcome.job
+    values = _outcome_values(outcome, settings, now)
+    values.update(lease_owner=None, lease_token=None, lease_expires_at=None, updated_at=now,
+                  finished_at=now if values["state"] in ("done", "dead") else None)
+    fence = and_(Job.id == job.id, Job.lease_token == job.lease_token, Job.state == "running")
+    hit = session.execute(update(Job).where(fence).values(**values).returning(Job.id)).scalar()
+    if hit is None:
+        return set()
+    if not outcome.ok:
+        kind = "held" if outcome.hold else "dead" if values["state"] == "dead" else "retry"
+        session.add(JobFailure(job_id=job.id, attempt=job.attempts, outcome=kind, error=values["last_error"],
+                               worker=worker, at=now))
+    return {hit}
+
+
+def _record_health(session: Session, outcomes: Sequence[Outcome], settled: set[int], now: datetime) -> None:
+    """Each connector's health from its jobs' latest outcome in this batch."""
+    health: dict[str, tuple[str, str | None]] = {}
+    for outcome in outcomes:
+        if outcome.job.connector and outcome.job.id in settled:
+            status = "ok" if outcome.ok else "login-needed" if outcome.hold else "failing"
+            health[outcome.job.connector] = (status, outcome.error)
+    for connector, (status, error) in sorted(health.items()):
+        set_health(session, connector, status, error, now)
+
+
+def release(engine: Engine, jobs: Sequence[ClaimedJob], *, started: bool, reason: str, worker: str) -> int:
+    """Give claimed jobs back: unstarted ones without using an attempt, started ones as a failed attempt."""
+    if not jobs:
+        return 0
+    now = utcnow()
+    count = 0
+    with transaction(engine) as session:
+        for job in jobs:
+            values: dict[str, Any] = {
+                "lease_owner": None, "lease_token": None, "lease_expires_at": None,
+                "updated_at": now, "run_at": now,
+            }
+            if started:
+                values.update(state="failed-retrying", last_error=reason)
+            else:
+                values.update(state="pending", attempts=Job.attempts - 1)
+            stmt = (
+                update(Job)
+                .where(Job.id == job.id, Job.lease_token == job.lease_token, Job.state == "running")
+                .values(**values)
+                .returning(Job.id)
+            )
+            if session.execute(stmt).scalar() is not None:
+                count += 1
+                if started:
+                    session.add(JobFailure(
+                        job_id=job.id, attempt=job.attempts, outcome="released", error=reason,
+                        worker=worker, at=now,
+                    ))
+    return count
+
+
+def requeue_expired(engine: Engine, settings: WorkerSettings) -> list[int]:
+    """Jobs whose worker stopped renewing its lease (it crashed) go back to the queue, or dead
+    if that was their last attempt. Safe to run from every process at once."""
+    now = utcnow()
+    with transaction(engine) as session:
+        expired = (
+            select(Job.id, Job.attempts, Job.max_attempts, Job.lease_owner)
+            .where(Job.state == "running", Job.lease_expires_at < now)
+            .order_by(Job.id)
+            .limit(1000)
+        )
+        if engine.dialect.name == "postgresql":
+            expired = expired.with_for_update(skip_locked=True)
+        rows = session.execute(expired).all()
+        requeued = []
+        for row in rows:
+            last = row.attempts >= (row.max_attempts or settings.max_attempts)
+            error = f"lease expired: worker {row.lease_owner} stopped renewing it (crashed or hung)"
+            session.execute(
+                update(Job)
+                .where(Job.id == row.id, Job.state == "running")
+                .values(
+                    state="dead" if last else "failed-retrying",
+                    last_error=error, lease_owner=None, lease_token=None, lease_expires_at=None,
+                    run_at=now, updated_at=now, finished_at=now if last else None,
+                )
+            )
+            session.add(JobFailure(
+                job_id=row.id, attempt=row.attempts, outcome="dead" if last else "lease-expired",
+                error=error, worker=row.lease_owner, at=now,
+            ))
+            requeued.append(row.id)
+    return requeued
+
+
+# --- operator actions ---------------------------------------------------------
+
+RETRYABLE_BY_OPERATOR = ("dead", "failed-retrying", "cancelled")
+CANCELLABLE = ("pending", "failed-retrying", "dead")
+
+
+def retry(session: Session, job_ids: Iterable[int]) -> list[int]:
+    """Put jobs back to pending now, with a fresh set of attempts (history stays)."""
+    now = utcnow()
+    ids = list(job_ids)
+    if not ids:
+        return []
+    stmt = (
+        update(Job)
+        .where(Job.id.in_(ids), Job.state.in_(RETRYABLE_BY_OPERATOR))
+        .values(state="pending", attempts=0, run_at=now, updated_at=now, finished_at=None)
+        .returning(Job.id)
+    )
+    return sorted(session.execute(stmt).scalars())
+
+
+def retry_dead(session: Session, kind: str | None = None) -> list[int]:
+    query = select(Job.id).where(Job.state == "dead")
+    if kind:
+        query = query.where(Job.kind == kind)
+    return retry(session, session.execute(query).scalars().all())
+
+
+def cancel(session: Session, job_id: int) -> bool:
+    now = utcnow()
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_(CANCELLABLE))
+        .values(state="cancelled", updated_at=now, finished_at=now)
+        .returning(Job.id)
+    )
+    return session.execute(stmt).scalar() is not None
+
+
+def depth_by_state(engine: Engine, kinds: Collection[str] | None = None) -> dict[str, int]:
+    query = select(Job.state, func.count()).group_by(Job.state)
+    if kinds is not None:
+        query = query.where(Job.kind.in_(sorted(kinds)))
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        return {state: count for state, count in conn.execute(query).all()}
+
+
+def open_jobs(engine: Engine, kinds: Collection[str] | None = None) -> int:
+    counts = depth_by_state(engine, kinds)
+    return sum(counts.get(s, 0) for s in OPEN_STATES)
+
+
+def prune_done(engine: Engine, older_than: timedelta) -> int:
+    """Housekeeping: done and cancelled jobs past retention go; dead ones stay until an operator acts."""
+    cutoff = utcnow() - older_than
+    with transaction(engine) as session:
+        result = session.execute(
+            delete(Job).where(Job.state.in_(("done", "cancelled")), Job.finished_at < cutoff)
+        )
+        return result.rowcount or 0
+
+
+@credentials.on_login
+def release_held(session: Session, connector: str, now: datetime) -> None:
+    """A fresh login of ``connector``: the jobs held for it run now, without waiting out their hold."""
+    session.execute(update(Job).where(Job.connector == connector, Job.state == "failed-retrying").values(run_at=now))

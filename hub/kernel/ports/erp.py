@@ -1,0 +1,114 @@
+"""The ERP seam: reading products, stock and prices, and booking sales documents."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from hub.kernel.ports.channel import ChannelOrder, ReturnLine
+from hub.kernel.vat import VatRate
+
+
+@dataclass(frozen=True)
+class ProductRecord:
+    sku: str
+    name: str
+    vat_rate: VatRate
+    ean: str | None = None
+    weight_kg: Decimal | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StockRecord:
+    sku: str
+    warehouse: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class PriceRecord:
+    sku: str
+    price_gross: Decimal
+    currency: str = "PLN"
+    cost_net: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """A source row that failed validation: quarantined, never silently dropped."""
+
+    source: str  # file name and line, query name and key...
+    sku: str | None
+    field: str
+    value: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ErpBatch:
+    """Records changed since ``cursor_before``; the spine stores ``cursor_after`` in the same
+    transaction as the records, so a crash mid-batch never skips one."""
+
+    products: Sequence[ProductRecord]
+    stock: Sequence[StockRecord]
+    prices: Sequence[PriceRecord]
+    rejected: Sequence[RejectedRecord]
+    cursor_after: str | None
+    complete: bool = True  # False: more batches follow for the same run
+    # True when the batch (with the others of the same run) is the ERP's whole catalogue:
+    # stock of SKUs and warehouses absent from it is zero.
+    snapshot: bool = False
+
+
+@dataclass(frozen=True)
+class SalesDocument:
+    """An accepted order as the ERP should book it (one per order, keyed by reference)."""
+
+    reference: str  # "<channel>/<order id>": unique, and what the ERP is searched by before a retry
+    order: ChannelOrder
+    issued_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RestockDocument:
+    """Goods a buyer returned, back into the ERP's stock (one per accepted return)."""
+
+    reference: str
+    order_reference: str
+    lines: Sequence[ReturnLine]
+    warehouse: str | None = None
+
+
+@runtime_checkable
+class ErpSource(Protocol):
+    """Reads the ERP. ``changes`` returns records after ``cursor`` (None: from the start) and
+    the cursor to store with them; an unchanged source returns an empty batch and the same cursor."""
+
+    name: str
+
+    def changes(self, cursor: str | None, *, limit: int) -> ErpBatch: ...
+
+    def snapshot(self) -> Iterator[ErpBatch]: ...
+
+
+@runtime_checkable
+class ErpSalesSink(Protocol):
+    """Takes accepted orders as sales documents, and returned goods back into stock."""
+
+    def post_sales_document(self, document: SalesDocument) -> str:
+        """Book the document; idempotent by ``document.reference`` (a retry after a crash between
+        writing and recording finds the first write); returns the ERP's id for it."""
+        ...
+
+    def restock(self, document: RestockDocument) -> str:
+        """Book returned goods back into stock; idempotent by ``document.reference``."""
+        ...
+
+    def cancel_sales_document(self, reference: str, reason: str) -> str:
+        """The order behind a booked document was cancelled: the ERP reverses the sale (and takes the
+        goods back into its stock). Idempotent by ``reference``."""
+        ...

@@ -1,0 +1,37 @@
+"""The Polish VAT codes: the one list every part of the hub (and every connector) checks against.
+
+A code is what ERP feeds, channels and documents use for a rate; its percentage is what applies
+to the net amount: none for exempt (``zw``), not subject to Polish VAT (``np``) and reverse
+charge (``oo``), whose lines carry no VAT (net = gross). ``oo`` describes an invoice to a business
+buyer rather than a product's price, so a catalogue never carries it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+VatRate = Literal["23", "8", "5", "0", "zw", "np", "oo"]
+
+# every code, in the order documents list them, with its percentage (None: no VAT at all)
+VAT_PERCENT: dict[VatRate, Decimal | None] = {
+    "23": Decimal(23), "8": Decimal(8), "5": Decimal(5), "0": Decimal(0), "zw": None, "np": None, "oo": None,
+}
+VAT_CODES: tuple[VatRate, ...] = tuple(VAT_PERCENT)
+# the codes a product in a catalogue may carry
+CATALOGUE_CODES: tuple[VatRate, ...] = ("23", "8", "5", "0", "zw", "np")
+# the codes without VAT: their lines are net = gross
+NO_VAT_CODES: frozenset[VatRate] = frozenset(code for code, percent in VAT_PERCENT.items() if percent is None)
+
+LABELS: dict[VatRate, str] = {
+    "23": "stawka podstawowa 23%", "8": "stawka obniżona 8%", "5": "stawka obniżona 5%", "0": "0% (WDT, eksport)",
+    "zw": "zwolnione z podatku", "np": "nie podlega opodatkowaniu w kraju", "oo": "odwrotne obciążenie",
+}
+
+
+def percent_for_net(code: str) -> Decimal | None:
+    """The percentage by which a net amount grows to the gross (0 for the codes without VAT);
+    None for a code that is not Polish."""
+    if code not in VAT_PERCENT:
+        return None
+    return VAT_PERCENT[code] or Decimal(0)  # type: ignore[index]

@@ -1,0 +1,109 @@
+"""Reconciliation: what the channel really shows becomes the acknowledged state, offers are bound to
+SKUs (signature, then EAN), and drift becomes a difference the next plan fixes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub import catalog
+from hub.catalog import Product
+from hub.jobs.models import OPEN_STATES, Job
+from hub.kernel.clock import utcnow
+from hub.listings.models import Listing
+from hub.listings.plan import serialize
+from hub.platform.logs import get_logger
+
+log = get_logger("hub.listings.reconcile")
+
+
+@dataclass
+class ReconcileResult:
+    seen: int = 0
+    new_bindings: int = 0
+    drift: int = 0
+    deactivated: int = 0
+    unmatched: int = 0
+    conflicts: list[str] = field(default_factory=list)
+
+
+def reconcile(session: Session, channel: str, listings: Iterable[Any]) -> ReconcileResult:
+    """Store what the channel really shows, bind offers to SKUs, and turn drift into differences."""
+    serialize(session)
+    now = utcnow()
+    result = ReconcileResult()
+    existing = {
+        row.external_id: row for row in session.execute(select(Listing).where(Listing.channel == channel)).scalars()
+    }
+    bound_skus = {row.sku for row in existing.values() if row.sku}
+    seen_ids: set[str] = set()
+    newly_bound: set[str] = set()
+    batch = list(listings)
+    signatures = {offer.sku for offer in batch if offer.sku}
+    eans = {offer.ean for offer in batch if offer.ean}
+    known_skus = set(session.execute(select(Product.sku).where(Product.sku.in_(signatures))).scalars()) \
+        if signatures else set()
+    by_ean: dict[str, list[str]] = defaultdict(list)
+    if eans:
+        for sku, ean in session.execute(select(Product.sku, Product.ean).where(Product.ean.in_(eans))).all():
+            by_ean[ean].append(sku)
+    inflight_ids = [row.inflight_job_id for row in existing.values() if row.inflight_job_id is not None]
+    open_jobs: set[int] = set()
+    for start in range(0, len(inflight_ids), 1000):
+        open_jobs |= set(session.execute(
+            select(Job.id).where(Job.id.in_(inflight_ids[start:start + 1000]), Job.state.in_(OPEN_STATES))
+        ).scalars())
+    for offer in batch:
+        result.seen += 1
+        seen_ids.add(offer.external_id)
+        row = existing.get(offer.external_id)
+        if row is None:
+            row = Listing(channel=channel, external_id=offer.external_id, active=True, currency=offer.currency,
+                          error_retryable=False, updated_at=now)
+            session.add(row)
+            existing[offer.external_id] = row
+        row.signature = offer.sku
+        row.ean = offer.ean
+        # present on the channel, even if ended at zero stock: a restock must reach it (the connector
+        # re-activates ended offers); only an offer gone from the channel is inactive
+        row.active = True
+        row.seen_quantity = offer.quantity
+        row.seen_price = offer.price_gross
+        row.updated_at = now
+        if row.sku is None:
+            sku, how = None, None
+            if offer.sku and offer.sku in known_skus:
+                sku, how = offer.sku, "signature"
+            elif offer.ean and len(by_ean.get(offer.ean, [])) == 1:
+                sku, how = by_ean[offer.ean][0], "ean"
+            if sku is not None and sku in bound_skus:
+                result.conflicts.append(f"offer {offer.external_id} matches {sku}, already bound to another offer")
+                sku = None
+            if sku is not None:
+                row.sku, row.matched_by = sku, how
+                bound_skus.add(sku)
+                newly_bound.add(sku)
+                result.new_bindings += 1
+        if row.sku is None:
+            result.unmatched += 1
+        inflight = row.inflight_job_id in open_jobs
+        if not inflight and (row.ack_quantity != offer.quantity or row.ack_price != offer.price_gross):
+            if row.ack_quantity is not None or row.ack_price is not None:
+                result.drift += 1
+            row.ack_quantity = offer.quantity
+            row.ack_price = offer.price_gross
+            row.acked_at = now
+    for external_id, row in existing.items():
+        if external_id not in seen_ids and row.active:
+            row.active = False
+            row.updated_at = now
+            result.deactivated += 1
+    session.flush()
+    catalog.mark_dirty(session, newly_bound, now)
+    return result

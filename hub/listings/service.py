@@ -1,0 +1,136 @@
+"""The listings' job handlers: ERP poll, push, reconcile and plan, wired to connectors and rules."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from hub import catalog
+from hub.jobs.handlers import JobContext
+from hub.kernel.clock import utcnow
+from hub.kernel.errors import RetryableError
+from hub.kernel.ports.channel import ListingChange
+from hub.listings.desired import apply_rules_change, recompute
+from hub.listings.kinds import PLAN_KIND, POLL_KIND, PUSH_KIND, RECONCILE_KIND
+from hub.listings.plan import PlannedPush, plan, serialize
+from hub.listings.push import record_results
+from hub.listings.reconcile import reconcile
+from hub.listings.rules import Rules
+from hub.orders import consume_reflected
+from hub.platform.db import transaction
+from hub.platform.logs import get_logger
+
+log = get_logger("hub.listings.service")
+
+
+class SyncService:
+    """Wires connectors, rules and the database for the sync job handlers and CLI commands."""
+
+    HANDLERS = {POLL_KIND: "handle_poll", PUSH_KIND: "handle_push", RECONCILE_KIND: "handle_reconcile",
+                PLAN_KIND: "handle_plan"}
+
+    def __init__(self, connectors: Any, rules: Rules, erp_stock_grace: timedelta = timedelta(minutes=10)):
+        self.connectors = connectors
+        self.rules = rules
+        self.erp_stock_grace = erp_stock_grace
+
+    @property
+    def engine(self) -> Engine:
+        return self.connectors.engine
+
+    def channels(self) -> list[str]:
+        return self.connectors.names(role="channel")
+
+    def erps(self) -> list[str]:
+        return self.connectors.names(role="erp")
+
+    def batch_size(self, channel: str) -> int:
+        return self.connectors.spec(channel).push_batch_size
+
+    def plan_all(self, session: Session, *, dry_run: bool = False, only: str | None = None) -> list[PlannedPush]:
+        apply_rules_change(session, self.rules)
+        recompute(session, self.rules)
+        planned: list[PlannedPush] = []
+        for channel in self.channels():
+            if only is None or channel == only:
+                planned += plan(session, self.rules, channel, batch_size=self.batch_size(channel), dry_run=dry_run)
+        return planned
+
+    def poll_erp(self, erp: str, *, full: bool = False, limit: int = 5000) -> catalog.IngestResult:
+        source = self.connectors.get(erp)
+        total = catalog.IngestResult()
+        seen: set[tuple[str, str]] = set()
+        batches = source.snapshot() if full else None
+        with transaction(self.engine) as session:
+            cursor = catalog.load_cursor(session, erp)
+        while True:
+            batch = next(batches, None) if batches is not None else source.changes(cursor, limit=limit)
+            if batch is None:
+                break
+            with transaction(self.engine) as session:
+                total.add(catalog.ingest(session, erp, batch, seen=seen if batch.snapshot else None))
+                catalog.save_cursor(session, erp, batch.cursor_after, utcnow())
+                # this reading of the ERP's stock reflects the orders the ERP booked a while ago
+                consumed = consume_reflected(session, {s.sku for s in batch.stock}, self.erp_stock_grace, utcnow())
+                if consumed:
+                    catalog.mark_dirty(session, {s.sku for s in batch.stock}, utcnow())
+            cursor = batch.cursor_after
+            if batch.complete and batches is None:
+                break
+        if total.rejected:
+            log.warning("ERP records quarantined", erp=erp, rejected=total.rejected)
+        return total
+
+    # handlers
+
+    def handle_poll(self, ctx: JobContext) -> dict[str, Any]:
+        erp = ctx.payload["erp"]
+        result = self.poll_erp(erp, full=bool(ctx.payload.get("full")))
+        planned: list[PlannedPush] = []
+        if result.changed_skus:
+            with ctx.session() as session:
+                planned = self.plan_all(session)
+        return {"products": result.products, "changed": len(result.changed_skus), "rejected": result.rejected,
+                "released": result.released, "pushes": len(planned)}
+
+    def handle_push(self, ctx: JobContext) -> dict[str, Any]:
+        channel = ctx.payload["channel"]
+        items = ctx.payload["items"]
+        port = self.connectors.get(channel)
+        changes = [
+            ListingChange(
+                external_id=i["external_id"], sku=i["sku"], quantity=i.get("quantity"),
+                price_gross=Decimal(i["price"]) if i.get("price") is not None else None, currency=i["currency"],
+            )
+            for i in items
+        ]
+        results = port.push(changes, idempotency_key=ctx.job.idempotency_key)
+        with ctx.session() as session:
+            serialize(session)
+            ok, failed = record_results(session, ctx.job.id, channel, items, results)
+            follow_up = plan(session, self.rules, channel, batch_size=self.batch_size(channel))
+        if failed:
+            ctx.log.warning("offers refused the change", ok=ok, failed=failed)
+        return {"ok": ok, "failed": failed, "follow_up_pushes": len(follow_up)}
+
+    def handle_reconcile(self, ctx: JobContext) -> dict[str, Any]:
+        channel = ctx.payload["channel"]
+        port = self.connectors.get(channel)
+        try:
+            offers = list(port.listings())
+        except RetryableError:
+            raise
+        with ctx.session() as session:
+            result = reconcile(session, channel, offers)
+            planned = self.plan_all(session, only=channel)
+        return {"seen": result.seen, "new_bindings": result.new_bindings, "drift": result.drift,
+                "unmatched": result.unmatched, "deactivated": result.deactivated, "pushes": len(planned)}
+
+    def handle_plan(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            planned = self.plan_all(session)
+        return {"pushes": len(planned)}

@@ -1,0 +1,355 @@
+"""Orders from every channel, exactly once.
+
+Intake runs in the transaction that also moves the channel's journal cursor:
+- an order is unique per (channel, external id) in the database; the same order seen again
+  with the same revision changes nothing, a new revision updates it;
+- a bad order (a line whose SKU or offer the hub does not know, no delivery address or pickup
+  point, an invalid NIP on an invoice request) is quarantined with the reason and reserves
+  nothing; ``retry`` processes it again once the seller fixed the cause;
+- a good order reserves its quantities at once (hub.orders.reservations), never more than the
+  stock: the order that would exceed it is flagged oversold instead.
+
+A chunk of new orders is stored and reserved set-based, in arrival order, so the oversold
+decision is the one that taking them one by one would give; ``accept`` is a chunk of one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from stdnum.pl import nip as pl_nip
+
+from hub.catalog import Product
+from hub.kernel.clock import utcnow
+from hub.kernel.errors import HubError, NotFoundError
+from hub.kernel.ports.channel import ChannelOrder
+from hub.orders.actions import run_rules
+from hub.orders.models import Order, OrderHistory, OrderLineRow, Reservation
+from hub.orders.reservations import reserve, reserve_in_order
+from hub.orders.rules import OrderRules
+from hub.orders.status import StatusMap, can_move, move, path_to
+from hub.platform.db import insert_for
+from hub.platform.logs import get_logger
+
+log = get_logger("hub.orders.intake")
+
+
+@dataclass
+class Accepted:
+    order_id: int
+    created: bool
+    changed: bool
+    events: list[str] = field(default_factory=list)
+
+
+class LineRef(NamedTuple):
+    """What identifies a line's product: the channel's signature and offer."""
+
+    sku: str | None
+    offer_id: str | None
+    name: str
+
+
+# --- what the hub stores of a channel order -------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None:
+        return None
+    data = asdict(value)
+    return {k: str(v) if isinstance(v, Decimal) else v for k, v in data.items()}
+
+
+def _delivery(co: ChannelOrder) -> dict[str, Any] | None:
+    if co.delivery_address is None and co.pickup_point is None:
+        return None
+    return {"address": _jsonable(co.delivery_address),
+            "pickup_point": None if co.pickup_point is None else {
+                "id": co.pickup_point.id, "name": co.pickup_point.name,
+                "address": _jsonable(co.pickup_point.address)}}
+
+
+def _invoice(co: ChannelOrder) -> dict[str, Any] | None:
+    if co.invoice is None:
+        return None
+    return {"company": co.invoice.company, "nip": co.invoice.nip, "address": _jsonable(co.invoice.address)}
+
+
+def _channel_values(co: ChannelOrder) -> dict[str, Any]:
+    """The columns a channel's revision of the order decides."""
+    return {"revision": co.revision, "channel_status": co.status, "channel_updated_at": co.updated_at,
+            "payment": _jsonable(co.payment), "delivery": _delivery(co), "delivery_method": co.delivery_method,
+            "invoice": _invoice(co)}
+
+
+def _new_row(co: ChannelOrder, now: datetime) -> dict[str, Any]:
+    return {
+        **_channel_values(co), "channel": co.channel_account, "external_id": co.external_id, "status": "new",
+        "oversold": False, "buyer_email": co.buyer_email, "buyer_login": co.buyer_login, "currency": co.currency,
+        "total_gross": co.payment.amount, "tags": [], "placed_at": co.created_at, "created_at": now,
+        "updated_at": now,
+    }
+
+
+# --- problems ---------------------------------------------------------------------------------
+
+
+def _unknown_line(no: int, line: LineRef) -> str:
+    what = f"SKU {line.sku!r}" if line.sku else f"offer {line.offer_id!r}"
+    return f"line {no} ({line.name!r}): unknown {what}: add it to the ERP or bind the offer, then run hub orders retry"
+
+
+def _problems(has_delivery: bool, invoice_nip: str | None) -> list[tuple[str, str]]:
+    problems = []
+    if not has_delivery:
+        problems.append(("missing_address", "no delivery address and no pickup point"))
+    if invoice_nip is not None and not pl_nip.is_valid(invoice_nip):
+        problems.append(("invalid_nip", f"invoice requested with NIP {invoice_nip!r}, which is not a valid Polish NIP"))
+    return problems
+
+
+def validate(co: ChannelOrder) -> list[tuple[str, str]]:
+    """Problems that are not about SKUs: (kind, reason)."""
+    has_delivery = co.delivery_address is not None or co.pickup_point is not None
+    return _problems(has_delivery, None if co.invoice is None else co.invoice.nip or "")
+
+
+def _quarantine(order: Order, problems: list[tuple[str, str]]) -> None:
+    order.problem_kind = problems[0][0]
+    order.problem = "; ".join(reason for _, reason in problems)
+
+
+def _oversold(order: Order, reasons: list[str]) -> None:
+    order.oversold = True
+    order.problem_kind = "oversold"
+    order.problem = "oversold: " + "; ".join(reasons)
+
+
+# --- SKUs of the lines ------------------------------------------------------------------------
+
+
+def _resolver(session: Session, rules: OrderRules, lines: Iterable[tuple[str, LineRef]]
+              ) -> Callable[[str, LineRef], str | None]:
+    """Each line's SKU: the signature if the catalogue knows it, else the offer's binding. One
+    look-up of every signature and one per channel of its offers, however many orders."""
+    lines = list(lines)
+    signatures = {line.sku for _, line in lines if line.sku}
+    known = set(session.execute(select(Product.sku).where(Product.sku.in_(signatures))).scalars()) \
+        if signatures else set()
+    offers: dict[str, set[str]] = defaultdict(set)
+    for channel, line in lines:
+        if line.offer_id:
+            offers[channel].add(line.offer_id)
+    bound = {(channel, offer): sku for channel, ids in offers.items()
+             for offer, sku in rules.offer_skus(session, channel, ids).items()}
+
+    def resolve(channel: str, line: LineRef) -> str | None:
+        if line.sku in known:
+            return line.sku
+        return bound.get((channel, line.offer_id)) if line.offer_id else None
+
+    return resolve
+
+
+# --- intake -----------------------------------------------------------------------------------
+
+
+def accept(session: Session, rules: OrderRules, co: ChannelOrder) -> Accepted:
+    """Store one channel order (new or a new revision) and do what follows from it."""
+    return accept_many(session, rules, [co])[0]
+
+
+def accept_many(session: Session, rules: OrderRules, orders: Sequence[ChannelOrder]) -> list[Accepted]:
+    """A journal's chunk: the latest revision of each order; orders the hub has already are updated,
+    new ones stored, validated and reserved set-based in arrival order."""
+    now = utcnow()
+    latest: dict[tuple[str, str], ChannelOrder] = {}
+    for co in orders:
+        latest[(co.channel_account, co.external_id)] = co
+    existing = _existing(session, latest)
+    results = [_update(session, rules, existing[key], co, now) for key, co in latest.items() if key in existing]
+    new = [co for key, co in latest.items() if key not in existing]
+    if not new:
+        return results
+    inserted = _insert(session, new, now)
+    stored = [(inserted[(co.channel_account, co.external_id)], co) for co in new
+              if (co.channel_account, co.external_id) in inserted]
+    wants = _store_lines_and_validate(session, rules, stored, now)
+    by_id = {order.id: order for order, _ in stored}
+    for order_id, reasons in reserve_in_order(session, wants, now).items():
+        _oversold(by_id[order_id], reasons)
+    results += [_announce(session, rules, order, co, now) for order, co in stored]
+    # another process stored these between our look-up and our insert: theirs is the new order, ours a revision
+    raced = [co for co in new if (co.channel_account, co.external_id) not in inserted]
+    return results + [accept(session, rules, co) for co in raced]
+
+
+def _existing(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Order]:
+    by_channel: dict[str, list[str]] = defaultdict(list)
+    for channel, external_id in keys:
+        by_channel[channel].append(external_id)
+    found: dict[tuple[str, str], Order] = {}
+    for channel, ids in by_channel.items():
+        for order in session.execute(select(Order).where(Order.channel == channel,
+                                                         Order.external_id.in_(ids))).scalars():
+            found[(channel, order.external_id)] = order
+    return found
+
+
+def _insert(session: Session, new: Sequence[ChannelOrder], now: datetime) -> dict[tuple[str, str], Order]:
+    """Insert-or-nothing on (channel, external id): under a race the unique key decides, and the loser
+    inserts nothing. Parameter lists, not one VALUES clause: compiled once, sent in batches."""
+    ids = {(ch, ext): oid for oid, ch, ext in session.execute(
+        insert_for(session)(Order).on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        .returning(Order.id, Order.channel, Order.external_id), [_new_row(co, now) for co in new]).all()}
+    orders = {o.id: o for o in session.execute(select(Order).where(Order.id.in_(list(ids.values())))).scalars()}
+    return {key: orders[oid] for key, oid in ids.items()}
+
+
+def _store_lines_and_validate(session: Session, rules: OrderRules, stored: Sequence[tuple[Order, ChannelOrder]],
+                              now: datetime) -> list[tuple[Order, dict[str, int]]]:
+    """Lines and the first history entry of each new order; quarantines the bad ones. Returns what
+    each good order wants reserved, in arrival order (a cancelled one wants nothing)."""
+    refs = [(order.channel, [LineRef(line.sku, line.offer_id, line.name) for line in co.lines])
+            for order, co in stored]
+    resolve = _resolver(session, rules, ((channel, ref) for channel, lines in refs for ref in lines))
+    line_rows, history, wants = [], [], []
+    for order, co in stored:
+        need: dict[str, int] = defaultdict(int)
+        unknown = []
+        for no, line in enumerate(co.lines, start=1):
+            ref = LineRef(line.sku, line.offer_id, line.name)
+            sku = resolve(order.channel, ref)
+            line_rows.append({"order_id": order.id, "line_no": no, "line_id": line.line_id, "sku": sku,
+                              "signature": line.sku, "offer_id": line.offer_id, "name": line.name,
+                              "quantity": line.quantity, "unit_price_gross": line.unit_price_gross,
+                              "vat_rate": line.vat_rate})
+            if sku is None:
+                unknown.append(("unknown_sku", _unknown_line(no, ref)))
+            else:
+                need[sku] += line.quantity
+        history.append({"order_id": order.id, "from_status": None, "to_status": "new", "source": "channel",
+                        "note": f"{co.channel_account} {co.status}", "at": now})
+        problems = unknown + validate(co)
+        if problems:
+            _quarantine(order, problems)
+        elif rules.status_map(order.channel).inbound.get(co.status) != "cancelled":
+            wants.append((order, dict(need)))
+    session.execute(insert_for(session)(OrderLineRow), line_rows)
+    session.execute(insert_for(session)(OrderHistory), history)
+    return wants
+
+
+def _announce(session: Session, rules: OrderRules, order: Order, co: ChannelOrder, now: datetime) -> Accepted:
+    """A new order's events: created, its problem, the channel's status; and the rules they trigger."""
+    result = Accepted(order.id, created=True, changed=True, events=["order.created"])
+    if order.problem:
+        result.events.append("order.oversold" if order.oversold else "order.problem")
+        log.warning("order oversold" if order.oversold else "order quarantined", channel=order.channel,
+                    order=order.external_id, problem=order.problem)
+    if co.status in rules.status_map(order.channel).inbound or co.payment.status == "paid":
+        _apply_channel_status(session, rules, order, co, now, result)
+    for event in result.events:
+        run_rules(session, rules, order, event, now)
+    return result
+
+
+def _update(session: Session, rules: OrderRules, order: Order, co: ChannelOrder, now: datetime) -> Accepted:
+    """A revision of an order the hub has: the channel's values, then its status."""
+    if order.revision == co.revision and co.revision is not None:
+        return Accepted(order.id, created=False, changed=False)
+    for column, value in _channel_values(co).items():
+        setattr(order, column, value)
+    order.updated_at = now
+    result = Accepted(order.id, created=False, changed=True)
+    _apply_channel_status(session, rules, order, co, now, result)
+    for event in result.events:
+        run_rules(session, rules, order, event, now)
+    return result
+
+
+# --- the channel's status -------------------------------------------------------------------
+
+
+def _inbound_target(order: Order, co: ChannelOrder, status_map: StatusMap) -> str | None:
+    target = status_map.inbound.get(co.status)
+    if co.payment.status == "paid" and order.status == "new" and target in (None, "new"):
+        target = "paid"
+    if target == "paid" and co.payment.status != "paid" and co.payment.cash_on_delivery:
+        # a shop marks a cash-on-delivery order "processing" before any money moved: it is not paid
+        target = "processing"
+    return target
+
+
+def _apply_channel_status(session: Session, rules: OrderRules, order: Order, co: ChannelOrder, now: datetime,
+                          result: Accepted) -> None:
+    target = _inbound_target(order, co, rules.status_map(order.channel))
+    if target is None or target == order.status:
+        return
+    if target == "cancelled":
+        if can_move(order.status, "cancelled"):
+            move(session, order, "cancelled", "channel", now, note=co.status, push=False)
+            result.events.append("order.cancelled")
+        return
+    steps = path_to(order.status, target)
+    if not steps:
+        return  # behind us or not reachable: an old event; never move backwards
+    for step in steps:
+        move(session, order, step, "channel", now, note=co.status, push=False)
+        if step == "paid":
+            result.events.append("order.paid")
+    result.events.append("order.status_changed")
+
+
+# --- the operator's retry -------------------------------------------------------------------
+
+
+def retry(session: Session, rules: OrderRules, order_id: int) -> Accepted:
+    """Process a quarantined order again after the seller fixed the cause."""
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFoundError(f"no order with id {order_id}")
+    if order.problem is None:
+        raise HubError(f"order {order_id} has no problem to retry")
+    now = utcnow()
+    lines = list(session.execute(select(OrderLineRow).where(OrderLineRow.order_id == order.id)
+                                 .order_by(OrderLineRow.line_no)).scalars())
+    refs = [LineRef(line.signature, line.offer_id, line.name) for line in lines]
+    resolve = _resolver(session, rules, ((order.channel, ref) for ref in refs))
+    for line, ref in zip(lines, refs, strict=True):
+        line.sku = resolve(order.channel, ref)
+    session.flush()
+    if order.oversold:
+        session.execute(update(Reservation).where(Reservation.order_id == order.id, Reservation.state == "open")
+                        .values(state="released", updated_at=now))
+        order.oversold = False
+    result = Accepted(order.id, created=False, changed=True)
+    problems = [("unknown_sku", _unknown_line(line.line_no, ref)) for line, ref in zip(lines, refs, strict=True)
+                if line.sku is None]
+    problems += _problems(order.delivery is not None,
+                          None if order.invoice is None else order.invoice.get("nip") or "")
+    if problems:
+        _quarantine(order, problems)
+        result.events.append("order.problem")
+        log.warning("order quarantined", channel=order.channel, order=order.external_id, problem=order.problem)
+        return result
+    order.problem = order.problem_kind = None
+    if order.status != "cancelled":
+        reasons = reserve(session, order, lines, now)
+        if reasons:
+            _oversold(order, reasons)
+            result.events.append("order.oversold")
+            log.warning("order oversold", channel=order.channel, order=order.external_id, problem=order.problem)
+            return result
+    session.add(OrderHistory(order_id=order.id, from_status=order.status, to_status=order.status,
+                             source="operator", note="retried: problem resolved", at=now))
+    for event in ["order.created"] + (["order.paid"] if order.status == "paid" else []):
+        run_rules(session, rules, order, event, now)
+    return result

@@ -1,0 +1,13 @@
+"""The orders' job kinds (names stored in the jobs table: never rename one)."""
+
+from __future__ import annotations
+
+ORDERS_POLL = "orders.poll"  # read a channel's order journal from the stored cursor
+ORDERS_RECONCILE = "orders.reconcile"  # re-read orders changed recently: what the journal missed
+TO_ERP = "orders.to_erp"  # book an accepted order as a sales document
+ERP_CANCEL = "orders.erp_cancel"  # reverse a booked order that was cancelled
+PUSH_STATUS = "orders.push_status"  # tell the channel a status the hub set
+RETURNS_POLL = "returns.poll"  # read a channel's returns
+REFUND = "returns.refund"  # money back through the channel, once
+RESTOCK = "returns.restock"  # returned goods back into the ERP's stock
+REJECT = "returns.reject"  # tell the channel a return was rejected

@@ -1,0 +1,116 @@
+"""Reservations: stock held for orders so the last unit is never sold twice."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from hub.catalog import StockLevel, stock_changed
+from hub.orders.models import Order, OrderLineRow, Reservation
+from hub.platform.db import insert_for
+from hub.platform.logs import get_logger
+
+log = get_logger("hub.orders.reservations")
+
+
+def lock_skus(session: Session, skus: Iterable[str]) -> None:
+    """Per-SKU locks held to the end of the transaction, taken in one statement and in one order (so
+    two orders never deadlock). SQLite serializes writers already."""
+    keys = [f"hub.sku:{s}" for s in sorted(set(skus))]
+    if session.get_bind().dialect.name != "postgresql" or not keys:
+        return
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest(CAST(:keys AS text[])) AS k "
+                         "ORDER BY k"), {"keys": keys})
+
+
+def reserved_by_sku(session: Session, skus: Sequence[str]) -> dict[str, int]:
+    """Units held by open reservations, per SKU (SKUs without any are absent)."""
+    return {
+        sku: int(total)
+        for sku, total in session.execute(
+            select(Reservation.sku, func.sum(Reservation.quantity))
+            .where(Reservation.sku.in_(skus), Reservation.state == "open")
+            .group_by(Reservation.sku)
+        ).all()
+    }
+
+
+def free_stock(session: Session, skus: Sequence[str]) -> dict[str, int]:
+    """Stock minus open reservations, per SKU: what a new order may still reserve. The one place
+    this is computed (a channel's available-to-sell starts from the same reservations)."""
+    stock = dict(session.execute(select(StockLevel.sku, func.sum(StockLevel.quantity))
+                                 .where(StockLevel.sku.in_(skus)).group_by(StockLevel.sku)).all())
+    held = reserved_by_sku(session, skus)
+    return {sku: int(stock.get(sku) or 0) - held.get(sku, 0) for sku in skus}
+
+
+def reserve_in_order(session: Session, wants: Sequence[tuple[Order, Mapping[str, int]]], now: datetime
+                     ) -> dict[int, list[str]]:
+    """Reserve each order's quantities, in the order given: arrival order decides who gets the last
+    unit, and no reservation ever exceeds stock. Returns the oversold reasons of the orders that
+    could not have all they asked for (what they could have of other SKUs is still reserved).
+
+    Under the per-SKU locks; the changed SKUs' available-to-sell goes to every channel at once."""
+    skus = sorted({sku for _, need in wants for sku in need})
+    if not skus:
+        return {}
+    lock_skus(session, skus)
+    free = free_stock(session, skus)
+    rows: list[dict[str, object]] = []
+    short: dict[int, list[str]] = {}
+    for order, need in wants:
+        for sku, quantity in sorted(need.items()):
+            if quantity > free[sku]:
+                short.setdefault(order.id, []).append(f"{sku}: ordered {quantity}, only {max(free[sku], 0)} left")
+                continue
+            free[sku] -= quantity
+            rows.append({"sku": sku, "quantity": quantity, "order_id": order.id, "state": "open",
+                         "order_ref": f"{order.channel}/{order.external_id}", "created_at": now, "updated_at": now})
+    if rows:
+        session.execute(insert_for(session)(Reservation).on_conflict_do_nothing(index_elements=["order_ref", "sku"]),
+                        rows)
+    stock_changed(session, skus, now, reason="reservations")
+    return short
+
+
+def quantities(lines: Iterable[OrderLineRow]) -> dict[str, int]:
+    """Units per SKU of an order's lines (lines without a SKU hold nothing)."""
+    need: dict[str, int] = defaultdict(int)
+    for line in lines:
+        if line.sku:
+            need[line.sku] += line.quantity
+    return dict(need)
+
+
+def reserve(session: Session, order: Order, lines: Sequence[OrderLineRow], now: datetime) -> list[str]:
+    """Reserve every line of one order or flag it oversold; returns the oversold reasons."""
+    return reserve_in_order(session, [(order, quantities(lines))], now).get(order.id, [])
+
+
+def release(session: Session, order: Order, now: datetime) -> int:
+    rows = session.execute(
+        update(Reservation).where(Reservation.order_id == order.id, Reservation.state == "open")
+        .values(state="released", updated_at=now).returning(Reservation.sku)
+    ).scalars().all()
+    if rows:
+        stock_changed(session, rows, now, reason="reservations")
+    return len(rows)
+
+
+def consume_reflected(session: Session, skus: Iterable[str], grace: timedelta, now: datetime) -> int:
+    """The ERP's stock for these SKUs was just read: reservations of orders the ERP accepted at least
+    ``grace`` ago are now in the ERP's own numbers."""
+    skus = sorted(set(skus))
+    if not skus:
+        return 0
+    booked = select(Order.id).where(Order.erp_booked_at.is_not(None), Order.erp_booked_at <= now - grace)
+    result = session.execute(
+        update(Reservation)
+        .where(Reservation.sku.in_(skus), Reservation.state == "open", Reservation.order_id.in_(booked))
+        .values(state="consumed", updated_at=now)
+    )
+    return result.rowcount or 0

@@ -1,0 +1,84 @@
+"""Returns (RMAs): accepting restocks and refunds, rejecting tells the channel."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.jobs import queue
+from hub.kernel.clock import utcnow
+from hub.orders.actions import run_rules
+from hub.orders.kinds import REFUND, REJECT, RESTOCK
+from hub.orders.models import Order, OrderLineRow, ReturnRow
+from hub.orders.rules import OrderRules
+from hub.orders.status import move
+from hub.platform.logs import get_logger
+
+log = get_logger("hub.orders.returns")
+
+
+def accept_return(session: Session, rules: OrderRules, return_id: int) -> ReturnRow:
+    """Operator accepts a return: restock in the ERP, refund through the channel, event return.accepted."""
+    from hub.kernel.errors import HubError, NotFoundError
+
+    rma = session.get(ReturnRow, return_id)
+    if rma is None:
+        raise NotFoundError(f"no return with id {return_id}")
+    if rma.status not in ("requested", "in_transit", "received"):
+        raise HubError(f"return {return_id} is {rma.status}; only requested, in-transit or received returns "
+                       "can be accepted")
+    now = utcnow()
+    order = session.get(Order, rma.order_id) if rma.order_id else None
+    if rma.refund_amount is None:
+        rma.refund_amount = _refund_amount(session, rma, order)
+    rma.status = "accepted"
+    rma.updated_at = now
+    queue.enqueue(session, RESTOCK, {"return_id": rma.id}, key=f"restock:{rma.channel}/{rma.external_id}")
+    queue.enqueue(session, REFUND, {"return_id": rma.id}, key=f"refund:{rma.channel}/{rma.external_id}",
+                  connector=rma.channel)
+    if order is not None:
+        if order.status in ("shipped", "delivered"):
+            move(session, order, "returned", "operator", now, note=f"return {rma.external_id} accepted")
+        run_rules(session, rules, order, "return.accepted", now)
+    return rma
+
+
+def reject_return(session: Session, return_id: int, reason: str) -> ReturnRow:
+    from hub.kernel.errors import HubError, NotFoundError
+
+    rma = session.get(ReturnRow, return_id)
+    if rma is None:
+        raise NotFoundError(f"no return with id {return_id}")
+    if rma.status not in ("requested", "in_transit", "received"):
+        raise HubError(f"return {return_id} is {rma.status}; it cannot be rejected now")
+    queue.enqueue(session, REJECT, {"return_id": rma.id, "reason": reason},
+                  key=f"reject:{rma.channel}/{rma.external_id}:{uuid.uuid4().hex[:6]}", connector=rma.channel)
+    return rma
+
+
+def _refund_amount(session: Session, rma: ReturnRow, order: Order | None) -> Decimal:
+    """Each returned line at the price it was bought for, unless the channel named an amount."""
+    if order is None:
+        return sum((Decimal(x["amount_gross"]) for x in rma.lines if x.get("amount_gross")), Decimal("0"))
+    lines = {line.line_id: line for line in session.execute(
+        select(OrderLineRow).where(OrderLineRow.order_id == order.id)).scalars()}
+    by_sku = {line.sku: line for line in lines.values()}
+    total = Decimal("0")
+    for x in rma.lines:
+        if x.get("amount_gross"):
+            total += Decimal(x["amount_gross"])
+            continue
+        line = lines.get(x.get("line_id")) or by_sku.get(x.get("sku"))
+        if line is not None:
+            total += line.unit_price_gross * x["quantity"]
+    return total.quantize(Decimal("0.01"))
+
+
+def _parse(value: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value)

@@ -1,0 +1,289 @@
+"""The orders' job handlers: journal intake, reconciliation, ERP documents, status pushes, returns and
+refunds.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.jobs import queue
+from hub.jobs.handlers import JobContext
+from hub.kernel.clock import utcnow
+from hub.kernel.errors import PermanentError
+from hub.kernel.ports.channel import ChannelOrder, RefundRequest, ReturnLine
+from hub.kernel.ports.erp import RestockDocument, SalesDocument
+from hub.orders.documents import stored_order
+from hub.orders.intake import accept_many
+from hub.orders.kinds import (
+    ERP_CANCEL,
+    ORDERS_POLL,
+    ORDERS_RECONCILE,
+    PUSH_STATUS,
+    REFUND,
+    REJECT,
+    RESTOCK,
+    RETURNS_POLL,
+    TO_ERP,
+)
+from hub.orders.models import ChannelCursor, Order, OrderHistory, ReturnRow
+from hub.orders.returns import _parse
+from hub.orders.rules import OrderRules
+from hub.platform.db import insert_for, upsert
+from hub.platform.logs import get_logger
+
+log = get_logger("hub.orders.service")
+
+
+FETCH_CHUNK = 100
+
+
+def load_channel_cursor(session: Session, channel: str, stream: str) -> str | None:
+    row = session.get(ChannelCursor, (channel, stream))
+    return row.cursor if row else None
+
+
+def save_channel_cursor(session: Session, channel: str, stream: str, cursor: str | None) -> None:
+    now = utcnow()
+    upsert(session, ChannelCursor, {"channel": channel, "stream": stream, "cursor": cursor, "updated_at": now},
+           ["channel", "stream"])
+
+
+class OrderService:
+    """The orders' job handlers, on the process's connectors and the seller's order rules."""
+
+    HANDLERS = {ORDERS_POLL: "handle_poll", ORDERS_RECONCILE: "handle_reconcile", TO_ERP: "handle_to_erp",
+                ERP_CANCEL: "handle_erp_cancel", PUSH_STATUS: "handle_push_status",
+                RETURNS_POLL: "handle_returns_poll", REFUND: "handle_refund", RESTOCK: "handle_restock",
+                REJECT: "handle_reject"}
+
+    def __init__(self, connectors: Any, rules: OrderRules, erp_stock_grace: timedelta):
+        self.connectors = connectors
+        self.rules = rules
+        self.erp_stock_grace = erp_stock_grace
+
+    def _erp_sink(self) -> Any:
+        from hub.kernel.ports.capability import Capability
+
+        for name in self.connectors.names(role="erp"):
+            instance = self.connectors.get(name)
+            # an instance knows whether it is configured for documents (an outbox, staging tables)
+            capabilities = getattr(instance, "capabilities", self.connectors.spec(name).capabilities)
+            if Capability.ERP_SALES_DOCUMENTS in capabilities:
+                return instance
+        raise PermanentError("no configured ERP connector accepts sales documents (configure its outbox or "
+                             "staging tables)")
+
+    # intake
+
+    def handle_poll(self, ctx: JobContext) -> dict[str, Any]:
+        channel = ctx.payload["channel"]
+        port = self.connectors.get(channel)
+        with ctx.session() as session:
+            cursor = load_channel_cursor(session, channel, "orders")
+        events, new_cursor = port.order_events(cursor)
+        if cursor is None:  # the first run starts at the journal's end; reconciliation covers the past
+            with ctx.session() as session:
+                save_channel_cursor(session, channel, "orders", new_cursor)
+            return {"started_at": new_cursor}
+        created = changed = fetched = 0
+        # chunks, each stored with the cursor of its last event: a crash repeats one chunk at most
+        for start in range(0, max(len(events), 1), FETCH_CHUNK):
+            chunk = events[start:start + FETCH_CHUNK]
+            latest: dict[str, Any] = {}
+            for event in chunk:
+                latest[event.external_id] = event  # duplicates and out-of-order entries collapse here
+            # connectors answer these from the pages their journal read fetched (one request per
+            # 100 orders, not one each: a rate limit of 150 requests/s makes single reads slow)
+            orders = [port.order(external_id) for external_id in latest]
+            fetched += len(orders)
+            last = start + FETCH_CHUNK >= len(events)
+            with ctx.session() as session:
+                for result in accept_many(session, self.rules, orders):
+                    created += result.created
+                    changed += result.changed
+                save_channel_cursor(session, channel, "orders", new_cursor if last else chunk[-1].cursor)
+        return {"events": len(events), "orders": fetched, "created": created, "changed": changed}
+
+    def handle_reconcile(self, ctx: JobContext) -> dict[str, Any]:
+        channel = ctx.payload["channel"]
+        port = self.connectors.get(channel)
+        with ctx.session() as session:
+            last = load_channel_cursor(session, channel, "orders-reconciled")
+        started = utcnow()
+        since = (started - timedelta(hours=float(ctx.payload.get("hours", 24)))) if last is None \
+            else min(started - timedelta(minutes=10), _parse(last))
+        seen = changed = 0
+        batch: list[ChannelOrder] = []
+        for co in port.orders_updated_since(since):
+            batch.append(co)
+            if len(batch) >= FETCH_CHUNK:
+                changed += self._accept_all(ctx, batch)
+                seen += len(batch)
+                batch = []
+        changed += self._accept_all(ctx, batch)
+        seen += len(batch)
+        with ctx.session() as session:
+            save_channel_cursor(session, channel, "orders-reconciled", started.isoformat())
+        return {"seen": seen, "changed": changed}
+
+    def _accept_all(self, ctx: JobContext, orders: list[ChannelOrder]) -> int:
+        if not orders:
+            return 0
+        with ctx.session() as session:
+            return sum(result.changed for result in accept_many(session, self.rules, orders))
+
+    # ERP and status
+
+    def handle_to_erp(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            order = session.get(Order, ctx.payload["order_id"])
+            if order is None:
+                raise PermanentError(f"order {ctx.payload['order_id']} no longer exists")
+            if order.erp_ref:
+                return {"erp_ref": order.erp_ref, "already": True}
+            # the order's acceptance time, not now: a retried document is identical to the first
+            document = SalesDocument(reference=f"{order.channel}/{order.external_id}",
+                                     order=stored_order(session, order), issued_at=order.created_at)
+        erp_ref = self._erp_sink().post_sales_document(document)
+        with ctx.session() as session:
+            order = session.get(Order, ctx.payload["order_id"])
+            assert order is not None
+            order.erp_ref = erp_ref
+            order.erp_booked_at = utcnow()
+            session.add(OrderHistory(order_id=order.id, from_status=order.status, to_status=order.status,
+                                     source="hub", note=f"sales document {erp_ref} in the ERP", at=utcnow()))
+        return {"erp_ref": erp_ref}
+
+    def handle_erp_cancel(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            order = session.get(Order, ctx.payload["order_id"])
+            if order is None:
+                raise PermanentError(f"order {ctx.payload['order_id']} no longer exists")
+            reference = f"{order.channel}/{order.external_id}"
+            reason = f"order cancelled on {order.channel} ({order.channel_status or 'cancelled'})"
+        sink = self._erp_sink()
+        cancel = getattr(sink, "cancel_sales_document", None)
+        if cancel is None:
+            raise PermanentError(f"the ERP connector cannot take cancellations: reverse the sale of {reference} "
+                                 "in the ERP by hand")
+        erp_ref = cancel(reference, reason)
+        with ctx.session() as session:
+            order = session.get(Order, ctx.payload["order_id"])
+            assert order is not None
+            session.add(OrderHistory(order_id=order.id, from_status=order.status, to_status=order.status,
+                                     source="hub", note=f"cancellation {erp_ref} sent to the ERP", at=utcnow()))
+        return {"erp_ref": erp_ref}
+
+    def handle_push_status(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            order = session.get(Order, ctx.payload["order_id"])
+            if order is None:
+                raise PermanentError(f"order {ctx.payload['order_id']} no longer exists")
+            channel, external_id, revision = order.channel, order.external_id, order.revision
+        status = ctx.payload["status"]
+        value = self.rules.status_map(channel).outbound.get(status)
+        if value is None:
+            return {"sent": False, "reason": f"no outbound mapping for {status} on {channel}"}
+        new_revision = self.connectors.get(channel).set_order_status(external_id, value, revision=revision)
+        with ctx.session() as session:
+            order = session.get(Order, ctx.payload["order_id"])
+            assert order is not None
+            if new_revision:
+                order.revision = new_revision
+            order.channel_status = value
+        return {"sent": value, "revision": new_revision}
+
+    # returns
+
+    def handle_returns_poll(self, ctx: JobContext) -> dict[str, Any]:
+        channel = ctx.payload["channel"]
+        port = self.connectors.get(channel)
+        with ctx.session() as session:
+            cursor = load_channel_cursor(session, channel, "returns")
+        returns, new_cursor = port.returns(cursor)
+        status_map = self.rules.status_map(channel).returns
+        now = utcnow()
+        with ctx.session() as session:
+            for r in returns:
+                state = "refunded" if r.refunded else status_map.get(r.status, "requested")
+                order = session.execute(select(Order).where(
+                    Order.channel == channel, Order.external_id == r.order_external_id)).scalar_one_or_none()
+                lines = [{"sku": line.sku, "offer_id": line.offer_id, "quantity": line.quantity,
+                          "line_id": line.line_id,
+                          "amount_gross": None if line.amount_gross is None else str(line.amount_gross)}
+                         for line in r.lines]
+                existing = session.execute(select(ReturnRow).where(
+                    ReturnRow.channel == channel, ReturnRow.external_id == r.external_id)).scalar_one_or_none()
+                if existing is None:
+                    stmt = insert_for(session)(ReturnRow).values(
+                        channel=channel, external_id=r.external_id, order_id=order.id if order else None,
+                        order_external_id=r.order_external_id, status=state, channel_status=r.status,
+                        reason=r.reason, lines=lines, created_at=now, updated_at=now).returning(ReturnRow.id)
+                    new_id = session.execute(stmt.on_conflict_do_nothing(
+                        index_elements=["channel", "external_id"])).scalar()
+                    if new_id is not None and r.refunded and status_map.get(r.status) == "received":
+                        # the channel refunded on its own and the goods came back: they go back to stock
+                        queue.enqueue(session, RESTOCK, {"return_id": new_id},
+                                      key=f"restock:{channel}/{r.external_id}")
+                elif existing.status in ("requested", "in_transit", "received") and state != existing.status:
+                    existing.status, existing.channel_status, existing.updated_at = state, r.status, now
+            save_channel_cursor(session, channel, "returns", new_cursor)
+        return {"returns": len(returns)}
+
+    def _return(self, session: Session, return_id: int) -> ReturnRow:
+        row = session.get(ReturnRow, return_id)
+        if row is None:
+            raise PermanentError(f"return {return_id} no longer exists")
+        return row
+
+    def handle_refund(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            rma = self._return(session, ctx.payload["return_id"])
+            order = session.get(Order, rma.order_id) if rma.order_id else None
+            lines = [ReturnLine(sku=x["sku"], offer_id=x["offer_id"], quantity=x["quantity"], line_id=x["line_id"],
+                                amount_gross=Decimal(x["amount_gross"]) if x.get("amount_gross") else None)
+                     for x in rma.lines]
+            amount = rma.refund_amount or Decimal("0")
+            request = RefundRequest(order_external_id=rma.order_external_id,
+                                    payment_id=(order.payment or {}).get("payment_id") if order else None,
+                                    lines=lines, amount=amount, currency=order.currency if order else "PLN",
+                                    reason="REFUND")
+            channel = rma.channel
+        result = self.connectors.get(channel).refund(request, idempotency_key=ctx.job.idempotency_key)
+        with ctx.session() as session:
+            rma = self._return(session, ctx.payload["return_id"])
+            rma.refund_ref = result.external_id
+            rma.status = "refunded"
+            rma.updated_at = utcnow()
+        return {"refund": result.external_id, "status": result.status}
+
+    def handle_restock(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            rma = self._return(session, ctx.payload["return_id"])
+            lines = [ReturnLine(sku=x["sku"], offer_id=x["offer_id"], quantity=x["quantity"], line_id=x["line_id"])
+                     for x in rma.lines]
+            document = RestockDocument(reference=f"return/{rma.channel}/{rma.external_id}",
+                                       order_reference=f"{rma.channel}/{rma.order_external_id}", lines=lines)
+        ref = self._erp_sink().restock(document)
+        with ctx.session() as session:
+            rma = self._return(session, ctx.payload["return_id"])
+            rma.restock_ref = ref
+            rma.updated_at = utcnow()
+        return {"restock": ref}
+
+    def handle_reject(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            rma = self._return(session, ctx.payload["return_id"])
+            channel, external_id = rma.channel, rma.external_id
+        self.connectors.get(channel).reject_return(external_id, ctx.payload["reason"])
+        with ctx.session() as session:
+            rma = self._return(session, ctx.payload["return_id"])
+            rma.status = "rejected"
+            rma.rejection_reason = ctx.payload["reason"]
+            rma.updated_at = utcnow()
+        return {"rejected": external_id}

@@ -1,0 +1,153 @@
+"""The order state machine, and the per-channel status maps of mappings/order_status.toml.
+
+    new -> paid -> processing -> ready_to_ship -> shipped -> delivered
+    any state before shipped -> cancelled;  shipped / delivered -> returned
+
+Only these transitions happen; a channel reporting a status behind the hub's (an old
+event, a journal out of order) never moves an order backwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.orm import Session
+
+from hub.jobs import queue
+from hub.orders.kinds import ERP_CANCEL, PUSH_STATUS
+from hub.orders.models import ORDER_STATES, RMA_STATES, Order, OrderHistory
+from hub.orders.reservations import release
+from hub.platform.logs import get_logger
+from hub.platform.mappings import register_schema
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "new": frozenset({"paid", "processing", "cancelled"}),  # COD orders go to processing unpaid
+    "paid": frozenset({"processing", "cancelled"}),
+    "processing": frozenset({"ready_to_ship", "cancelled"}),
+    "ready_to_ship": frozenset({"processing", "shipped", "cancelled"}),
+    "shipped": frozenset({"delivered", "returned"}),
+    "delivered": frozenset({"returned"}),
+    "cancelled": frozenset(),
+    "returned": frozenset(),
+}
+RANK = {state: i for i, state in enumerate(ORDER_STATES)}
+
+
+class TransitionError(ValueError):
+    pass
+
+
+def can_move(current: str, target: str) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def check_move(current: str, target: str) -> None:
+    if target not in TRANSITIONS:
+        raise TransitionError(f"unknown order status {target!r} (statuses: {', '.join(ORDER_STATES)})")
+    if not can_move(current, target):
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none: it is final"
+        raise TransitionError(f"an order cannot go from {current} to {target} (from {current}: {allowed})")
+
+
+def path_to(current: str, target: str) -> list[str]:
+    """The steps from ``current`` forward to ``target`` (e.g. new -> shipped), or [] if none exist."""
+    if current == target:
+        return []
+    frontier = [[current]]
+    seen = {current}
+    while frontier:
+        path = frontier.pop(0)
+        for nxt in sorted(TRANSITIONS[path[-1]], key=RANK.__getitem__):
+            if nxt in seen or (RANK[nxt] < RANK[path[-1]] and nxt != "cancelled"):
+                continue
+            if nxt == target:
+                return [*path[1:], nxt]
+            seen.add(nxt)
+            frontier.append([*path, nxt])
+    return []
+
+
+def _check_states(values: dict[str, str], allowed: tuple[str, ...], what: str) -> dict[str, str]:
+    bad = {k: v for k, v in values.items() if v not in allowed}
+    if bad:
+        key, value = next(iter(bad.items()))
+        raise ValueError(f"{what} {key} = {value!r} is not one of {', '.join(allowed)}")
+    return values
+
+
+class StatusMap(BaseModel):
+    """One channel kind's (or account's) statuses: inbound channel -> hub, outbound hub -> channel."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inbound: dict[str, str] = Field(default_factory=dict)
+    outbound: dict[str, str] = Field(default_factory=dict)
+    returns: dict[str, str] = Field(default_factory=dict)  # channel return status -> RMA state
+
+    @field_validator("inbound")
+    @classmethod
+    def _inbound(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_states(v, ORDER_STATES, "inbound")
+
+    @field_validator("outbound")
+    @classmethod
+    def _outbound(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = [k for k in v if k not in ORDER_STATES]
+        if unknown:
+            raise ValueError(f"outbound key {unknown[0]!r} is not a hub status ({', '.join(ORDER_STATES)})")
+        return v
+
+    @field_validator("returns")
+    @classmethod
+    def _returns(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_states(v, RMA_STATES, "returns")
+
+
+class OrderStatusFile(BaseModel):
+    """Schema of ``mappings/order_status.toml``: maps per connector kind, overridable per account."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kinds: dict[str, StatusMap] = Field(default_factory=dict)
+    accounts: dict[str, StatusMap] = Field(default_factory=dict)
+
+    def for_channel(self, name: str, kind: str) -> StatusMap:
+        base = self.kinds.get(kind, StatusMap())
+        override = self.accounts.get(name)
+        if override is None:
+            return base
+        return StatusMap(
+            inbound={**base.inbound, **override.inbound},
+            outbound={**base.outbound, **override.outbound},
+            returns={**base.returns, **override.returns},
+        )
+
+
+register_schema("order_status.toml", OrderStatusFile)
+
+
+log = get_logger("hub.orders.status")
+
+
+def move(session: Session, order: Order, target: str, source: str, now: datetime, note: str | None = None,
+         *, push: bool = True) -> None:
+    """One allowed transition, recorded; the channel hears of it through a job (unless it told us)."""
+    check_move(order.status, target)
+    session.add(OrderHistory(order_id=order.id, from_status=order.status, to_status=target, source=source,
+                             note=note, at=now))
+    order.status = target
+    order.updated_at = now
+    if target == "cancelled":
+        release(session, order, now)
+        if order.erp_ref:  # already booked: the ERP reverses the sale and its stock takes the goods back
+            queue.enqueue(session, ERP_CANCEL, {"order_id": order.id},
+                          key=f"erp-cancel:{order.channel}/{order.external_id}")
+    if push:
+        queue.enqueue(session, PUSH_STATUS, {"order_id": order.id, "status": target},
+                      key=f"status:{order.id}:{target}:{uuid.uuid4().hex[:8]}", connector=order.channel)
+
+
+
+

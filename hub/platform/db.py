@@ -1,0 +1,189 @@
+"""Engines, sessions and migrations for SQLite (the embedded default) and PostgreSQL.
+
+SQLite: WAL, a busy timeout, foreign keys, and every transaction opened with
+``BEGIN IMMEDIATE`` so writers serialize up front instead of failing with
+"database is locked" when a read transaction later tries to write.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.kernel.errors import HubError, NotMigratedError
+from hub.platform.config import DatabaseSettings
+
+
+def json_default(value: Any) -> Any:
+    """Decimal travels as a string so no amount is ever turned into a float."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=json_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def insert_for(session_or_engine: Session | Engine) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT on both SQLite and PostgreSQL."""
+    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
+    return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+
+
+def upsert(
+    session: Session, model: Any, values: dict[str, Any], keys: Sequence[str], *,
+    update: Sequence[str] | None = None,
+) -> None:
+    """INSERT, or on a conflict of ``keys`` UPDATE the other given columns (or just ``update``): one
+    statement, so two writers never race a read-then-insert."""
+    columns = update if update is not None else [k for k in values if k not in keys]
+    stmt = insert_for(session)(model).values(**values)
+    session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_={k: values[k] for k in columns}))
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def make_engine(settings: DatabaseSettings | str, **overrides: Any) -> Engine:
+    if isinstance(settings, str):
+        settings = DatabaseSettings(url=settings)
+    url = make_url(settings.url)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if settings.password is not None and url.get_backend_name() == "postgresql":
+        url = url.set(password=settings.password.get())
+    kwargs: dict[str, Any] = {"json_serializer": dumps, "future": True}
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": settings.sqlite_busy_timeout, "check_same_thread": False}
+    else:
+        kwargs["pool_size"] = settings.pool_size
+        kwargs["max_overflow"] = settings.pool_size
+        kwargs["pool_pre_ping"] = True
+    kwargs.update(overrides)
+    engine = create_engine(url, **kwargs)
+    if url.get_backend_name() == "sqlite":
+        _configure_sqlite(engine, busy_ms=int(settings.sqlite_busy_timeout * 1000))
+    return engine
+
+
+def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """A session whose work commits on success and rolls back on error."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+# --- migrations -------------------------------------------------------------
+
+def migrations_dir() -> Path:
+    """The Alembic scripts: the repo's alembic/, shipped in the package as hub/_migrations."""
+    path = Path(__file__).resolve().parents[1] / "_migrations"
+    if (path / "env.py").exists():
+        return path
+    raise HubError(f"the hub's migration scripts are missing from this installation ({path})")
+
+
+def alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: str | None
+    head: str
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    assert head is not None
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return SchemaState(current=current, head=head)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(engine), revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(engine), revision)
+
+
+def require_migrated(engine: Engine) -> None:
+    state = schema_state(engine)
+    if state.up_to_date:
+        return
+    where = engine.url.render_as_string(hide_password=True)
+    if state.current is None:
+        detail = "has no hub schema"
+    else:
+        detail = f"is at revision {state.current}, the code needs {state.head}"
+    raise NotMigratedError(
+        f"database {where} {detail}: run `hub init` (or `hub run --migrate`) to migrate it"
+    )
+
+
+def table_names(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())

@@ -1,0 +1,137 @@
+"""Token buckets per connector account, which connectors call before each request.
+
+A bucket is keyed by what the vendor limits (a marketplace that limits per client id makes
+every account of one client id share one key). Tokens may go negative: a
+caller takes its token at once and sleeps off the debt, which keeps callers in
+arrival order. ``block`` pushes the bucket into debt for a vendor's block
+window (a 429 with a one-minute ban), so nobody sends until it is over.
+
+On PostgreSQL the bucket is a row updated with one atomic upsert on the
+database's clock, so it holds across processes and machines. On SQLite (one
+machine, usually one process) it lives in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import Engine, text
+
+from hub.platform.config import ConnectorSettings
+
+
+class RateLimiter(Protocol):
+    def reserve(self, key: str, per_second: float, burst: float) -> float:
+        """Take one token; return the seconds the caller must wait before sending."""
+
+    def block(self, key: str, seconds: float, per_second: float) -> None:
+        """Nobody sends on ``key`` for ``seconds``."""
+
+
+class LocalRateLimiter:
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def _refilled(self, key: str, per_second: float, burst: float, now: float) -> float:
+        tokens, at = self._buckets.get(key, (burst, now))
+        return min(burst, tokens + max(0.0, now - at) * per_second)
+
+    def reserve(self, key: str, per_second: float, burst: float) -> float:
+        with self._lock:
+            now = self._clock()
+            tokens = self._refilled(key, per_second, burst, now) - 1
+            self._buckets[key] = (tokens, now)
+        return 0.0 if tokens >= 0 else -tokens / per_second
+
+    def block(self, key: str, seconds: float, per_second: float) -> None:
+        with self._lock:
+            now = self._clock()
+            tokens = self._refilled(key, per_second, float("inf"), now)
+            self._buckets[key] = (min(tokens, -seconds * per_second), now)
+
+
+_PG_RESERVE = text(
+    """
+    INSERT INTO rate_buckets (key, tokens, updated_at)
+    VALUES (:key, :burst - 1, clock_timestamp())
+    ON CONFLICT (key) DO UPDATE SET
+        tokens = LEAST(
+            :burst,
+            rate_buckets.tokens
+            + GREATEST(0, EXTRACT(EPOCH FROM clock_timestamp() - rate_buckets.updated_at)) * :rate
+        ) - 1,
+        updated_at = clock_timestamp()
+    RETURNING tokens
+    """
+)
+
+_PG_BLOCK = text(
+    """
+    INSERT INTO rate_buckets (key, tokens, updated_at)
+    VALUES (:key, -(:seconds * :rate), clock_timestamp())
+    ON CONFLICT (key) DO UPDATE SET
+        tokens = LEAST(
+            rate_buckets.tokens
+            + GREATEST(0, EXTRACT(EPOCH FROM clock_timestamp() - rate_buckets.updated_at)) * :rate,
+            -(:seconds * :rate)
+        ),
+        updated_at = clock_timestamp()
+    """
+)
+
+
+class PostgresRateLimiter:
+    def __init__(self, engine: Engine):
+        self._engine = engine
+
+    def reserve(self, key: str, per_second: float, burst: float) -> float:
+        with self._engine.begin() as conn:
+            tokens = float(conn.execute(_PG_RESERVE, {"key": key, "burst": burst, "rate": per_second}).scalar_one())
+        return 0.0 if tokens >= 0 else -tokens / per_second
+
+    def block(self, key: str, seconds: float, per_second: float) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(_PG_BLOCK, {"key": key, "seconds": seconds, "rate": per_second})
+
+
+def make_rate_limiter(engine: Engine) -> RateLimiter:
+    if engine.dialect.name == "postgresql":
+        return PostgresRateLimiter(engine)
+    return LocalRateLimiter()
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """One connector account's view of its bucket: ``wait()`` before every request."""
+
+    limiter: RateLimiter
+    key: str
+    per_minute: float
+    burst: float
+    sleep: Callable[[float], None] = time.sleep
+
+    @property
+    def per_second(self) -> float:
+        return self.per_minute / 60.0
+
+    def wait(self) -> float:
+        delay = self.limiter.reserve(self.key, self.per_second, self.burst)
+        if delay > 0:
+            self.sleep(delay)
+        return delay
+
+    def block(self, seconds: float) -> None:
+        self.limiter.block(self.key, seconds, self.per_second)
+
+
+def throttle_for(limiter: RateLimiter, name: str, settings: ConnectorSettings, default_per_minute: int) -> Throttle:
+    per_minute = settings.rate_limit_per_minute or default_per_minute
+    burst = settings.rate_limit_burst or max(1, per_minute // 60)
+    key = settings.rate_limit_key or f"{settings.kind}:{name}"
+    return Throttle(limiter, key, float(per_minute), float(burst))

@@ -1,0 +1,132 @@
+"""Connector registry: a config ``kind`` -> the connector that implements it.
+
+Connectors announce themselves as entry points in the group ``hub.connectors``
+(name = kind, value = a ConnectorSpec object), so the spine never imports
+connectors/. Tests and embedders may also ``register`` a spec directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from hub.kernel.ports.capability import Capability
+from hub.platform.config import ConnectorSettings, LoadedConfig
+
+ENTRY_POINT_GROUP = "hub.connectors"
+Role = Literal["erp", "channel", "carrier"]
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    kind: str
+    role: Role
+    description: str
+    capabilities: frozenset[Capability]
+    # builds the port implementation from (connector name, validated options, runtime services)
+    factory: Callable[[str, Any, Mapping[str, Any]], Any]
+    # the connector's own keys under [connectors.NAME], validated at start-up
+    options_model: type[BaseModel] | None = None
+    default_rate_limit_per_minute: int = 600
+    # adds the connector's own job kinds to a hub.jobs.handlers.HandlerRegistry (typed loosely: the
+    # platform does not import the job queue)
+    handlers: Callable[[str, Any, Any], None] | None = None
+    # adds the connector's own admin commands (e.g. a login command for its accounts) to the CLI;
+    # each subparser sets func=callable(args) -> exit code
+    cli: Callable[[Any], None] | None = None
+    # most listing changes one push job carries (the vendor's batch limit)
+    push_batch_size: int = 100
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_registered: dict[str, ConnectorSpec] = {}
+_broken: dict[str, str] = {}
+_loaded_entry_points = False
+
+
+def register(spec: ConnectorSpec) -> None:
+    _registered[spec.kind] = spec
+
+
+def unregister(kind: str) -> None:
+    _registered.pop(kind, None)
+
+
+def _load_entry_points() -> None:
+    global _loaded_entry_points
+    if _loaded_entry_points:
+        return
+    _loaded_entry_points = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        # one broken connector must not take the others down: it is reported when configured
+        try:
+            spec = ep.load()
+        except Exception as exc:
+            _broken[ep.name] = f"{type(exc).__name__}: {exc}"
+            continue
+        if not isinstance(spec, ConnectorSpec):
+            _broken[ep.name] = f"entry point {ep.value} is not a hub.platform.registry.ConnectorSpec"
+            continue
+        _registered.setdefault(ep.name, spec)
+
+
+def specs() -> dict[str, ConnectorSpec]:
+    _load_entry_points()
+    return dict(_registered)
+
+
+def get(kind: str) -> ConnectorSpec | None:
+    return specs().get(kind)
+
+
+def validate_connectors(loaded: LoadedConfig) -> list[str]:
+    """Problems with [connectors.*] sections, each naming file, key and value."""
+    label = loaded.source_label
+    known = specs()
+    problems: list[str] = []
+    for name, conn in sorted(loaded.settings.connectors.items()):
+        spec = known.get(conn.kind)
+        if spec is None and conn.kind in _broken:
+            problems.append(f"{label}: connectors.{name}.kind = {conn.kind!r}: the connector failed to load: "
+                            f"{_broken[conn.kind]}")
+            continue
+        if spec is None:
+            installed = ", ".join(sorted(known)) or "none installed"
+            problems.append(f"{label}: connectors.{name}.kind = {conn.kind!r}: unknown connector kind ({installed})")
+            continue
+        problems.extend(_validate_options(label, name, conn, spec, loaded.environ))
+    return problems
+
+
+def _validate_options(
+    label: str, name: str, conn: ConnectorSettings, spec: ConnectorSpec, environ: Mapping[str, str]
+) -> list[str]:
+    options = conn.options()
+    if spec.options_model is None:
+        return [f"{label}: connectors.{name}.{key} = {value!r}: unknown key" for key, value in options.items()]
+    try:
+        spec.options_model.model_validate(options, context={"environ": environ})
+    except ValidationError as exc:
+        out = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            msg = "unknown key" if err["type"] == "extra_forbidden" else str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "missing":
+                out.append(f"{label}: connectors.{name}.{key}: missing (required)")
+            else:
+                value = "<hidden>" if any(s in key for s in ("secret", "password", "token")) else repr(err["input"])
+                out.append(f"{label}: connectors.{name}.{key} = {value}: {msg}")
+        return out
+    return []
+
+
+def options_for(name: str, conn: ConnectorSettings, environ: Mapping[str, str] | None = None) -> Any:
+    spec = get(conn.kind)
+    if spec is None or spec.options_model is None:
+        return conn.options()
+    context = {"environ": environ} if environ is not None else None
+    return spec.options_model.model_validate(conn.options(), context=context)

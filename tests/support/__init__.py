@@ -1,0 +1,1 @@
+"""What the tests share: a throwaway PostgreSQL server, fake connectors, helper processes."""
