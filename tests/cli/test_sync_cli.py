@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_connectors import INSTANCES, FakeChannel, FakeErp
 
 from hub.cli.main import main
 from hub.kernel.ports.erp import RejectedRecord
+from tests.support.fake_connectors import INSTANCES, FakeChannel, FakeErp
 
 
 def setup(tmp_path: Path, url: str, pricing: str = "") -> str:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_connectors import INSTANCES, FakeOrderChannel, FakeSalesErp, make_order
 from sqlalchemy import Engine, func, select
 
 from hub.app.wiring import build_handlers, order_rules
@@ -23,6 +22,7 @@ from hub.orders.models import Order, Reservation, ReturnRow, RuleRun
 from hub.orders.returns import accept_return, reject_return
 from hub.platform.config import load
 from hub.platform.db import transaction
+from tests.support.fake_connectors import INSTANCES, FakeOrderChannel, FakeSalesErp, make_order
 
 STATUS_MAP = """
 [kinds.fake-channel.inbound]

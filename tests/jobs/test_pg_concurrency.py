@@ -1,7 +1,7 @@
 """PostgreSQL proofs that need several real OS processes: the queue, leases, idempotency,
 scheduler leadership, clean shutdown and the shared rate limit.
 
-Every process is a subprocess (tests/integration/worker_proc.py or ``python -m hub run``), never
+Every process is a subprocess (tests/support/worker_proc.py or ``python -m hub run``), never
 a fork, so each has its own interpreter, connection pool and pid. Every wait has a deadline and
 fails with the stderr of the processes involved; every process is killed in ``finally``.
 """
@@ -31,7 +31,7 @@ from hub.platform import db
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 HERE = Path(__file__).resolve().parent
-WORKER = HERE / "worker_proc.py"
+WORKER = HERE.parent / "support" / "worker_proc.py"
 HUB_CLI = HERE.parent / "support" / "hub_cli.py"  # hub with the test-shop kind
 KIND = "test.effect"  # worker_proc.KIND
 

@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from fake_connectors import FakeChannel, FakeErp
 from sqlalchemy import Engine, select
 
 from hub.app.wiring import build_handlers
@@ -25,6 +24,7 @@ from hub.listings.service import SyncService
 from hub.platform.config import load
 from hub.platform.connectors import Connectors
 from hub.platform.db import transaction
+from tests.support.fake_connectors import FakeChannel, FakeErp
 
 
 def config(tmp_path: Path, url: str) -> Any:

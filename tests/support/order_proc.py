@@ -11,13 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-from fake_connectors import make_order
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for tests.support
 
 from hub.app.wiring import order_rules
 from hub.orders.intake import accept, accept_many
 from hub.platform.config import load
 from hub.platform.db import make_engine, transaction
 from hub.platform.logs import configure
+from tests.support.fake_connectors import make_order
 
 
 def main() -> int:

@@ -39,7 +39,7 @@ def test_concurrent_intake_never_oversells(pg_url: str, tmp_path: Path) -> None:
     (tmp_path / "orders.json").write_text(json.dumps(orders))
     (tmp_path / "hub.toml").write_text(f'[database]\nurl = "{pg_url}"\n')
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, str(HERE / "order_proc.py"), pg_url, str(go),
+    procs = [subprocess.Popen([sys.executable, str(HERE.parent / "support" / "order_proc.py"), pg_url, str(go),
                                str(tmp_path / "orders.json"), str(i), "4"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(HERE))
              for i in range(4)]
