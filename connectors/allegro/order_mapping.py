@@ -26,7 +26,7 @@ from hub.kernel.ports.channel import (
     ReturnLine,
 )
 from hub.kernel.types import Address, PickupPoint
-from hub.kernel.vat import VatRate
+from hub.kernel.vat import CODE_FOR_PERCENT, VatRate
 
 # GET /order/events: every type the journal has (OrderEventType); limit <= 1000
 EVENT_TYPES = ("BOUGHT", "FILLED_IN", "READY_FOR_PROCESSING", "BUYER_CANCELLED", "BUYER_MODIFIED",
@@ -48,7 +48,6 @@ REJECTION_REASON_MAX = 250  # CustomerReturnRefundRejectionRequest.rejection.rea
 
 # Fixed namespace: uuid5(namespace, job key) gives every attempt of a refund job the same commandId.
 REFUND_NAMESPACE = uuid.UUID("8c0f2a5e-61d4-4b7a-9e3c-2f5d7a1b9c40")
-_VAT_RATES: dict[Decimal, VatRate] = {Decimal(23): "23", Decimal(8): "8", Decimal(5): "5", Decimal(0): "0"}
 _CENT = Decimal("0.01")
 
 
@@ -110,7 +109,7 @@ def vat_rate(tax: Any) -> VatRate | None:
     if not isinstance(tax, Mapping) or tax.get("rate") in (None, ""):
         return None
     try:
-        return _VAT_RATES.get(Decimal(str(tax["rate"])))
+        return CODE_FOR_PERCENT.get(Decimal(str(tax["rate"])))
     except InvalidOperation:
         return None
 

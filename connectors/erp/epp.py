@@ -30,18 +30,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connectors.erp.documents import (
-    EU_COUNTRIES,
-    VAT_PERCENT,
-    Totals,
-    issued_at,
-    kind_of,
-    normalize_nip,
-    reference_hash,
-)
+from connectors.erp.documents import reference_hash
 from hub.kernel.errors import PermanentError
-from hub.kernel.ports.erp import RestockDocument, SalesDocument
-from hub.kernel.types import Address
+from hub.kernel.ports.erp import DocumentBuyer, RestockDocument, SalesDocument
+from hub.kernel.vat import VAT_PERCENT, VatRate, normalize_nip
 
 VERSION = "1.11"
 ENCODING = "windows-1250"
@@ -49,10 +41,13 @@ CRLF = "\r\n"
 # "Cel komunikacji" of [INFO]: 0 = the accounting office (Rewizor: VAT table), 3 = another purpose
 # (Subiekt: document positions)
 _PURPOSE = {"subiekt": 3, "rewizor": 0}
-# EDI++ VAT symbol and percentage (negative codes for rates without a percentage)
-_VAT_CODES: dict[str, tuple[str, Decimal]] = {
-    "23": ("23", Decimal(23)), "8": ("8", Decimal(8)), "5": ("5", Decimal(5)), "0": ("0", Decimal(0)),
+# EDI++ VAT symbol and percentage: a rate with a percentage as it is (hub.kernel.vat); the structure's
+# own symbols and negative codes for the codes without VAT
+_NO_VAT_CODES: dict[VatRate, tuple[str, Decimal]] = {
     "zw": ("zw", Decimal(-1)), "np": ("npo", Decimal(-4)), "oo": ("oo", Decimal(-5)),
+}
+_VAT_CODES: dict[VatRate, tuple[str, Decimal]] = {
+    code: (code, percent) if percent is not None else _NO_VAT_CODES[code] for code, percent in VAT_PERCENT.items()
 }
 _DOCUMENT_TYPE = {"invoice": "FS", "receipt": "PA"}
 MAX_SYMBOL = 20  # a product symbol (Subiekt's "Kod identyfikacyjny towaru")
@@ -209,76 +204,63 @@ def _header(doc_type: str, *, status: int, number: str, order_number: str, buyer
     ]
 
 
-def _buyer(address: Address | None, company: str, nip: str) -> tuple[list[Any], list[Any]]:
-    """Header fields 12-18 and 60-62 for an invoice's buyer (empty for a receipt's anonymous one)."""
-    if address is None and not nip:
+def _buyer(buyer: DocumentBuyer | None) -> tuple[list[Any], list[Any]]:
+    """Header fields 12-18 and 60-62 for an invoice's buyer (empty for None: a receipt's anonymous one)."""
+    if buyer is None:
         return [T("")] * 7, [T(""), T(""), False]
-    street, city, postal, country = ("", "", "", "PL") if address is None else (
-        address.street, address.city, address.postal_code, address.country or "PL")
-    country = country.upper()
-    eu = country in EU_COUNTRIES
+    nip, company, address = buyer.nip, buyer.company, buyer.address
+    street, city, postal = ("", "", "") if address is None else (address.street, address.city, address.postal_code)
     return ([T(nip, 20), T(company, 40), T(company, 255), T(city, 30), T(postal, 6), T(street, 50), T(nip, 20)],
-            [T(_country_name(country), 50), T("EL" if country == "GR" else (country if eu else ""), 2),
-             eu and country != "PL"])
+            [T(_country_name(buyer.country), 50), T(buyer.eu_vat_prefix, 2), buyer.intra_eu])
 
 
-def _contractor(address: Address | None, company: str, nip: str, email: str | None) -> list[Any]:
+def _contractor(buyer: DocumentBuyer, email: str | None) -> list[Any]:
     """A KONTRAHENCI record (table 10, and the ISO country code 1.11 appends), so that the ERP can
     create or update the invoice's buyer."""
-    street, city, postal, country, phone = ("", "", "", "PL", None) if address is None else (
-        address.street, address.city, address.postal_code, (address.country or "PL").upper(), address.phone)
-    eu = country in EU_COUNTRIES
+    nip, company, address = buyer.nip, buyer.company, buyer.address
+    street, city, postal, phone = ("", "", "", None) if address is None else (
+        address.street, address.city, address.postal_code, address.phone)
     return [
         2, T(nip, 40), T(company, 40), T(company, 80), T(city, 30), T(postal, 6), T(street, 50), T(nip, 20),
         T("", 20), T(phone, 50), T("", 50), T("", 50), T(email, 50), T("", 50), T("", 50), T("", 5), T("", 5),
         *[T("", 50)] * 8, T("", 50), T("", 50),
-        T(_country_name(country), 50), T("EL" if country == "GR" else (country if eu else ""), 2),
-        eu and country != "PL", T(country, 2),
+        T(_country_name(buyer.country), 50), T(buyer.eu_vat_prefix, 2), buyer.intra_eu, T(buyer.country, 2),
     ]
 
 
-def sales_epp(document: SalesDocument, amounts: Totals, options: EppOptions, *, stem: str) -> bytes:
-    """One sales document: a receipt (PA) or, when the buyer asked for an invoice with a NIP, an
-    invoice (FS); with Subiekt positions or a Rewizor VAT table as ``options.target`` says."""
+def sales_epp(document: SalesDocument, options: EppOptions, *, stem: str) -> bytes:
+    """One sales document as the hub decided it: a receipt (PA) or an invoice (FS) naming its buyer;
+    with Subiekt positions or a Rewizor VAT table as ``options.target`` says."""
     order = document.order
-    kind = kind_of(document)
-    doc_type = _DOCUMENT_TYPE[kind]
+    doc_type = _DOCUMENT_TYPE[document.kind]
     if order.currency.upper() != "PLN":
         raise PermanentError(
             f"sales document {document.reference}: EDI++ documents in {order.currency} need the NBP exchange "
             "rate, which the hub does not have; book it by hand or leave \"epp\" out of outbox_formats")
-    moment = issued_at(document).astimezone(ZoneInfo(options.timezone)).replace(tzinfo=None)
-    invoice = order.invoice
-    nip = normalize_nip(invoice.nip) if invoice is not None else ""
-    if kind == "invoice":
-        assert invoice is not None
-        address = invoice.address
-        buyer, country = _buyer(address, invoice.company, nip)
-    else:
-        buyer, country = _buyer(None, "", "")
+    moment = document.issued_at.astimezone(ZoneInfo(options.timezone)).replace(tzinfo=None)
+    named = document.buyer if document.kind == "invoice" else None  # a receipt's buyer is the anonymous one
+    buyer, country = _buyer(named)
     payment = options.payment_form(order.payment.method, order.payment.cash_on_delivery)
     header = _header(
         doc_type, status=1, number=_number(document.reference, doc_type, stem), order_number=order.external_id,
-        buyer=buyer, options=options, moment=moment, positions=len(amounts.lines), net=amounts.net,
-        vat=amounts.vat, gross=amounts.gross, payment=payment, remarks=document.reference,
+        buyer=buyer, options=options, moment=moment, positions=len(document.lines), net=document.net,
+        vat=document.vat, gross=document.gross, payment=payment, remarks=document.reference,
         comment=f"{order.channel_account} {order.external_id}", basis="", currency="PLN", country=country)
     if options.target == "rewizor":
-        content = [_vat_row(r.vat_rate, r.net, r.vat, r.gross) for r in amounts.rates]
+        content = [_vat_row(r.vat_rate, r.net, r.vat, r.gross) for r in document.rates]
     else:
-        content = [_position(a.line_no, a.line.sku, a.line.name, a.line.quantity, a.unit_price_net,
-                             a.line.unit_price_gross, a.vat_rate, a.net, a.vat, a.gross, options.unit,
+        content = [_position(line.line_no, line.sku, line.name, line.quantity, line.unit_price_net,
+                             line.unit_price_gross, line.vat_rate, line.net, line.vat, line.gross, options.unit,
                              document.reference)
-                   for a in amounts.lines]
+                   for line in document.lines]
     sections: list[tuple[str, Sequence[Sequence[Any]]]] = [
         ("INFO", [_info(options, moment)]), ("NAGLOWEK", [header]), ("ZAWARTOSC", content)]
-    if kind == "invoice" and options.target == "subiekt":
-        assert invoice is not None
-        sections += [("NAGLOWEK", [[T("KONTRAHENCI")]]),
-                     ("ZAWARTOSC", [_contractor(invoice.address, invoice.company, nip, order.buyer_email)])]
+    if named is not None and options.target == "subiekt":
+        sections += [("NAGLOWEK", [[T("KONTRAHENCI")]]), ("ZAWARTOSC", [_contractor(named, order.buyer_email)])]
     return _encode(sections)
 
 
-def _vat_row(rate: str, net: Decimal, vat: Decimal, gross: Decimal) -> list[Any]:
+def _vat_row(rate: VatRate, net: Decimal, vat: Decimal, gross: Decimal) -> list[Any]:
     """A VAT-table row for the accounting office (table 6B: 18 fields; no advances, no margin)."""
     symbol, percent = _VAT_CODES[rate]
     zero = Decimal(0)
@@ -286,7 +268,7 @@ def _vat_row(rate: str, net: Decimal, vat: Decimal, gross: Decimal) -> list[Any]
 
 
 def _position(number: int, sku: str | None, name: str, quantity: int, unit_net: Decimal, unit_gross: Decimal,
-              rate: str, net: Decimal, vat: Decimal, gross: Decimal, unit: str, reference: str) -> list[Any]:
+              rate: VatRate, net: Decimal, vat: Decimal, gross: Decimal, unit: str, reference: str) -> list[Any]:
     """A document position (table 7: 22 fields). A line without a SKU is a one-time service under its name."""
     if sku is not None and len(sku) > MAX_SYMBOL:
         raise PermanentError(f"{reference}, line {number}: SKU {sku!r} is longer than the {MAX_SYMBOL} characters "
@@ -323,7 +305,7 @@ def restock_epp(document: RestockDocument, options: EppOptions, *, stem: str, no
         positions.append(_position(number, line.sku, "", line.quantity, zero, zero, "0", zero, zero, zero,
                                    options.unit, document.reference))
     warehouse_options = options.model_copy(update={"warehouse": document.warehouse or options.warehouse})
-    buyer, country = _buyer(None, "", "")
+    buyer, country = _buyer(None)
     header = _header(
         "PW", status=0, number=_number(document.reference, "PW", stem), order_number=document.order_reference,
         buyer=buyer, options=warehouse_options, moment=moment, positions=len(positions), net=zero, vat=zero,
@@ -351,5 +333,3 @@ def reference_of(data: bytes) -> str | None:
         return None
     return fields[48] if len(fields) == 62 else None
 
-
-assert set(_VAT_CODES) == set(VAT_PERCENT)

@@ -37,7 +37,6 @@ from connectors.erp.documents import (
     restock_json,
     sales_json,
     stem_candidates,
-    totals,
 )
 from hub.kernel.clock import utcnow
 from hub.kernel.errors import PermanentError, RetryableError
@@ -61,14 +60,13 @@ class Outbox:
     # --- documents --------------------------------------------------------------------
 
     def post_sales_document(self, document: SalesDocument) -> str:
-        amounts = totals(document)  # a document that cannot be booked fails before anything is written
         stem = self._stem(document.reference)
         files: dict[str, bytes] = {}
-        for fmt in self.formats:
+        for fmt in self.formats:  # every format first: a document one of them refuses writes nothing
             if fmt == "json":
-                files[fmt] = dumps(sales_json(document, amounts))
+                files[fmt] = dumps(sales_json(document))
             elif fmt == "epp":
-                files[fmt] = epp.sales_epp(document, amounts, self.epp, stem=stem)
+                files[fmt] = epp.sales_epp(document, self.epp, stem=stem)
         self._publish(document.reference, stem, files)
         return stem
 

@@ -54,17 +54,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 
-from connectors.erp.documents import (
-    check_restock,
-    kind_of,
-    normalize_nip,
-    restock_json,
-    sales_json,
-    totals,
-)
-from connectors.erp.documents import (
-    issued_at as document_issued_at,
-)
+from connectors.erp.documents import check_restock, restock_json, sales_json
 from hub.catalog.feed_rules import FeedRules, ParsedRow, missing_columns, normalize_column, parse_row, records
 from hub.kernel.clock import utcnow
 from hub.kernel.errors import PermanentError, RetryableError
@@ -366,21 +356,21 @@ class SqlErp:
         if staging is None:
             raise PermanentError(f"ERP connector {self.name!r} takes no sales documents: add a [sales_document] "
                                  f"section to {self.queries_path} (start from examples/erp_sql.toml)")
-        amounts = totals(document)
-        order, invoice, payment = document.order, document.order.invoice, document.order.payment
-        when = document_issued_at(document)
+        order, buyer, payment = document.order, document.buyer, document.order.payment
+        when = document.issued_at
+        invoice_address = buyer.address if buyer else None
         delivery = order.delivery_address
         header = {
-            "reference": document.reference, "kind": kind_of(document), "issued_at": when,
+            "reference": document.reference, "kind": document.kind, "issued_at": when,
             "issued_date": when.astimezone(_LOCAL_ZONE).date(), "channel": order.channel_account,
             "order_id": order.external_id, "order_revision": order.revision, "buyer_email": order.buyer_email,
             "buyer_login": order.buyer_login,
-            "nip": (normalize_nip(invoice.nip) or None) if invoice else None,
-            "company": invoice.company if invoice else None,
-            "invoice_street": invoice.address.street if invoice and invoice.address else None,
-            "invoice_postal_code": invoice.address.postal_code if invoice and invoice.address else None,
-            "invoice_city": invoice.address.city if invoice and invoice.address else None,
-            "invoice_country": invoice.address.country if invoice and invoice.address else None,
+            "nip": (buyer.nip or None) if buyer else None,
+            "company": buyer.company if buyer else None,
+            "invoice_street": invoice_address.street if invoice_address else None,
+            "invoice_postal_code": invoice_address.postal_code if invoice_address else None,
+            "invoice_city": invoice_address.city if invoice_address else None,
+            "invoice_country": invoice_address.country if invoice_address else None,
             "delivery_method": order.delivery_method,
             "delivery_name": delivery.name if delivery else None,
             "delivery_street": delivery.street if delivery else None,
@@ -389,18 +379,18 @@ class SqlErp:
             "delivery_country": delivery.country if delivery else None,
             "delivery_phone": delivery.phone if delivery else None,
             "pickup_point_id": order.pickup_point.id if order.pickup_point else None,
-            "total_net": amounts.net, "total_vat": amounts.vat, "total_gross": amounts.gross,
+            "total_net": document.net, "total_vat": document.vat, "total_gross": document.gross,
             "currency": order.currency, "payment_status": payment.status, "payment_method": payment.method,
             "payment_amount": payment.amount, "cod": payment.cash_on_delivery,
             "cod_amount": payment.amount if payment.cash_on_delivery else None,
-            "line_count": len(amounts.lines),
-            "document": json.dumps(sales_json(document, amounts), ensure_ascii=False, separators=(",", ":")),
+            "line_count": len(document.lines),
+            "document": json.dumps(sales_json(document), ensure_ascii=False, separators=(",", ":")),
         }
         lines = [{
-            "reference": document.reference, "line_no": a.line_no, "sku": a.line.sku, "name": a.line.name,
-            "quantity": a.line.quantity, "unit_price_gross": a.line.unit_price_gross, "vat_rate": a.vat_rate,
-            "net": a.net, "vat": a.vat, "gross": a.gross, "offer_id": a.line.offer_id, "line_id": a.line.line_id,
-        } for a in amounts.lines]
+            "reference": document.reference, "line_no": line.line_no, "sku": line.sku, "name": line.name,
+            "quantity": line.quantity, "unit_price_gross": line.unit_price_gross, "vat_rate": line.vat_rate,
+            "net": line.net, "vat": line.vat, "gross": line.gross, "offer_id": line.offer_id, "line_id": line.line_id,
+        } for line in document.lines]
         return self._stage("sales_document", staging, document.reference, header, lines)
 
     def cancel_sales_document(self, reference: str, reason: str) -> str:

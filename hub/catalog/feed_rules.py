@@ -20,17 +20,18 @@ from typing import Any
 from stdnum import ean as gtin
 from stdnum.exceptions import InvalidChecksum, InvalidLength, ValidationError
 
+from hub.kernel.money import GROSZ
 from hub.kernel.ports.erp import PriceRecord, ProductRecord, RejectedRecord, StockRecord
-from hub.kernel.vat import VatRate
+from hub.kernel.vat import CATALOGUE_CODES, CODE_FOR_PERCENT, NO_VAT_CODES, VatRate
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("sku", "name", "stock", "price_gross", "vat_rate")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("ean", "cost_net", "currency", "weight_kg", "warehouse")
 COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
-# Rates a product in a catalogue carries ("oo", reverse charge, describes an invoice to a business
-# buyer rather than a product's price, so a feed does not use it).
-FEED_VAT_CODES: tuple[VatRate, ...] = ("23", "8", "5", "0", "zw", "np")
-_RATE_CODES: dict[Decimal, VatRate] = {Decimal(c): c for c in FEED_VAT_CODES if c.isdigit()}  # 23.00 -> "23"
+# A feed row's VAT rate is one of the codes a product in a catalogue carries (hub.kernel.vat): a
+# percentage (23.00 -> "23") or a code without VAT ("ZW" -> "zw").
+_RATE_CODES: dict[Decimal, VatRate] = {p: c for p, c in CODE_FOR_PERCENT.items() if c in CATALOGUE_CODES}
+_WORD_CODES: frozenset[VatRate] = frozenset(c for c in CATALOGUE_CODES if c in NO_VAT_CODES)
 
 DEFAULT_CURRENCY = "PLN"
 DEFAULT_WAREHOUSE = "default"
@@ -176,15 +177,15 @@ def _stock(value: object, *, decimal_comma: bool | None) -> int:
 
 def _price(value: object, *, decimal_comma: bool | None) -> Decimal:
     number = _amount(value, decimal_comma=decimal_comma, places=2, limit=_MONEY_LIMIT, positive=True)
-    return number.quantize(Decimal("0.01"))
+    return number.quantize(GROSZ)
 
 
 def _vat(value: object) -> VatRate:
-    allowed = ", ".join(FEED_VAT_CODES)
+    allowed = ", ".join(CATALOGUE_CODES)
     if isinstance(value, str):
         value = value.strip().lower().removesuffix("%").strip().removesuffix(".")
-        if value in ("zw", "np"):
-            return value  # type: ignore[return-value]  # narrowed to the two literals just above
+        if value in _WORD_CODES:
+            return value  # type: ignore[return-value]  # one of the catalogue's codes without VAT
     try:
         number = parse_decimal(value)
     except _Bad:

@@ -12,9 +12,6 @@ from hub.catalog import Product
 from hub.kernel.ports.channel import ChannelOrder, InvoiceRequest, OrderLine, Payment
 from hub.kernel.types import Address, PickupPoint
 from hub.orders.models import Order, OrderLineRow
-from hub.platform.logs import get_logger
-
-log = get_logger("hub.orders.documents")
 
 
 def _address(data: dict[str, Any] | None) -> Address | None:

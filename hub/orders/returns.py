@@ -11,14 +11,12 @@ from sqlalchemy.orm import Session
 
 from hub.jobs import queue
 from hub.kernel.clock import utcnow
+from hub.kernel.money import GROSZ
 from hub.orders.actions import run_rules
 from hub.orders.kinds import REFUND, REJECT, RESTOCK
 from hub.orders.models import Order, OrderLineRow, ReturnRow
 from hub.orders.rules import OrderRules
 from hub.orders.status import move
-from hub.platform.logs import get_logger
-
-log = get_logger("hub.orders.returns")
 
 
 def accept_return(session: Session, rules: OrderRules, return_id: int) -> ReturnRow:
@@ -75,7 +73,7 @@ def _refund_amount(session: Session, rma: ReturnRow, order: Order | None) -> Dec
         line = lines.get(x.get("line_id")) or by_sku.get(x.get("sku"))
         if line is not None:
             total += line.unit_price_gross * x["quantity"]
-    return total.quantize(Decimal("0.01"))
+    return total.quantize(GROSZ)
 
 
 def _parse(value: str) -> Any:

@@ -4,6 +4,7 @@ refunds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,7 +17,7 @@ from hub.jobs.handlers import JobContext
 from hub.kernel.clock import utcnow
 from hub.kernel.errors import PermanentError
 from hub.kernel.ports.channel import ChannelOrder, RefundRequest, ReturnLine
-from hub.kernel.ports.erp import RestockDocument, SalesDocument
+from hub.kernel.ports.erp import RestockDocument
 from hub.orders.documents import stored_order
 from hub.orders.intake import accept_many
 from hub.orders.kinds import (
@@ -33,11 +34,8 @@ from hub.orders.kinds import (
 from hub.orders.models import ChannelCursor, Order, OrderHistory, ReturnRow
 from hub.orders.returns import _parse
 from hub.orders.rules import OrderRules
+from hub.orders.sales_documents import sales_document
 from hub.platform.db import insert_for, upsert
-from hub.platform.logs import get_logger
-
-log = get_logger("hub.orders.service")
-
 
 FETCH_CHUNK = 100
 
@@ -56,10 +54,6 @@ def save_channel_cursor(session: Session, channel: str, stream: str, cursor: str
 class OrderService:
     """The orders' job handlers, on the process's connectors and the seller's order rules."""
 
-    HANDLERS = {ORDERS_POLL: "handle_poll", ORDERS_RECONCILE: "handle_reconcile", TO_ERP: "handle_to_erp",
-                ERP_CANCEL: "handle_erp_cancel", PUSH_STATUS: "handle_push_status",
-                RETURNS_POLL: "handle_returns_poll", REFUND: "handle_refund", RESTOCK: "handle_restock",
-                REJECT: "handle_reject"}
 
     def __init__(self, connectors: Any, rules: OrderRules, erp_stock_grace: timedelta):
         self.connectors = connectors
@@ -147,8 +141,8 @@ class OrderService:
             if order.erp_ref:
                 return {"erp_ref": order.erp_ref, "already": True}
             # the order's acceptance time, not now: a retried document is identical to the first
-            document = SalesDocument(reference=f"{order.channel}/{order.external_id}",
-                                     order=stored_order(session, order), issued_at=order.created_at)
+            document = sales_document(f"{order.channel}/{order.external_id}", stored_order(session, order),
+                                      issued_at=order.created_at)
         erp_ref = self._erp_sink().post_sales_document(document)
         with ctx.session() as session:
             order = session.get(Order, ctx.payload["order_id"])
@@ -287,3 +281,17 @@ class OrderService:
             rma.rejection_reason = ctx.payload["reason"]
             rma.updated_at = utcnow()
         return {"rejected": external_id}
+
+
+# job kind -> the handler that runs it (hub.app.wiring registers them)
+HANDLERS: dict[str, Callable[[OrderService, JobContext], dict[str, Any]]] = {
+    ORDERS_POLL: OrderService.handle_poll,
+    ORDERS_RECONCILE: OrderService.handle_reconcile,
+    TO_ERP: OrderService.handle_to_erp,
+    ERP_CANCEL: OrderService.handle_erp_cancel,
+    PUSH_STATUS: OrderService.handle_push_status,
+    RETURNS_POLL: OrderService.handle_returns_poll,
+    REFUND: OrderService.handle_refund,
+    RESTOCK: OrderService.handle_restock,
+    REJECT: OrderService.handle_reject,
+}

@@ -10,59 +10,21 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
 from hub.kernel.errors import ConfigError
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "_mappings"
 
 
-class VatRate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rate: Decimal | None = None
-    label: str = Field(min_length=1)
-
-    @field_validator("rate", mode="before")
-    @classmethod
-    def _no_float(cls, value: Any) -> Any:
-        if isinstance(value, float):
-            raise ValueError("write the rate as a string, e.g. \"23\" (money and rates are never floats)")
-        return value
-
-    @field_validator("rate")
-    @classmethod
-    def _range(cls, value: Decimal | None) -> Decimal | None:
-        if value is not None and not (Decimal(0) <= value < Decimal(100)):
-            raise ValueError("a VAT rate is a percentage from 0 to 99")
-        return value
-
-
-class VatRates(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rates: dict[str, VatRate]
-
-    @field_validator("rates")
-    @classmethod
-    def _polish_codes(cls, rates: dict[str, VatRate]) -> dict[str, VatRate]:
-        allowed = {"23", "8", "5", "0", "zw", "np", "oo"}
-        unknown = sorted(set(rates) - allowed)
-        if unknown:
-            raise ValueError(f"unknown VAT code(s) {', '.join(unknown)}; Polish codes are {', '.join(sorted(allowed))}")
-        return rates
-
-
 # file name -> schema. Each capability registers its own files where it defines their schema
 # (listings: pricing.toml, stock.toml; orders: automation.toml, order_status.toml; a connector its
 # own): the platform knows no capability.
-SCHEMAS: dict[str, type[BaseModel]] = {
-    "vat_rates.toml": VatRates,
-}
+# (The Polish VAT codes are law, not a seller's setting: hub.kernel.vat holds them, no mappings file.)
+SCHEMAS: dict[str, type[BaseModel]] = {}
 
 
 def register_schema(filename: str, model: type[BaseModel]) -> None:

@@ -12,7 +12,6 @@ from stdnum import ean as gtin
 
 from hub.catalog.feed_rules import (
     COLUMNS,
-    FEED_VAT_CODES,
     REQUIRED_COLUMNS,
     FeedRules,
     ParsedRow,
@@ -23,6 +22,7 @@ from hub.catalog.feed_rules import (
     records,
 )
 from hub.kernel.ports.erp import PriceRecord, ProductRecord, RejectedRecord, StockRecord
+from hub.kernel.vat import CATALOGUE_CODES, VAT_CODES
 
 SRC = "feed.csv:2"
 GOOD: dict[str, Any] = {
@@ -105,6 +105,14 @@ def test_bad_price(raw: Any, reason: str) -> None:
 ])
 def test_vat_spellings(raw: Any, code: str) -> None:
     assert ok(vat_rate=raw).product.vat_rate == code
+
+
+def test_the_feed_takes_the_catalogue_codes_of_hub_kernel_vat() -> None:
+    for code in VAT_CODES:
+        if code in CATALOGUE_CODES:
+            assert ok(vat_rate=code).product.vat_rate == code
+        else:  # "oo": an invoice's, never a product's
+            assert "not a Polish VAT rate (23, 8, 5, 0, zw, np)" in rejected(vat_rate=code)["vat_rate"].reason
 
 
 @pytest.mark.parametrize(("raw", "reason"), [
@@ -260,7 +268,7 @@ def test_valid_rows_parse_to_the_values_written(sku: str, quantity: int, price: 
     assert isinstance(row, ParsedRow), row
     assert row.stock.quantity == quantity and row.stock.sku == sku.strip()
     assert row.price.price_gross == price and row.price.price_gross.as_tuple().exponent == -2
-    assert row.product.vat_rate in FEED_VAT_CODES and row.product.vat_rate == vat.strip(" %").lower().split(".")[0]
+    assert row.product.vat_rate in CATALOGUE_CODES and row.product.vat_rate == vat.strip(" %").lower().split(".")[0]
     assert row.product.ean == (ean or None) and row.product.weight_kg == weight
     assert not any(isinstance(v, float) for v in (row.price.price_gross, row.product.weight_kg))
 

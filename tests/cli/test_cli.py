@@ -134,7 +134,8 @@ def test_init_run_status_jobs(capsys: pytest.CaptureFixture[str], empty_db_url: 
 def test_config_check(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}")
     code, out, _ = run_cli(capsys, "--config", str(config), "config", "check")
-    assert code == 0 and "is valid" in out and "vat_rates.toml" in out and "heartbeat: test.heartbeat" in out
+    assert code == 0 and "is valid" in out and "heartbeat: test.heartbeat" in out
+    assert "stock.toml" in out and "pricing.toml" in out and "vat_rates.toml" not in out  # VAT codes: hub.kernel.vat
     code, out, _ = run_cli(capsys, "--config", str(config), "config", "check", "--json")
     assert "test.heartbeat" in json.loads(out)["job_kinds"]
     bad = write_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}",
@@ -147,19 +148,29 @@ def test_config_check(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
 def test_config_check_validates_mappings_override(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     maps = tmp_path / "maps"
     maps.mkdir()
-    (maps / "vat_rates.toml").write_text('[rates.23]\nrate = 23.0\nlabel = "x"\n[rates.17]\nlabel = "?"\n')
+    (maps / "stock.toml").write_text('[defaults]\npercent = 150\n[channels.shop]\nwarehouses = []\n')
+    (maps / "pricing.toml").write_text("[defaults]\nmarkup_pct = 1.5\n")
     (maps / "pricingg.toml").write_text("")
+    # the VAT codes are law (hub.kernel.vat), no longer a mappings file: an old override is unknown
+    (maps / "vat_rates.toml").write_text('[rates.23]\nrate = "23"\nlabel = "x"\n')
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}", '[mappings]\ndir = "maps"\n')
     code, _, err = run_cli(capsys, "--config", str(config), "config", "check")
     assert code == 2
     assert f"{maps / 'pricingg.toml'}: unknown mappings file" in err
-    assert f"{maps / 'vat_rates.toml'}: rates.23.rate = 23.0: write the rate as a string" in err
-    (maps / "vat_rates.toml").write_text('[rates.23]\nrate = "23"\nlabel = "x"\n[rates.17]\nlabel = "?"\n')
-    (maps / "pricingg.toml").unlink()
+    assert f"{maps / 'vat_rates.toml'}: unknown mappings file" in err
+    assert f"{maps / 'stock.toml'}: defaults.percent = 150: Input should be less than or equal to 100" in err
+    assert f"{maps / 'stock.toml'}: channels.shop.warehouses = []: list at least one warehouse" in err
+    assert f"{maps / 'pricing.toml'}: defaults.markup_pct = 1.5: write the amount as a string" in err
+    (maps / "stock.toml").write_text('[defaults]\nsafety_buffer = 2\n[channels.shop]\nwarehouses = ["MAG", "MAG"]\n')
+    for name in ("pricing.toml", "pricingg.toml", "vat_rates.toml"):
+        (maps / name).unlink()
     code, _, err = run_cli(capsys, "--config", str(config), "config", "check")
     assert code == 2
-    assert one_line_error(err).startswith(f"hub: {maps / 'vat_rates.toml'}: rates = ")
-    assert "unknown VAT code(s) 17" in err
+    assert one_line_error(err) == (f"hub: {maps / 'stock.toml'}: channels.shop.warehouses = ['MAG', 'MAG']: "
+                                   "a warehouse is listed twice")
+    (maps / "stock.toml").write_text("[defaults]\nsafety_buffer = 2\n")
+    code, out, _ = run_cli(capsys, "--config", str(config), "config", "check")
+    assert code == 0 and f"stock.toml: {maps / 'stock.toml'} (override)" in out
 
 
 def test_daemon_speaks_systemd_and_serves_metrics(tmp_path: Path) -> None:

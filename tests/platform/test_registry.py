@@ -114,9 +114,29 @@ def test_connector_contributes_handlers(tmp_path: Path, fake_kind: object) -> No
     assert "fakeshop.push.shop1" in handlers and "hub.prune_jobs" in handlers
 
 
-def test_shipped_mappings_load() -> None:
-    from hub.platform.mappings import load_all
+def test_shipped_mappings_load(tmp_path: Path) -> None:
+    """Every shipped mappings file has its capability's schema and loads; an override replaces it
+    file by file, and a bad value is reported with file, key and value. (The VAT codes are law, in
+    hub.kernel.vat: no mappings file.)"""
+    import hub.app.wiring  # noqa: F401  (the capabilities register their mappings files)
+    from hub.kernel.errors import ConfigError
+    from hub.platform.mappings import SCHEMAS, SHIPPED_DIR, load_all
 
     loaded = load_all(None)
-    rates = loaded["vat_rates.toml"].data.rates  # type: ignore[attr-defined]
-    assert rates["23"].rate == Decimal("23") and rates["zw"].rate is None
+    assert sorted(loaded) == sorted(p.name for p in SHIPPED_DIR.glob("*.toml"))
+    assert all(isinstance(m.data, SCHEMAS[name]) and not m.overridden for name, m in loaded.items())
+    assert "vat_rates.toml" not in loaded and "vat_rates.toml" not in SCHEMAS
+    assert {"pricing.toml", "stock.toml"} <= set(loaded)
+
+    (tmp_path / "stock.toml").write_text('[defaults]\nsafety_buffer = 3\n[channels.shop]\npercent = 50\n')
+    overridden = load_all(tmp_path)
+    stock = overridden["stock.toml"]
+    assert stock.overridden and stock.path == tmp_path / "stock.toml"
+    rule = stock.data.rule_for("shop")  # type: ignore[attr-defined]
+    assert (rule.safety_buffer, rule.percent) == (3, 50)
+    assert not overridden["pricing.toml"].overridden
+    (tmp_path / "stock.toml").write_text('[channels.shop]\npercent = "half"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_all(tmp_path)
+    assert caught.value.problems == [f"{tmp_path / 'stock.toml'}: channels.shop.percent = 'half': "
+                                     "Input should be a valid integer"]

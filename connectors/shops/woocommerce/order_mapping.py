@@ -42,7 +42,7 @@ from hub.kernel.ports.channel import (
     ReturnLine,
 )
 from hub.kernel.types import Address
-from hub.kernel.vat import VatRate
+from hub.kernel.vat import CODE_FOR_PERCENT, VatRate
 
 from .mapping import format_money, parse_money
 
@@ -60,7 +60,6 @@ DEFAULT_NIP_META_KEYS: tuple[str, ...] = (
     "_billing_vat_number", "billing_vat_number", "_vat_number", "vat_number",
 )
 REFUNDED = "REFUNDED"  # ChannelReturn.status of a refund made in the shop (mappings/order_status.toml)
-_VAT_RATES: dict[Decimal, VatRate] = {Decimal(23): "23", Decimal(8): "8", Decimal(5): "5", Decimal(0): "0"}
 _HUB_MARK = "[hub:"
 _STATUS_SLUG = re.compile(r"^[a-z0-9_-]{1,20}$")
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9:/._@+-]{1,120}$")
@@ -247,7 +246,7 @@ def _vat_rates(order: Mapping[str, Any]) -> dict[int, VatRate]:
         rate_id, percent = _int(line.get("rate_id")), line.get("rate_percent")
         if rate_id is None or not isinstance(percent, int | float) or isinstance(percent, bool):
             continue
-        if (rate := _VAT_RATES.get(Decimal(str(percent)))) is not None:
+        if (rate := CODE_FOR_PERCENT.get(Decimal(str(percent)))) is not None:
             rates[rate_id] = rate
     return rates
 

@@ -36,11 +36,15 @@ from hub.kernel.ports.channel import (
     SalesChannel,
 )
 from hub.kernel.ports.erp import (
+    DocumentBuyer,
+    DocumentKind,
+    DocumentLine,
     ErpBatch,
     ErpSalesSink,
     ErpSource,
     PriceRecord,
     ProductRecord,
+    RateTotal,
     RejectedRecord,
     RestockDocument,
     SalesDocument,
@@ -50,9 +54,10 @@ from hub.kernel.types import Address, PickupPoint
 from hub.kernel.vat import VatRate
 
 __all__ = [
-    "Address", "Capability", "Carrier", "ChangeResult", "ChannelOrder", "ChannelReturn", "ErpBatch", "ErpSalesSink",
+    "Address", "Capability", "Carrier", "ChangeResult", "ChannelOrder", "ChannelReturn", "DocumentBuyer",
+    "DocumentKind", "DocumentLine", "ErpBatch", "ErpSalesSink",
     "ErpSource", "InvoiceRequest", "Listing", "ListingChange", "OrderChannel", "OrderEvent", "OrderLine", "Parcel",
-    "Payment", "Pickup", "PickupPoint", "PickupRequest", "PriceRecord", "ProductRecord", "RefundRequest",
+    "Payment", "Pickup", "PickupPoint", "PickupRequest", "PriceRecord", "ProductRecord", "RateTotal", "RefundRequest",
     "RefundResult", "RejectedRecord", "RestockDocument", "ReturnLine", "ReturnsChannel", "SalesChannel",
     "SalesDocument", "Shipment", "ShipmentRequest", "StockRecord", "TrackingEvent", "VatRate",
 ]

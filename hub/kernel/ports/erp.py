@@ -6,9 +6,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from hub.kernel.ports.channel import ChannelOrder, ReturnLine
+from hub.kernel.types import Address
 from hub.kernel.vat import VatRate
 
 
@@ -64,13 +65,69 @@ class ErpBatch:
     snapshot: bool = False
 
 
+DocumentKind = Literal["invoice", "receipt"]
+
+
+@dataclass(frozen=True)
+class DocumentLine:
+    """One line of a sales document with its amounts as the hub computed them (2 decimals, Polish
+    rounding): ``gross`` = unit gross price x quantity; ``net`` and ``vat`` are the line's own,
+    for information (the document's VAT is its rates' VAT, ``SalesDocument.rates``)."""
+
+    line_no: int  # 1-based, in the order's line order
+    sku: str | None  # None: sold without one (a delivery fee): a one-time service under its name
+    offer_id: str | None
+    line_id: str | None
+    name: str
+    quantity: int
+    unit_price_gross: Decimal  # as the channel gave it
+    unit_price_net: Decimal  # to 4 decimals, informative: documents are priced gross
+    vat_rate: VatRate
+    net: Decimal
+    vat: Decimal
+    gross: Decimal
+
+
+@dataclass(frozen=True)
+class RateTotal:
+    """A document's amounts at one VAT rate: what the ERP's VAT table shows, and what counts."""
+
+    vat_rate: VatRate
+    net: Decimal
+    vat: Decimal
+    gross: Decimal
+
+
+@dataclass(frozen=True)
+class DocumentBuyer:
+    """The buyer's invoice details as the order asks for them, decided by the hub: the NIP normalised
+    (``""``: none given), the buyer's country and its place in the EU's VAT."""
+
+    company: str
+    nip: str  # a Polish NIP as its 10 digits; another VAT id upper-case, compact; "" for none
+    address: Address | None
+    country: str  # ISO code, upper-case; "PL" when the address gives none
+    eu_vat_prefix: str  # the VAT-number prefix of an EU member state ("EL" for Greece); "" outside the EU
+    intra_eu: bool  # a buyer in another EU member state (not Poland)
+
+
 @dataclass(frozen=True)
 class SalesDocument:
-    """An accepted order as the ERP should book it (one per order, keyed by reference)."""
+    """An accepted order as the ERP should book it (one per order, keyed by reference): the order as
+    the channel gave it and what the hub decided for the document (hub.orders.sales_documents builds
+    it): its kind, its buyer, its lines and amounts. An ERP connector renders these values in its
+    formats; it computes no VAT and decides nothing."""
 
     reference: str  # "<channel>/<order id>": unique, and what the ERP is searched by before a retry
-    order: ChannelOrder
-    issued_at: datetime | None = None
+    order: ChannelOrder  # the channel's facts (buyer's e-mail and login, delivery, payment, currency...)
+    issued_at: datetime  # UTC
+    kind: DocumentKind  # "invoice" to ``buyer`` (who gave a NIP); "receipt": the anonymous retail buyer
+    buyer: DocumentBuyer | None  # None: no invoice asked for
+    lines: Sequence[DocumentLine]
+    rates: Sequence[RateTotal]  # in hub.kernel.vat.VAT_CODES order, only the rates the document uses
+    net: Decimal  # the sums over ``rates``
+    vat: Decimal
+    gross: Decimal
 
 
 @dataclass(frozen=True)

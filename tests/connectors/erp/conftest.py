@@ -1,4 +1,5 @@
-"""ERP connector test fixtures: the documents the sales sinks are given."""
+"""ERP connector test fixtures: the documents the sales sinks are given (built by the hub, as
+hub.orders.service builds them: the connectors only render them)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from hub.kernel.ports.channel import ChannelOrder, InvoiceRequest, OrderLine, Payment, ReturnLine
 from hub.kernel.ports.erp import RestockDocument, SalesDocument
 from hub.kernel.types import Address, PickupPoint
+from hub.orders.sales_documents import sales_document
 
 # --- documents the sales sinks are given (tests of outbox.py, epp.py, the sql staging) ---
 
@@ -42,7 +44,7 @@ def invoice_document() -> SalesDocument:
                              Address(name='Kawiarnia "Łąka" Sp. z o.o.', street="ul. Piotrkowska 100 lok. 2",
                                      city="Łódź", postal_code="90-004"))
     order = _order("7d1e5c2a-1b2c-4d5e-8f90-a1b2c3d4e5f6", lines, payment, invoice)
-    return SalesDocument("allegro-main/7d1e5c2a-1b2c-4d5e-8f90-a1b2c3d4e5f6", order, ISSUED)
+    return sales_document("allegro-main/7d1e5c2a-1b2c-4d5e-8f90-a1b2c3d4e5f6", order, issued_at=ISSUED)
 
 
 @pytest.fixture
@@ -60,7 +62,7 @@ def receipt_document() -> SalesDocument:
                                 postal_code="00-001"))
     order = _order("1234567890", lines, payment, None, channel_account="shop-main", pickup_point=point,
                    delivery_method="InPost Paczkomat pobranie", delivery_address=None)
-    return SalesDocument("shop-main/1234567890", order, ISSUED)
+    return sales_document("shop-main/1234567890", order, issued_at=ISSUED)
 
 
 @pytest.fixture

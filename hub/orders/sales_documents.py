@@ -1,0 +1,130 @@
+"""The VAT rules of a sales document: an accepted order becomes what the ERP must book.
+
+Pure functions on Decimal, no I/O. ERP connectors render the result (JSON, EDI++, staging rows)
+and decide nothing; the rules are here:
+
+- Money is rounded once, the Polish way (art. 106e ust. 11 of the VAT act: below half a grosz is
+  dropped, half a grosz and more rounds up, i.e. ROUND_HALF_UP).
+- A line's gross value is its unit gross price times its quantity, to the grosz.
+- Prices are gross (what the buyer paid), so VAT is computed *from the gross sum* of each VAT rate:
+  ``vat = round(gross * rate / (100 + rate))`` and ``net = gross - vat`` (the "od wartości brutto"
+  method Subiekt uses for documents priced gross).
+- The document's totals are the sums over the rates. Each line also carries its own net and VAT
+  (the same formula on the line's gross) for information; they may differ from the rate's total by
+  a grosz, and the rate's total is the one that counts (it is what the ERP's VAT table shows).
+- Exempt (``zw``), not subject (``np``) and reverse-charge (``oo``) lines have no VAT: net = gross
+  (hub.kernel.vat holds the codes).
+- A line without a VAT rate is refused (the hub fills it from the ERP's catalogue before; tax is
+  never guessed), as are an unknown rate, a quantity below 1, a negative price and an order
+  without lines.
+- The document is an invoice when the buyer asked for one with a NIP; a receipt otherwise (an
+  invoice for a consumer without a NIP is issued in the ERP to the receipt, when asked).
+- The buyer's NIP is normalised (hub.kernel.vat.normalize_nip); a buyer in another EU member state
+  is an intra-EU buyer, named with the state's VAT prefix (``EL`` for Greece).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from hub.kernel.clock import as_utc
+from hub.kernel.errors import PermanentError
+from hub.kernel.money import to_grosz
+from hub.kernel.ports.channel import ChannelOrder, InvoiceRequest, OrderLine
+from hub.kernel.ports.erp import DocumentBuyer, DocumentKind, DocumentLine, RateTotal, SalesDocument
+from hub.kernel.vat import HOME_COUNTRY, VAT_CODES, VAT_PERCENT, VatRate, eu_vat_prefix, normalize_nip
+
+UNIT_NET_PLACES = Decimal("0.0001")
+
+
+def money(value: Decimal) -> Decimal:
+    """To the grosz, half a grosz and more up (art. 106e ust. 11)."""
+    return to_grosz(value)
+
+
+def vat_from_gross(gross: Decimal, rate: VatRate) -> Decimal:
+    """The VAT contained in a gross amount at ``rate`` (0.00 for the codes without VAT)."""
+    percent = VAT_PERCENT[rate]
+    if not percent:
+        return Decimal("0.00")
+    return money(gross * percent / (100 + percent))
+
+
+def unit_price_net(unit_price_gross: Decimal, rate: VatRate) -> Decimal:
+    """A unit's price without VAT, to 4 decimals (informative: documents are priced gross)."""
+    percent = VAT_PERCENT[rate]
+    if not percent:
+        return unit_price_gross.quantize(UNIT_NET_PLACES, rounding=ROUND_HALF_UP)
+    return (unit_price_gross * 100 / (100 + percent)).quantize(UNIT_NET_PLACES, rounding=ROUND_HALF_UP)
+
+
+def document_line(number: int, line: OrderLine, *, where: str) -> DocumentLine:
+    """An order line with its amounts; one that cannot be booked is a PermanentError naming it."""
+    where = f"{where}, line {number} ({line.sku or line.name!r})"
+    rate = line.vat_rate
+    if rate is None:
+        raise PermanentError(f"{where}: no VAT rate (the hub must fill it from the ERP's catalogue before "
+                             "posting; an ERP document cannot guess the tax)")
+    if rate not in VAT_PERCENT:
+        raise PermanentError(f"{where}: unknown VAT rate {rate!r}")
+    if line.quantity <= 0:
+        raise PermanentError(f"{where}: quantity {line.quantity} is not positive")
+    if line.unit_price_gross < 0:
+        raise PermanentError(f"{where}: negative unit price {line.unit_price_gross}")
+    gross = money(line.unit_price_gross * line.quantity)
+    vat = vat_from_gross(gross, rate)
+    return DocumentLine(
+        line_no=number, sku=line.sku, offer_id=line.offer_id, line_id=line.line_id, name=line.name,
+        quantity=line.quantity, unit_price_gross=line.unit_price_gross,
+        unit_price_net=unit_price_net(line.unit_price_gross, rate), vat_rate=rate, net=gross - vat, vat=vat,
+        gross=gross)
+
+
+def rate_totals(lines: Sequence[DocumentLine]) -> list[RateTotal]:
+    """Per VAT rate the document uses (in VAT_CODES order): the gross sum, the VAT computed from it,
+    and the net as their difference."""
+    totals: list[RateTotal] = []
+    for rate in VAT_CODES:
+        used = [line for line in lines if line.vat_rate == rate]
+        if used:
+            gross = sum((line.gross for line in used), Decimal("0.00"))
+            vat = vat_from_gross(gross, rate)
+            totals.append(RateTotal(rate, gross - vat, vat, gross))
+    return totals
+
+
+def buyer(invoice: InvoiceRequest | None) -> DocumentBuyer | None:
+    """The invoice's buyer as the document names it; None when no invoice was asked for."""
+    if invoice is None:
+        return None
+    address = invoice.address
+    country = ((address.country if address is not None else None) or HOME_COUNTRY).upper()
+    prefix = eu_vat_prefix(country)
+    eu = prefix is not None
+    return DocumentBuyer(company=invoice.company, nip=normalize_nip(invoice.nip), address=address, country=country,
+                         eu_vat_prefix=prefix or "",
+                         intra_eu=eu and country != HOME_COUNTRY)
+
+
+def kind_of(document_buyer: DocumentBuyer | None) -> DocumentKind:
+    """An invoice when the buyer asked for one with a NIP; a receipt otherwise."""
+    return "invoice" if document_buyer is not None and document_buyer.nip else "receipt"
+
+
+def sales_document(reference: str, order: ChannelOrder, *, issued_at: datetime | None = None) -> SalesDocument:
+    """The sales document of an accepted order: issued at ``issued_at`` (the order's creation when
+    None), its kind, buyer, lines and amounts. An order that cannot be booked is a PermanentError
+    naming the line and the reason."""
+    if not order.lines:
+        raise PermanentError(f"sales document {reference}: the order has no lines")
+    where = f"sales document {reference}"
+    lines = [document_line(number, line, where=where) for number, line in enumerate(order.lines, 1)]
+    rates = rate_totals(lines)
+    document_buyer = buyer(order.invoice)
+    return SalesDocument(
+        reference=reference, order=order, issued_at=as_utc(issued_at or order.created_at),
+        kind=kind_of(document_buyer), buyer=document_buyer, lines=lines, rates=rates,
+        net=sum((r.net for r in rates), Decimal("0.00")), vat=sum((r.vat for r in rates), Decimal("0.00")),
+        gross=sum((r.gross for r in rates), Decimal("0.00")))
