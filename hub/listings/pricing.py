@@ -12,7 +12,8 @@ refused, because 0.1 is not a price. ``"none"`` clears an inherited ``ceiling``,
 The computation (``decide``), in order:
 
 1. ``enabled = false`` (the kill switch): no price is decided, nothing is pushed.
-2. VAT: the SKU's code gives the rate; ``zw``, ``np`` and ``oo`` count as 0 % for the net amount.
+2. VAT: the SKU's code gives the rate (``hub.kernel.vat``); ``zw``, ``np`` and ``oo`` count as 0 % for the
+   net amount.
 3. Floor (needs the ERP's net cost; a cost of 0 or less counts as missing, because ERPs write 0
    when the purchase price is unknown). With P the gross price the buyer pays, v the VAT rate,
    c the channel's commission (charged on P), F the fixed fee per unit and m the minimum margin,
@@ -55,25 +56,20 @@ gives 12.35, 12.40).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, Inexact, getcontext, localcontext
 from functools import lru_cache
-from typing import Annotated, Any, Literal, NamedTuple, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
+from hub.kernel.money import GROSZ
+from hub.kernel.vat import NO_VAT_CODES, percent_for_net
 from hub.platform.mappings import register_schema
 
-CENT = Decimal("0.01")
+CENT = GROSZ
 HUNDRED = Decimal(100)
-
-# Percentages by VAT code for the net computation; exempt / out-of-scope / reverse charge: 0 %.
-DEFAULT_VAT_PERCENT: dict[str, Decimal] = {
-    "23": Decimal(23), "8": Decimal(8), "5": Decimal(5), "0": Decimal(0),
-    "zw": Decimal(0), "np": Decimal(0), "oo": Decimal(0),
-}
 
 _CLEARABLE = ("ceiling", "ceiling_pct", "max_changes_per_run")
 
@@ -112,10 +108,6 @@ class Rounding:
         k = self._k(price, ROUND_FLOOR)
         return None if k < 0 else self._at(k)
 
-    def holds(self, price: Decimal) -> bool:
-        """True when ``price`` is an allowed price (what the property tests check)."""
-        k = (price - self.offset) / self.modulus
-        return k >= 0 and k == k.to_integral_value()
 
 
 @lru_cache(maxsize=64)
@@ -296,11 +288,6 @@ def _pct(value: Decimal) -> str:
     return f"{_num(value)}%"
 
 
-def vat_percent_table(rates: Mapping[str, Decimal | None]) -> dict[str, Decimal]:
-    """VAT code -> percentage for ``decide`` from vat_rates.toml's rates (no rate: 0 % for the net amount)."""
-    return {code: Decimal(0) if rate is None else rate for code, rate in rates.items()}
-
-
 def _exact() -> AbstractContextManager[Context]:
     """A context in which the floor's sums and products are exact (Inexact raises, never rounds)."""
     ctx = getcontext().copy()
@@ -332,165 +319,234 @@ def floor_price(cost_net: Decimal, vat_percent: Decimal, rule: PriceRule) -> tup
     return value, f"{formula} = {_num(numerator)} / {_num(denominator)}, rounded up to the cent"
 
 
-def decide(rule: PriceRule, inputs: PriceInputs, *, vat_percent: Mapping[str, Decimal] | None = None) -> PriceDecision:
-    """Apply ``rule`` to one SKU. Pure: the same inputs always give the same decision and steps.
+class _Refusal(Exception):
+    """Raised by a step of ``decide`` that refuses the SKU (``candidate``: the price it refused, if any)."""
 
-    ``vat_percent`` maps VAT codes to percentages (from vat_rates.toml: None rates as 0); the
-    default is Polish law as of 2024 (DEFAULT_VAT_PERCENT).
-    """
-    steps: list[Step] = []
+    def __init__(self, reason: str, candidate: Decimal | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.candidate = candidate
+
+
+@dataclass
+class _Trace:
+    """What ``decide`` has found so far: the steps ``hub prices explain`` prints, the floor and the ceiling."""
+
+    sku: str
+    channel: str
+    steps: list[Step] = field(default_factory=list)
     floor: Decimal | None = None
     ceiling: Decimal | None = None
 
-    def finish(price: Decimal | None, reason: str, *, candidate: Decimal | None = None,
-               disabled: bool = False) -> PriceDecision:
+    def add(self, label: str, value: Decimal | str | None, explanation: str) -> None:
+        self.steps.append(Step(label, value, explanation))
+
+    def decision(self, price: Decimal | None, reason: str, *, candidate: Decimal | None = None,
+                 disabled: bool = False) -> PriceDecision:
+        """The last step (the price, the refusal or the kill switch's result) and the decision."""
         refused = price is None and not disabled
         if refused:
-            steps.append(Step("refused", candidate, reason + "; the listing keeps its last price"))
-        elif disabled:
-            steps.append(Step("result", None, reason))
+            self.add("refused", candidate, reason + "; the listing keeps its last price")
         else:
-            steps.append(Step("price", price, reason))
-        return PriceDecision(inputs.sku, inputs.channel, price, floor, ceiling, refused, disabled, reason,
-                             price if price is not None else candidate, tuple(steps))
+            self.add("result" if disabled else "price", price, reason)
+        return PriceDecision(self.sku, self.channel, price, self.floor, self.ceiling, refused, disabled, reason,
+                             price if price is not None else candidate, tuple(self.steps))
 
-    # 1. kill switch
+
+class _Candidate(NamedTuple):
+    price: Decimal  # before rounding
+    source: str  # what it is: the list price, the ceiling or the repricing target
+    upper: Decimal | None  # the limit rounding must keep: the ceiling or the repricing target
+
+
+def decide(rule: PriceRule, inputs: PriceInputs) -> PriceDecision:
+    """Apply ``rule`` to one SKU, step by step (the module's docstring explains each one).
+
+    Pure: the same inputs always give the same decision and steps.
+    """
+    trace = _Trace(inputs.sku, inputs.channel)
+    try:
+        if not _channel_enabled(trace, rule, inputs.currency):
+            return trace.decision(None, "pricing is switched off for this channel: no price is pushed", disabled=True)
+        vat = _vat(trace, inputs.vat_rate)
+        cost = _cost(trace, inputs.cost_net)
+        _floor(trace, rule, cost, vat)
+        base = _base(trace, rule, inputs.price_gross, cost, vat)
+        list_price = _list_price(trace, rule, base)
+        _ceiling(trace, rule, inputs.price_gross)
+        target = _repricing_target(trace, rule, inputs.competitor_price)
+        candidate = _candidate(trace, list_price, target)
+        _floor_check(trace, candidate)
+        price = _round(trace, rule.rounding_rule, candidate)
+        _margin(trace, rule, price, cost, vat)
+    except _Refusal as refusal:
+        return trace.decision(None, refusal.reason, candidate=refusal.candidate)
+    return trace.decision(price, "pushed to the channel")
+
+
+def _channel_enabled(trace: _Trace, rule: PriceRule, currency: str) -> bool:
+    """1. The kill switch (False: switched off); an ERP price in another currency than PLN is refused."""
     if not rule.enabled:
-        steps.append(Step("channel", "disabled", "enabled = false in pricing.toml (the kill switch)"))
-        return finish(None, "pricing is switched off for this channel: no price is pushed", disabled=True)
-    steps.append(Step("channel", "enabled", f"rule: base {rule.base}, rounding {rule.rounding!r}"))
-    if inputs.currency != "PLN":
-        steps.append(Step("currency", inputs.currency, "the rules' fees, ceilings and beat_by are PLN"))
-        return finish(None, f"the ERP price is in {inputs.currency}, the pricing rules are in PLN")
+        trace.add("channel", "disabled", "enabled = false in pricing.toml (the kill switch)")
+        return False
+    trace.add("channel", "enabled", f"rule: base {rule.base}, rounding {rule.rounding!r}")
+    if currency != "PLN":
+        trace.add("currency", currency, "the rules' fees, ceilings and beat_by are PLN")
+        raise _Refusal(f"the ERP price is in {currency}, the pricing rules are in PLN")
+    return True
 
-    # 2. VAT
-    table = DEFAULT_VAT_PERCENT if vat_percent is None else vat_percent
-    vat = table.get(inputs.vat_rate)
-    if vat is None:
-        steps.append(Step("VAT", None, f"unknown VAT code {inputs.vat_rate!r}"))
-        return finish(None, f"unknown VAT code {inputs.vat_rate!r}: neither net price nor floor can be computed")
-    steps.append(Step("VAT", _pct(vat), f"code {inputs.vat_rate!r}" + (" (0% for the net amount)" if
-                                                                       inputs.vat_rate in ("zw", "np", "oo") else "")))
 
-    # 3. floor
-    cost = inputs.cost_net if inputs.cost_net is not None and inputs.cost_net > 0 else None
+def _vat(trace: _Trace, code: str) -> Decimal:
+    """2. The VAT percentage for the net amount; an unknown code is refused."""
+    percent = percent_for_net(code)
+    if percent is None:
+        trace.add("VAT", None, f"unknown VAT code {code!r}")
+        raise _Refusal(f"unknown VAT code {code!r}: neither net price nor floor can be computed")
+    trace.add("VAT", _pct(percent), f"code {code!r}" + (" (0% for the net amount)" if code in NO_VAT_CODES else ""))
+    return percent
+
+
+def _cost(trace: _Trace, cost_net: Decimal | None) -> Decimal | None:
+    """3a. The ERP's net cost; 0 or less counts as unknown (None)."""
+    if cost_net is not None and cost_net > 0:
+        trace.add("cost (net)", cost_net, "from the ERP")
+        return cost_net
+    what = "no cost" if cost_net is None else f"cost {cost_net} (0 or less counts as unknown)"
+    trace.add("cost (net)", None, f"the ERP gives {what}")
+    return None
+
+
+def _floor(trace: _Trace, rule: PriceRule, cost: Decimal | None, vat: Decimal) -> None:
+    """3b. The floor, into ``trace.floor`` (none without a cost); refused when no price can reach the margin."""
     if cost is None:
-        what = "no cost" if inputs.cost_net is None else f"cost {inputs.cost_net} (0 or less counts as unknown)"
-        steps.append(Step("cost (net)", None, f"the ERP gives {what}"))
-        steps.append(Step("floor", None, "no floor can be computed without the cost"))
-    else:
-        steps.append(Step("cost (net)", cost, "from the ERP"))
-        floor, arithmetic = floor_price(cost, vat, rule)
-        steps.append(Step("floor", floor, arithmetic))
-        if floor is None:
-            return finish(None, "the commission leaves nothing of the net price: no price can reach the margin")
+        trace.add("floor", None, "no floor can be computed without the cost")
+        return
+    trace.floor, arithmetic = floor_price(cost, vat, rule)
+    trace.add("floor", trace.floor, arithmetic)
+    if trace.floor is None:
+        raise _Refusal("the commission leaves nothing of the net price: no price can reach the margin")
 
-    # 4. base and markup
+
+def _base(trace: _Trace, rule: PriceRule, price_gross: Decimal, cost: Decimal | None, vat: Decimal) -> Decimal:
+    """4a. The base: the ERP's gross price, or the cost plus VAT; refused when it cannot be had."""
     if rule.base == "cost_plus":
         if cost is None:
-            return finish(None, "base = cost_plus needs the ERP's cost, and this SKU has none")
+            raise _Refusal("base = cost_plus needs the ERP's cost, and this SKU has none")
         base = (cost * (1 + vat / HUNDRED)).quantize(CENT, ROUND_HALF_UP)
-        steps.append(Step("base", base, f"cost_plus: cost {cost} * (1 + VAT {_pct(vat)}), to the cent"))
-    else:
-        base = inputs.price_gross
-        steps.append(Step("base", base, "erp_gross: the ERP's gross price"))
-        if base <= 0:
-            return finish(None, f"the ERP's gross price {base} is not positive")
-    list_price = (base * (1 + rule.markup_pct / HUNDRED)).quantize(CENT, ROUND_HALF_UP)
-    steps.append(Step("list price", list_price, f"base {base} * (1 + markup {_pct(rule.markup_pct)}), to the cent"))
+        trace.add("base", base, f"cost_plus: cost {cost} * (1 + VAT {_pct(vat)}), to the cent")
+        return base
+    trace.add("base", price_gross, "erp_gross: the ERP's gross price")
+    if price_gross <= 0:
+        raise _Refusal(f"the ERP's gross price {price_gross} is not positive")
+    return price_gross
 
-    # 5. ceiling
+
+def _list_price(trace: _Trace, rule: PriceRule, base: Decimal) -> Decimal:
+    """4b. The base with the markup, to the cent."""
+    list_price = (base * (1 + rule.markup_pct / HUNDRED)).quantize(CENT, ROUND_HALF_UP)
+    trace.add("list price", list_price, f"base {base} * (1 + markup {_pct(rule.markup_pct)}), to the cent")
+    return list_price
+
+
+def _ceiling(trace: _Trace, rule: PriceRule, price_gross: Decimal) -> None:
+    """5. The lower of the configured ceilings, into ``trace.ceiling``; a ceiling under the floor is refused."""
     limits: list[tuple[Decimal, str]] = []
     if rule.ceiling is not None:
         limits.append((rule.ceiling, f"ceiling {rule.ceiling}"))
     if rule.ceiling_pct is not None:
-        by_pct = (inputs.price_gross * (1 + rule.ceiling_pct / HUNDRED)).quantize(CENT, ROUND_FLOOR)
-        limits.append((by_pct, f"ERP price {inputs.price_gross} * (1 + {_pct(rule.ceiling_pct)}), rounded down"))
-    if limits:
-        ceiling, why = min(limits)
-        steps.append(Step("ceiling", ceiling, why + (" (the lower of the two)" if len(limits) > 1 else "")))
-        if floor is not None and ceiling < floor:
-            return finish(None, f"the ceiling {ceiling} is under the floor {floor}", candidate=ceiling)
-    else:
-        steps.append(Step("ceiling", None, "none configured"))
+        by_pct = (price_gross * (1 + rule.ceiling_pct / HUNDRED)).quantize(CENT, ROUND_FLOOR)
+        limits.append((by_pct, f"ERP price {price_gross} * (1 + {_pct(rule.ceiling_pct)}), rounded down"))
+    if not limits:
+        trace.add("ceiling", None, "none configured")
+        return
+    trace.ceiling, why = min(limits)
+    trace.add("ceiling", trace.ceiling, why + (" (the lower of the two)" if len(limits) > 1 else ""))
+    if trace.floor is not None and trace.ceiling < trace.floor:
+        raise _Refusal(f"the ceiling {trace.ceiling} is under the floor {trace.floor}", trace.ceiling)
 
-    # 6. repricing
-    upper = ceiling
+
+def _repricing_target(trace: _Trace, rule: PriceRule, competitor: Decimal | None) -> Decimal | None:
+    """6. The target against the lowest competitor (None: no repricing); refused without a floor or under it."""
     strategy = rule.repricing.strategy
-    competitor = inputs.competitor_price
-    candidate = list_price if ceiling is None else min(list_price, ceiling)
-    source = "list price" if candidate == list_price else "capped at the ceiling"
     if strategy == "off":
-        steps.append(Step("repricing", "off", "strategy off"))
-    elif competitor is None or competitor <= 0:
-        steps.append(Step("repricing", None, "no competitor price for this SKU and channel: the list price stands"
-                          if competitor is None else f"competitor price {competitor} ignored (not positive)"))
+        trace.add("repricing", "off", "strategy off")
+        return None
+    if competitor is None or competitor <= 0:
+        trace.add("repricing", None, "no competitor price for this SKU and channel: the list price stands"
+                  if competitor is None else f"competitor price {competitor} ignored (not positive)")
+        return None
+    target = competitor - rule.repricing.beat_by if strategy == "beat" else competitor
+    how = (f"beat the lowest competitor {competitor} by {rule.repricing.beat_by}" if strategy == "beat"
+           else f"match the lowest competitor {competitor}")
+    trace.add("repricing", target, how)
+    if trace.floor is None:
+        raise _Refusal("repricing without a floor is refused: the ERP gives no cost for this SKU", target)
+    if target < trace.floor:
+        raise _Refusal(f"repricing target {target} ({how}) is under the floor {trace.floor}", target)
+    return target
+
+
+def _candidate(trace: _Trace, list_price: Decimal, target: Decimal | None) -> _Candidate:
+    """7a. The price to round: the list price capped at the ceiling, or the repricing target."""
+    ceiling = trace.ceiling
+    if target is None:
+        price = list_price if ceiling is None else min(list_price, ceiling)
+        candidate = _Candidate(price, "list price" if price == list_price else "capped at the ceiling", ceiling)
     else:
-        target = competitor - rule.repricing.beat_by if strategy == "beat" else competitor
-        how = (f"beat the lowest competitor {competitor} by {rule.repricing.beat_by}" if strategy == "beat"
-               else f"match the lowest competitor {competitor}")
-        steps.append(Step("repricing", target, how))
-        if floor is None:
-            return finish(None, "repricing without a floor is refused: the ERP gives no cost for this SKU",
-                          candidate=target)
-        if target < floor:
-            return finish(None, f"repricing target {target} ({how}) is under the floor {floor}", candidate=target)
         upper = target if ceiling is None else min(target, ceiling)
         if target <= list_price:
-            candidate, source = min(target, upper), "repricing target"
+            candidate = _Candidate(min(target, upper), "repricing target", upper)
         elif ceiling is not None:
-            candidate, source = upper, "repricing target, up to the ceiling"
+            candidate = _Candidate(upper, "repricing target, up to the ceiling", upper)
         else:
-            candidate, source = list_price, "repricing target is above the list price and no ceiling allows more"
-    steps.append(Step("candidate", candidate, source))
+            candidate = _Candidate(list_price, "repricing target is above the list price and no ceiling allows more",
+                                   upper)
+    trace.add("candidate", candidate.price, candidate.source)
+    return candidate
 
-    # 7. the floor check: refused, never clamped
-    if floor is not None:
-        if candidate < floor:
-            return finish(None, f"{source} {candidate} is under the floor {floor}", candidate=candidate)
-        steps.append(Step("floor check", "ok", f"{candidate} ≥ floor {floor}"))
-    else:
-        steps.append(Step("floor check", "skipped", "no floor (no cost)"))
 
-    # 8. rounding, which keeps every limit
-    rounding = rule.rounding_rule
-    price: Decimal | None = rounding.nearest(candidate)
+def _floor_check(trace: _Trace, candidate: _Candidate) -> None:
+    """7b. A candidate under the floor is refused, never clamped."""
+    if trace.floor is None:
+        trace.add("floor check", "skipped", "no floor (no cost)")
+        return
+    if candidate.price < trace.floor:
+        raise _Refusal(f"{candidate.source} {candidate.price} is under the floor {trace.floor}", candidate.price)
+    trace.add("floor check", "ok", f"{candidate.price} ≥ floor {trace.floor}")
+
+
+def _round(trace: _Trace, rounding: Rounding, candidate: _Candidate) -> Decimal:
+    """8. The nearest allowed price, kept under the upper limit and at or above the floor (or a cent)."""
+    upper = candidate.upper
+    price: Decimal | None = rounding.nearest(candidate.price)
     notes = [f"nearest price {rounding.describe()}: {price}"]
     if upper is not None and price is not None and price > upper:
         price = rounding.at_or_below(upper)
         notes.append(f"above the limit {upper}: {price if price is not None else 'no allowed price below it'}")
-    lowest = max(floor if floor is not None else CENT, CENT)
+    lowest = max(trace.floor if trace.floor is not None else CENT, CENT)
     if price is None or price < lowest:
         raised = rounding.at_or_above(lowest)
-        notes.append(f"under the {'floor' if floor is not None else 'minimum'} {lowest}: moved up to {raised}")
+        notes.append(f"under the {'floor' if trace.floor is not None else 'minimum'} {lowest}: moved up to {raised}")
         if upper is not None and raised > upper:
-            steps.append(Step("rounding", None, "; ".join(notes)))
-            return finish(None, f"no price {rounding.describe()} lies between the floor {lowest} and the limit {upper}",
-                          candidate=candidate)
+            trace.add("rounding", None, "; ".join(notes))
+            raise _Refusal(f"no price {rounding.describe()} lies between the floor {lowest} and the limit {upper}",
+                           candidate.price)
         price = raised
-    steps.append(Step("rounding", price, "; ".join(notes)))
-    if cost is not None:
-        kept = price / (1 + vat / HUNDRED) - price * rule.commission_pct / HUNDRED - rule.fixed_fee
-        margin = ((kept - cost) / cost * HUNDRED).quantize(CENT, ROUND_FLOOR)
-        steps.append(Step("margin", _pct(margin), f"net {_num(kept.quantize(CENT, ROUND_FLOOR))} after VAT, "
-                          f"commission and fee, over cost {cost} (minimum {_pct(rule.min_margin_pct)})"))
-    return finish(price, "pushed to the channel")
+    trace.add("rounding", price, "; ".join(notes))
+    return price
 
 
-# --- helpers for the run and the CLI ------------------------------------------------------
+def _margin(trace: _Trace, rule: PriceRule, price: Decimal, cost: Decimal | None, vat: Decimal) -> None:
+    """What the seller keeps of ``price`` over the cost (shown when there is a cost)."""
+    if cost is None:
+        return
+    kept = price / (1 + vat / HUNDRED) - price * rule.commission_pct / HUNDRED - rule.fixed_fee
+    margin = ((kept - cost) / cost * HUNDRED).quantize(CENT, ROUND_FLOOR)
+    trace.add("margin", _pct(margin), f"net {_num(kept.quantize(CENT, ROUND_FLOOR))} after VAT, "
+              f"commission and fee, over cost {cost} (minimum {_pct(rule.min_margin_pct)})")
 
-T = TypeVar("T")
 
-
-def cap_changes(changes: Sequence[T], rule: PriceRule) -> tuple[list[T], list[T]]:
-    """Split a run's price changes into (push now, wait for the next run) by ``max_changes_per_run``.
-
-    The order is the caller's: a runaway ERP import cannot reprice the whole catalogue in one run.
-    """
-    cap = rule.max_changes_per_run
-    if cap is None:
-        return list(changes), []
-    return list(changes[:cap]), list(changes[cap:])
+# --- for the CLI ----------------------------------------------------------------------------
 
 
 def format_explanation(decision: PriceDecision) -> str:

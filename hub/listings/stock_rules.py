@@ -12,7 +12,6 @@ so the result is the conservative one; only the total is floored at zero.
 
 The file has ``[defaults]`` and ``[channels.NAME]`` tables (NAME = the connector's name) that
 override the defaults key by key; ``max_quantity = "none"`` clears an inherited maximum.
-``ats_params`` and ``ats_sql`` give the same computation to a single SQL statement over many SKUs.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
-from sqlalchemy import ColumnElement, Integer, case, func, literal
 
 from hub.platform.mappings import register_schema
 
@@ -134,48 +132,3 @@ def available_to_sell(stock_by_warehouse: Mapping[str, int], reserved: int, rule
     steps.append(AtsStep("quantity", quantity, "no maximum" if rule.max_quantity is None
                          else f"at most {rule.max_quantity}" + (" (capped)" if quantity < share else "")))
     return AtsDecision(quantity, tuple(steps))
-
-
-# --- the same in SQL ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AtsParams:
-    """What a SQL statement needs: ``warehouses`` None = all; the rest as in ``available_to_sell``."""
-
-    warehouses: tuple[str, ...] | None
-    safety_buffer: int
-    percent: int
-    max_quantity: int | None
-
-
-def ats_params(rule: StockRule) -> AtsParams:
-    warehouses = None if ALL_WAREHOUSES in rule.warehouses else tuple(rule.warehouses)
-    return AtsParams(warehouses, rule.safety_buffer, rule.percent, rule.max_quantity)
-
-
-def ats_sql(on_hand: ColumnElement[Any], reserved: ColumnElement[Any], params: AtsParams) -> ColumnElement[int]:
-    """ATS as a SQL expression (SQLite and PostgreSQL) from the summed stock and reservations.
-
-    ``on_hand`` is SUM(quantity) over the warehouses in ``params.warehouses`` (filter with
-    ``warehouse IN (...)`` unless None), ``reserved`` the SKU's open reservations; both may be NULL
-    (no rows), counted as 0. Integer division of a non-negative number rounds down, as in Python.
-    """
-    zero = literal(0, Integer)
-    free = func.coalesce(on_hand, zero) - func.coalesce(reserved, zero) - literal(params.safety_buffer, Integer)
-    free = case((free < 0, zero), else_=free)
-    share = free * literal(params.percent, Integer) // literal(100, Integer)
-    if params.max_quantity is None:
-        return share
-    cap = literal(params.max_quantity, Integer)
-    return case((share > cap, cap), else_=share)
-
-
-def format_ats(sku: str, channel: str, decision: AtsDecision) -> str:
-    """The ATS steps as aligned lines, for the CLI."""
-    lines = [f"{sku} on {channel}" if channel else sku]
-    width = max((len(step.label) for step in decision.steps), default=0)
-    value_width = max((len(str(step.value)) for step in decision.steps), default=0)
-    for number, step in enumerate(decision.steps, 1):
-        lines.append(f"{number:>3}. {step.label:<{width}}  {step.value:>{value_width}}  {step.explanation}")
-    return "\n".join(lines)

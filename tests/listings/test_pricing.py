@@ -1,4 +1,5 @@
-"""Pricing: the floor holds after every step, rounding holds, refusals are never clamped, Decimal only."""
+"""Pricing: the floor holds after every step, rounding holds, refusals are never clamped, Decimal only;
+the cap on price changes per run (through plan(), on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -11,25 +12,37 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import Engine
 
+from hub.kernel.clock import utcnow
 from hub.kernel.errors import ConfigError
+from hub.kernel.vat import VAT_CODES, percent_for_net
+from hub.listings.models import Listing
+from hub.listings.plan import plan
 from hub.listings.pricing import (
-    DEFAULT_VAT_PERCENT,
     PriceDecision,
     PriceInputs,
     PriceRule,
     PricingFile,
     Repricing,
-    cap_changes,
+    Rounding,
     decide,
     format_explanation,
     parse_rounding,
-    vat_percent_table,
 )
+from hub.listings.rules import Rules
+from hub.listings.stock_rules import StockFile
+from hub.platform.db import transaction
 from hub.platform.mappings import load_all
 
 D = Decimal
 FAST = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _holds(rounding: Rounding, price: Decimal) -> bool:
+    """``price`` is one the rounding allows: offset + a whole, non-negative number of steps."""
+    k = (price - rounding.offset) / rounding.modulus
+    return k >= 0 and k == k.to_integral_value()
 
 
 def rule(**kwargs: Any) -> PriceRule:
@@ -44,7 +57,7 @@ def inputs(price: str = "99.00", cost: str | None = "50.00", vat: str = "23",
 
 def keeps(price: Decimal, cost: Decimal, vat: str, r: PriceRule) -> Fraction:
     """What the seller keeps over cost * (1 + margin), in exact rationals (independent of the module)."""
-    v = Fraction(DEFAULT_VAT_PERCENT[vat]) / 100
+    v = Fraction(percent_for_net(vat) or 0) / 100
     p = Fraction(price)
     kept = p / (1 + v) - p * Fraction(r.commission_pct) / 100 - Fraction(r.fixed_fee)
     return kept - Fraction(cost) * (1 + Fraction(r.min_margin_pct) / 100)
@@ -141,7 +154,7 @@ def price_inputs(draw: st.DrawFn) -> PriceInputs:
     near_competitor = st.builds(lambda r: max((price * r).quantize(D("0.01")), D("0.01")), ratios)
     return PriceInputs(
         sku="S", price_gross=price, cost_net=draw(near_cost | near_cost | st.none() | costs),
-        vat_rate=draw(st.sampled_from(sorted(DEFAULT_VAT_PERCENT))),
+        vat_rate=draw(st.sampled_from(sorted(VAT_CODES))),
         competitor_price=draw(near_competitor | st.none() | money), channel="c",
     )
 
@@ -156,7 +169,7 @@ def test_pushed_price_is_never_under_the_floor_and_rounding_holds(r: PriceRule, 
         assert d.reason
         return
     assert d.price > 0 and d.price.as_tuple().exponent == -2
-    assert parse_rounding(r.rounding).holds(d.price)
+    assert _holds(parse_rounding(r.rounding), d.price)
     if d.floor is not None:
         assert d.price >= d.floor
         assert keeps(d.price, i.cost_net, i.vat_rate, r) >= 0  # type: ignore[arg-type]
@@ -171,7 +184,7 @@ def test_pushed_price_is_never_under_the_floor_and_rounding_holds(r: PriceRule, 
 
 
 @FAST
-@given(rules(), costs, st.sampled_from(sorted(DEFAULT_VAT_PERCENT)))
+@given(rules(), costs, st.sampled_from(sorted(VAT_CODES)))
 def test_floor_is_the_lowest_cent_that_keeps_the_margin(r: PriceRule, cost: Decimal, vat: str) -> None:
     d = decide(r.model_copy(update={"base": "erp_gross"}), PriceInputs("S", D("1.00"), cost, vat))
     if d.floor is None:
@@ -183,7 +196,7 @@ def test_floor_is_the_lowest_cent_that_keeps_the_margin(r: PriceRule, cost: Deci
 
 
 @FAST
-@given(rules(), costs, st.sampled_from(sorted(DEFAULT_VAT_PERCENT)), st.decimals(min_value=D(0), max_value=D(6),
+@given(rules(), costs, st.sampled_from(sorted(VAT_CODES)), st.decimals(min_value=D(0), max_value=D(6),
                                                                                  places=2))
 def test_list_price_at_the_floor_is_rounded_up_never_refused(r: PriceRule, cost: Decimal, vat: str,
                                                              above: Decimal) -> None:
@@ -195,7 +208,7 @@ def test_list_price_at_the_floor_is_rounded_up_never_refused(r: PriceRule, cost:
         return
     d = decide(r, PriceInputs("S", floor + above, cost, vat))
     assert not d.refused and d.price is not None
-    assert d.price >= floor and parse_rounding(r.rounding).holds(d.price)
+    assert d.price >= floor and _holds(parse_rounding(r.rounding), d.price)
     assert d.price < floor + above + parse_rounding(r.rounding).modulus  # moved by less than one step
 
 
@@ -220,8 +233,8 @@ def test_repricing_under_the_floor_is_refused_not_clamped(r: PriceRule, i: Price
 def test_rounding_helpers(text: str, price: Decimal) -> None:
     rounding = parse_rounding(text)
     near, up, down = rounding.nearest(price), rounding.at_or_above(price), rounding.at_or_below(price)
-    assert rounding.holds(near) and rounding.holds(up)
-    assert up >= price and (down is None or (rounding.holds(down) and down <= price))
+    assert _holds(rounding, near) and _holds(rounding, up)
+    assert up >= price and (down is None or (_holds(rounding, down) and down <= price))
     assert down is None or up - down <= rounding.modulus
     assert near in (up, down) or (down is None and near == up)
 
@@ -326,10 +339,24 @@ def test_unknown_vat_code_and_foreign_currency_are_refused() -> None:
     assert d.refused and "EUR" in d.reason
 
 
-def test_vat_table_from_mappings() -> None:
-    table = vat_percent_table({"23": D("23"), "zw": None})
-    assert table == {"23": D(23), "zw": D(0)}
-    assert decide(rule(min_margin_pct="5"), inputs(cost="100.00", vat="zw"), vat_percent=table).floor == D("105.00")
+VAT_FLOORS = {  # cost 100.00, margin 5 %: 105.00 * (1 + the code's percentage for the net amount)
+    "23": ("23%", "129.15"), "8": ("8%", "113.40"), "5": ("5%", "110.25"), "0": ("0%", "105.00"),
+    "zw": ("0%", "105.00"), "np": ("0%", "105.00"), "oo": ("0%", "105.00"),
+}
+
+
+@pytest.mark.parametrize("code", VAT_CODES)
+def test_every_polish_vat_code_gives_its_percentage(code: str) -> None:
+    percent, floor = VAT_FLOORS[code]
+    d = decide(rule(min_margin_pct="5"), inputs(cost="100.00", vat=code))
+    assert d.floor == D(floor)
+    vat = next(s for s in d.steps if s.label == "VAT")
+    assert vat.value == percent
+    assert vat.explanation.endswith("(0% for the net amount)") == (code in ("zw", "np", "oo"))
+
+
+def test_vat_floors_cover_every_code() -> None:
+    assert set(VAT_FLOORS) == set(VAT_CODES)
 
 
 def test_explain_lists_every_step_including_the_floor() -> None:
@@ -356,9 +383,52 @@ def test_decide_is_pure() -> None:
     assert decide(r, i) == decide(r, i)
 
 
-def test_cap_changes() -> None:
-    assert cap_changes([1, 2, 3], rule(max_changes_per_run=2)) == ([1, 2], [3])
-    assert cap_changes([1, 2, 3], rule()) == ([1, 2, 3], [])
+# --- the cap on price changes per run, through plan() ----------------------------------------
+
+
+Planned = list[tuple[str, str | None, int | None]]
+
+
+def _planned(engine: Engine, pricing: dict[str, Any], *, dry_run: bool = True) -> Planned:
+    """What plan() puts in the push jobs for channel shop: (offer, price, quantity), in listing order."""
+    rules = Rules(pricing=PricingFile.model_validate(pricing), stock=StockFile())
+    with transaction(engine) as s:
+        pushes = plan(s, rules, "shop", batch_size=100, dry_run=dry_run)
+    return [(i["external_id"], i.get("price"), i.get("quantity")) for p in pushes for i in p.items]
+
+
+def _offers(engine: Engine) -> None:
+    """Five offers on shop: o1-o4 with a new price (o3 also with a new quantity), o5 with a new quantity only."""
+    now = utcnow()
+    with transaction(engine) as s:
+        for n in range(1, 6):
+            price = D(f"{n}0.00") if n < 5 else D("9.00")
+            s.add(Listing(channel="shop", external_id=f"o{n}", sku=f"S{n}", desired_price=price, ack_price=D("9.00"),
+                          desired_quantity=5 if n in (3, 5) else 4, ack_quantity=4, desired_at=now,
+                          updated_at=now))
+
+
+@pytest.mark.parametrize(("pricing", "expected"), [
+    ({"defaults": {"max_changes_per_run": 2}},  # the first two price changes, in listing order
+     [("o1", "10.00", None), ("o2", "20.00", None), ("o3", None, 5), ("o5", None, 5)]),
+    ({"defaults": {"max_changes_per_run": 2}, "channels": {"shop": {"max_changes_per_run": "none"}}},
+     [("o1", "10.00", None), ("o2", "20.00", None), ("o3", "30.00", 5), ("o4", "40.00", None), ("o5", None, 5)]),
+    ({"channels": {"shop": {"enabled": False}}},  # the kill switch: no price at all, stock still flows
+     [("o3", None, 5), ("o5", None, 5)]),
+], ids=["cap", "no-cap", "kill-switch"])
+def test_price_changes_per_run_are_capped(engine: Engine, pricing: dict[str, Any], expected: Planned) -> None:
+    _offers(engine)
+    assert _planned(engine, pricing) == expected
+
+
+def test_price_changes_over_the_cap_wait_for_the_next_run(engine: Engine) -> None:
+    _offers(engine)
+    capped = {"defaults": {"max_changes_per_run": 1}}
+    assert _planned(engine, capped, dry_run=False) == [("o1", "10.00", None), ("o3", None, 5), ("o5", None, 5)]
+    # o1, o3 and o5 have a push in flight; the next run takes the next price change
+    assert _planned(engine, capped, dry_run=False) == [("o2", "20.00", None)]
+    assert _planned(engine, capped, dry_run=False) == [("o4", "40.00", None)]
+    assert _planned(engine, capped, dry_run=False) == []
 
 
 # --- the file -------------------------------------------------------------------------------

@@ -1,18 +1,27 @@
-"""Available-to-sell: never negative, never above the maximum, only the channel's warehouses, same in SQL."""
+"""Available-to-sell: never negative, never above the maximum, only the channel's warehouses, same in a run
+(recompute over the database's stock rows and reservations, on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, Integer, create_engine, literal, select
+from sqlalchemy import Engine, select
 
+from hub.catalog import Product, StockLevel
+from hub.kernel.clock import utcnow
 from hub.kernel.errors import ConfigError
-from hub.listings.stock_rules import AtsParams, StockFile, StockRule, ats_params, ats_sql, available_to_sell, format_ats
+from hub.listings.desired import recompute
+from hub.listings.models import Listing
+from hub.listings.pricing import PricingFile
+from hub.listings.rules import Rules
+from hub.listings.stock_rules import StockFile, StockRule, available_to_sell
+from hub.orders.models import Reservation
+from hub.platform.db import transaction
 from hub.platform.mappings import load_all
 
 WAREHOUSES = ["MAG1", "MAG2", "MAG3", "SKLEP"]
@@ -76,9 +85,10 @@ def test_example_with_every_step() -> None:
     d = available_to_sell({"MAG1": 10, "MAG2": 5, "SKLEP": 100}, 3, r)
     assert [(s.label, s.value) for s in d.steps] == [("on hand", 15), ("free", 10), ("share", 5), ("quantity", 4)]
     assert d.quantity == 4
-    text = format_ats("SKU-1", "shop", d)
-    assert text.splitlines()[0] == "SKU-1 on shop"
-    assert "MAG1 10 + MAG2 5" in text and "(capped)" in text
+    # what `hub stock show` prints for each step
+    assert [s.explanation for s in d.steps] == [
+        "MAG1, MAG2: MAG1 10 + MAG2 5", "15 - reserved 3 - safety buffer 2", "10 * 55%, rounded down",
+        "at most 4 (capped)"]
 
 
 def test_oversold_is_zero_not_negative() -> None:
@@ -96,38 +106,52 @@ def test_percent_and_max_zero() -> None:
     assert available_to_sell({"A": 100}, 0, rule(max_quantity=0)).quantity == 0
 
 
-# --- the same in SQL ------------------------------------------------------------------------
+# --- the same in a run: recompute over the database ------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
-    eng = create_engine("sqlite://")
-    yield eng
-    eng.dispose()
-
-
-def test_ats_params() -> None:
-    assert ats_params(rule()) == AtsParams(None, 0, 100, None)
-    assert ats_params(rule(warehouses=["A", "B"], safety_buffer=1, percent=50, max_quantity=9)) == AtsParams(
-        ("A", "B"), 1, 50, 9)
-
-
-@settings(max_examples=60, deadline=None)
-@given(stocks, reservations, rules())
-def test_sql_matches_python(engine: Engine, stock: dict[str, int], reserved: int, r: StockRule) -> None:
-    params = ats_params(r)
-    on_hand = sum(q for w, q in stock.items() if params.warehouses is None or w in params.warehouses)
-    with engine.connect() as conn:
-        got = conn.execute(select(ats_sql(literal(on_hand, Integer), literal(reserved, Integer), params))).scalar()
-    assert got == available_to_sell(stock, reserved, r).quantity
-
-
-def test_sql_counts_null_sums_as_zero(engine: Engine) -> None:
-    params = ats_params(rule(max_quantity=5))
-    null = literal(None, Integer)
-    with engine.connect() as conn:
-        assert conn.execute(select(ats_sql(null, null, params))).scalar() == 0
-        assert conn.execute(select(ats_sql(literal(9, Integer), null, params))).scalar() == 5
+def test_recompute_offers_the_ats_of_the_stored_stock_and_reservations(engine: Engine) -> None:
+    """The desired quantity of each listing is the ATS of the SKU's stock rows and open reservations;
+    a SKU without stock rows or reservations counts them as 0."""
+    stock = StockFile.model_validate({
+        "defaults": {"warehouses": ["MAG1", "MAG2"], "safety_buffer": 1, "percent": 50, "max_quantity": 8},
+        "channels": {"all": {"warehouses": ["*"], "safety_buffer": 0, "percent": 100, "max_quantity": "none"}},
+    })
+    rows = {  # SKU: (stock by warehouse, open reservations)
+        "A": ({"MAG1": 10, "MAG2": 4, "SKLEP": 100}, [2]),
+        "B": ({"MAG1": 40}, []),
+        "C": ({}, []),
+        "D": ({"SKLEP": 50}, []),
+        "E": ({"MAG2": 3}, [1, 4]),
+    }
+    now = utcnow()
+    with transaction(engine) as s:
+        for sku, (by_warehouse, reservations) in rows.items():
+            s.add(Product(sku=sku, erp="erp", name=sku, vat_rate="23", price_gross=Decimal("10.00"), currency="PLN",
+                          cost_net=None, updated_at=now))
+            s.add_all(StockLevel(sku=sku, warehouse=w, quantity=q, updated_at=now) for w, q in by_warehouse.items())
+            s.add_all(Reservation(sku=sku, quantity=q, order_ref=f"{sku}-{n}", state="open", created_at=now,
+                                  updated_at=now) for n, q in enumerate(reservations))
+            s.add(Reservation(sku=sku, quantity=7, order_ref=f"{sku}-done", state="consumed", created_at=now,
+                              updated_at=now))  # no longer held: not counted
+            for channel in ("shop", "all"):
+                s.add(Listing(channel=channel, external_id=f"{channel}-{sku}", sku=sku, updated_at=now))
+    with transaction(engine) as s:
+        recompute(s, Rules(pricing=PricingFile(), stock=stock), list(rows))
+    with transaction(engine) as s:
+        got = {(row.channel, row.sku): row.desired_quantity for row in s.execute(select(Listing)).scalars()}
+    assert got == {
+        # MAG1 + MAG2 - reserved - buffer 1, * 50 % rounded down, at most 8
+        ("shop", "A"): 5,  # 14 - 2 - 1 = 11 -> 5
+        ("shop", "B"): 8,  # 40 - 1 = 39 -> 19 -> 8
+        ("shop", "C"): 0,  # no rows at all
+        ("shop", "D"): 0,  # only a warehouse the channel does not draw from
+        ("shop", "E"): 0,  # 3 - 5 - 1 < 0
+        # every warehouse - reserved
+        ("all", "A"): 112, ("all", "B"): 40, ("all", "C"): 0, ("all", "D"): 50, ("all", "E"): 0,
+    }
+    for (channel, sku), quantity in got.items():  # the same as the pure function
+        by_warehouse, reservations = rows[sku]
+        assert quantity == available_to_sell(by_warehouse, sum(reservations), stock.rule_for(channel)).quantity
 
 
 # --- the file -------------------------------------------------------------------------------
