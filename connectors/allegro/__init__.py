@@ -43,7 +43,7 @@ def _cmd_login(args: argparse.Namespace) -> int:
     """`hub allegro login ACCOUNT`: the device flow, then the pair is saved for the daemon."""
     from connectors.allegro.auth import AllegroAuth, describe_device
     from connectors.allegro.client import AllegroHttp
-    from hub.cli.main import runtime
+    from hub.cli.context import runtime
     from hub.kernel.errors import HubError
     from hub.platform import registry
     from hub.platform.connectors import Connectors

@@ -12,14 +12,14 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from hub.catalog.models import ErpReject, Product, StockLevel
-from hub.cli.main import runtime
+from hub.catalog.models import Product, StockLevel
+from hub.cli.context import runtime
 from hub.cli.output import emit_json, table
 from hub.cli.output import say as _say
 from hub.jobs.models import Job
 from hub.kernel.errors import ConfigError, HubError, NotFoundError
 from hub.listings.models import Listing, PriceRefusal
-from hub.orders.models import Reservation
+from hub.orders import reserved_by_sku
 from hub.platform import db, registry
 from hub.platform.config import LoadedConfig
 
@@ -64,22 +64,15 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
     unmatched.add_argument("--channel", metavar="NAME")
     unmatched.set_defaults(func=cmd_listings_unmatched)
 
-    erp = sub.add_parser("erp", parents=[common], help="ERP feed")
-    erp_sub = erp.add_subparsers(dest="erp_command", required=True, parser_class=parser_class, metavar="ACTION")
-    rejects = erp_sub.add_parser("rejects", parents=[common, listing], help="quarantined ERP records")
-    rejects.add_argument("--erp", metavar="NAME")
-    rejects.set_defaults(func=cmd_erp_rejects)
 
 
 # --- shared ---------------------------------------------------------------------------
 
 
 def _service(loaded: LoadedConfig, engine: Engine) -> Any:
-    from hub.listings.rules import load_rules
-    from hub.listings.service import SyncService
-    from hub.platform.connectors import Connectors
+    from hub.app.wiring import ProcessServices
 
-    return SyncService(Connectors(loaded, engine), load_rules(loaded))
+    return ProcessServices(loaded).sync(engine)
 
 
 def _channel_names(loaded: LoadedConfig, only: str | None) -> list[str]:
@@ -206,8 +199,7 @@ def cmd_stock_show(args: argparse.Namespace) -> int:
             raise NotFoundError(f"no SKU {args.sku!r} in the catalogue (see hub erp rejects if it was quarantined)")
         stock = {s.warehouse: s.quantity for s in session.execute(
             select(StockLevel).where(StockLevel.sku == args.sku)).scalars()}
-        reserved = sum(r.quantity for r in session.execute(
-            select(Reservation).where(Reservation.sku == args.sku, Reservation.state == "open")).scalars())
+        reserved = reserved_by_sku(session, [args.sku]).get(args.sku, 0)
         listings = session.execute(select(Listing).where(Listing.sku == args.sku).order_by(Listing.channel)).scalars()
         channels = []
         for listing in listings:
@@ -337,20 +329,3 @@ def cmd_listings_unmatched(args: argparse.Namespace) -> int:
     _say(f"SKUs without an offer ({len(skus)}):")
     table(skus, ["channel", "sku", "ean", "name"])
     return 0
-
-
-def cmd_erp_rejects(args: argparse.Namespace) -> int:
-    _loaded, engine = runtime(args)
-    with db.transaction(engine) as session:
-        query = select(ErpReject).order_by(ErpReject.erp, ErpReject.record_key, ErpReject.field)
-        if args.erp:
-            query = query.where(ErpReject.erp == args.erp)
-        rows = [{"erp": r.erp, "record": r.source, "sku": r.sku, "field": r.field, "value": r.value,
-                 "reason": r.reason, "since": r.first_seen.isoformat()}
-                for r in session.execute(query).scalars()]
-    if args.json:
-        emit_json(rows)
-    else:
-        table(rows, ["erp", "record", "sku", "field", "value", "reason"], empty="(no quarantined records)")
-    return 0
-

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from hub.cli.main import runtime
+from hub.cli.context import runtime
 from hub.cli.output import emit_json, table
 from hub.cli.output import say as _say
 from hub.jobs.models import Job

@@ -1,0 +1,53 @@
+"""What every command starts from: its config and database, and the argument types they share."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from sqlalchemy import Engine
+
+from hub.kernel.errors import ConfigError
+from hub.platform import db, registry
+from hub.platform.config import LoadedConfig, load
+from hub.platform.logs import configure as configure_logging
+
+EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad arguments: one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number greater than 0, got {text!r}")
+    return value
+
+
+def load_config(args: argparse.Namespace) -> LoadedConfig:
+    return load(getattr(args, "config", None))
+
+
+def runtime(args: argparse.Namespace) -> tuple[LoadedConfig, Engine]:
+    """Config (validated, connectors included) and a migrated database, for connector commands."""
+    loaded = load_config(args)
+    problems = registry.validate_connectors(loaded)
+    if problems:
+        raise ConfigError(problems)
+    configure_logging(loaded.settings.log)
+    return loaded, engine_for(loaded)
+
+
+def engine_for(loaded: LoadedConfig, *, migrated: bool = True) -> Engine:
+    engine = db.make_engine(loaded.settings.database)
+    if migrated:
+        db.require_migrated(engine)
+    return engine

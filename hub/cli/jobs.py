@@ -1,0 +1,153 @@
+"""``hub run``, ``hub status`` and ``hub jobs``: the daemon and the job queue."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from hub.cli.context import engine_for, load_config, positive_int
+from hub.cli.output import emit_json, table
+from hub.cli.output import say as _say
+from hub.cli.platform import check_all
+from hub.jobs import queue
+from hub.jobs.models import JOB_STATES
+from hub.kernel.errors import HubError
+from hub.platform import db
+from hub.platform.logs import configure as configure_logging
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.ArgumentParser,
+                parser_class: type[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser("run", parents=[common], help="run the daemon (workers and schedule)")
+    run.add_argument("--once", action="store_true",
+                     help="run every periodic job once, drain the queue and exit (1 if a job went dead)")
+    run.add_argument("--migrate", action="store_true", help="migrate the database first")
+    run.add_argument("--timeout", type=positive_int, default=600, metavar="SECONDS",
+                     help="with --once: give up draining after this long (default 600)")
+    run.set_defaults(func=cmd_run)
+
+    sub.add_parser("status", parents=[common, listing],
+                   help="queue depth, dead jobs, periodic jobs and connector health").set_defaults(func=cmd_status)
+
+    jobs = sub.add_parser("jobs", parents=[common], help="inspect and steer the job queue")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True, parser_class=parser_class, metavar="ACTION")
+    jobs.set_defaults(func=cmd_jobs)
+    jl = jobs_sub.add_parser("list", parents=[common, listing], help="list jobs, newest first")
+    jl.add_argument("--state", choices=JOB_STATES)
+    jl.add_argument("--kind")
+    jl.add_argument("--limit", type=positive_int, default=50)
+    js = jobs_sub.add_parser("show", parents=[common, listing], help="one job with its error history")
+    js.add_argument("id", type=positive_int)
+    jr = jobs_sub.add_parser("retry", parents=[common, listing], help="run a dead, retrying or cancelled job now")
+    target = jr.add_mutually_exclusive_group(required=True)
+    target.add_argument("id", type=positive_int, nargs="?")
+    target.add_argument("--dead", action="store_true", help="every dead job")
+    jr.add_argument("--kind", help="with --dead: only jobs of this kind")
+    jc = jobs_sub.add_parser("cancel", parents=[common, listing], help="cancel a job that is not running")
+    jc.add_argument("id", type=positive_int)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hub.jobs.daemon import Daemon
+
+    loaded = load_config(args)
+    configure_logging(loaded.settings.log)
+    _, handlers = check_all(loaded)
+    engine = engine_for(loaded, migrated=False)
+    if args.migrate:
+        db.upgrade(engine)
+    db.require_migrated(engine)
+    daemon = Daemon(loaded, engine, handlers)
+    if args.once:
+        return daemon.run_once(timeout=args.timeout)
+    return daemon.serve()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from hub.app.status import status
+
+    loaded = load_config(args)
+    engine = engine_for(loaded)
+    with db.transaction(engine) as session:
+        data = status(engine, session, loaded)
+    if args.json:
+        emit_json(data)
+        return 0
+    q = data["queue"]
+    _say("queue:  " + "  ".join(f"{state} {count}" for state, count in q.items()))
+    o = data["orders"]
+    _say(f"orders with problems: {o['problems']} ({o['oversold']} oversold) - hub orders list --problems")
+    _say()
+    _say(f"dead jobs ({len(data['dead_jobs'])} shown):")
+    table(data["dead_jobs"], ["id", "kind", "attempts", "updated_at", "last_error"])
+    _say()
+    _say("periodic jobs:")
+    table(data["schedule"], ["name", "job", "every_seconds", "last_fired_at", "last_job_id", "last_job_state"],
+          empty="(none configured)")
+    _say()
+    _say("connectors:")
+    table(data["connectors"], ["name", "kind", "health", "last_ok_at", "last_error_at", "last_error"],
+          empty="(none configured)")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from hub.app.status import job_detail, list_jobs
+
+    loaded = load_config(args)
+    engine = engine_for(loaded)
+    action = args.jobs_command
+    with db.transaction(engine) as session:
+        if action == "list":
+            rows = list_jobs(session, state=args.state, kind=args.kind, limit=args.limit)
+            if args.json:
+                emit_json(rows)
+            else:
+                table(rows, ["id", "kind", "state", "attempts", "run_at", "last_error"], empty="(no jobs)")
+            return 0
+        if action == "show":
+            detail = job_detail(session, args.id)
+            if args.json:
+                emit_json(detail)
+                return 0
+            for key in ("id", "kind", "state", "attempts", "max_attempts", "connector", "priority",
+                        "idempotency_key", "run_at", "created_at", "started_at", "finished_at",
+                        "lease_owner", "lease_expires_at", "last_error"):
+                _say(f"{key + ':':18}{'-' if detail[key] is None else detail[key]}")
+            _say("payload:")
+            emit_json(detail["payload"])
+            if detail["result"] is not None:
+                _say("result:")
+                emit_json(detail["result"])
+            _say(f"error history ({len(detail['errors'])}):")
+            table(detail["errors"], ["attempt", "outcome", "at", "worker", "error"], max_width=100)
+            return 0
+        if action == "retry":
+            if args.dead:
+                ids = queue.retry_dead(session, args.kind)
+            else:
+                job_detail(session, args.id)  # NotFoundError for an unknown id
+                ids = queue.retry(session, [args.id])
+                if not ids:
+                    state = job_detail(session, args.id)["state"]
+                    raise HubError(f"job {args.id} is {state}; only dead, failed-retrying or cancelled jobs "
+                                   "can be retried")
+            if args.json:
+                emit_json({"retried": ids})
+            else:
+                _say(f"queued again: {len(ids)} job(s)" + (f" ({', '.join(map(str, ids))})" if ids else ""))
+            return 0
+        if action == "cancel":
+            job_detail(session, args.id)
+            if not queue.cancel(session, args.id):
+                state = job_detail(session, args.id)["state"]
+                raise HubError(f"job {args.id} is {state}; only pending, failed-retrying or dead jobs "
+                               "can be cancelled")
+            if args.json:
+                emit_json({"cancelled": args.id})
+            else:
+                _say(f"job {args.id} cancelled")
+            return 0
+    raise AssertionError(action)
+
+
