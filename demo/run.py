@@ -142,13 +142,16 @@ def _progress(counts: dict[str, int], elapsed: float, tty: bool) -> None:
 def run_demo(directory: str | None = None, timeout: float = 90.0) -> int:
     base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="hub-demo-"))
     base.mkdir(parents=True, exist_ok=True)
-    registry.register(DEMO_CONNECTOR)
-    sys.stdout.write(f"hub demo in {base}\n\n== Part 1: the job queue\n")
-    queue_ok = _queue_demo(base / "queue", timeout)
-    from demo.channels import run_channels_demo
+    registry.register(DEMO_CONNECTOR)  # for this run only
+    try:
+        sys.stdout.write(f"hub demo in {base}\n\n== Part 1: the job queue\n")
+        queue_ok = _queue_demo(base / "queue", timeout)
+        from demo.channels import run_channels_demo
 
-    sys.stdout.write("\n== Part 2: ERP feed to the sales channels\n")
-    channels_ok = run_channels_demo(base, timeout=timeout)
+        sys.stdout.write("\n== Part 2: ERP feed to the sales channels\n")
+        channels_ok = run_channels_demo(base, timeout=timeout)
+    finally:
+        registry.unregister(DEMO_KIND)
     return 0 if queue_ok and channels_ok else 1
 
 

@@ -18,9 +18,11 @@ from hub.jobs.daemon import PRUNE_KIND, prune_jobs
 from hub.jobs.handlers import HandlerRegistry
 from hub.listings.bindings import offer_skus
 from hub.listings.rules import load_rules
+from hub.listings.service import HANDLERS as sync_handlers
 from hub.listings.service import SyncService
 from hub.orders import rules as order_rules_module
 from hub.orders.rules import OrderRules
+from hub.orders.service import HANDLERS as order_handlers
 from hub.orders.service import OrderService
 from hub.platform import registry
 from hub.platform.config import LoadedConfig
@@ -58,10 +60,10 @@ class ProcessServices:
             return self._orders
 
     def register(self, handlers: HandlerRegistry) -> None:
-        for kind, method in SyncService.HANDLERS.items():
-            handlers.register(kind, lambda ctx, m=method: getattr(self.sync(ctx.engine), m)(ctx))
-        for kind, method in OrderService.HANDLERS.items():
-            handlers.register(kind, lambda ctx, m=method: getattr(self.orders(ctx.engine), m)(ctx))
+        for kind, sync_handler in sync_handlers.items():
+            handlers.register(kind, lambda ctx, h=sync_handler: h(self.sync(ctx.engine), ctx))
+        for kind, order_handler in order_handlers.items():
+            handlers.register(kind, lambda ctx, h=order_handler: h(self.orders(ctx.engine), ctx))
 
 
 def build_handlers(

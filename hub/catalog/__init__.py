@@ -6,8 +6,9 @@ Other capabilities import only the names below (an import contract test holds th
 from hub.catalog.changes import PLAN_KIND, mark_dirty, stock_changed
 from hub.catalog.ingest import IngestResult, ingest, load_cursor, save_cursor
 from hub.catalog.models import DirtySku, ErpReject, Product, StockLevel
+from hub.catalog.poll import StockRead, poll_erp
 
 __all__ = [
-    "PLAN_KIND", "DirtySku", "ErpReject", "IngestResult", "Product", "StockLevel", "ingest", "load_cursor",
-    "mark_dirty", "save_cursor", "stock_changed",
+    "PLAN_KIND", "DirtySku", "ErpReject", "IngestResult", "Product", "StockLevel", "StockRead", "ingest",
+    "load_cursor", "mark_dirty", "poll_erp", "save_cursor", "stock_changed",
 ]

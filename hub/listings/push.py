@@ -11,9 +11,6 @@ from sqlalchemy.orm import Session
 
 from hub.kernel.clock import utcnow
 from hub.listings.models import Listing, PriceHistory
-from hub.platform.logs import get_logger
-
-log = get_logger("hub.listings.push")
 
 
 def record_results(session: Session, job_id: int, channel: str, items: Sequence[dict[str, Any]],

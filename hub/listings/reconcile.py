@@ -18,9 +18,6 @@ from hub.jobs.models import OPEN_STATES, Job
 from hub.kernel.clock import utcnow
 from hub.listings.models import Listing
 from hub.listings.plan import serialize
-from hub.platform.logs import get_logger
-
-log = get_logger("hub.listings.reconcile")
 
 
 @dataclass

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.platform.logs import get_logger
-
-log = get_logger("hub.listings.rules")
+from hub.listings.pricing import PricingFile
+from hub.listings.stock_rules import StockFile
+from hub.platform.mappings import load_all
 
 
 @dataclass
@@ -17,14 +18,12 @@ class Rules:
     Merging a channel's overrides into the defaults builds a model; recompute asks once per
     listing, so each channel's merged rule is built once."""
 
-    pricing: Any
-    stock: Any
+    pricing: PricingFile
+    stock: StockFile
     _price_rules: dict[str, Any] = field(default_factory=dict, repr=False)
     _stock_rules: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def fingerprint(self) -> str:
-        import hashlib
-
         text = self.pricing.model_dump_json() + self.stock.model_dump_json()
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -40,7 +39,5 @@ class Rules:
 
 
 def load_rules(loaded: Any) -> Rules:
-    from hub.platform.mappings import load_all
-
     files = load_all(loaded.settings.mappings.dir)
-    return Rules(pricing=files["pricing.toml"].data, stock=files["stock.toml"].data)
+    return Rules(pricing=files["pricing.toml"].data, stock=files["stock.toml"].data)  # type: ignore[arg-type]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from hub import catalog
 from hub.jobs.handlers import JobContext
-from hub.kernel.clock import utcnow
 from hub.kernel.errors import RetryableError
 from hub.kernel.ports.channel import ListingChange
 from hub.listings.desired import apply_rules_change, recompute
@@ -21,17 +21,11 @@ from hub.listings.push import record_results
 from hub.listings.reconcile import reconcile
 from hub.listings.rules import Rules
 from hub.orders import consume_reflected
-from hub.platform.db import transaction
-from hub.platform.logs import get_logger
-
-log = get_logger("hub.listings.service")
 
 
 class SyncService:
     """Wires connectors, rules and the database for the sync job handlers and CLI commands."""
 
-    HANDLERS = {POLL_KIND: "handle_poll", PUSH_KIND: "handle_push", RECONCILE_KIND: "handle_reconcile",
-                PLAN_KIND: "handle_plan"}
 
     def __init__(self, connectors: Any, rules: Rules, erp_stock_grace: timedelta = timedelta(minutes=10)):
         self.connectors = connectors
@@ -61,29 +55,14 @@ class SyncService:
         return planned
 
     def poll_erp(self, erp: str, *, full: bool = False, limit: int = 5000) -> catalog.IngestResult:
-        source = self.connectors.get(erp)
-        total = catalog.IngestResult()
-        seen: set[tuple[str, str]] = set()
-        batches = source.snapshot() if full else None
-        with transaction(self.engine) as session:
-            cursor = catalog.load_cursor(session, erp)
-        while True:
-            batch = next(batches, None) if batches is not None else source.changes(cursor, limit=limit)
-            if batch is None:
-                break
-            with transaction(self.engine) as session:
-                total.add(catalog.ingest(session, erp, batch, seen=seen if batch.snapshot else None))
-                catalog.save_cursor(session, erp, batch.cursor_after, utcnow())
-                # this reading of the ERP's stock reflects the orders the ERP booked a while ago
-                consumed = consume_reflected(session, {s.sku for s in batch.stock}, self.erp_stock_grace, utcnow())
-                if consumed:
-                    catalog.mark_dirty(session, {s.sku for s in batch.stock}, utcnow())
-            cursor = batch.cursor_after
-            if batch.complete and batches is None:
-                break
-        if total.rejected:
-            log.warning("ERP records quarantined", erp=erp, rejected=total.rejected)
-        return total
+        return catalog.poll_erp(self.engine, self.connectors.get(erp), erp, full=full, limit=limit,
+                                on_stock_read=self._stock_read)
+
+    def _stock_read(self, session: Session, skus: set[str], now: datetime) -> None:
+        """This reading of the ERP's stock reflects the orders the ERP booked a while ago: their
+        reservations end, and the SKUs' available-to-sell is computed again."""
+        if consume_reflected(session, skus, self.erp_stock_grace, now):
+            catalog.mark_dirty(session, skus, now)
 
     # handlers
 
@@ -134,3 +113,12 @@ class SyncService:
         with ctx.session() as session:
             planned = self.plan_all(session)
         return {"pushes": len(planned)}
+
+
+# job kind -> the handler that runs it (hub.app.wiring registers them)
+HANDLERS: dict[str, Callable[[SyncService, JobContext], dict[str, Any]]] = {
+    POLL_KIND: SyncService.handle_poll,
+    PUSH_KIND: SyncService.handle_push,
+    RECONCILE_KIND: SyncService.handle_reconcile,
+    PLAN_KIND: SyncService.handle_plan,
+}

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -56,14 +56,6 @@ def upsert(
     columns = update if update is not None else [k for k in values if k not in keys]
     stmt = insert_for(session)(model).values(**values)
     session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_={k: values[k] for k in columns}))
-
-
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
 
 
 def make_engine(settings: DatabaseSettings | str, **overrides: Any) -> Engine:
@@ -183,7 +175,3 @@ def require_migrated(engine: Engine) -> None:
     raise NotMigratedError(
         f"database {where} {detail}: run `hub init` (or `hub run --migrate`) to migrate it"
     )
-
-
-def table_names(engine: Engine) -> set[str]:
-    return set(inspect(engine).get_table_names())
