@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,8 +22,9 @@ IMPORT_NAME = {"psycopg": "psycopg", "python-stdnum": "stdnum", "prometheus-clie
                "pytest-xdist": "xdist", "openapi-core": "openapi_core", "import-linter": "importlinter"}
 # declared before their first use, with the issue that uses them
 RESERVED = {"zeep": "the carriers' SOAP APIs (DPD, Poczta Polska): the shipping issue"}
-# run as commands or loaded by another package, never imported by name
-TOOLS = {"ruff", "pytest-xdist", "import-linter", "psycopg"}  # psycopg: SQLAlchemy's driver for postgresql+psycopg URLs
+# run as commands or loaded by another package, never imported by name (psycopg: SQLAlchemy's
+# driver for postgresql+psycopg URLs)
+TOOLS = {"ruff", "pytest-xdist", "import-linter", "vulture", "psycopg"}
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
@@ -48,6 +50,20 @@ def test_the_contracts_catch_a_capability_reaching_into_another(tmp_path: Path) 
     run = _lint_imports(tmp_path)
     assert run.returncode == 1, run.stdout
     assert "hub.orders.intake -> hub.listings.bindings" in run.stdout
+
+
+def test_no_code_in_hub_that_only_tests_call() -> None:
+    """vulture over hub/, connectors/ and demo/ (never tests/): a function, class or method of hub/
+    that none of them uses is dead or used only by tests. Reached-by-framework exceptions are listed,
+    each with its reason, in tests/support/vulture_whitelist.py."""
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "vulture"), "hub", "connectors", "demo",
+         "tests/support/vulture_whitelist.py", "--min-confidence", "60",
+         "--ignore-decorators", "@field_validator,@model_validator,@event.listens_for"],
+        cwd=ROOT, capture_output=True, text=True, check=False)
+    unused = [line for line in run.stdout.splitlines()
+              if line.startswith("hub/") and re.search(r"unused (function|class|method|property)", line)]
+    assert unused == []
 
 
 def _python_dirs(top: str) -> set[str]:
