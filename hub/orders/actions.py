@@ -12,10 +12,6 @@ from hub.orders.kinds import TO_ERP
 from hub.orders.models import Order, RuleRun
 from hub.orders.rules import OrderRules
 from hub.orders.status import TransitionError, move, path_to
-from hub.platform.logs import get_logger
-
-log = get_logger("hub.orders.actions")
-
 
 MAX_RULE_DEPTH = 3
 

@@ -12,9 +12,6 @@ from sqlalchemy.orm import Session
 from hub.catalog import StockLevel, stock_changed
 from hub.orders.models import Order, OrderLineRow, Reservation
 from hub.platform.db import insert_for
-from hub.platform.logs import get_logger
-
-log = get_logger("hub.orders.reservations")
 
 
 def lock_skus(session: Session, skus: Iterable[str]) -> None:

@@ -19,7 +19,6 @@ from hub.jobs import queue
 from hub.orders.kinds import ERP_CANCEL, PUSH_STATUS
 from hub.orders.models import ORDER_STATES, RMA_STATES, Order, OrderHistory
 from hub.orders.reservations import release
-from hub.platform.logs import get_logger
 from hub.platform.mappings import register_schema
 
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -128,7 +127,6 @@ class OrderStatusFile(BaseModel):
 register_schema("order_status.toml", OrderStatusFile)
 
 
-log = get_logger("hub.orders.status")
 
 
 def move(session: Session, order: Order, target: str, source: str, now: datetime, note: str | None = None,
