@@ -1,11 +1,10 @@
 """HTTP I/O with Allegro: media types, rate limit, retries, metrics and error logging. No mapping.
 
-``AllegroHttp`` sends one logical request: it waits for the shared per-client-id
-bucket before every attempt, turns a 429 into a block of the whole bucket (the
-vendor blocks the client id for a minute and lengthens the block for every
-call made during it, so nobody may keep calling), retries 5xx and timeouts a
-few times with tenacity, and reports every attempt to the metrics.
-``AllegroClient`` adds the bearer token and the REST resources the port uses.
+``AllegroHttp`` is the shared HTTP layer (``connectors.http``) with Allegro's rules: it waits for the shared
+per-client-id bucket before every attempt, turns a 429 into a block of the whole bucket (the vendor blocks the
+client id for a minute and lengthens the block for every call made during it, so nobody may keep calling),
+retries 5xx and timeouts a few times, and reports every attempt to the metrics. Every status below 500 but 429
+goes back to the caller. ``AllegroClient`` adds the bearer token and the REST resources the port uses.
 """
 
 from __future__ import annotations
@@ -13,11 +12,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 from urllib.parse import quote
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import wait_exponential_jitter
 
 from connectors.allegro.mapping import (
     BETA_MEDIA_TYPE,
@@ -27,16 +26,12 @@ from connectors.allegro.mapping import (
     PUBLIC_MEDIA_TYPE,
     CommandKind,
 )
+from connectors.http import Answer, AttemptFailed, HttpClient, RateLimited, Unavailable, retry_after_seconds
 from hub.kernel.errors import LoginNeeded, PermanentError, RetryableError
-from hub.platform.metrics import connector_request
 from hub.platform.ratelimit import Throttle
 
 
-class _Transient(Exception):
-    """A 5xx or a timeout: worth another attempt of the same request."""
-
-
-class TransientError(RetryableError):
+class TransientError(Unavailable):
     """5xx or timeouts on every attempt: the request may or may not have been applied (a lost answer)."""
 
 
@@ -60,19 +55,16 @@ def errors_of(response: httpx.Response) -> list[Any] | None:
     return None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # an HTTP date: rare enough to fall back to the configured block
-    return seconds if seconds > 0 else None
+class AllegroHttp(HttpClient):
+    """Every request the connector makes (REST and OAuth) goes through ``send``; it retries every method (the
+    writes it repeats are idempotent by ``commandId`` or absolute; a POST that must not land twice passes
+    ``attempts=1``) and returns every answer below 500 but 429, which 403 and 401 count as auth errors."""
 
-
-class AllegroHttp:
-    """Every request the connector makes (REST and OAuth) goes through ``send``."""
+    log_prefix = "allegro"
+    title = "Allegro"
+    auth_statuses = frozenset({401, 403})
+    redirects_are_errors = False
+    repeat_writes = True
 
     def __init__(
         self,
@@ -87,97 +79,52 @@ class AllegroHttp:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        self.connector = connector
-        self.throttle = throttle
-        self.log = log
-        self.attempts = attempts
+        super().__init__(
+            connector=connector, throttle=throttle, log=log, timeout=timeout, attempts=attempts,
+            wait=wait_exponential_jitter(multiplier=backoff, max=max(backoff, 30.0), jitter=backoff),
+            sleep=sleep, retry_after_default=block_seconds, transport=transport,
+        )
         self.backoff = backoff
         self.block_seconds = block_seconds
-        self._sleep = sleep
-        self._client = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
 
-    def close(self) -> None:
-        self._client.close()
+    def retry_after(self, response: httpx.Response) -> float | None:
+        # seconds only, and 0 means none: an HTTP date is rare enough to fall back to the configured block
+        return retry_after_seconds(response.headers.get("retry-after"), dates=False) or None
 
-    def send(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        params: Sequence[tuple[str, str]] | None = None,
-        content: bytes | None = None,
-        data: Mapping[str, str] | None = None,
-        expected: Sequence[int] = (),
-        attempts: int | None = None,
-    ) -> httpx.Response:
-        """The response for any status below 500 except 429; TransientError after the attempts (``attempts``
-        overrides the configured number, e.g. 1 for a POST whose caller looks up before resending)."""
-        attempts = attempts or self.attempts
-        retrying = Retrying(
-            stop=stop_after_attempt(attempts),
-            wait=wait_exponential_jitter(multiplier=self.backoff, max=max(self.backoff, 30.0), jitter=self.backoff),
-            retry=retry_if_exception_type(_Transient),
-            sleep=self._sleep,
-            reraise=True,
-        )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    return self._once(method, url, headers, params, content, data, expected)
-        except _Transient as exc:
-            raise TransientError(f"Allegro {exc} (after {attempts} attempt{'s' if attempts > 1 else ''})") from None
-        raise AssertionError("tenacity ended without a result")  # pragma: no cover
+    def timeout_reason(self, method: str, path: str, exc: httpx.TimeoutException) -> str:
+        return f"{method} {path} timed out"
 
-    def _once(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        params: Sequence[tuple[str, str]] | None,
-        content: bytes | None,
-        data: Mapping[str, str] | None,
-        expected: Sequence[int],
-    ) -> httpx.Response:
-        where = httpx.URL(url).path  # never the query: it may carry codes
-        self.throttle.wait()
-        started = time.monotonic()
-        try:
-            response = self._client.request(method, url, headers=headers, params=params, content=content, data=data)
-        except httpx.TimeoutException as exc:
-            connector_request(self.connector, "timeout", "timeout")
-            self.log.warning("allegro.timeout", method=method, path=where, error=type(exc).__name__)
-            raise _Transient(f"{method} {where} timed out") from exc
-        except httpx.TransportError as exc:
-            connector_request(self.connector, "network", "network")
-            self.log.warning("allegro.network_error", method=method, path=where, error=str(exc))
-            raise _Transient(f"{method} {where} failed: {exc}") from exc
-        status = response.status_code
+    def network_reason(self, method: str, path: str, exc: httpx.TransportError) -> str:
+        return f"{method} {path} failed: {exc}"
+
+    def answer_reason(self, answer: Answer) -> str:
+        trace_id = answer.response.headers.get("trace-id")
+        return f"{answer.method} {answer.path} answered {answer.status} (trace-id {trace_id})"
+
+    def rate_limited(self, answer: Answer) -> RetryableError:
+        return RateLimited(f"Allegro answered 429 to {answer.method} {answer.path}: client id blocked for "
+                           f"{answer.block_seconds:g}s", retry_after=answer.block_seconds)
+
+    def give_up(self, failure: AttemptFailed, attempts: int) -> NoReturn:
+        raise TransientError(f"Allegro {failure} (after {attempts} attempt{'s' if attempts > 1 else ''})",
+                             status=failure.status, code=failure.code) from None
+
+    def log_answer(self, answer: Answer) -> None:
+        response = answer.response
         trace_id = response.headers.get("trace-id")
-        took_ms = round((time.monotonic() - started) * 1000, 1)
-        if status == 429:
-            seconds = _retry_after(response) or self.block_seconds
-            self.throttle.block(seconds)  # everyone on this client id stops, not just this caller
-            connector_request(self.connector, "4xx", "429")
-            self.log.warning("allegro.rate_limited", method=method, path=where, block_seconds=seconds,
-                             trace_id=trace_id, errors=errors_of(response))
-            raise RetryableError(f"Allegro answered 429 to {method} {where}: client id blocked for {seconds:g}s",
-                                 retry_after=seconds)
-        if status >= 500:
-            connector_request(self.connector, "5xx", "5xx")
-            self.log.warning("allegro.server_error", method=method, path=where, status=status, trace_id=trace_id,
-                             errors=errors_of(response), took_ms=took_ms)
-            raise _Transient(f"{method} {where} answered {status} (trace-id {trace_id})")
-        error = None
-        if status >= 400 and status not in expected:
-            error = "auth" if status in (401, 403) else "4xx"
-            self.log.warning("allegro.http_error", method=method, path=where, status=status, trace_id=trace_id,
-                             errors=errors_of(response) or response.text[:500])
+        took_ms = round(answer.elapsed * 1000, 1)
+        if answer.kind == "rate_limited":
+            self.log.warning("allegro.rate_limited", method=answer.method, path=answer.path,
+                             block_seconds=answer.block_seconds, trace_id=trace_id, errors=errors_of(response))
+        elif answer.kind == "retry":
+            self.log.warning("allegro.server_error", method=answer.method, path=answer.path, status=answer.status,
+                             trace_id=trace_id, errors=errors_of(response), took_ms=took_ms)
+        elif answer.kind == "error":
+            self.log.warning("allegro.http_error", method=answer.method, path=answer.path, status=answer.status,
+                             trace_id=trace_id, errors=errors_of(response) or response.text[:500])
         else:
-            self.log.debug("allegro.request", method=method, path=where, status=status, trace_id=trace_id,
-                           took_ms=took_ms)
-        connector_request(self.connector, f"{status // 100}xx", error)
-        return response
+            self.log.debug("allegro.request", method=answer.method, path=answer.path, status=answer.status,
+                           trace_id=trace_id, took_ms=took_ms)
 
 
 class TokenSource(Protocol):

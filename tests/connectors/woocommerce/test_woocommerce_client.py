@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import httpx
@@ -11,8 +12,9 @@ from pydantic import ValidationError
 from tenacity import wait_none
 from woocommerce_testkit import KEY, SECRET
 
+from connectors.http import RateLimited, RequestRefused, Unavailable
 from connectors.shops.woocommerce import WooCommerceOptions
-from connectors.shops.woocommerce.client import WooClient, WooUnavailable, retry_after_seconds
+from connectors.shops.woocommerce.client import WooClient, WooRequestError, WooUnavailable, retry_after_seconds
 from connectors.shops.woocommerce.simulator import Faults, WooSimulator
 from hub.kernel.errors import LoginNeeded, PermanentError, RetryableError
 from hub.platform.config import Secret
@@ -165,6 +167,53 @@ def test_retry_after_forms() -> None:
     assert retry_after_seconds("Sat, 01 Mar 2025 12:01:00 GMT", now=now) == 60.0
     assert retry_after_seconds("Sat, 01 Mar 2025 11:00:00 GMT", now=now) == 0.0
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_429_with_retry_after_as_an_http_date_and_without_one() -> None:
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    for headers, blocked in (({"Retry-After": when}, pytest.approx(120.0, abs=2.0)), ({}, 30.0)):
+        def answer(request: httpx.Request, headers: dict[str, str] = headers) -> httpx.Response:
+            return httpx.Response(429, headers=headers, json={"code": "too_many", "message": "slow"})
+
+        woo, log = client(httpx.MockTransport(answer), "woo-429-date")
+        with pytest.raises(RateLimited, match="HTTP 429: too_many: slow") as caught:
+            woo.get("/products")
+        assert caught.value.retry_after == blocked
+        assert [event for event, _ in log.events] == ["woocommerce.error"]
+
+
+def test_408_is_retried_like_a_5xx_and_counted_as_a_timeout() -> None:
+    calls: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            return httpx.Response(408, json={"code": "timeout", "message": "Request Timeout"})
+        return httpx.Response(200, json=[])
+
+    woo, log = client(httpx.MockTransport(answer), "woo-408")
+    assert woo.get("/orders")[0] == [] and len(calls) == 2
+    assert (requests_total("woo-408", "4xx"), errors_total("woo-408", "timeout")) == (1, 1)
+    assert [event for event, _ in log.events] == ["woocommerce.error"]
+
+
+def test_a_dropped_connection_is_retried_and_logged() -> None:
+    def dropped(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError("Server disconnected", request=request)
+
+    woo, log = client(httpx.MockTransport(dropped), "woo-dropped", attempts=2)
+    with pytest.raises(WooUnavailable, match="network error: Server disconnected \\(after 2 attempts\\)"):
+        woo.put("/orders/7", {"status": "completed"})
+    assert log.events == [("woocommerce.network_error", {"method": "PUT", "path": "/orders/7",
+                                                         "error": "Server disconnected"})] * 2
+    assert errors_total("woo-dropped", "network") == 2
+
+
+def test_error_classes_are_the_shared_ones() -> None:
+    assert issubclass(WooUnavailable, Unavailable) and issubclass(WooUnavailable, RetryableError)
+    assert issubclass(WooRequestError, RequestRefused) and issubclass(WooRequestError, PermanentError)
+    refused = WooRequestError("HTTP 400", status=400, code="rest_invalid_param")
+    assert (refused.status, refused.code) == (400, "rest_invalid_param")
 
 
 def test_options() -> None:
