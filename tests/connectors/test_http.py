@@ -23,43 +23,10 @@ from connectors.http import (
 )
 from hub.kernel.errors import PermanentError, RetryableError
 from hub.platform.metrics import REGISTRY
-from hub.platform.ratelimit import LocalRateLimiter, Throttle
+from tests.support.http_doubles import RecordingLog, SpyThrottle
 
 Handler = Callable[[httpx.Request], httpx.Response]
 _names = count()
-
-
-class RecordingLog:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, dict[str, Any]]] = []
-
-    def warning(self, event: str, **fields: Any) -> None:
-        self.events.append(("warning", event, fields))
-
-    def debug(self, event: str, **fields: Any) -> None:
-        self.events.append(("debug", event, fields))
-
-    def names(self) -> list[str]:
-        return [event for _level, event, _fields in self.events]
-
-
-class SpyThrottle(Throttle):
-    """A real bucket on a fake clock; records the waits it makes callers sleep and the blocks."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-        self.waits = 0
-        self.blocks: list[float] = []
-        super().__init__(LocalRateLimiter(clock=lambda: self.now), "test:http", 600.0, 10.0, sleep=self.slept.append)
-
-    def wait(self) -> float:
-        self.waits += 1
-        return super().wait()
-
-    def block(self, seconds: float) -> None:
-        self.blocks.append(seconds)
-        super().block(seconds)
 
 
 class Script:

@@ -15,37 +15,12 @@ from connectors.allegro.client import AllegroHttp, TransientError
 from connectors.http import RateLimited, Unavailable
 from hub.kernel.errors import RetryableError
 from hub.platform.metrics import REGISTRY
-from hub.platform.ratelimit import LocalRateLimiter, Throttle
+from tests.support.http_doubles import RecordingLog, SpyThrottle
 
 URL = "http://allegro.sim/sale/offers"
 ERRORS = {"errors": [{"code": "NotAvailable", "message": "try later", "details": None, "path": None,
                       "userMessage": "try later"}]}
 _names = count()
-
-
-class RecordingLog:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, dict[str, Any]]] = []
-
-    def warning(self, event: str, **fields: Any) -> None:
-        self.events.append(("warning", event, fields))
-
-    def debug(self, event: str, **fields: Any) -> None:
-        self.events.append(("debug", event, fields))
-
-
-class SpyThrottle(Throttle):
-    def __init__(self) -> None:
-        super().__init__(LocalRateLimiter(), "allegro:test", 9000.0, 150.0, sleep=lambda _s: None)
-        self.waits = 0
-        self.blocks: list[float] = []
-
-    def wait(self) -> float:
-        self.waits += 1
-        return super().wait()
-
-    def block(self, seconds: float) -> None:
-        self.blocks.append(seconds)
 
 
 def make(*answers: Any, attempts: int = 3) -> tuple[AllegroHttp, RecordingLog, list[httpx.Request]]:
