@@ -27,7 +27,7 @@ from hub.jobs.handlers import HandlerRegistry, JobContext
 from hub.jobs.models import Job, JobFailure, ScheduleRun
 from hub.jobs.queue import NewJob, depth_by_state, enqueue_many
 from hub.kernel.clock import utcnow
-from hub.kernel.errors import PermanentError, RetryableError
+from hub.kernel.errors import HubError, PermanentError, RetryableError
 from hub.kernel.ports.capability import Capability
 from hub.platform import db, registry
 from hub.platform.config import LoadedConfig, load
@@ -141,6 +141,8 @@ def _progress(counts: dict[str, int], elapsed: float, tty: bool) -> None:
 
 def run_demo(directory: str | None = None, timeout: float = 90.0) -> int:
     base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="hub-demo-"))
+    if base.exists() and not base.is_dir():
+        raise HubError(f"--dir {base}: exists and is not a folder; name a folder (it is created if missing)")
     base.mkdir(parents=True, exist_ok=True)
     registry.register(DEMO_CONNECTOR)  # for this run only
     try:

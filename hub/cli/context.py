@@ -13,6 +13,8 @@ from hub.platform.config import LoadedConfig, load
 from hub.platform.logs import configure as configure_logging
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
+MAX_ID = 2**63 - 1  # ids are 64-bit integers in the database
 
 
 class Parser(argparse.ArgumentParser):
@@ -29,6 +31,8 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a number greater than 0, got {text!r}")
+    if value > MAX_ID:
+        raise argparse.ArgumentTypeError(f"expected a number up to {MAX_ID}, got {text!r}")
     return value
 
 

@@ -17,7 +17,7 @@ from hub.cli.context import runtime
 from hub.cli.output import emit_json, table
 from hub.cli.output import say as _say
 from hub.jobs.models import Job
-from hub.kernel.errors import ConfigError, HubError, NotFoundError
+from hub.kernel.errors import ConfigError, EnvironmentFailure, HubError, JobError, NotFoundError, RetryableError
 from hub.listings.models import Listing, PriceRefusal
 from hub.orders import reserved_by_sku
 from hub.platform import db, registry
@@ -126,20 +126,31 @@ def drain(engine: Engine, loaded: LoadedConfig, job_ids: list[int], timeout: flo
 # --- commands -------------------------------------------------------------------------
 
 
+def _calling(what: str, name: str, call: Callable[[], Any]) -> Any:
+    """A connector's failure as the one line the CLI prints: which ERP or channel, and what it said."""
+    try:
+        return call()
+    except JobError as exc:
+        raise EnvironmentFailure(f"{what} {name}: {exc}"
+                                 + (": try again later (hub status shows its health)"
+                                    if isinstance(exc, RetryableError) else "")) from exc
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     loaded, engine = runtime(args)
     channels = _channel_names(loaded, args.channel)
     service = _service(loaded, engine)
     report: dict[str, Any] = {"erp": {}, "reconcile": {}, "changes": [], "pushes": {}}
     for erp in service.erps():
-        result = service.poll_erp(erp, full=args.full)
+        result = _calling("ERP", erp, lambda erp=erp: service.poll_erp(erp, full=args.full))
         report["erp"][erp] = {"products": result.products, "changed": len(result.changed_skus),
                               "rejected": result.rejected, "released": result.released, "zeroed": result.zeroed}
     if args.full:
         from hub.listings.reconcile import reconcile
 
         for channel in channels:
-            offers = list(service.connectors.get(channel).listings())
+            port = service.connectors.get(channel)
+            offers = _calling("channel", channel, lambda port=port: list(port.listings()))
             with db.transaction(engine) as session:
                 r = reconcile(session, channel, offers)
             report["reconcile"][channel] = {"seen": r.seen, "new_bindings": r.new_bindings, "drift": r.drift,
@@ -289,11 +300,9 @@ def cmd_prices_refused(args: argparse.Namespace) -> int:
 def cmd_prices_competitors(args: argparse.Namespace) -> int:
     from hub.listings.competitors import import_csv
 
-    _loaded, engine = runtime(args)
-    if not args.file.exists():
-        raise HubError(f"{args.file}: file not found")
+    loaded, engine = runtime(args)
     with db.transaction(engine) as session:
-        result = import_csv(session, args.file)
+        result = import_csv(session, args.file, _channel_names(loaded, None))
     if args.json:
         emit_json({"imported": result.imported, "problems": result.problems})
     else:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from hub.cli.context import runtime
+from hub.cli.context import positive_int, runtime
 from hub.cli.output import emit_json, table
 from hub.cli.output import say as _say
 from hub.jobs.models import Job
@@ -25,14 +25,14 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
     ol.add_argument("--status", choices=ORDER_STATES)
     ol.add_argument("--channel", metavar="NAME")
     ol.add_argument("--problems", action="store_true", help="only quarantined and oversold orders")
-    ol.add_argument("--limit", type=int, default=50)
+    ol.add_argument("--limit", type=positive_int, default=50)
     ol.set_defaults(func=cmd_orders_list)
     show = orders_sub.add_parser("show", parents=[common, listing],
                                  help="lines, reservations, status history, rule runs, jobs")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=positive_int)
     show.set_defaults(func=cmd_orders_show)
     rt = orders_sub.add_parser("retry", parents=[common, listing], help="process a quarantined order again")
-    rt.add_argument("id", type=int)
+    rt.add_argument("id", type=positive_int)
     rt.set_defaults(func=cmd_orders_retry)
 
     res = sub.add_parser("reservations", parents=[common, listing], help="open reservations, per SKU")
@@ -46,14 +46,14 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
     rl.add_argument("--status")
     rl.set_defaults(func=cmd_returns_list)
     rs = returns_sub.add_parser("show", parents=[common, listing], help="one return")
-    rs.add_argument("id", type=int)
+    rs.add_argument("id", type=positive_int)
     rs.set_defaults(func=cmd_returns_show)
     ra = returns_sub.add_parser("accept", parents=[common, listing],
                                 help="accept: restock in the ERP, refund through the channel")
-    ra.add_argument("id", type=int)
+    ra.add_argument("id", type=positive_int)
     ra.set_defaults(func=cmd_returns_accept)
     rj = returns_sub.add_parser("reject", parents=[common, listing], help="reject with a reason")
-    rj.add_argument("id", type=int)
+    rj.add_argument("id", type=positive_int)
     rj.add_argument("--reason", required=True)
     rj.set_defaults(func=cmd_returns_reject)
 

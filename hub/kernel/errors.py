@@ -29,6 +29,11 @@ class NotFoundError(HubError):
     """An id given on the command line does not exist."""
 
 
+class EnvironmentFailure(HubError):
+    """Something the hub depends on failed (a database it cannot reach, a file it cannot read, a
+    channel that is down): the CLI reports it as one line with exit code 1."""
+
+
 class JobError(Exception):
     """Raised by job handlers to steer the queue."""
 

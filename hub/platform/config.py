@@ -331,6 +331,9 @@ def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] 
         try:
             with cfg_path.open("rb") as fh:
                 file_data = tomllib.load(fh)
+        except UnicodeDecodeError as exc:
+            raise ConfigError([f"{cfg_path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                               f"{exc.start}): save the file as UTF-8"]) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([f"{cfg_path}: invalid TOML: {exc}"]) from None
         except OSError as exc:

@@ -111,7 +111,7 @@ def test_kill_switch_and_repricing(fakes: None, db_url: str, tmp_path: Path,
     (tmp_path / "maps" / "pricing.toml").write_text(
         "[defaults]\nmin_margin_pct = \"10\"\n[defaults.repricing]\nstrategy = \"beat\"\nbeat_by = \"0.01\"\n")
     feed = tmp_path / "competitors.csv"
-    feed.write_text("channel,sku,price\nshop,A,95.00\nshop,B,1.00\nshop,X,abc\n")
+    feed.write_text("channel,sku,price\nshop,A,95.00\nshop,B,1.00\nshop,C,abc\n")
     code, imported, _ = cli(capsys, "--config", config, "prices", "competitors", str(feed), "--json")
     assert imported["imported"] == 2 and len(imported["problems"]) == 1 and "price = 'abc'" in imported["problems"][0]
     code, report, _ = cli(capsys, "--config", config, "sync", "--json")
