@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from hub.catalog.models import ErpReject
-from hub.cli.context import runtime
+from hub.cli.context import connector_named, runtime
 from hub.cli.output import emit_json, table
 from hub.platform import db
 
@@ -23,11 +23,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
 
 
 def cmd_erp_rejects(args: argparse.Namespace) -> int:
-    _loaded, engine = runtime(args)
+    loaded, engine = runtime(args)
     with db.transaction(engine) as session:
         query = select(ErpReject).order_by(ErpReject.erp, ErpReject.record_key, ErpReject.field)
         if args.erp:
-            query = query.where(ErpReject.erp == args.erp)
+            query = query.where(ErpReject.erp == connector_named(loaded, args.erp, "erp"))
         rows = [{"erp": r.erp, "record": r.source, "sku": r.sku, "field": r.field, "value": r.value,
                  "reason": r.reason, "since": r.first_seen.isoformat()}
                 for r in session.execute(query).scalars()]

@@ -7,7 +7,7 @@ from typing import NoReturn
 
 from sqlalchemy import Engine
 
-from hub.kernel.errors import ConfigError
+from hub.kernel.errors import ConfigError, HubError
 from hub.platform import db, registry
 from hub.platform.config import LoadedConfig, load
 from hub.platform.logs import configure as configure_logging
@@ -55,3 +55,13 @@ def engine_for(loaded: LoadedConfig, *, migrated: bool = True) -> Engine:
     if migrated:
         db.require_migrated(engine)
     return engine
+
+
+def connector_named(loaded: LoadedConfig, name: str, role: str) -> str:
+    """A --channel or --erp filter must name a configured connector of that role (exit 2 otherwise)."""
+    names = sorted(n for n, c in loaded.settings.connectors.items()
+                   if (spec := registry.get(c.kind)) is not None and spec.role == role)
+    if name not in names:
+        what = "channel" if role == "channel" else "ERP"
+        raise HubError(f"no {what} named {name!r} in the config (configured: {', '.join(names) or 'none'})")
+    return name

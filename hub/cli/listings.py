@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from hub.catalog.models import Product, StockLevel
-from hub.cli.context import runtime
+from hub.cli.context import connector_named, runtime
 from hub.cli.output import emit_json, table
 from hub.cli.output import say as _say
 from hub.jobs.models import Job
@@ -282,11 +282,11 @@ def cmd_prices_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_prices_refused(args: argparse.Namespace) -> int:
-    _loaded, engine = runtime(args)
+    loaded, engine = runtime(args)
     with db.transaction(engine) as session:
         query = select(PriceRefusal).order_by(PriceRefusal.channel, PriceRefusal.sku)
         if args.channel:
-            query = query.where(PriceRefusal.channel == args.channel)
+            query = query.where(PriceRefusal.channel == connector_named(loaded, args.channel, "channel"))
         rows = [{"channel": r.channel, "sku": r.sku, "price": r.price, "floor": r.floor, "reason": r.reason,
                  "since": r.first_at.isoformat(), "last": r.last_at.isoformat()}
                 for r in session.execute(query).scalars()]

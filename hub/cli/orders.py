@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from hub.cli.context import positive_int, runtime
+from hub.cli.context import connector_named, positive_int, runtime
 from hub.cli.output import emit_json, table
 from hub.cli.output import say as _say
 from hub.jobs.models import Job
@@ -69,13 +69,13 @@ def _order_row(o: Order) -> dict[str, Any]:
 
 
 def cmd_orders_list(args: argparse.Namespace) -> int:
-    _, engine = runtime(args)
+    loaded, engine = runtime(args)
     with db.transaction(engine) as session:
         query = select(Order).order_by(Order.id.desc()).limit(args.limit)
         if args.status:
             query = query.where(Order.status == args.status)
         if args.channel:
-            query = query.where(Order.channel == args.channel)
+            query = query.where(Order.channel == connector_named(loaded, args.channel, "channel"))
         if args.problems:
             query = query.where(or_(Order.problem.is_not(None), Order.oversold.is_(True)))
         rows = [_order_row(o) for o in session.execute(query).scalars()]

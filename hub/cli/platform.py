@@ -41,6 +41,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def check_all(loaded: LoadedConfig) -> tuple[Any, Any]:
+    from hub.app.references import unknown_connectors
     from hub.app.wiring import build_handlers
     from hub.jobs.daemon import schedule_problems
     from hub.platform.mappings import load_all
@@ -51,6 +52,8 @@ def check_all(loaded: LoadedConfig) -> tuple[Any, Any]:
         mappings = load_all(loaded.settings.mappings.dir)
     except ConfigError as exc:
         problems.extend(exc.problems)
+    if not problems:
+        problems.extend(unknown_connectors(loaded, mappings))
     handlers = None
     if not problems:
         handlers = build_handlers(loaded)

@@ -111,3 +111,46 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     piped.stdout.close()
     _out, err = piped.communicate(timeout=60)
     assert piped.returncode == 0 and err == b"", err
+
+
+def _erp_config(tmp_path: Path, extra: str = "") -> Path:
+    feed = tmp_path / "feed.csv"
+    return sqlite_config(tmp_path, tmp_path / "hub.db",
+                         f'[mappings]\ndir = "maps"\n[connectors.erp]\nkind = "csv"\npath = "{feed}"\n{extra}')
+
+
+@pytest.mark.parametrize(("filename", "text", "key"), [
+    ("pricing.toml", "[defaults]\n[channels.nope]\nmarkup_pct = \"5\"\n", "channels.nope"),
+    ("stock.toml", "[defaults]\n[channels.nope]\nsafety_buffer = 1\n", "channels.nope"),
+    ("order_status.toml", "[accounts.nope.inbound]\nREADY = \"paid\"\n", "accounts.nope"),
+])
+def test_a_mappings_file_naming_no_connector(capsys: pytest.CaptureFixture[str], tmp_path: Path, filename: str,
+                                             text: str, key: str) -> None:
+    config = _erp_config(tmp_path)
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / filename).write_text(text)
+    assert run(capsys, "--config", str(config), "config", "check") == (
+        2, f"hub: {tmp_path / 'maps' / filename}: {key}: no channel connector named 'nope' (configured channels: "
+           "none)")
+
+
+def test_a_schedule_payload_naming_no_connector(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = _erp_config(tmp_path, '[schedule.poll]\njob = "erp.poll"\nevery = "1m"\npayload = { erp = "nope" }\n')
+    (tmp_path / "maps").mkdir()
+    assert run(capsys, "--config", str(config), "run", "--once") == (
+        2, f"hub: {config}: schedule.poll.payload.erp = 'nope': no ERP connector of that name (configured: erp)")
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["prices", "refused", "--channel", "nope"], "hub: no channel named 'nope' in the config (configured: none)"),
+    (["orders", "list", "--channel", "nope"], "hub: no channel named 'nope' in the config (configured: none)"),
+    (["erp", "rejects", "--erp", "nope"], "hub: no ERP named 'nope' in the config (configured: erp)"),
+    (["listings", "unmatched", "--channel", "nope"], "hub: no channel named 'nope' (configured channels: none)"),
+])
+def test_a_filter_naming_no_connector(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str],
+                                      line: str) -> None:
+    config = _erp_config(tmp_path)
+    (tmp_path / "maps").mkdir()
+    assert main(["--config", str(config), "init"]) == 0
+    capsys.readouterr()
+    assert run(capsys, "--config", str(config), *argv) == (2, line)

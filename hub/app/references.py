@@ -1,0 +1,45 @@
+"""Names that must point somewhere: a connector named in a mappings file or a schedule payload must
+be defined under ``[connectors.*]`` with the right role, or the config is refused with the place."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hub.platform import registry
+from hub.platform.config import LoadedConfig
+
+# mappings files whose [channels.NAME] / [accounts.NAME] tables name a channel connector
+_CHANNEL_TABLES = {"pricing.toml": "channels", "stock.toml": "channels", "order_status.toml": "accounts"}
+# schedule payload keys that name a connector, and the role it must have
+_PAYLOAD_ROLES = {"channel": "channel", "erp": "erp"}
+
+
+def _names(loaded: LoadedConfig, role: str) -> list[str]:
+    return sorted(n for n, c in loaded.settings.connectors.items()
+                  if (spec := registry.get(c.kind)) is not None and spec.role == role)
+
+
+def unknown_connectors(loaded: LoadedConfig, mappings: Mapping[str, Any]) -> list[str]:
+    """Every place a connector name points nowhere: file, key and value, and what is configured."""
+    problems = []
+    channels = _names(loaded, "channel")
+    for filename, table in _CHANNEL_TABLES.items():
+        loaded_file = mappings.get(filename)
+        if loaded_file is None:
+            continue
+        for name in sorted(getattr(loaded_file.data, table, {}) or {}):
+            if name not in channels:
+                problems.append(f"{loaded_file.path}: {table}.{name}: no channel connector named {name!r} "
+                                f"(configured channels: {', '.join(channels) or 'none'})")
+    for schedule, entry in sorted(loaded.settings.schedule.items()):
+        for key, role in _PAYLOAD_ROLES.items():
+            value = entry.payload.get(key)
+            if value is None:
+                continue
+            known = _names(loaded, role)
+            if value not in known:
+                what = "channel" if role == "channel" else "ERP"
+                problems.append(f"{loaded.source_label}: schedule.{schedule}.payload.{key} = {value!r}: no {what} "
+                                f"connector of that name (configured: {', '.join(known) or 'none'})")
+    return problems
