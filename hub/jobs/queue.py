@@ -23,6 +23,7 @@ from hub.platform import credentials
 from hub.platform.config import WorkerSettings
 from hub.platform.db import insert_for, transaction
 from hub.platform.health import set_health
+from hub.platform.logs import redact_text
 
 MAX_ERROR_CHARS = 4000
 
@@ -265,6 +266,12 @@ def _settle_plain_successes(session: Session, outcomes: Sequence[Outcome], now: 
     return settled
 
 
+def _stored(error: str) -> str:
+    """An error text as the jobs table keeps it: masked like the logs (no token, password or secret of
+    the config reaches `hub jobs show`), then cut to size."""
+    return redact_text(error)[:MAX_ERROR_CHARS]
+
+
 def _outcome_values(outcome: Outcome, settings: WorkerSettings, now: datetime) -> dict[str, Any]:
     """The job's new state: done with its result, held for an operator (no attempt spent), retrying
     after a backoff (never sooner than the vendor's Retry-After), or dead."""
@@ -272,10 +279,10 @@ def _outcome_values(outcome: Outcome, settings: WorkerSettings, now: datetime) -
     if outcome.ok:
         return {"state": "done", "result": outcome.result, "last_error": None}
     if outcome.hold:
-        return {"last_error": (outcome.error or "held")[:MAX_ERROR_CHARS], "state": "failed-retrying",
+        return {"last_error": _stored(outcome.error or "held"), "state": "failed-retrying",
                 "attempts": Job.attempts - 1,
                 "run_at": now + timedelta(seconds=outcome.retry_after or settings.backoff_max)}
-    error = (outcome.error or "unknown error")[:MAX_ERROR_CHARS]
+    error = _stored(outcome.error or "unknown error")
     if not outcome.retryable or job.attempts >= _effective_max(job, settings):
         return {"last_error": error, "state": "dead"}
     delay = retry_delay(job.attempts, settings.backoff_initial, settings.backoff_max, outcome.retry_after)

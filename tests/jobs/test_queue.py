@@ -206,3 +206,21 @@ def test_coalesced_jobs_join_only_a_pending_one(engine: Engine) -> None:
     with transaction(engine) as s:
         after = queue.enqueue_coalesced(s, "plan", {}, group="plan:x")
     assert after.created and after.id not in (first.id, other.id)  # a running job may have read already
+
+
+def test_error_texts_are_stored_masked_like_the_logs(engine: Engine) -> None:
+    """No token, password or credential in a URL reaches the jobs table (and so `hub jobs show`)."""
+    held, dead = add(engine, "held"), add(engine, "dead")
+    claimed = {j.id: j for j in queue.claim(engine, "w", limit=10, lease=30)}
+    queue.settle(engine, [
+        Outcome(claimed[held], ok=False, hold=True, error="refresh refused for Authorization: Bearer abcdEFGH1234xyz"),
+        Outcome(claimed[dead], ok=False, retryable=False,
+                error="POST https://ck_user:cs_secret_9f8e7d@shop.example.pl/wp-json/wc/v3?consumer_secret=s3cr3tvalue"
+                      " failed"),
+    ], SETTINGS, "w")
+    with transaction(engine) as s:
+        stored = [j.last_error for j in s.execute(select(Job).order_by(Job.id)).scalars()]
+        stored += [f.error for f in s.execute(select(JobFailure).order_by(JobFailure.id)).scalars()]
+    for text in stored:
+        assert "abcdEFGH1234xyz" not in text and "cs_secret_9f8e7d" not in text and "s3cr3tvalue" not in text, text
+    assert stored[1].startswith("POST https://") and "shop.example.pl/wp-json/wc/v3" in stored[1]

@@ -491,9 +491,9 @@ def refund_body(order: Mapping[str, Any], refunds: Sequence[Mapping[str, Any]], 
         left[item_id] -= line.quantity
         gross, net, taxes = _split(item, line.quantity, line.amount_gross)
         lines_gross += gross
-        entry: dict[str, Any] = {"id": item_id, "quantity": line.quantity, "refund_total": float(net)}
+        entry: dict[str, Any] = {"id": item_id, "quantity": line.quantity, "refund_total": format_money(net)}
         if taxes:
-            entry["refund_tax"] = [{"id": rate_id, "refund_total": float(tax)} for rate_id, tax in taxes]
+            entry["refund_tax"] = [{"id": rate_id, "refund_total": format_money(tax)} for rate_id, tax in taxes]
         lines.append(entry)
     amount = request.amount if request.amount > 0 else lines_gross
     if amount <= 0:

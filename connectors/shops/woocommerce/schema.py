@@ -285,7 +285,9 @@ ORDER_UPDATE: dict[str, Any] = {
     "properties": {"status": {"type": "string", "pattern": r"^(?!wc-)[a-z0-9_-]{1,20}$"}},
 }
 
-_REFUND_AMOUNT = {"type": "number", "minimum": 0}
+# "number" in the docs; WordPress's REST layer takes a numeric string for a number (rest_validate_value_from_schema
+# checks is_numeric), and a string is what the hub sends: money is never a float on the wire
+_REFUND_AMOUNT = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": r"^\d+(\.\d+)?$"}]}
 REFUND_REQUEST: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,

@@ -236,8 +236,8 @@ def test_a_refund_of_lines_splits_net_and_tax_like_the_order() -> None:
         "api_refund": False,
         "api_restock": False,
         "line_items": [
-            {"id": 312, "quantity": 1, "refund_total": 8.67, "refund_tax": [{"id": 1, "refund_total": 1.99}]},
-            {"id": 311, "quantity": 2, "refund_total": 40.0, "refund_tax": [{"id": 1, "refund_total": 9.2}]},
+            {"id": 312, "quantity": 1, "refund_total": "8.67", "refund_tax": [{"id": 1, "refund_total": "1.99"}]},
+            {"id": 311, "quantity": 2, "refund_total": "40.00", "refund_tax": [{"id": 1, "refund_total": "9.20"}]},
         ],
     }
     check(REFUND_REQUEST, body, "refund body")
@@ -247,7 +247,7 @@ def test_a_refund_amount_wins_and_line_amounts_are_split_too() -> None:
     body = om.refund_body(golden_order(), [], refund([ReturnLine(None, None, 1, line_id="311", amount_gross=Decimal(
         "12.30"))], amount="27.30"), idempotency_key="k", api_refund=True)
     assert (body["amount"], body["api_refund"], body["line_items"]) == ("27.30", True, [
-        {"id": 311, "quantity": 1, "refund_total": 10.0, "refund_tax": [{"id": 1, "refund_total": 2.3}]}])
+        {"id": 311, "quantity": 1, "refund_total": "10.00", "refund_tax": [{"id": 1, "refund_total": "2.30"}]}])
     assert om.refund_body(golden_order(), [], refund([], amount="15.00"), idempotency_key="k", api_refund=False) == {
         "amount": "15.00", "reason": "REFUND [hub:k]", "api_refund": False, "api_restock": False}
 

@@ -275,8 +275,8 @@ def test_a_refund_is_recorded_with_its_lines_and_marked_with_the_key(sim: WooSim
     post = sim.requests("POST", "/refunds$")[0]
     assert post.body == {"amount": "60.52", "reason": "REFUND [hub:refund:sklep/R-7]", "api_refund": False,
                          "api_restock": False, "line_items": [{"id": items[1]["id"], "quantity": 1,
-                                                               "refund_total": 49.2, "refund_tax": [
-                                                                   {"id": 1, "refund_total": 11.32}]}]}
+                                                               "refund_total": "49.20", "refund_tax": [
+                                                                   {"id": 1, "refund_total": "11.32"}]}]}
     (made,) = sim.order_refunds(order)
     assert (str(made["id"]), made["amount"], made["line_items"][0]["quantity"]) == (result.external_id, "60.52", -1)
     assert sim.order(order)["status"] == "processing"  # partly refunded
