@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from hub.catalog.models import ErpReject
 from hub.jobs.models import JOB_STATES, Job, JobFailure, ScheduleRun
 from hub.jobs.queue import depth_by_state
 from hub.kernel.errors import NotFoundError
@@ -68,12 +69,27 @@ def list_jobs(
     return [job_summary(j) for j in session.execute(query).scalars()]
 
 
+def _periodic_outcomes(session: Session, names: list[str]) -> dict[str, tuple[Any, Any, str | None]]:
+    """Per schedule: when one of its jobs last succeeded, when one last failed, and that failure's error.
+    A periodic job's key starts with ``schedule:NAME:`` (hub.jobs.scheduler)."""
+    out: dict[str, tuple[Any, Any, str | None]] = {}
+    for name in names:
+        mine = Job.idempotency_key.like(f"schedule:{name}:%")
+        success = session.execute(select(func.max(Job.finished_at)).where(mine, Job.state == "done")).scalar()
+        failure = session.execute(
+            select(JobFailure.at, JobFailure.error).join(Job, Job.id == JobFailure.job_id).where(mine)
+            .order_by(JobFailure.at.desc(), JobFailure.id.desc()).limit(1)).first()
+        out[name] = (success, failure.at if failure else None, failure.error if failure else None)
+    return out
+
+
 def status(engine: Engine, session: Session, loaded: LoadedConfig, dead_limit: int = 20) -> dict[str, Any]:
     counts = depth_by_state(engine)
     dead = session.execute(
         select(Job).where(Job.state == "dead").order_by(Job.updated_at.desc()).limit(dead_limit)
     ).scalars()
     runs = {r.name: r for r in session.execute(select(ScheduleRun)).scalars()}
+    outcomes = _periodic_outcomes(session, list(loaded.settings.schedule))
     schedule = []
     for name, entry in sorted(loaded.settings.schedule.items()):
         run = runs.get(name)
@@ -87,6 +103,9 @@ def status(engine: Engine, session: Session, loaded: LoadedConfig, dead_limit: i
             "last_job_id": run.last_job_id if run else None,
             "last_job_state": last_job.state if last_job else None,
             "fired_by": run.fired_by if run else None,
+            "last_success_at": _iso(outcomes[name][0]),
+            "last_failure_at": _iso(outcomes[name][1]),
+            "last_failure": outcomes[name][2],
         })
     health = {h.name: h for h in session.execute(select(ConnectorHealth)).scalars()}
     connectors = []
@@ -107,15 +126,19 @@ def status(engine: Engine, session: Session, loaded: LoadedConfig, dead_limit: i
             "last_error_at": _iso(h.last_error_at) if h else None,
             "last_error": h.last_error if h else None,
         })
-    from sqlalchemy import func, or_
+    from sqlalchemy import or_
 
     from hub.orders.models import Order
 
     problems = session.execute(select(func.count()).select_from(Order).where(
         or_(Order.problem.is_not(None), Order.oversold.is_(True)))).scalar_one()
     oversold = session.execute(select(func.count()).select_from(Order).where(Order.oversold.is_(True))).scalar_one()
+    quarantine = [{"erp": erp, "records": count, "since": _iso(since)} for erp, count, since in session.execute(
+        select(ErpReject.erp, func.count(), func.min(ErpReject.first_seen)).group_by(ErpReject.erp)
+        .order_by(ErpReject.erp)).all()]
     return {
         "orders": {"problems": problems, "oversold": oversold},
+        "erp_quarantine": quarantine,
         "queue": {s: counts.get(s, 0) for s in JOB_STATES},
         "dead_jobs": [job_summary(j) for j in dead],
         "schedule": schedule,

@@ -77,13 +77,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     _say("queue:  " + "  ".join(f"{state} {count}" for state, count in q.items()))
     o = data["orders"]
     _say(f"orders with problems: {o['problems']} ({o['oversold']} oversold) - hub orders list --problems")
+    quarantine = data["erp_quarantine"]
+    _say("ERP quarantine: " + (", ".join(f"{q['erp']} {q['records']} record(s) since {q['since']}"
+                                         for q in quarantine) + " - hub erp rejects" if quarantine else "none"))
     _say()
     _say(f"dead jobs ({len(data['dead_jobs'])} shown):")
     table(data["dead_jobs"], ["id", "kind", "attempts", "updated_at", "last_error"])
     _say()
     _say("periodic jobs:")
-    table(data["schedule"], ["name", "job", "every_seconds", "last_fired_at", "last_job_id", "last_job_state"],
-          empty="(none configured)")
+    table(data["schedule"], ["name", "job", "every_seconds", "last_fired_at", "last_job_state", "last_success_at",
+                             "last_failure_at", "last_failure"], empty="(none configured)")
     _say()
     _say("connectors:")
     table(data["connectors"], ["name", "kind", "health", "last_ok_at", "last_error_at", "last_error"],
