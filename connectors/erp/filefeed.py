@@ -479,6 +479,10 @@ def _factory(fmt: Format) -> Any:
 _CAPABILITIES = frozenset({Capability.ERP_INCREMENTAL, Capability.ERP_SNAPSHOT})
 _OUTBOX_CAPABILITIES = frozenset({Capability.ERP_SALES_DOCUMENTS, Capability.ERP_RESTOCK})
 
+def _outbox_paths(options: FileFeedOptions) -> list[Path]:
+    return [] if options.outbox is None else [options.outbox]
+
+
 # The kind's capabilities include the sales documents an outbox enables; an instance's own
 # ``capabilities`` say whether it has one.
 CSV_SPEC = ConnectorSpec(
@@ -486,6 +490,7 @@ CSV_SPEC = ConnectorSpec(
     description="ERP file feed: a CSV export (Subiekt, Optima, a spreadsheet) or a folder of them; "
                 "sales documents into an outbox folder",
     capabilities=_CAPABILITIES | _OUTBOX_CAPABILITIES, factory=_factory("csv"), options_model=CsvOptions,
+    written_paths=_outbox_paths,
 )
 
 JSONL_SPEC = ConnectorSpec(
@@ -493,4 +498,5 @@ JSONL_SPEC = ConnectorSpec(
     description="ERP file feed: JSON lines with the CSV feed's fields, or a folder of such files; "
                 "sales documents into an outbox folder",
     capabilities=_CAPABILITIES | _OUTBOX_CAPABILITIES, factory=_factory("jsonl"), options_model=JsonlOptions,
+    written_paths=_outbox_paths,
 )

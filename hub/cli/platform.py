@@ -79,6 +79,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         "mappings": {n: {"path": str(m.path), "overridden": m.overridden} for n, m in sorted(mappings.items())},
         "job_kinds": sorted(handlers.kinds()),
         "metrics": f"http://{s.metrics.host}:{s.metrics.port}/metrics" if s.metrics.enabled else None,
+        "writes_to": {name: [str(p) for p in paths] for name, paths in registry.written_paths(loaded).items()},
     }
     if args.json:
         emit_json(summary)
@@ -100,4 +101,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     for name, m in sorted(mappings.items()):
         _say(f"  {name}: {m.path}{' (override)' if m.overridden else ''}")
     _say(f"metrics: {summary['metrics'] or 'off'}")
+    writes = summary["writes_to"]
+    _say("writes to (under systemd, list each in ReadWritePaths=): "
+         + ("; ".join(f"{name}: {', '.join(paths)}" for name, paths in writes.items()) or "only the database"))
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -38,6 +39,9 @@ class ConnectorSpec:
     # adds the connector's own admin commands (e.g. a login command for its accounts) to the CLI;
     # each subparser sets func=callable(args) -> exit code
     cli: Callable[[Any], None] | None = None
+    # the folders the connector writes into, from its options (an ERP outbox, a label folder): under
+    # systemd's ProtectSystem=strict each must be listed in ReadWritePaths=, and `hub config check` says so
+    written_paths: Callable[[Any], list[Path]] | None = None
     # most listing changes one push job carries (the vendor's batch limit)
     push_batch_size: int = 100
     extra: dict[str, Any] = field(default_factory=dict)
@@ -130,3 +134,20 @@ def options_for(name: str, conn: ConnectorSettings, environ: Mapping[str, str] |
         return conn.options()
     context = {"environ": environ} if environ is not None else None
     return spec.options_model.model_validate(conn.options(), context=context)
+
+
+def written_paths(loaded: LoadedConfig) -> dict[str, list[Path]]:
+    """Per enabled connector, the folders it writes into (connectors whose options are invalid are
+    left to validate_connectors)."""
+    out: dict[str, list[Path]] = {}
+    for name, conn in sorted(loaded.settings.connectors.items()):
+        spec = get(conn.kind)
+        if not conn.enabled or spec is None or spec.written_paths is None:
+            continue
+        try:
+            paths = spec.written_paths(options_for(name, conn, loaded.environ))
+        except ValueError:
+            continue
+        if paths:
+            out[name] = paths
+    return out

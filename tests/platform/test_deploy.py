@@ -56,3 +56,43 @@ def test_example_config_passes_config_check(tmp_path: Path, monkeypatch, capsys)
     out = capsys.readouterr().out
     assert "postgresql://hub@127.0.0.1:5432/hub" in out and "example-" not in out
     assert "allegro-main: allegro" in out and "erp: csv" in out and "shop: woocommerce" in out
+
+
+def _writable(unit_text: str) -> list[Path]:
+    """The folders the unit lets the hub write: ReadWritePaths= (any number of lines and entries) and
+    the StateDirectory under /var/lib."""
+    paths: list[Path] = []
+    for line in unit_text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "ReadWritePaths":
+            paths += [Path(p.lstrip("-+")) for p in value.split()]
+        elif key.strip() == "StateDirectory":
+            paths += [Path("/var/lib") / p for p in value.split()]
+    return paths
+
+
+def _uncovered(written: list[str], unit_text: str) -> list[str]:
+    allowed = _writable(unit_text)
+    return [p for p in written if not any(Path(p) == a or a in Path(p).parents for a in allowed)]
+
+
+def test_the_unit_lets_the_hub_write_where_the_example_config_writes(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """ProtectSystem=strict makes everything else read-only: every folder `hub config check` reports
+    the example config writing into is writable under the shipped unit."""
+    import json
+
+    for name in ("db-password", "allegro-client-secret", "shop-consumer-secret"):
+        (tmp_path / name).write_text(f"example-{name}")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    for name in [k for k in os.environ if k.startswith("HUB_")]:
+        monkeypatch.delenv(name)
+    assert main(["--config", str(ROOT / "deploy" / "hub.example.toml"), "config", "check", "--json"]) == 0
+    written = [p for paths in json.loads(capsys.readouterr().out)["writes_to"].values() for p in paths]
+    assert written == ["/srv/erp-import/hub"]  # the example's ERP outbox
+    unit_text = (ROOT / "deploy" / "hub.service").read_text()
+    assert _uncovered(written, unit_text) == []
+    # and the check can fail: a folder the unit does not list
+    assert _uncovered(["/srv/labels"], unit_text) == ["/srv/labels"]
+    assert main(["--config", str(ROOT / "deploy" / "hub.example.toml"), "config", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "writes to (under systemd, list each in ReadWritePaths=): erp: /srv/erp-import/hub" in out
