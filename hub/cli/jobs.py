@@ -59,7 +59,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     db.require_migrated(engine)
     daemon = Daemon(loaded, engine, handlers)
     if args.once:
-        return daemon.run_once(timeout=args.timeout)
+        code = daemon.run_once(timeout=args.timeout)
+        _say("run --once: " + "; ".join(daemon.last_run.lines()))
+        return code
     return daemon.serve()
 
 

@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from types import FrameType
 from typing import Any
@@ -58,6 +59,25 @@ def build_throttles(engine: Engine, loaded: LoadedConfig) -> dict[str, Throttle]
     return throttles
 
 
+@dataclass
+class RunSummary:
+    """What one ``hub run --once`` did: periodic jobs fired, jobs settled by kind and state."""
+
+    fired: int = 0
+    finished: dict[str, dict[str, int]] = field(default_factory=dict)  # state -> kind -> count
+    open: int = 0  # still pending, running or retrying when the timeout ran out
+
+    def lines(self) -> list[str]:
+        out = [f"fired {self.fired} periodic job(s)"]
+        for state in ("done", "dead"):
+            kinds = self.finished.get(state, {})
+            detail = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
+            out.append(f"{state} {sum(kinds.values())}" + (f" ({detail})" if detail else ""))
+        if self.open:
+            out.append(f"still open when the timeout ran out: {self.open}")
+        return out
+
+
 class Daemon:
     def __init__(
         self,
@@ -82,6 +102,7 @@ class Daemon:
             engine, self.settings.schedule, self.settings.scheduler, name=self.name, on_fired=self.pool.wake
         )
         self._stop = threading.Event()
+        self.last_run = RunSummary()
         self._started = False
 
     def start(self, *, schedule: bool = True) -> None:
@@ -127,7 +148,8 @@ class Daemon:
     def run_once(self, timeout: float = 600.0, *, progress: Callable[[dict[str, int]], None] | None = None) -> int:
         """Fire every periodic job once, drain the queue, and exit: 0, or 1 if a job went dead."""
         started_at = utcnow()
-        fire_all_once(self.engine, self.settings.schedule, by=self.name)
+        fired = fire_all_once(self.engine, self.settings.schedule, by=self.name)
+        self.last_run = RunSummary(fired=len(fired))
         self.start(schedule=False)
         kinds = self.handlers.kinds()
         deadline = time.monotonic() + timeout
@@ -140,15 +162,25 @@ class Daemon:
                     break
                 if time.monotonic() > deadline or self._stop.is_set():
                     log.error("queue not drained in time", timeout=timeout, counts=counts)
+                    self.last_run.open = sum(counts.get(s, 0) for s in ("pending", "running", "failed-retrying"))
+                    self._summarize(started_at)
                     return 1
                 self._stop.wait(0.1)
         finally:
             self.stop()
-        with transaction(self.engine) as session:
-            dead = session.execute(
-                select(func.count()).select_from(Job).where(Job.state == "dead", Job.updated_at >= started_at)
-            ).scalar_one()
+        dead = self._summarize(started_at)
         if dead:
             log.error("jobs went dead during this run", dead=dead)
             return 1
         return 0
+
+    def _summarize(self, since: Any) -> int:
+        """Fill last_run with the jobs settled since ``since``; returns how many went dead."""
+        with transaction(self.engine) as session:
+            rows = session.execute(
+                select(Job.state, Job.kind, func.count()).where(Job.state.in_(("done", "dead")),
+                                                                Job.updated_at >= since)
+                .group_by(Job.state, Job.kind)).all()
+        for state, kind, count in rows:
+            self.last_run.finished.setdefault(state, {})[kind] = count
+        return sum(self.last_run.finished.get("dead", {}).values())

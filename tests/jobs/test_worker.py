@@ -131,6 +131,7 @@ def test_run_once_fires_schedule_drains_and_reports_dead(db_url: str, engine: En
     loaded = _config(tmp_path, db_url)
     daemon = Daemon(loaded, engine, build_handlers(loaded), name="once")
     assert daemon.run_once(timeout=60) == 0
+    assert daemon.last_run.lines() == ["fired 1 periodic job(s)", "done 1 (test.heartbeat 1)", "dead 0"]
     with transaction(engine) as s:
         run = s.get(ScheduleRun, "heartbeat")
         assert run is not None and run.fired_by == "once"
@@ -139,6 +140,8 @@ def test_run_once_fires_schedule_drains_and_reports_dead(db_url: str, engine: En
         queue.enqueue(s, "test.poison", {"offer": "1"}, key="poison")
     daemon = Daemon(loaded, engine, build_handlers(loaded), name="once-2")
     assert daemon.run_once(timeout=60) == 1
+    assert daemon.last_run.lines() == ["fired 1 periodic job(s)", "done 1 (test.heartbeat 1)",
+                                       "dead 1 (test.poison 1)"]
 
 
 def test_schedule_fires_once_per_slot(engine: Engine) -> None:
