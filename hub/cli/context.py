@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import NoReturn
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 
 from hub.kernel.errors import ConfigError, HubError
 from hub.platform import db, registry
@@ -50,7 +51,19 @@ def runtime(args: argparse.Namespace) -> tuple[LoadedConfig, Engine]:
     return loaded, engine_for(loaded)
 
 
+def sqlite_folder(loaded: LoadedConfig) -> Path | None:
+    """The folder of a SQLite database file (None for PostgreSQL or an in-memory database)."""
+    url = make_url(loaded.settings.database.url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database).expanduser().parent
+
+
 def engine_for(loaded: LoadedConfig, *, migrated: bool = True) -> Engine:
+    folder = sqlite_folder(loaded)
+    if folder is not None and not folder.is_dir():
+        raise HubError(f"{loaded.source_label}: database.url = {loaded.settings.database.url!r}: the folder {folder} "
+                       "does not exist (hub init creates it and the database)")
     engine = db.make_engine(loaded.settings.database)
     if migrated:
         db.require_migrated(engine)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hub.cli.context import engine_for, load_config
+from hub.cli.context import engine_for, load_config, sqlite_folder
 from hub.cli.output import emit_json
 from hub.cli.output import say as _say
 from hub.kernel.errors import ConfigError
@@ -28,6 +28,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
 def cmd_init(args: argparse.Namespace) -> int:
     loaded = load_config(args)
     configure_logging(loaded.settings.log)
+    folder = sqlite_folder(loaded)
+    if folder is not None and not folder.is_dir():
+        folder.mkdir(parents=True)
+        _say(f"created the database folder {folder}")
     engine = engine_for(loaded, migrated=False)
     before = db.schema_state(engine)
     db.upgrade(engine)

@@ -154,3 +154,16 @@ def test_a_filter_naming_no_connector(capsys: pytest.CaptureFixture[str], tmp_pa
     assert main(["--config", str(config), "init"]) == 0
     capsys.readouterr()
     assert run(capsys, "--config", str(config), *argv) == (2, line)
+
+
+def test_a_sqlite_folder_that_does_not_exist(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    db = tmp_path / "state" / "hub" / "hub.db"
+    config = sqlite_config(tmp_path, db)
+    for command in (["status"], ["run", "--once"], ["jobs", "list"]):
+        assert run(capsys, "--config", str(config), *command) == (
+            2, f"hub: {config}: database.url = 'sqlite:///{db}': the folder {db.parent} does not exist (hub init "
+               "creates it and the database)")
+    assert main(["--config", str(config), "init"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"created the database folder {db.parent}\n") and db.is_file()
+    assert main(["--config", str(config), "status"]) == 0
