@@ -161,6 +161,10 @@ def _name(value: object) -> str:
     text = str(value).strip()
     if not text:
         raise _Bad("is required but empty")
+    control = _CONTROL.search(text)
+    if control:
+        raise _Bad(f"contains a control character ({control.group()!r} at position {control.start() + 1}): a damaged "
+                   "export, or one in another encoding")
     return text
 
 

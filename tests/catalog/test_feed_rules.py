@@ -157,6 +157,14 @@ def test_every_bad_field_is_reported_with_its_raw_value() -> None:
     assert all(r.sku == "A1" and r.source == SRC and r.reason.startswith(r.field) for r in result)
 
 
+@pytest.mark.parametrize("name", ["Kubek\x00", "Kubek\tbiały", "Ku\x1bbek", "Kubek \x96 biały"])
+def test_a_name_with_nul_or_control_characters_is_rejected_with_the_row(name: str) -> None:
+    """A NUL, a tab or an escape in a name, or a C1 character (a windows-1250 dash read as latin-1):
+    a damaged export, never stored."""
+    bad = rejected(name=name)["name"]
+    assert bad.sku == GOOD["sku"] and bad.value == name and "contains a control character" in bad.reason
+
+
 def test_a_row_without_a_usable_sku_is_rejected_without_one() -> None:
     assert rejected(sku="")["sku"].sku is None
     bad = rejected(sku="x" * 101, stock="-1")
