@@ -26,8 +26,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
                      help="with --once: give up draining after this long (default 600)")
     run.set_defaults(func=cmd_run)
 
-    sub.add_parser("status", parents=[common, listing],
-                   help="queue depth, dead jobs, periodic jobs and connector health").set_defaults(func=cmd_status)
+    status = sub.add_parser("status", parents=[common, listing],
+                            help="queue depth, dead jobs, ERP quarantine, periodic jobs and connector health")
+    status.set_defaults(func=cmd_status)
 
     jobs = sub.add_parser("jobs", parents=[common], help="inspect and steer the job queue")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True, parser_class=parser_class, metavar="ACTION")
