@@ -15,15 +15,10 @@ _CHANNEL_TABLES = {"pricing.toml": "channels", "stock.toml": "channels", "order_
 _PAYLOAD_ROLES = {"channel": "channel", "erp": "erp"}
 
 
-def _names(loaded: LoadedConfig, role: str) -> list[str]:
-    return sorted(n for n, c in loaded.settings.connectors.items()
-                  if (spec := registry.get(c.kind)) is not None and spec.role == role)
-
-
 def unknown_connectors(loaded: LoadedConfig, mappings: Mapping[str, Any]) -> list[str]:
     """Every place a connector name points nowhere: file, key and value, and what is configured."""
     problems = []
-    channels = _names(loaded, "channel")
+    channels = registry.names_with_role(loaded, "channel")
     for filename, table in _CHANNEL_TABLES.items():
         loaded_file = mappings.get(filename)
         if loaded_file is None:
@@ -37,7 +32,7 @@ def unknown_connectors(loaded: LoadedConfig, mappings: Mapping[str, Any]) -> lis
             value = entry.payload.get(key)
             if value is None:
                 continue
-            known = _names(loaded, role)
+            known = registry.names_with_role(loaded, role)
             if value not in known:
                 what = "channel" if role == "channel" else "ERP"
                 problems.append(f"{loaded.source_label}: schedule.{schedule}.payload.{key} = {value!r}: no {what} "

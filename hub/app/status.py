@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.catalog.models import ErpReject
 from hub.jobs.models import JOB_STATES, Job, JobFailure, ScheduleRun
 from hub.jobs.queue import depth_by_state
 from hub.kernel.errors import NotFoundError
+from hub.orders.models import Order
 from hub.platform.config import LoadedConfig
 from hub.platform.schema import ConnectorHealth
 
@@ -126,10 +127,6 @@ def status(engine: Engine, session: Session, loaded: LoadedConfig, dead_limit: i
             "last_error_at": _iso(h.last_error_at) if h else None,
             "last_error": h.last_error if h else None,
         })
-    from sqlalchemy import or_
-
-    from hub.orders.models import Order
-
     problems = session.execute(select(func.count()).select_from(Order).where(
         or_(Order.problem.is_not(None), Order.oversold.is_(True)))).scalar_one()
     oversold = session.execute(select(func.count()).select_from(Order).where(Order.oversold.is_(True))).scalar_one()

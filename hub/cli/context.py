@@ -72,8 +72,7 @@ def engine_for(loaded: LoadedConfig, *, migrated: bool = True) -> Engine:
 
 def connector_named(loaded: LoadedConfig, name: str, role: str) -> str:
     """A --channel or --erp filter must name a configured connector of that role (exit 2 otherwise)."""
-    names = sorted(n for n, c in loaded.settings.connectors.items()
-                   if (spec := registry.get(c.kind)) is not None and spec.role == role)
+    names = registry.names_with_role(loaded, role)
     if name not in names:
         what = "channel" if role == "channel" else "ERP"
         raise HubError(f"no {what} named {name!r} in the config (configured: {', '.join(names) or 'none'})")

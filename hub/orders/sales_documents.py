@@ -8,7 +8,7 @@ and decide nothing; the rules are here:
 - A line's gross value is its unit gross price times its quantity, to the grosz.
 - Prices are gross (what the buyer paid), so VAT is computed *from the gross sum* of each VAT rate:
   ``vat = round(gross * rate / (100 + rate))`` and ``net = gross - vat`` (the "od wartości brutto"
-  method Subiekt uses for documents priced gross).
+  method for documents priced gross).
 - The document's totals are the sums over the rates. Each line also carries its own net and VAT
   (the same formula on the line's gross) for information; they may differ from the rate's total by
   a grosz, and the rate's total is the one that counts (it is what the ERP's VAT table shows).

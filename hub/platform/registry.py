@@ -136,6 +136,12 @@ def options_for(name: str, conn: ConnectorSettings, environ: Mapping[str, str] |
     return spec.options_model.model_validate(conn.options(), context=context)
 
 
+def names_with_role(loaded: LoadedConfig, role: str) -> list[str]:
+    """The connectors the config defines whose kind has this role (enabled or not), sorted."""
+    return sorted(n for n, c in loaded.settings.connectors.items()
+                  if (spec := get(c.kind)) is not None and spec.role == role)
+
+
 def written_paths(loaded: LoadedConfig) -> dict[str, list[Path]]:
     """Per enabled connector, the folders it writes into (connectors whose options are invalid are
     left to validate_connectors)."""
