@@ -426,17 +426,51 @@ def _stat(path: Path) -> os.stat_result:
 
 
 def _decode(name: str, data: bytes, encoding: str) -> str | RejectedRecord:
-    """Text of a file; a UTF-8 byte order mark wins over the configured encoding."""
+    """Text of a file; a UTF-8 byte order mark wins over the configured encoding.
+
+    Windows-1250 decodes almost any bytes, so UTF-8 read as windows-1250 gives mojibake (two wrong letters for "ł")
+    instead of an error: a file configured as windows-1250 whose non-ASCII bytes are all valid UTF-8
+    sequences is UTF-8 (Polish text in windows-1250 practically never is) and is refused, named.
+    """
     if data.startswith(codecs.BOM_UTF8):
         data, encoding = data[len(codecs.BOM_UTF8):], "utf-8"
+    if encoding != "utf-8" and not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            start = next(i for i, byte in enumerate(data) if byte >= 0x80)
+            line = data[:start].count(b"\n") + 1
+            char = data[start:start + 4].decode("utf-8", "ignore")[:1]
+            return RejectedRecord(f"{name}:{line}", None, "encoding", encoding,
+                                  f"the file is UTF-8 (bytes {char.encode().hex(' ')} at offset {start} "
+                                  f"are {char!r} in UTF-8), "
+                                  f'not {encoding}: set encoding = "utf-8" for this feed, or export it as {encoding}; '
+                                  "the whole file is ignored")
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
-        hint = ' (exported by Subiekt or Optima? set encoding = "windows-1250")' if encoding == "utf-8" else ""
+        hint = ""
+        if encoding == "utf-8" and _looks_like_windows_1250(data):
+            hint = ' (the file looks like windows-1250, as Subiekt and Optima export: set encoding = "windows-1250")'
         return RejectedRecord(f"{name}:{line}", None, "encoding", encoding,
                               f"byte 0x{data[exc.start]:02x} at offset {exc.start} is not valid {encoding}{hint}; "
                               f"the whole file is ignored")
+
+
+_POLISH = frozenset("ąćęłńóśźżĄĆĘŁŃÓŚŹŻ")
+
+
+def _looks_like_windows_1250(data: bytes) -> bool:
+    """Every byte defined in windows-1250 and most non-ASCII letters Polish ones."""
+    try:
+        text = data.decode("windows-1250")
+    except UnicodeDecodeError:
+        return False
+    letters = [c for c in text if ord(c) > 127 and c.isalpha()]
+    return bool(letters) and sum(c in _POLISH for c in letters) * 2 >= len(letters)
 
 
 def _detect_delimiter(header_line: str) -> str:
@@ -465,7 +499,7 @@ def _batch(feed: _Feed, start: int, size: int) -> ErpBatch:
     cursor = feed.cursor if complete else _Cursor(feed.cursor.version, feed.cursor.files, end)
     return ErpBatch(products=products, stock=stock, prices=prices,
                     rejected=list(feed.rejected) if start == 0 else [],
-                    cursor_after=cursor.text(), complete=complete, snapshot=feed.whole)
+                    cursor_after=cursor.text(), complete=complete, snapshot=feed.whole, fresh_read=start == 0)
 
 
 def _factory(fmt: Format) -> Any:
@@ -483,6 +517,10 @@ def _outbox_paths(options: FileFeedOptions) -> list[Path]:
     return [] if options.outbox is None else [options.outbox]
 
 
+def _feed_paths(options: FileFeedOptions) -> dict[str, Path]:
+    return {"path": options.path}
+
+
 # The kind's capabilities include the sales documents an outbox enables; an instance's own
 # ``capabilities`` say whether it has one.
 CSV_SPEC = ConnectorSpec(
@@ -490,7 +528,7 @@ CSV_SPEC = ConnectorSpec(
     description="ERP file feed: a CSV export (Subiekt, Optima, a spreadsheet) or a folder of them; "
                 "sales documents into an outbox folder",
     capabilities=_CAPABILITIES | _OUTBOX_CAPABILITIES, factory=_factory("csv"), options_model=CsvOptions,
-    written_paths=_outbox_paths,
+    written_paths=_outbox_paths, read_paths=_feed_paths,
 )
 
 JSONL_SPEC = ConnectorSpec(
@@ -498,5 +536,5 @@ JSONL_SPEC = ConnectorSpec(
     description="ERP file feed: JSON lines with the CSV feed's fields, or a folder of such files; "
                 "sales documents into an outbox folder",
     capabilities=_CAPABILITIES | _OUTBOX_CAPABILITIES, factory=_factory("jsonl"), options_model=JsonlOptions,
-    written_paths=_outbox_paths,
+    written_paths=_outbox_paths, read_paths=_feed_paths,
 )

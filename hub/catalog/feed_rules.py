@@ -20,7 +20,7 @@ from typing import Any
 from stdnum import ean as gtin
 from stdnum.exceptions import InvalidChecksum, InvalidLength, ValidationError
 
-from hub.kernel.money import GROSZ
+from hub.kernel.money import GROSZ, currency_code
 from hub.kernel.ports.erp import PriceRecord, ProductRecord, RejectedRecord, StockRecord
 from hub.kernel.vat import CATALOGUE_CODES, CODE_FOR_PERCENT, NO_VAT_CODES, VatRate
 
@@ -45,7 +45,6 @@ _WEIGHT_LIMIT = Decimal(10) ** 7  # Numeric(10, 3)
 # Thousands separators a spreadsheet writes: space, no-break space, narrow and thin no-break space.
 _SPACES = " \u00a0\u202f\u2009"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 @dataclass(frozen=True)
@@ -233,10 +232,10 @@ def _weight(value: object, *, decimal_comma: bool | None) -> Decimal | None:
 def _currency(value: object) -> str:
     if _blank(value):
         return DEFAULT_CURRENCY
-    text = str(value).strip().upper()
-    if not _CURRENCY.fullmatch(text):
-        raise _Bad("must be a three-letter ISO 4217 code such as PLN or EUR")
-    return text
+    try:
+        return currency_code(str(value))
+    except ValueError as exc:
+        raise _Bad(str(exc)) from None
 
 
 def normalize_column(name: str) -> str:

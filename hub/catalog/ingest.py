@@ -183,9 +183,9 @@ def ingest(
     result.stock_rows = len(stock)
     result.rejected = quarantine(session, erp, batch.rejected, now)
     result.released = _release(session, erp, set(rows), rejected_skus)
-    if batch.snapshot and rows:
-        # a readable snapshot: file-level problems (no SKU: a missing column, a bad encoding) are over
-        # unless this batch reports them again
+    if batch.fresh_read or (batch.snapshot and rows):
+        # the source was read anew (or read whole): problems without a SKU (a missing column, a bad
+        # encoding, a row without one) are over unless this batch reports them again
         still = {(r.source, r.field) for r in batch.rejected if r.sku is None}
         for reject in session.execute(select(ErpReject).where(ErpReject.erp == erp, ErpReject.sku.is_(None))
                                       ).scalars():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from hub.cli.context import engine_for, load_config, sqlite_folder
@@ -84,6 +85,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         "job_kinds": sorted(handlers.kinds()),
         "metrics": f"http://{s.metrics.host}:{s.metrics.port}/metrics" if s.metrics.enabled else None,
         "writes_to": {name: [str(p) for p in paths] for name, paths in registry.written_paths(loaded).items()},
+        "warnings": registry.path_warnings(loaded),
     }
     if args.json:
         emit_json(summary)
@@ -108,4 +110,6 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     writes = summary["writes_to"]
     _say("writes to (under systemd, list each in ReadWritePaths=): "
          + ("; ".join(f"{name}: {', '.join(paths)}" for name, paths in writes.items()) or "only the database"))
+    for warning in summary["warnings"]:  # the config is valid; this machine is not ready for it yet
+        print(f"warning: {warning}", file=sys.stderr)
     return 0

@@ -62,16 +62,17 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal,
 from functools import lru_cache
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from hub.kernel.money import GROSZ
-from hub.kernel.vat import NO_VAT_CODES, percent_for_net
+from hub.kernel.vat import NO_VAT_CODES, VAT_PERCENT, percent_for_net
 from hub.platform.mappings import register_schema
 
 CENT = GROSZ
 HUNDRED = Decimal(100)
 
 _CLEARABLE = ("ceiling", "ceiling_pct", "max_changes_per_run")
+VAT_PERCENT_VALUES = tuple(p for p in VAT_PERCENT.values() if p is not None)
 
 
 # --- rounding ---------------------------------------------------------------------------------
@@ -227,6 +228,20 @@ class PricingFile(BaseModel):
     defaults: PriceRule = PriceRule()
     channels: dict[str, PriceRuleOverride] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _a_price_can_clear_the_floor(self) -> PricingFile:
+        """A commission or fee that refuses every SKU is a typo ("95" for "9.5"), not a rule: said at load."""
+        problems = [f"defaults.{key} = {value!r}: {why}" for key, value, why in _unsellable(self.defaults)]
+        for name, override in sorted(self.channels.items()):
+            for key, value, why in _unsellable(self.rule_for(name)):
+                where = f"channels.{name}.{key}" if key in override.model_fields_set else (
+                    f"channels.{name} (with defaults.{key})")
+                if where.startswith(f"channels.{name}.") or f"defaults.{key} = {value!r}: {why}" not in problems:
+                    problems.append(f"{where} = {value!r}: {why}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     def rule_for(self, channel: str) -> PriceRule:
         """The defaults overridden key by key by ``[channels.<channel>]`` (if there is one)."""
         override = self.channels.get(channel)
@@ -239,6 +254,25 @@ class PricingFile(BaseModel):
             else:
                 merged[key] = getattr(override, key)
         return PriceRule.model_validate(merged)
+
+
+def _unsellable(rule: PriceRule) -> list[tuple[str, str, str]]:
+    """(key, value, why) for each setting under which no price of some VAT rate can clear the floor."""
+    out: list[tuple[str, str, str]] = []
+    top = max(VAT_PERCENT_VALUES)
+    taken = rule.commission_pct * (1 + top / HUNDRED)
+    if taken >= HUNDRED:
+        out.append(("commission_pct", str(rule.commission_pct),
+                    f"at {_pct(top)} VAT the commission takes {_pct(taken.quantize(CENT))} of the net price, so no "
+                    f"price of a {_pct(top)} VAT product can clear the floor (a percentage: \"12.3\" is 12.3 %)"))
+    elif rule.ceiling is not None:
+        # the lowest floor there is: no cost, no margin, no VAT -- the fee and the commission alone
+        lowest = _ceil_div_to_cent(rule.fixed_fee, 1 - rule.commission_pct / HUNDRED)
+        if lowest > rule.ceiling:
+            out.append(("fixed_fee", str(rule.fixed_fee),
+                        f"with the commission of {_pct(rule.commission_pct)} the fee alone puts the floor at "
+                        f"{lowest}, over the ceiling of {rule.ceiling}: no price can clear the floor"))
+    return out
 
 
 register_schema("pricing.toml", PricingFile)

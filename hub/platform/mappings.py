@@ -87,6 +87,8 @@ def validate_file(path: Path, schema: type[BaseModel]) -> tuple[BaseModel | None
                 "Value error, ")
             if err["type"] == "missing":
                 problems.append(f"{path}: {key}: missing (required)")
+            elif not err["loc"]:  # a rule across keys: the message names them
+                problems.append(f"{path}: {msg}")
             else:
                 problems.append(f"{path}: {key} = {_value_at(raw, err['loc'])!r}: {msg}")
         return None, problems

@@ -7,7 +7,8 @@ connectors/. Tests and embedders may also ``register`` a spec directly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -42,6 +43,9 @@ class ConnectorSpec:
     # the folders the connector writes into, from its options (an ERP outbox, a label folder): under
     # systemd's ProtectSystem=strict each must be listed in ReadWritePaths=, and `hub config check` says so
     written_paths: Callable[[Any], list[Path]] | None = None
+    # the files or folders the connector reads, by option key (an ERP feed): `hub config check` warns
+    # when one does not exist or cannot be read
+    read_paths: Callable[[Any], dict[str, Path]] | None = None
     # most listing changes one push job carries (the vendor's batch limit)
     push_batch_size: int = 100
     extra: dict[str, Any] = field(default_factory=dict)
@@ -142,18 +146,61 @@ def names_with_role(loaded: LoadedConfig, role: str) -> list[str]:
                   if (spec := get(c.kind)) is not None and spec.role == role)
 
 
-def written_paths(loaded: LoadedConfig) -> dict[str, list[Path]]:
-    """Per enabled connector, the folders it writes into (connectors whose options are invalid are
-    left to validate_connectors)."""
-    out: dict[str, list[Path]] = {}
+def _enabled_options(loaded: LoadedConfig) -> Iterator[tuple[str, ConnectorSpec, Any]]:
+    """(name, spec, options) of each enabled connector whose options are valid (the others are left to
+    validate_connectors)."""
     for name, conn in sorted(loaded.settings.connectors.items()):
         spec = get(conn.kind)
-        if not conn.enabled or spec is None or spec.written_paths is None:
+        if not conn.enabled or spec is None:
             continue
         try:
-            paths = spec.written_paths(options_for(name, conn, loaded.environ))
+            yield name, spec, options_for(name, conn, loaded.environ)
         except ValueError:
             continue
+
+
+def written_paths(loaded: LoadedConfig) -> dict[str, list[Path]]:
+    """Per enabled connector, the folders it writes into."""
+    out: dict[str, list[Path]] = {}
+    for name, spec, options in _enabled_options(loaded):
+        paths = spec.written_paths(options) if spec.written_paths is not None else []
         if paths:
             out[name] = paths
     return out
+
+
+def path_warnings(loaded: LoadedConfig) -> list[str]:
+    """What on this machine keeps a connector from working: a path it reads that is missing or
+    unreadable, a folder it writes into that is missing or not writable. Warnings, not errors: the ERP
+    export may simply not have run yet, and the daemon retries (its health says so meanwhile)."""
+    out: list[str] = []
+    for name, spec, options in _enabled_options(loaded):
+        reads = spec.read_paths(options) if spec.read_paths is not None else {}
+        for key, path in reads.items():
+            problem = _unreadable(path)
+            if problem:
+                out.append(f"{loaded.source_label}: connectors.{name}.{key} = {str(path)!r}: {problem}")
+        for path in spec.written_paths(options) if spec.written_paths is not None else []:
+            problem = _unwritable(path)
+            if problem:
+                out.append(f"{loaded.source_label}: connector {name} writes into {str(path)!r}: {problem}")
+    return out
+
+
+def _unreadable(path: Path) -> str | None:
+    if not path.exists():
+        return "no such file or folder (has the export run? is the path right?)"
+    if path.is_dir():
+        if not os.access(path, os.R_OK | os.X_OK):
+            return "the folder cannot be read by this user: give the hub's user read access"
+    elif not os.access(path, os.R_OK):
+        return "the file cannot be read by this user: give the hub's user read access"
+    return None
+
+
+def _unwritable(path: Path) -> str | None:
+    if not path.is_dir():
+        return "no such folder: create it (the hub does not create folders another program reads)"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return "this user cannot write into it: give the hub's user write access"
+    return None

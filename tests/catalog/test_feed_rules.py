@@ -289,7 +289,7 @@ BAD_VALUES: dict[str, list[Any]] = {
     "vat_rate": ["22", "oo", "abc", "0.5"],
     "ean": ["5901234123458", "12345", "59O1234123457"],
     "cost_net": ["-0,01", "x", "1,23456"],
-    "currency": ["PL", "złoty", "12A"],
+    "currency": ["PL", "złoty", "12A", "XYZ", "PLX"],
     "weight_kg": ["-1", "1,2345", "kg"],
     "warehouse": ["x" * 101, "a\nb"],
 }

@@ -118,6 +118,39 @@ def test_commission_that_eats_the_net_price_refuses() -> None:
     assert "commission" in d.reason
 
 
+def _pricing_problems(tmp_path: Path, text: str) -> list[str]:
+    (tmp_path / "pricing.toml").write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_all(tmp_path)
+    return caught.value.problems
+
+
+def test_a_commission_no_price_survives_is_refused_at_load(tmp_path: Path) -> None:
+    """"85" meant 8.5: at 23 % VAT it takes more than the whole net price, so every such SKU would be
+    refused; the file is refused instead, naming the key (the channel's own or the inherited default)."""
+    problems = _pricing_problems(tmp_path, '[defaults]\ncommission_pct = "85"\n[channels.allegro]\nmarkup_pct = "1"\n'
+                                 '[channels.shop]\ncommission_pct = "5"\n')
+    assert problems == [f"{tmp_path / 'pricing.toml'}: defaults.commission_pct = '85': at 23% VAT the commission "
+                        "takes 104.55% of the net price, so no price of a 23% VAT product can clear the floor "
+                        '(a percentage: "12.3" is 12.3 %)']
+    problems = _pricing_problems(tmp_path, '[channels.allegro]\ncommission_pct = "81.31"\n')
+    assert "channels.allegro.commission_pct = '81.31'" in problems[0]
+    # just under the line: 81.3 % * 1.23 = 99.999 %, a (very high) floor still exists
+    (tmp_path / "pricing.toml").write_text('[channels.allegro]\ncommission_pct = "81.3"\n')
+    load_all(tmp_path)
+
+
+def test_a_fee_over_the_ceiling_is_refused_at_load(tmp_path: Path) -> None:
+    problems = _pricing_problems(tmp_path, '[defaults]\nfixed_fee = "50"\n'
+                                 '[channels.shop]\ncommission_pct = "10"\nceiling = "55.55"\n')
+    assert problems == [f"{tmp_path / 'pricing.toml'}: channels.shop (with defaults.fixed_fee) = '50': with the "
+                        "commission of 10% the fee alone puts the floor at 55.56, over the ceiling of 55.55: no price "
+                        "can clear the floor"]
+    (tmp_path / "pricing.toml").write_text('[defaults]\nfixed_fee = "50"\n[channels.shop]\ncommission_pct = "10"\n'
+                                           'ceiling = "55.56"\n')
+    load_all(tmp_path)
+
+
 # --- properties -------------------------------------------------------------------------------
 
 money = st.decimals(min_value=D("0.01"), max_value=D("20000"), places=2)

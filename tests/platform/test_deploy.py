@@ -96,3 +96,38 @@ def test_the_unit_lets_the_hub_write_where_the_example_config_writes(tmp_path: P
     assert main(["--config", str(ROOT / "deploy" / "hub.example.toml"), "config", "check"]) == 0
     out = capsys.readouterr().out
     assert "writes to (under systemd, list each in ReadWritePaths=): erp: /srv/erp-import/hub" in out
+
+
+def test_config_check_warns_about_paths_this_machine_lacks(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The example's ERP export and outbox do not exist here: the config is valid (exit 0, so the unit's
+    ExecStartPre still lets orders flow), and each missing path is named with its key."""
+    import json
+
+    for name in ("db-password", "allegro-client-secret", "shop-consumer-secret"):
+        (tmp_path / name).write_text(f"example-{name}")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    for name in [k for k in os.environ if k.startswith("HUB_")]:
+        monkeypatch.delenv(name)
+    example = str(ROOT / "deploy" / "hub.example.toml")
+    assert main(["--config", example, "config", "check"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"warning: {example}: connectors.erp.path = '/srv/erp-export': no such file or folder "
+        "(has the export run? is the path right?)",
+        f"warning: {example}: connector erp writes into '/srv/erp-import/hub': no such folder: create it "
+        "(the hub does not create folders another program reads)",
+    ]
+    feed, outbox = tmp_path / "export", tmp_path / "outbox"
+    feed.mkdir()
+    outbox.mkdir()
+    monkeypatch.setenv("HUB_CONNECTORS__ERP__PATH", str(feed))
+    monkeypatch.setenv("HUB_CONNECTORS__ERP__OUTBOX", str(outbox))
+    assert main(["--config", example, "config", "check", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == []
+    # as a user without the rights (this suite may run as root, who has them all)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert main(["--config", example, "config", "check", "--json"]) == 0
+    warnings = json.loads(capsys.readouterr().out)["warnings"]
+    assert [w.split("': ")[-1] for w in warnings] == [
+        "the folder cannot be read by this user: give the hub's user read access",
+        "this user cannot write into it: give the hub's user write access"]

@@ -32,6 +32,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tenacity.wait import WaitBaseT
 
+from hub.kernel.money import currency_code
 from hub.kernel.ports.capability import Capability
 from hub.platform.config import Duration, SecretValue
 from hub.platform.registry import ConnectorSpec
@@ -62,9 +63,14 @@ class WooCommerceOptions(BaseModel):
     timeout: Duration = 60.0
     connect_timeout: Duration = 10.0
     attempts: int = Field(3, ge=1, le=10)
-    currency: str = Field("PLN", pattern=r"^[A-Z]{3}$")
+    currency: str = "PLN"  # the shop's currency (WooCommerce > Settings > General), an ISO 4217 code
     api_refund: bool = False
     nip_meta_keys: tuple[str, ...] = Field(DEFAULT_NIP_META_KEYS, min_length=1)
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_4217(cls, value: str) -> str:
+        return currency_code(value)
 
     @field_validator("nip_meta_keys")
     @classmethod

@@ -63,6 +63,10 @@ class ErpBatch:
     # True when the batch (with the others of the same run) is the ERP's whole catalogue:
     # stock of SKUs and warehouses absent from it is zero.
     snapshot: bool = False
+    # True when the batch starts a new read of the whole source (a feed file that changed): the
+    # rejects without a SKU of earlier reads (a bad encoding, a missing column) are over unless this
+    # batch reports them again
+    fresh_read: bool = False
 
 
 DocumentKind = Literal["invoice", "receipt"]

@@ -103,8 +103,38 @@ def test_a_windows_1250_file_read_as_utf8_is_rejected_whole_with_a_hint(tmp_path
     assert batch.products == [] and batch.stock == [] and not batch.snapshot
     (reject,) = batch.rejected
     assert (reject.source, reject.field, reject.sku) == ("feed.csv:3", "encoding", None)
-    assert 'encoding = "windows-1250"' in reject.reason
+    assert 'the file looks like windows-1250, as Subiekt and Optima export: set encoding = "windows-1250"' in (
+        reject.reason)
     assert batch.cursor_after is not None  # the broken file is not read again until it changes
+
+
+def test_a_utf8_file_read_as_windows_1250_is_named_not_stored_as_mojibake(tmp_path: Path) -> None:
+    """Windows-1250 decodes UTF-8's bytes without an error ("Żółw" would become "Ĺ»ĂłĹ‚w")."""
+    body = "sku;name;stock;price_gross;vat_rate\nA1;ok;1;2,50;5\nB2;Żółw;1;2,50;5\n"
+    path = write(tmp_path / "feed.csv", body, encoding="utf-8")
+    batch = csv_feed(path, encoding="windows-1250").changes(None, limit=10)
+    assert batch.products == [] and batch.stock == [] and not batch.snapshot
+    (reject,) = batch.rejected
+    assert (reject.source, reject.field, reject.sku, reject.value) == ("feed.csv:3", "encoding", None, "windows-1250")
+    assert reject.reason == ("the file is UTF-8 (bytes c5 bb at offset 54 are 'Ż' in UTF-8), not windows-1250: "
+                             'set encoding = "utf-8" for this feed, or export it as windows-1250; the whole file is '
+                             "ignored")
+    # the same text in windows-1250 is read as configured, and plain ASCII in either
+    assert csv_feed(write(path, body, encoding="windows-1250"), encoding="windows-1250").changes(
+        None, limit=10).products[1].name == "Żółw"
+    ascii_body = body.replace("Żółw", "Zolw")
+    assert csv_feed(write(path, ascii_body), encoding="windows-1250").changes(None, limit=10).rejected == []
+    # JSON lines too
+    line = '{"sku": "B2", "name": "Żółw", "stock": 1, "price_gross": "2.50", "vat_rate": "5"}\n'
+    jsonl = write(tmp_path / "feed.jsonl", line)
+    assert [r.field for r in jsonl_feed(jsonl, encoding="windows-1250").changes(None, limit=10).rejected] == [
+        "encoding"]
+
+
+def test_a_file_in_neither_encoding_gets_no_windows_1250_hint(tmp_path: Path) -> None:
+    path = write(tmp_path / "feed.csv", b"sku;name;stock;price_gross;vat_rate\nA1;\x81\x98;1;2,50;5\n")
+    (reject,) = csv_feed(path).changes(None, limit=10).rejected
+    assert reject.reason == "byte 0x81 at offset 39 is not valid utf-8; the whole file is ignored"
 
 
 def test_unchanged_file_gives_an_empty_batch_and_the_same_cursor(tmp_path: Path) -> None:
