@@ -5,23 +5,38 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from hub.catalog.models import Product, StockLevel
 from hub.cli.context import connector_named, runtime
 from hub.cli.output import emit_json, table
 from hub.cli.output import say as _say
 from hub.jobs.models import Job
-from hub.kernel.errors import ConfigError, EnvironmentFailure, HubError, JobError, NotFoundError, RetryableError
+from hub.kernel.clock import utcnow
+from hub.kernel.errors import (
+    ConfigError,
+    EnvironmentFailure,
+    HubError,
+    JobError,
+    LoginNeeded,
+    NotFoundError,
+    RetryableError,
+)
+from hub.listings.bindings import bound_offers
+from hub.listings.desired import mark_all_dirty
 from hub.listings.models import Listing, PriceRefusal
+from hub.listings.reconcile import reconcile
 from hub.orders import reserved_by_sku
 from hub.platform import db, registry
 from hub.platform.config import LoadedConfig
+from hub.platform.health import set_health
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.ArgumentParser,
@@ -126,49 +141,75 @@ def drain(engine: Engine, loaded: LoadedConfig, job_ids: list[int], timeout: flo
 # --- commands -------------------------------------------------------------------------
 
 
-def _calling(what: str, name: str, call: Callable[[], Any]) -> Any:
-    """A connector's failure as the one line the CLI prints: which ERP or channel, and what it said."""
+class _Calls:
+    """Calls to the ERPs and channels that `hub sync` makes itself (not through a job): each failure as
+    the one line the CLI prints, and each outcome in the connector's health, as a job's outcome is
+    under `hub run` (a dry run records nothing)."""
+
+    def __init__(self, engine: Engine, *, record: bool) -> None:
+        self.engine = engine
+        self.record = record
+
+    def __call__(self, what: str, name: str, call: Callable[[], Any]) -> Any:
+        try:
+            result = call()
+        except JobError as exc:
+            self._health(name, "login-needed" if isinstance(exc, LoginNeeded) else "failing", str(exc))
+            raise EnvironmentFailure(f"{what} {name}: {exc}"
+                                     + (": try again later (hub status shows its health)"
+                                        if isinstance(exc, RetryableError) else "")) from exc
+        self._health(name, "ok", None)
+        return result
+
+    def _health(self, name: str, status: str, error: str | None) -> None:
+        if self.record:
+            with db.transaction(self.engine) as session:
+                set_health(session, name, status, error, utcnow())
+
+
+@contextmanager
+def _dry_run_session(engine: Engine, dry_run: bool) -> Iterator[Session | None]:
+    """A dry run's one transaction, rolled back at the end: the ERP's records, the bindings, the
+    dirty set and the cursors all stay as they were. A real run: None (each step commits its own)."""
+    if not dry_run:
+        yield None
+        return
+    session = db.session_factory(engine)()
     try:
-        return call()
-    except JobError as exc:
-        raise EnvironmentFailure(f"{what} {name}: {exc}"
-                                 + (": try again later (hub status shows its health)"
-                                    if isinstance(exc, RetryableError) else "")) from exc
+        session.begin()
+        yield session
+    finally:
+        session.rollback()
+        session.close()
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
     loaded, engine = runtime(args)
     channels = _channel_names(loaded, args.channel)
     service = _service(loaded, engine)
-    report: dict[str, Any] = {"erp": {}, "reconcile": {}, "changes": [], "pushes": {}}
-    for erp in service.erps():
-        result = _calling("ERP", erp, lambda erp=erp: service.poll_erp(erp, full=args.full))
-        report["erp"][erp] = {"products": result.products, "changed": len(result.changed_skus),
-                              "rejected": result.rejected, "released": result.released, "zeroed": result.zeroed}
-    if args.full:
-        from hub.listings.reconcile import reconcile
-
-        for channel in channels:
-            port = service.connectors.get(channel)
-            offers = _calling("channel", channel, lambda port=port: list(port.listings()))
-            with db.transaction(engine) as session:
-                r = reconcile(session, channel, offers)
+    calls = _Calls(engine, record=not args.dry_run)
+    report: dict[str, Any] = {"erp": {}, "reconcile": {}, "changes": [], "pushes": {}, "bound_offers": 0}
+    # Every channel's offers are read before the hub writes anything: a dry run holds its writes in one
+    # transaction, and on SQLite that would block the connectors' own bookkeeping (tokens, rate budget).
+    offers = {channel: calls("channel", channel, lambda port=service.connectors.get(channel): list(port.listings()))
+              for channel in (channels if args.full else [])}
+    with _dry_run_session(engine, args.dry_run) as dry:
+        for erp in service.erps():
+            result = calls("ERP", erp, lambda erp=erp: service.poll_erp(erp, full=args.full, session=dry))
+            report["erp"][erp] = {"products": result.products, "changed": len(result.changed_skus),
+                                  "rejected": result.rejected, "released": result.released, "zeroed": result.zeroed}
+        for channel, seen in offers.items():
+            with db.within(engine, dry) as session:
+                r = reconcile(session, channel, seen)
             report["reconcile"][channel] = {"seen": r.seen, "new_bindings": r.new_bindings, "drift": r.drift,
                                             "unmatched": r.unmatched, "deactivated": r.deactivated}
-    session = db.session_factory(engine)()
-    try:
-        with session.begin():
+        with db.within(engine, dry) as session:
             if args.full:
-                from hub.listings.desired import mark_all_dirty
-
                 mark_all_dirty(session)
             planned = []
             for channel in channels:
                 planned += service.plan_all(session, dry_run=args.dry_run, only=channel)
-            if args.dry_run:
-                session.rollback()  # keep the dirty set for the real run
-    finally:
-        session.close()
+            report["bound_offers"] = bound_offers(session, channels)
     for push in planned:
         for item in push.items:
             report["changes"].append({"channel": push.channel, "sku": item["sku"], "offer": item["external_id"],
@@ -187,10 +228,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
     for channel, r in report["reconcile"].items():
         _say(f"channel {channel}: {r['seen']} offers read, {r['new_bindings']} newly bound, {r['drift']} drifted, "
              f"{r['unmatched']} unmatched")
-    title = "change set (dry run, nothing sent)" if args.dry_run else "changes pushed"
+    title = "change set (dry run, nothing sent, nothing stored)" if args.dry_run else "changes pushed"
     _say(f"{title}: {len(report['changes'])}")
-    table(report["changes"][:200], ["channel", "sku", "offer", "quantity", "old_price", "price"],
-          empty="(no differences)")
+    if not report["bound_offers"] and channels:
+        _say("no channel offer is bound to a SKU yet, so there is nothing to compare: run `hub sync --full` "
+             "(add --dry-run to preview it) to read every channel's offers and bind them by signature or EAN")
+    else:
+        table(report["changes"][:200], ["channel", "sku", "offer", "quantity", "old_price", "price"],
+              empty="(no differences)")
     if len(report["changes"]) > 200:
         _say(f"... and {len(report['changes']) - 200} more (use --json for all)")
     if report["pushes"]:

@@ -54,9 +54,10 @@ class SyncService:
                 planned += plan(session, self.rules, channel, batch_size=self.batch_size(channel), dry_run=dry_run)
         return planned
 
-    def poll_erp(self, erp: str, *, full: bool = False, limit: int = 5000) -> catalog.IngestResult:
+    def poll_erp(self, erp: str, *, full: bool = False, limit: int = 5000,
+                 session: Session | None = None) -> catalog.IngestResult:
         return catalog.poll_erp(self.engine, self.connectors.get(erp), erp, full=full, limit=limit,
-                                on_stock_read=self._stock_read)
+                                on_stock_read=self._stock_read, session=session)
 
     def _stock_read(self, session: Session, skus: set[str], now: datetime) -> None:
         """This reading of the ERP's stock reflects the orders the ERP booked a while ago: their

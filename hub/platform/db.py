@@ -111,6 +111,17 @@ def transaction(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+@contextmanager
+def within(engine: Engine, session: Session | None) -> Iterator[Session]:
+    """The caller's session when there is one (its transaction decides what stays), else a transaction
+    of its own."""
+    if session is not None:
+        yield session
+        return
+    with transaction(engine) as own:
+        yield own
+
+
 # --- migrations -------------------------------------------------------------
 
 def migrations_dir() -> Path:

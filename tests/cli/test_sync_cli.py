@@ -70,7 +70,7 @@ def test_sync_commands(fakes: None, db_url: str, tmp_path: Path, capsys: pytest.
         ("A", 5, "100.00"), ("B", None, "20.00"), ("C", 3, None)}
     assert shop.applied == []  # a dry run sends nothing
 
-    code, report, _ = cli(capsys, "--config", config, "sync", "--json")
+    code, report, _ = cli(capsys, "--config", config, "sync", "--full", "--json")
     assert code == 0 and report["pushes"] == {"done": 2}  # 3 changes, batches of 2
     assert shop.offers["o1"]["quantity"] == 5 and shop.offers["o1"]["price"] == Decimal("100.00")
     assert shop.offers["o2"]["price"] == Decimal("20.00") and shop.offers["o3"]["quantity"] == 3
@@ -95,6 +95,61 @@ def test_sync_commands(fakes: None, db_url: str, tmp_path: Path, capsys: pytest.
     for argv in (["stock", "show", "NOPE"], ["sync", "--channel", "nope"], ["prices", "explain", "NOPE"]):
         code, _, err = cli(capsys, "--config", config, *argv)
         assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def _everything(db_url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, to prove a command changed none."""
+    from sqlalchemy import MetaData, select
+
+    from hub.platform.db import make_engine
+
+    engine = make_engine(db_url)
+    try:
+        meta = MetaData()
+        meta.reflect(engine)
+        with engine.connect() as conn:
+            return {name: sorted(map(tuple, conn.execute(select(table)).all()), key=repr)
+                    for name, table in meta.tables.items()}
+    finally:
+        engine.dispose()
+
+
+def test_a_dry_run_stores_nothing_and_a_fresh_database_says_what_to_run(
+        fakes: None, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = setup(tmp_path, db_url)
+    capsys.readouterr()
+    before = _everything(db_url)
+    code, out, _ = cli(capsys, "--config", config, "sync", "--dry-run")
+    assert code == 0
+    assert "erp erp: 4 products read" in out  # the ERP was read (and its records would change)...
+    assert "no channel offer is bound to a SKU yet" in out and "run `hub sync --full`" in out
+    assert "(no differences)" not in out
+    code, report, _ = cli(capsys, "--config", config, "sync", "--full", "--dry-run", "--json")
+    assert code == 0 and len(report["changes"]) == 3 and report["bound_offers"] == 3
+    assert _everything(db_url) == before  # ...and nothing stayed: no product, cursor, binding, job or health
+    assert INSTANCES["shop"].applied == []
+
+    # a real run stores what the dry run showed, and each connector's health
+    code, report, _ = cli(capsys, "--config", config, "sync", "--full", "--json")
+    assert code == 0 and len(report["changes"]) == 3
+    code, status, _ = cli(capsys, "--config", config, "status", "--json")
+    assert {c["name"]: c["health"] for c in status["connectors"]} == {"erp": "ok", "shop": "ok"}
+
+
+def test_sync_records_a_failing_connector_in_its_health(
+        fakes: None, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hub.kernel.errors import RetryableError
+
+    config = setup(tmp_path, db_url)
+    capsys.readouterr()
+    shop: FakeChannel = INSTANCES["shop"]
+    shop.listings_error = RetryableError("shop is down (token=s3cr3t-token)")
+    code, _, err = cli(capsys, "--config", config, "sync", "--full")
+    assert code == 1 and err.startswith("hub: channel shop: shop is down")
+    code, status, _ = cli(capsys, "--config", config, "status", "--json")
+    (health,) = [c for c in status["connectors"] if c["name"] == "shop"]
+    assert health["health"] == "failing" and "s3cr3t-token" not in health["last_error"]
+    assert "shop is down" in health["last_error"]
 
 
 def test_kill_switch_and_repricing(fakes: None, db_url: str, tmp_path: Path,

@@ -65,8 +65,11 @@ class FakeChannel:
         self.gate = threading.Event()
         self.gate.set()
         self.entered = threading.Event()
+        self.listings_error: Exception | None = None  # raised by listings(): the channel is down
 
     def listings(self) -> Iterator[Offer]:
+        if self.listings_error is not None:
+            raise self.listings_error
         for oid, o in self.offers.items():
             yield Offer(oid, o.get("signature"), o.get("ean"), o["quantity"], o["price"])
 
