@@ -266,7 +266,12 @@ class HttpClient:
 
     def give_up(self, failure: AttemptFailed, attempts: int) -> NoReturn:
         """Raise the error for a request whose last attempt failed too."""
-        tries = f"after {attempts} attempts" if attempts > 1 else "not retried: the request may have landed"
+        if attempts > 1:
+            tries = f"after {attempts} attempts"
+        elif failure.method in ("GET", "HEAD"):
+            tries = "one attempt"
+        else:
+            tries = "not retried: the request may have landed"
         raise self.unavailable_class(f"{self.title} {failure.method} {failure.path}: {failure} ({tries})",
                                      status=failure.status, code=failure.code) from failure
 

@@ -47,8 +47,20 @@ def runtime(args: argparse.Namespace) -> tuple[LoadedConfig, Engine]:
     problems = registry.validate_connectors(loaded)
     if problems:
         raise ConfigError(problems)
-    configure_logging(loaded.settings.log)
+    command_logging(loaded, args)
     return loaded, engine_for(loaded)
+
+
+def command_logging(loaded: LoadedConfig, args: argparse.Namespace) -> None:
+    """A one-shot command prints what it did, and a failure as one line; the log's warnings (which that
+    line repeats) reach stderr only with --verbose. The daemon, `hub run`, logs at the configured level."""
+    settings = loaded.settings.log
+    if not getattr(args, "verbose", False) and _LEVELS.index(settings.level) < _LEVELS.index("error"):
+        settings = settings.model_copy(update={"level": "error"})
+    configure_logging(settings)
+
+
+_LEVELS = ("debug", "info", "warning", "error")
 
 
 def sqlite_folder(loaded: LoadedConfig) -> Path | None:

@@ -155,9 +155,10 @@ class _Calls:
             result = call()
         except JobError as exc:
             self._health(name, "login-needed" if isinstance(exc, LoginNeeded) else "failing", str(exc))
+            transient = isinstance(exc, RetryableError) and not isinstance(exc, LoginNeeded)
             raise EnvironmentFailure(f"{what} {name}: {exc}"
-                                     + (": try again later (hub status shows its health)"
-                                        if isinstance(exc, RetryableError) else "")) from exc
+                                     + (": try again later (hub status shows its health)" if transient else "")
+                                     ) from exc
         self._health(name, "ok", None)
         return result
 

@@ -6,13 +6,12 @@ import argparse
 import sys
 from typing import Any
 
-from hub.cli.context import engine_for, load_config, sqlite_folder
+from hub.cli.context import command_logging, engine_for, load_config, sqlite_folder
 from hub.cli.output import emit_json
 from hub.cli.output import say as _say
 from hub.kernel.errors import ConfigError
 from hub.platform import db, registry
 from hub.platform.config import LoadedConfig, redacted_url
-from hub.platform.logs import configure as configure_logging
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.ArgumentParser,
@@ -28,7 +27,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
 
 def cmd_init(args: argparse.Namespace) -> int:
     loaded = load_config(args)
-    configure_logging(loaded.settings.log)
+    command_logging(loaded, args)
     folder = sqlite_folder(loaded)
     if folder is not None and not folder.is_dir():
         folder.mkdir(parents=True)

@@ -59,7 +59,8 @@ def _locate(override_dir: Path | None) -> tuple[dict[str, tuple[Path, bool]], li
 
 def _value_at(data: Any, loc: tuple[Any, ...]) -> Any:
     for part in loc:
-        if isinstance(data, dict) and part in data:
+        in_list = isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        if (isinstance(data, dict) and part in data) or in_list:
             data = data[part]
         else:
             return None
@@ -75,8 +76,11 @@ def validate_file(path: Path, schema: type[BaseModel]) -> tuple[BaseModel | None
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         return None, [f"{path}: invalid TOML: {exc}"]
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [f"{path}: cannot read: {exc}"]
+    except UnicodeDecodeError as exc:
+        return None, [f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): save the "
+                      "file as UTF-8"]
+    except OSError as exc:
+        return None, [f"{path}: cannot read: {exc.strerror or exc}"]
     try:
         return schema.model_validate(raw), []
     except ValidationError as exc:

@@ -85,7 +85,11 @@ class WooCommerceChannel:
                 raise
             if not isinstance(items, list):
                 raise RetryableError(f"WooCommerce GET {path}: expected a JSON list, got {type(items).__name__}")
-            yield from (item for item in items if isinstance(item, Mapping))
+            for item in items:
+                if not isinstance(item, Mapping):
+                    raise mapping.UnreadableAnswer(f"WooCommerce GET {path}: an item of the list is not an object: "
+                                                    f"{str(item)[:100]!r}")
+                yield item
             total_pages = headers.get("X-WP-TotalPages", "")
             last = page >= int(total_pages) if total_pages.isdigit() else len(items) < PAGE_SIZE
             if not items or last:
@@ -99,7 +103,7 @@ class WooCommerceChannel:
             if mapping.is_variable(product):
                 if product.get("variations") == []:
                     continue  # a variable product without variations: nothing to ask for
-                for variation in self._pages(f"/products/{product['id']}/variations"):
+                for variation in self._pages(f"/products/{mapping.product_id(product)}/variations"):
                     yield mapping.variation_listing(product, variation, self.currency)
             elif mapping.has_own_stock(product):
                 yield mapping.product_listing(product, self.currency)

@@ -127,9 +127,15 @@ class WooClient(HttpClient):
             raise LoginNeeded(f"WooCommerce rejected the consumer key/secret ({_describe(status, body)}): "
                               "generate new REST API keys with read/write access and update the config")
         if 300 <= status < 400:
-            raise PermanentError(f"WooCommerce {method} {path}: redirected to {response.headers.get('Location')}; "
-                                 "set base_url to the shop's final address")
-        raise WooRequestError(f"WooCommerce {method} {path}: {_describe(status, body)}", status=status,
+            where = response.headers.get("Location")
+            raise PermanentError(f"WooCommerce {method} {path}: redirected "
+                                 + (f"to {where}" if where else "without saying where (no Location header)")
+                                 + "; set base_url to the shop's final address")
+        hint = ""
+        if body.get("code") == "rest_no_route" and path in ("/products", "/orders"):
+            hint = (" (is WooCommerce active at base_url, with pretty permalinks on? the REST API lives under "
+                    "/wp-json/wc/v3)")
+        raise WooRequestError(f"WooCommerce {method} {path}: {_describe(status, body)}{hint}", status=status,
                               code=body.get("code"))
 
     # --- the shared layer's hooks ------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from hub.kernel.errors import PermanentError
 from hub.kernel.ports.channel import ChangeResult, Listing, ListingChange
 
 from .schema import BATCH_LIMIT
@@ -39,9 +40,41 @@ def parse_money(value: Any) -> Decimal | None:
     return amount if amount.is_finite() else None
 
 
-def _quantity(item: Mapping[str, Any]) -> int:
+class UnreadableAnswer(PermanentError):
+    """An item the shop described against its own documentation: the whole read stops (exit 1, a dead
+    job), because reconciliation would take a product left out for one that is gone."""
+
+
+def product_id(product: Mapping[str, Any]) -> int:
+    return _id(product, "product")
+
+
+def _id(item: Mapping[str, Any], what: str) -> int:
+    value = item.get("id")
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise UnreadableAnswer(f"WooCommerce {what} without a usable id: id = {value!r} (expected a positive "
+                                "integer)")
+    return value
+
+
+def _quantity(item: Mapping[str, Any], what: str) -> int:
+    """``stock_quantity``: an integer, or null when the shop does not manage the stock."""
     qty = item.get("stock_quantity")
-    return int(qty) if isinstance(qty, int | float) and not isinstance(qty, bool) else 0
+    if qty is None:
+        return 0
+    if isinstance(qty, bool) or not isinstance(qty, int):
+        raise UnreadableAnswer(f"WooCommerce {what}: stock_quantity = {qty!r}: expected an integer or null")
+    return qty
+
+
+def _price(item: Mapping[str, Any], what: str) -> Decimal | None:
+    """``regular_price``: a decimal string, "" when no price is set (the documentation's type is string)."""
+    value = item.get("regular_price", "")
+    amount = parse_money(value) if isinstance(value, str) else None
+    if value != "" and amount is None:
+        raise UnreadableAnswer(f"WooCommerce {what}: regular_price = {value!r}: expected a price as a string "
+                                '(e.g. "19.99") or ""')
+    return amount
 
 
 def _text(value: Any) -> str | None:
@@ -52,12 +85,13 @@ def _text(value: Any) -> str | None:
 
 def product_listing(product: Mapping[str, Any], currency: str = "PLN") -> Listing:
     """A simple (or other stock-bearing) product as the shop shows it."""
+    what = f"product {product.get('id')!r}"
     return Listing(
-        external_id=str(product["id"]),
+        external_id=str(_id(product, "product")),
         sku=_text(product.get("sku")),
         ean=_text(product.get("global_unique_id")),
-        quantity=_quantity(product),
-        price_gross=parse_money(product.get("regular_price")),
+        quantity=_quantity(product, what),
+        price_gross=_price(product, what),
         currency=currency,
         active=product.get("status", "publish") == "publish",
     )
@@ -66,12 +100,14 @@ def product_listing(product: Mapping[str, Any], currency: str = "PLN") -> Listin
 def variation_listing(parent: Mapping[str, Any], variation: Mapping[str, Any], currency: str = "PLN") -> Listing:
     """One variation; it is on sale only while both it and its product are published."""
     active = parent.get("status", "publish") == "publish" and variation.get("status", "publish") == "publish"
+    parent_id = _id(parent, "product")
+    what = f"product {parent_id} variation {variation.get('id')!r}"
     return Listing(
-        external_id=f"{parent['id']}/{variation['id']}",
+        external_id=f"{parent_id}/{_id(variation, f'product {parent_id} variation')}",
         sku=_text(variation.get("sku")),
         ean=_text(variation.get("global_unique_id")),
-        quantity=_quantity(variation),
-        price_gross=parse_money(variation.get("regular_price")),
+        quantity=_quantity(variation, what),
+        price_gross=_price(variation, what),
         currency=currency,
         active=active,
     )

@@ -109,7 +109,7 @@ def test_a_windows_1250_file_read_as_utf8_is_rejected_whole_with_a_hint(tmp_path
 
 
 def test_a_utf8_file_read_as_windows_1250_is_named_not_stored_as_mojibake(tmp_path: Path) -> None:
-    """Windows-1250 decodes UTF-8's bytes without an error ("Żółw" would become "Ĺ»ĂłĹ‚w")."""
+    """Windows-1250 decodes UTF-8's bytes without an error: "Żółw" would be stored as mojibake."""
     body = "sku;name;stock;price_gross;vat_rate\nA1;ok;1;2,50;5\nB2;Żółw;1;2,50;5\n"
     path = write(tmp_path / "feed.csv", body, encoding="utf-8")
     batch = csv_feed(path, encoding="windows-1250").changes(None, limit=10)
