@@ -27,6 +27,7 @@ def unknown_connectors(loaded: LoadedConfig, mappings: Mapping[str, Any]) -> lis
             if name not in channels:
                 problems.append(f"{loaded_file.path}: {table}.{name}: no channel connector named {name!r} "
                                 f"(configured channels: {', '.join(channels) or 'none'})")
+    problems += _status_kinds(mappings) + _automation_channels(mappings, channels)
     for schedule, entry in sorted(loaded.settings.schedule.items()):
         for key, role in _PAYLOAD_ROLES.items():
             value = entry.payload.get(key)
@@ -38,3 +39,24 @@ def unknown_connectors(loaded: LoadedConfig, mappings: Mapping[str, Any]) -> lis
                 problems.append(f"{loaded.source_label}: schedule.{schedule}.payload.{key} = {value!r}: no {what} "
                                 f"connector of that name (configured: {', '.join(known) or 'none'})")
     return problems
+
+
+def _status_kinds(mappings: Mapping[str, Any]) -> list[str]:
+    """``[kinds.KIND]`` of order_status.toml must name a channel connector kind (a typo maps nothing)."""
+    loaded_file = mappings.get("order_status.toml")
+    if loaded_file is None:
+        return []
+    kinds = sorted(kind for kind, spec in registry.specs().items() if spec.role == "channel")
+    return [f"{loaded_file.path}: kinds.{kind}: no channel connector kind {kind!r} (kinds: {', '.join(kinds)})"
+            for kind in sorted(loaded_file.data.kinds) if kind not in kinds]
+
+
+def _automation_channels(mappings: Mapping[str, Any], channels: list[str]) -> list[str]:
+    """A rule's ``when.channel`` names channel connectors: one that is not configured never matches."""
+    loaded_file = mappings.get("automation.toml")
+    if loaded_file is None:
+        return []
+    return [f"{loaded_file.path}: rules.{number}.when.channel = {name!r}: no channel connector of that name "
+            f"(configured channels: {', '.join(channels) or 'none'})"
+            for number, rule in enumerate(loaded_file.data.rules) for name in rule.when.channel or ()
+            if name not in channels]

@@ -14,13 +14,15 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from hub.jobs.daemon import PRUNE_KIND, prune_jobs
+from hub.jobs.daemon import PRUNE_KIND, PrunePayload, prune_jobs
 from hub.jobs.handlers import HandlerRegistry
 from hub.listings.bindings import offer_skus
+from hub.listings.kinds import SCHEDULE_PAYLOADS as sync_payloads
 from hub.listings.rules import load_rules
 from hub.listings.service import HANDLERS as sync_handlers
 from hub.listings.service import SyncService
 from hub.orders import rules as order_rules_module
+from hub.orders.kinds import SCHEDULE_PAYLOADS as order_payloads
 from hub.orders.rules import OrderRules
 from hub.orders.service import HANDLERS as order_handlers
 from hub.orders.service import OrderService
@@ -61,9 +63,11 @@ class ProcessServices:
 
     def register(self, handlers: HandlerRegistry) -> None:
         for kind, sync_handler in sync_handlers.items():
-            handlers.register(kind, lambda ctx, h=sync_handler: h(self.sync(ctx.engine), ctx))
+            handlers.register(kind, lambda ctx, h=sync_handler: h(self.sync(ctx.engine), ctx),
+                              sync_payloads[kind])
         for kind, order_handler in order_handlers.items():
-            handlers.register(kind, lambda ctx, h=order_handler: h(self.orders(ctx.engine), ctx))
+            handlers.register(kind, lambda ctx, h=order_handler: h(self.orders(ctx.engine), ctx),
+                              order_payloads[kind])
 
 
 def build_handlers(
@@ -77,7 +81,7 @@ def build_handlers(
     ``transports`` routes connectors' HTTP to in-process simulators (tests, the demo).
     """
     handlers = HandlerRegistry()
-    handlers.register(PRUNE_KIND, prune_jobs)
+    handlers.register(PRUNE_KIND, prune_jobs, PrunePayload)
     ProcessServices(loaded, transports).register(handlers)
     for name, conn in sorted(loaded.settings.connectors.items()):
         spec = registry.get(conn.kind)

@@ -165,6 +165,16 @@ def _release(session: Session, erp: str, valid_skus: set[str], rejected_skus: se
     return released
 
 
+def _clear_unreported(session: Session, erp: str, rejected: Sequence[RejectedRecord]) -> int:
+    reported = {((r.sku or r.source)[:200], r.field) for r in rejected}
+    stale = [rid for rid, key, name in session.execute(
+        select(ErpReject.id, ErpReject.record_key, ErpReject.field).where(ErpReject.erp == erp)).all()
+        if (key, name) not in reported]
+    for start in range(0, len(stale), CHUNK):
+        session.execute(delete(ErpReject).where(ErpReject.id.in_(stale[start:start + CHUNK])))
+    return len(stale)
+
+
 def ingest(
     session: Session, erp: str, batch: ErpBatch, *, seen: set[tuple[str, str]] | None = None
 ) -> IngestResult:
@@ -183,9 +193,13 @@ def ingest(
     result.stock_rows = len(stock)
     result.rejected = quarantine(session, erp, batch.rejected, now)
     result.released = _release(session, erp, set(rows), rejected_skus)
-    if batch.fresh_read or (batch.snapshot and rows):
-        # the source was read anew (or read whole): problems without a SKU (a missing column, a bad
-        # encoding, a row without one) are over unless this batch reports them again
+    if batch.fresh_read:
+        # the whole source was read anew and this batch carries every problem of that read: the
+        # quarantine is exactly those (a row fixed, or now wrong in another way, leaves its old entry)
+        result.released += _clear_unreported(session, erp, batch.rejected)
+    elif batch.snapshot and rows:
+        # a readable snapshot: problems without a SKU (a missing column, a bad encoding, a row without
+        # one) are over unless this batch reports them again
         still = {(r.source, r.field) for r in batch.rejected if r.sku is None}
         for reject in session.execute(select(ErpReject).where(ErpReject.erp == erp, ErpReject.sku.is_(None))
                                       ).scalars():

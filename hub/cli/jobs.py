@@ -129,6 +129,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             table(detail["errors"], ["attempt", "outcome", "at", "worker", "error"], max_width=100)
             return 0
         if action == "retry":
+            if args.kind is not None and not args.dead:
+                raise HubError(f"--kind {args.kind} goes with --dead (every dead job of a kind); to retry job "
+                               f"{args.id} leave --kind out")
             if args.dead:
                 ids = queue.retry_dead(session, args.kind)
             else:

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from hub.catalog.models import Product, StockLevel
-from hub.cli.context import connector_named, runtime
+from hub.cli.context import connector_named, positive_int, runtime
 from hub.cli.output import emit_json, table
 from hub.cli.output import say as _say
 from hub.jobs.models import Job
@@ -46,7 +46,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
                       help="full ERP snapshot and a read of every channel's real listings (reconciliation)")
     sync.add_argument("--channel", metavar="NAME", help="only this channel")
     sync.add_argument("--dry-run", action="store_true", help="print the change set and send nothing")
-    sync.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the pushes (default 600)")
+    sync.add_argument("--timeout", type=positive_int, default=600, metavar="SECONDS",
+                      help="seconds to wait for the pushes (default 600)")
     sync.set_defaults(func=cmd_sync)
 
     stock = sub.add_parser("stock", parents=[common], help="stock and available-to-sell")
@@ -299,6 +300,9 @@ def cmd_prices_explain(args: argparse.Namespace) -> int:
     loaded, engine = runtime(args)
     rules = load_rules(loaded)
     channels = _channel_names(loaded, args.channel)
+    if not channels:
+        raise HubError(f"{loaded.source_label}: no channel connector is configured, so no price is decided: add "
+                       "one under [connectors.NAME] (an allegro or woocommerce kind)")
     out = []
     with db.transaction(engine) as session:
         product = session.get(Product, args.sku)

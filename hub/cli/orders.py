@@ -7,12 +7,22 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from hub.catalog import Product
 from hub.cli.context import connector_named, positive_int, runtime
 from hub.cli.output import emit_json, table
 from hub.cli.output import say as _say
 from hub.jobs.models import Job
 from hub.kernel.errors import NotFoundError
-from hub.orders.models import ORDER_STATES, Order, OrderHistory, OrderLineRow, Reservation, ReturnRow, RuleRun
+from hub.orders.models import (
+    ORDER_STATES,
+    RMA_STATES,
+    Order,
+    OrderHistory,
+    OrderLineRow,
+    Reservation,
+    ReturnRow,
+    RuleRun,
+)
 from hub.platform import db
 
 
@@ -43,7 +53,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
     returns_sub = returns.add_subparsers(dest="returns_command", required=True, parser_class=parser_class,
                                          metavar="ACTION")
     rl = returns_sub.add_parser("list", parents=[common, listing], help="returns, newest first")
-    rl.add_argument("--status")
+    rl.add_argument("--status", choices=RMA_STATES)
     rl.set_defaults(func=cmd_returns_list)
     rs = returns_sub.add_parser("show", parents=[common, listing], help="one return")
     rs.add_argument("id", type=positive_int)
@@ -164,6 +174,8 @@ def cmd_orders_retry(args: argparse.Namespace) -> int:
 def cmd_reservations(args: argparse.Namespace) -> int:
     _, engine = runtime(args)
     with db.transaction(engine) as session:
+        if args.sku and session.get(Product, args.sku) is None:
+            raise NotFoundError(f"no SKU {args.sku!r} in the catalogue (see hub erp rejects if it was quarantined)")
         query = (select(Reservation.sku, func.sum(Reservation.quantity), func.count())
                  .where(Reservation.state == "open").group_by(Reservation.sku).order_by(Reservation.sku))
         if args.sku:

@@ -12,10 +12,11 @@ from datetime import timedelta
 from types import FrameType
 from typing import Any
 
+from pydantic import Field, StrictInt
 from sqlalchemy import Engine, func, select
 
 from hub.jobs import queue
-from hub.jobs.handlers import HandlerRegistry, JobContext
+from hub.jobs.handlers import HandlerRegistry, JobContext, SchedulePayload
 from hub.jobs.metrics import serve_with_queue_depth
 from hub.jobs.models import Job
 from hub.jobs.scheduler import Scheduler, fire_all_once
@@ -34,19 +35,42 @@ log = get_logger("hub.daemon")
 PRUNE_KIND = "hub.prune_jobs"
 
 
+class PrunePayload(SchedulePayload):
+    # done jobs older than this are deleted (dead jobs stay until an operator handles them)
+    keep_seconds: StrictInt = Field(14 * 86400, ge=3600, le=366 * 86400)
+
+
 def prune_jobs(ctx: JobContext) -> dict[str, Any]:
-    keep = float(ctx.payload.get("keep_seconds", 14 * 86400))
+    keep = PrunePayload.model_validate(ctx.payload).keep_seconds
     removed = queue.prune_done(ctx.engine, timedelta(seconds=keep))
     return {"removed": removed}
 
 
 def schedule_problems(loaded: LoadedConfig, handlers: HandlerRegistry) -> list[str]:
     known = ", ".join(sorted(handlers.kinds()))
-    return [
-        f"{loaded.source_label}: schedule.{name}.job = {entry.job!r}: no handler for this job kind (known: {known})"
-        for name, entry in sorted(loaded.settings.schedule.items())
-        if entry.job not in handlers
-    ]
+    problems = []
+    for name, entry in sorted(loaded.settings.schedule.items()):
+        if entry.job not in handlers:
+            problems.append(f"{loaded.source_label}: schedule.{name}.job = {entry.job!r}: no handler for this job "
+                            f"kind (known: {known})")
+            continue
+        for key, why in handlers.schedule_problems(entry.job, entry.payload):
+            value = entry.job if key == "job" else _at(entry.payload, key.split(".")[1:])
+            shown = "" if value is _MISSING else f" = {value!r}"
+            problems.append(f"{loaded.source_label}: schedule.{name}.{key}{shown}: {why}")
+    return problems
+
+
+_MISSING = object()
+
+
+def _at(payload: dict[str, Any], keys: list[str]) -> Any:
+    value: Any = payload
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            return _MISSING
+        value = value[key]
+    return value
 
 
 def build_throttles(engine: Engine, loaded: LoadedConfig) -> dict[str, Throttle]:

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -46,14 +47,54 @@ class JobContext:
 Handler = Callable[[JobContext], Any]
 
 
+class SchedulePayload(BaseModel):
+    """What a ``[schedule.NAME] payload`` may hold for a periodic kind: nothing unless a subclass says."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChannelPayload(SchedulePayload):
+    channel: str = Field(min_length=1)
+
+
+# a kind the hub enqueues itself, never on a schedule (a push, a booking of one order)
+NOT_PERIODIC = "not periodic"
+
+
 class HandlerRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._payloads: dict[str, type[SchedulePayload] | str] = {}
 
-    def register(self, kind: str, handler: Handler) -> None:
+    def register(self, kind: str, handler: Handler,
+                 payload: type[SchedulePayload] | str | None = None) -> None:
+        """``payload``: the schedule payload model of a periodic kind, NOT_PERIODIC, or None (unchecked:
+        a connector's own kinds)."""
         if kind in self._handlers and self._handlers[kind] is not handler:
             raise ValueError(f"a handler for job kind {kind!r} is already registered")
         self._handlers[kind] = handler
+        if payload is not None:
+            self._payloads[kind] = payload
+
+    def schedule_problems(self, kind: str, payload: dict[str, Any]) -> list[tuple[str, str]]:
+        """(key, why) for a schedule entry of this kind with this payload; [] when it is fine."""
+        model = self._payloads.get(kind)
+        if model == NOT_PERIODIC:
+            periodic = ", ".join(sorted(k for k, m in self._payloads.items() if m != NOT_PERIODIC))
+            return [("job", f"the hub enqueues {kind} itself; it cannot be scheduled (periodic kinds: {periodic})")]
+        if not isinstance(model, type):
+            return []
+        try:
+            model.model_validate(payload)
+        except ValidationError as exc:
+            out = []
+            for err in exc.errors():
+                key = ".".join(["payload", *(str(p) for p in err["loc"])])
+                why = {"extra_forbidden": "unknown key", "missing": "missing (required)"}.get(
+                    err["type"], str(err["msg"]).removeprefix("Value error, "))
+                out.append((key, why))
+            return out
+        return []
 
     def handler(self, kind: str) -> Callable[[Handler], Handler]:
         def decorate(fn: Handler) -> Handler:

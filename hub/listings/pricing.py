@@ -141,8 +141,10 @@ def _no_float(value: Any) -> Any:
     return value
 
 
-Money = Annotated[Decimal, Field(ge=0, decimal_places=2, allow_inf_nan=False)]
-PositiveMoney = Annotated[Decimal, Field(gt=0, decimal_places=2, allow_inf_nan=False)]
+# a fee, ceiling or step beyond a billion zloty is a typo (and would print the floor in exponent form)
+_MONEY_MAX = Decimal(10) ** 9
+Money = Annotated[Decimal, Field(ge=0, le=_MONEY_MAX, decimal_places=2, allow_inf_nan=False)]
+PositiveMoney = Annotated[Decimal, Field(gt=0, le=_MONEY_MAX, decimal_places=2, allow_inf_nan=False)]
 Markup = Annotated[Decimal, Field(gt=-100, le=1000, decimal_places=4, allow_inf_nan=False)]
 Commission = Annotated[Decimal, Field(ge=0, lt=100, decimal_places=4, allow_inf_nan=False)]
 Margin = Annotated[Decimal, Field(ge=0, le=1000, decimal_places=4, allow_inf_nan=False)]

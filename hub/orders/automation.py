@@ -14,9 +14,9 @@ Every run of a rule is recorded on the order (hub orders show ID).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from hub.orders.models import ORDER_STATES
 from hub.platform.mappings import register_schema
@@ -30,19 +30,22 @@ ACTIONS = ("set_status", "send_to_erp", "add_tag", "remove_tag")
 LATER_ACTIONS = {"book_shipment": "shipping", "issue_invoice": "invoicing"}
 
 
+Amount = Annotated[Decimal, Field(ge=0, le=Decimal(10) ** 9, decimal_places=2, allow_inf_nan=False)]
+
+
 class Condition(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    channel: list[str] | None = None
+    channel: list[str] | None = None  # connector names: checked against the config (hub.app.references)
     delivery_method: list[str] | None = None
     payment_method: list[str] | None = None
-    cash_on_delivery: bool | None = None
-    country: list[str] | None = None
-    min_amount: Decimal | None = None
-    max_amount: Decimal | None = None
+    cash_on_delivery: StrictBool | None = None
+    country: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] | None = None  # ISO 3166 codes: "PL", "DE"
+    min_amount: Amount | None = None
+    max_amount: Amount | None = None
     tags_any: list[str] | None = None
     tags_none: list[str] | None = None
-    invoice: bool | None = None
+    invoice: StrictBool | None = None
 
     @field_validator("min_amount", "max_amount", mode="before")
     @classmethod
@@ -50,6 +53,12 @@ class Condition(BaseModel):
         if isinstance(value, float):
             raise ValueError('write amounts as strings, e.g. "100.00"')
         return value
+
+    @model_validator(mode="after")
+    def _a_range_some_order_is_in(self) -> Condition:
+        if self.min_amount is not None and self.max_amount is not None and self.min_amount > self.max_amount:
+            raise ValueError(f"min_amount {self.min_amount} is over max_amount {self.max_amount}: no order matches")
+        return self
 
     def matches(self, facts: dict[str, Any]) -> tuple[bool, str]:
         """Whether the order's facts satisfy every condition; the reason when not."""
@@ -98,6 +107,10 @@ class Action(BaseModel):
             raise ValueError(f"set_status needs status = one of {', '.join(ORDER_STATES)}")
         if self.action in ("add_tag", "remove_tag") and not self.tag:
             raise ValueError(f"{self.action} needs tag = \"...\"")
+        takes = {"set_status": {"status"}, "add_tag": {"tag"}, "remove_tag": {"tag"}}.get(self.action, set())
+        ignored = sorted(self.model_fields_set - {"action"} - takes)
+        if ignored:
+            raise ValueError(f"{self.action} takes no {', '.join(ignored)}")
         return self
 
 
@@ -109,7 +122,7 @@ class Rule(BaseModel):
     when: Condition = Condition()
     do: list[Action] = Field(min_length=1)
     on_failure: Literal["stop", "continue"] = "stop"
-    enabled: bool = True
+    enabled: StrictBool = True
 
 
 class AutomationFile(BaseModel):

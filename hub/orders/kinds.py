@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
+from hub.jobs.handlers import NOT_PERIODIC, ChannelPayload
+
 ORDERS_POLL = "orders.poll"  # read a channel's order journal from the stored cursor
 ORDERS_RECONCILE = "orders.reconcile"  # re-read orders changed recently: what the journal missed
 TO_ERP = "orders.to_erp"  # book an accepted order as a sales document
@@ -11,3 +15,12 @@ RETURNS_POLL = "returns.poll"  # read a channel's returns
 REFUND = "returns.refund"  # money back through the channel, once
 RESTOCK = "returns.restock"  # returned goods back into the ERP's stock
 REJECT = "returns.reject"  # tell the channel a return was rejected
+
+
+class ReconcilePayload(ChannelPayload):
+    hours: float = Field(24, gt=0, le=24 * 90)  # how far back the first re-read goes
+
+
+# what a [schedule.NAME] payload may hold, per kind
+SCHEDULE_PAYLOADS = {ORDERS_POLL: ChannelPayload, ORDERS_RECONCILE: ReconcilePayload, RETURNS_POLL: ChannelPayload,
+                     **dict.fromkeys((TO_ERP, ERP_CANCEL, PUSH_STATUS, REFUND, RESTOCK, REJECT), NOT_PERIODIC)}

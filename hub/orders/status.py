@@ -96,6 +96,10 @@ class StatusMap(BaseModel):
         unknown = [k for k in v if k not in ORDER_STATES]
         if unknown:
             raise ValueError(f"outbound key {unknown[0]!r} is not a hub status ({', '.join(ORDER_STATES)})")
+        empty = [k for k, status in v.items() if not status.strip()]
+        if empty:
+            raise ValueError(f"outbound {empty[0]} = '': name the channel's status (or leave the key out to send "
+                             "none)")
         return v
 
     @field_validator("returns")

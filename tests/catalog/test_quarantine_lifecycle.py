@@ -63,3 +63,18 @@ def test_file_level_rejects_are_cleared_once_the_file_changes(engine: Engine, tm
     _write(feed_path, good.encode(), age=10)
     poll_erp(engine, feed, "erp")
     assert _quarantine(engine) == []
+
+
+def test_a_rows_old_problem_leaves_when_the_new_read_finds_another(engine: Engine, tmp_path: Path) -> None:
+    """A1's stock was -1; in the next file A1 is listed twice (stock 10, then 5): the quarantine shows
+    the duplicate, not the stock of a file that is gone."""
+    feed_path = tmp_path / "feed.csv"
+    feed = FileFeed("erp", CsvOptions(path=feed_path, settle=0), fmt="csv")
+    _write(feed_path, (HEADER + "A1;Mug;-1;29,99;23\nB2;Kot;1;3,00;23\n").encode(), age=300)
+    poll_erp(engine, feed, "erp")
+    assert _quarantine(engine) == [("feed.csv:2", "A1", "stock")]
+    _write(feed_path, (HEADER + "A1;Mug;10;29,99;23\nA1;Mug;5;29,99;23\nB2;Kot;1;3,00;23\n").encode(), age=100)
+    poll_erp(engine, feed, "erp")
+    assert _quarantine(engine) == [("feed.csv:3", "A1", "sku")]
+    with transaction(engine) as session:
+        assert session.get(StockLevel, ("A1", "default")).quantity == 10  # the first row wins

@@ -159,6 +159,10 @@ def _full() -> tuple[str, ...]:
     return ("--config", "{config}", "sync", "--full")
 
 
+def _competitors() -> tuple[str, ...]:
+    return ("--config", "{config}", "prices", "competitors", "{tmp}/c.csv")
+
+
 def _check() -> tuple[str, ...]:
     return ("--config", "{config}", "config", "check")
 
@@ -172,6 +176,9 @@ def _map(name: str, text: str | bytes) -> dict[str, str | bytes]:
 
 
 _C = Case
+# a WooCommerce channel named "shop" that the mappings cases can name (never called)
+_SHOP_CHANNEL = ('[connectors.shop]\nkind = "woocommerce"\nbase_url = "https://shop.example"\nconsumer_key = "ck"\n'
+                 'consumer_secret = "cs"\n')
 # a channel the competitor cases can name (never called)
 _SHOP = ('[connectors.shop2]\nkind = "woocommerce"\nbase_url = "https://shop.example"\nconsumer_key = "ck"\n'
          'consumer_secret = "cs"\n')
@@ -220,6 +227,18 @@ CASES: tuple[Case, ...] = (
        config='[schedule.x]\njob = "erp.pol"\nevery = "1m"\n'),
     _C("config", "a schedule payload naming no connector", _check(), 2, "schedule.poll.payload.erp = 'nope'",
        config='[schedule.poll]\njob = "erp.poll"\nevery = "1m"\npayload = { erp = "nope" }\n'),
+    _C("config", "a schedule payload missing its key", _check(), 2, "schedule.x.payload.erp: missing (required)",
+       config='[schedule.x]\njob = "erp.poll"\nevery = "5s"\n'),
+    _C("config", "a schedule payload with a key its job does not take", _check(), 2,
+       "schedule.x.payload.bogus = 1: unknown key",
+       config='[schedule.x]\njob = "erp.poll"\nevery = "5s"\npayload = { erp = "erp", bogus = 1 }\n'),
+    _C("config", "a schedule payload flag that is not true or false", _check(), 2,
+       "schedule.x.payload.full = 'yes please'",
+       config='[schedule.x]\njob = "erp.poll"\nevery = "5s"\npayload = { erp = "erp", full = "yes please" }\n'),
+    _C("config", "a retention written as a duration string", _check(), 2, "schedule.x.payload.keep_seconds = '14d'",
+       config='[schedule.x]\njob = "hub.prune_jobs"\nevery = "6h"\npayload = { keep_seconds = "14d" }\n'),
+    _C("config", "a job the hub enqueues itself put on a schedule", _check(), 2, "it cannot be scheduled",
+       config='[schedule.x]\njob = "sync.push"\nevery = "5s"\n'),
     _C("config", "an environment override with a bad value", _check(), 2, "HUB_WORKER__CONCURRENCY",
        env={"HUB_WORKER__CONCURRENCY": "lots"}),
     _C("config", "the SQLite database's folder missing", ("--config", "{config}", "status"), 2,
@@ -239,6 +258,8 @@ CASES: tuple[Case, ...] = (
        files=_map("pricing.toml", '[defaults]\ncommission_pct = "85"\n')),
     _C("mappings", "a fee over the ceiling", _check(), 2, "no price can clear the floor",
        files=_map("pricing.toml", '[defaults]\nfixed_fee = "50"\nceiling = "40"\n')),
+    _C("mappings", "a fee beyond a billion", _check(), 2, "defaults.fixed_fee",
+       files=_map("pricing.toml", '[defaults]\nfixed_fee = "99999999999999999999999999999999999999.00"\n')),
     _C("mappings", "pricing for a channel that does not exist", _check(), 2, "channels.nope",
        files=_map("pricing.toml", '[channels.nope]\nmarkup_pct = "5"\n')),
     _C("mappings", "stock rules for a channel that does not exist", _check(), 2, "channels.nope",
@@ -249,6 +270,27 @@ CASES: tuple[Case, ...] = (
        files=_map("automation.toml", _rule(on="order.payed", action="send_to_erp"))),
     _C("mappings", "an automation action that does not exist", _check(), 2, "send_to_ERP",
        files=_map("automation.toml", _rule(on="order.paid", action="send_to_ERP"))),
+    _C("mappings", "an automation rule for a channel that does not exist", _check(), 2,
+       "rules.0.when.channel = 'shopp'", config=_SHOP_CHANNEL,
+       files=_map("automation.toml", '[[rules]]\nname = "x"\non = ["order.paid"]\nwhen = { channel = ["shopp"] }\n'
+                                     'do = [{ action = "send_to_erp" }]\n')),
+    _C("mappings", "an amount range no order is in", _check(), 2, "min_amount 500 is over max_amount 100",
+       files=_map("automation.toml", '[[rules]]\nname = "x"\non = ["order.paid"]\n'
+                                     'when = { min_amount = "500", max_amount = "100" }\n'
+                                     'do = [{ action = "send_to_erp" }]\n')),
+    _C("mappings", "a country written as a name", _check(), 2, "rules.0.when.country.0 = 'Poland'",
+       files=_map("automation.toml", '[[rules]]\nname = "x"\non = ["order.paid"]\nwhen = { country = ["Poland"] }\n'
+                                     'do = [{ action = "send_to_erp" }]\n')),
+    _C("mappings", "an action given a setting it does not take", _check(), 2, "send_to_erp takes no status",
+       files=_map("automation.toml", '[[rules]]\nname = "x"\non = ["order.paid"]\n'
+                                     'do = [{ action = "send_to_erp", status = "shipped" }]\n')),
+    _C("mappings", "a yes/no condition written as text", _check(), 2, "cash_on_delivery",
+       files=_map("automation.toml", '[[rules]]\nname = "x"\non = ["order.paid"]\n'
+                                     'when = { cash_on_delivery = "yes" }\ndo = [{ action = "send_to_erp" }]\n')),
+    _C("mappings", "status maps for a channel kind that does not exist", _check(), 2, "kinds.woocomerce",
+       files=_map("order_status.toml", '[kinds.woocomerce.inbound]\nprocessing = "paid"\n')),
+    _C("mappings", "an outbound status left empty", _check(), 2, "outbound shipped = ''",
+       files=_map("order_status.toml", '[kinds.woocommerce.outbound]\nshipped = ""\n')),
     _C("mappings", "a status mapping to a status the hub lacks", _check(), 2,
        "inbound BOUGHT = 'fresh' is not one of new",
        files=_map("order_status.toml", '[kinds.allegro.inbound]\nBOUGHT = "fresh"\n')),
@@ -318,6 +360,16 @@ CASES: tuple[Case, ...] = (
        "{tmp}/c.csv"), 2, "channel = 'nowhere'", files={"c.csv": "channel;sku;price\nnowhere;A1;10,00\n"}),
     _C("competitors", "columns missing", ("--config", "{config}", "prices", "competitors", "{tmp}/c.csv"), 2,
        "c.csv", files={"c.csv": "sku;price\nA1;10,00\n"}),
+    _C("competitors", "the same channel and SKU twice", _competitors(), 0, "on line 2 already", config=_SHOP,
+       files={"c.csv": "channel;sku;price\nshop2;A1;19,99\nshop2;A1;5,00\n"}, before=(_sync(),)),
+    _C("competitors", "a row with a value more than the header", _competitors(), 2, "the row has 4 values",
+       config=_SHOP, files={"c.csv": "channel,sku,price\nshop2,A1,19.99,extra\n"}, before=(_sync(),)),
+    _C("competitors", "a header and no rows", _competitors(), 2, "no rows under the header", config=_SHOP,
+       files={"c.csv": "channel;sku;price\n"}),
+    _C("competitors", "separated by tabs", _competitors(), 2, "does not name the columns channel, sku, price",
+       config=_SHOP, files={"c.csv": "channel\tsku\tprice\nshop2\tA1\t1.00\n"}),
+    _C("competitors", "a price beyond the column", _competitors(), 2, "must be under 1,000,000,000,000",
+       config=_SHOP, files={"c.csv": "channel;sku;price\nshop2;A1;12345678901234567.89\n"}, before=(_sync(),)),
     # --- command-line arguments ------------------------------------------------------------------------------
     _C("cli", "an unknown command", ("--config", "{config}", "synk"), 2, "synk"),
     _C("cli", "a job id that is not a number", ("--config", "{config}", "jobs", "show", "abc"), 2, "'abc'"),
@@ -330,6 +382,17 @@ CASES: tuple[Case, ...] = (
     _C("cli", "--channel naming no channel", ("--config", "{config}", "sync", "--channel", "nope"), 2, "'nope'"),
     _C("cli", "--erp naming no ERP", ("--config", "{config}", "erp", "rejects", "--erp", "nope"), 2, "'nope'"),
     _C("cli", "--timeout not a number", ("--config", "{config}", "run", "--once", "--timeout", "soon"), 2, "soon"),
+    _C("cli", "--kind given to retry one job", ("--config", "{config}", "jobs", "retry", "5", "--kind", "sync.push"),
+       2, "--kind sync.push goes with --dead"),
+    _C("cli", "a return status that does not exist", ("--config", "{config}", "returns", "list", "--status", "bogus"),
+       2, "invalid choice: 'bogus'"),
+    _C("cli", "reservations of a SKU not in the catalogue", ("--config", "{config}", "reservations", "NOSUCH"), 2,
+       "no SKU 'NOSUCH'"),
+    _C("cli", "a negative --timeout", ("--config", "{config}", "sync", "--timeout", "-5"), 2,
+       "expected a number greater than 0, got '-5'"),
+    _C("cli", "a NaN --timeout", ("--config", "{config}", "sync", "--timeout", "nan"), 2, "got 'nan'"),
+    _C("cli", "prices explained with no channel configured", ("--config", "{config}", "prices", "explain", "A1"), 2,
+       "no channel connector is configured"),
     _C("cli", "hub demo --dir naming a file", ("demo", "--dir", "{tmp}/feed.csv"), 2, "is not a folder"),
     # --- the database -----------------------------------------------------------------------------------------
     _C("database", "a file that is not SQLite", ("--config", "{config}", "status"), 2, "not a SQLite database",
