@@ -62,8 +62,9 @@ class SyncService:
     def _stock_read(self, session: Session, skus: set[str], now: datetime) -> None:
         """This reading of the ERP's stock reflects the orders the ERP booked a while ago: their
         reservations end, and the SKUs' available-to-sell is computed again."""
-        if consume_reflected(session, skus, self.erp_stock_grace, now):
-            catalog.mark_dirty(session, skus, now)
+        ended = consume_reflected(session, skus, self.erp_stock_grace, now)
+        if ended:
+            catalog.mark_dirty(session, ended, now)
 
     # handlers
 

@@ -13,6 +13,8 @@ from hub.catalog import StockLevel, stock_changed
 from hub.orders.models import Order, OrderLineRow, Reservation
 from hub.platform.db import insert_for
 
+_CHUNK = 500
+
 
 def lock_skus(session: Session, skus: Iterable[str]) -> None:
     """Per-SKU locks held to the end of the transaction, taken in one statement and in one order (so
@@ -98,16 +100,24 @@ def release(session: Session, order: Order, now: datetime) -> int:
     return len(rows)
 
 
-def consume_reflected(session: Session, skus: Iterable[str], grace: timedelta, now: datetime) -> int:
+def consume_reflected(session: Session, skus: Iterable[str], grace: timedelta, now: datetime) -> set[str]:
     """The ERP's stock for these SKUs was just read: reservations of orders the ERP accepted at least
-    ``grace`` ago are now in the ERP's own numbers."""
-    skus = sorted(set(skus))
-    if not skus:
-        return 0
-    booked = select(Order.id).where(Order.erp_booked_at.is_not(None), Order.erp_booked_at <= now - grace)
-    result = session.execute(
-        update(Reservation)
-        .where(Reservation.sku.in_(skus), Reservation.state == "open", Reservation.order_id.in_(booked))
-        .values(state="consumed", updated_at=now)
-    )
-    return result.rowcount or 0
+    ``grace`` ago are now in the ERP's own numbers. Returns the SKUs whose reservations ended (only
+    their available-to-sell changes: a file feed's batch is the whole catalogue, the ended
+    reservations a handful)."""
+    wanted = set(skus)
+    if not wanted:
+        return set()
+    # the candidates are the open reservations of booked orders: few, whatever the catalogue's size
+    candidates = session.execute(
+        select(Reservation.id, Reservation.sku).join(Order, Order.id == Reservation.order_id)
+        .where(Reservation.state == "open", Order.erp_booked_at.is_not(None), Order.erp_booked_at <= now - grace)
+    ).all()
+    ids = [rid for rid, sku in candidates if sku in wanted]
+    ended: set[str] = set()
+    for start in range(0, len(ids), _CHUNK):
+        ended.update(session.execute(
+            update(Reservation).where(Reservation.id.in_(ids[start:start + _CHUNK]), Reservation.state == "open")
+            .values(state="consumed", updated_at=now).returning(Reservation.sku)
+        ).scalars())
+    return ended
