@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from connectors.urls import check_base_url
 from hub.platform.config import Duration, SecretValue
 
 ENVIRONMENTS: dict[str, tuple[str, str]] = {
@@ -53,12 +54,13 @@ class AllegroOptions(BaseModel):
 
     @field_validator("api_url", "auth_url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("expected an http:// or https:// URL")
-        return value.rstrip("/")
+        api, auth = ENVIRONMENTS["production"]
+        return check_base_url(value, what="an http:// or https:// URL",
+                              example=api if info.field_name == "api_url" else auth,
+                              secret="the client secret and the OAuth tokens travel there")
 
     @property
     def api_base(self) -> str:

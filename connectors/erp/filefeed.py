@@ -28,10 +28,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, unquote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_validator
 
 from connectors.erp.epp import EppOptions
 from connectors.erp.outbox import Outbox
@@ -60,9 +60,19 @@ _ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "windows-1250": "windows-1250",
 
 def _settle(value: Any) -> float:
     """Like every duration in the config, but 0 (read at once) is allowed."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 2s (or 0), not true or false")
     if value in (0, "0", "0s"):
         return 0.0
     return parse_duration(value)
+
+
+def _auto_or_bool(value: Any) -> Literal["auto"] | bool:
+    if isinstance(value, bool):
+        return value
+    if value == "auto":
+        return "auto"
+    raise ValueError('expected true, false or "auto"')
 
 
 class FileFeedOptions(BaseModel):
@@ -72,7 +82,8 @@ class FileFeedOptions(BaseModel):
 
     path: Path  # a file, or a folder whose *.csv / *.jsonl files together are the feed
     encoding: Literal["utf-8", "windows-1250"] = "utf-8"
-    decimal_comma: Literal["auto"] | bool = "auto"
+    # strict: "yes" or 1 is a typo, not true (it decides how every price is read)
+    decimal_comma: Annotated[Literal["auto"] | bool, PlainValidator(_auto_or_bool)] = "auto"
     # a file modified less than this long ago may still be being written: it is read next run
     settle: float = Field(2.0, ge=0)
     # the folder the ERP imports sales documents and restocks from; unset: the connector takes none
@@ -402,12 +413,23 @@ class FileFeed:
                 continue
             source = f"{name}:{number}"
             try:
-                value = json.loads(line, parse_float=Decimal, parse_constant=_no_constant)
+                value = json.loads(line, parse_float=Decimal, parse_constant=_no_constant,
+                                   object_pairs_hook=_unique_keys)
+            except _DuplicateKey as exc:
+                rejected.extend(_twice(source, line, exc.key, f"the key {exc.key!r} appears more than once in "
+                                       "the line (which value is meant?)"))
+                continue
             except ValueError as exc:
                 rejected.append(RejectedRecord(source, None, "line", line[:500], f"the line is not valid JSON: {exc}"))
                 continue
             if not isinstance(value, dict):
                 rejected.append(RejectedRecord(source, None, "line", line[:500], "the line is not a JSON object"))
+                continue
+            clash = _same_column(value)
+            if clash is not None:
+                first, second = clash
+                rejected.extend(_twice(source, line, second, f"the keys {first!r} and {second!r} are the same "
+                                       f"column {normalize_column(second)} (which value is meant?)"))
                 continue
             keys.update(normalize_column(str(k)) for k in value)
             items.append((source, value))
@@ -485,6 +507,54 @@ def _detect_delimiter(header_line: str) -> str:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
+
+
+class _DuplicateKey(Exception):
+    """A JSON object names one key twice: json.loads would silently keep the last value."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object_pairs_hook: the object as a dict, or _DuplicateKey."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+def _same_column(row: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Two keys of a JSON-lines row that are one feed column ("sku" and "SKU"), as a CSV header
+    naming a column twice."""
+    seen: dict[str, str] = {}
+    for key in row:
+        column = normalize_column(str(key))
+        if column in COLUMNS:
+            if column in seen:
+                return seen[column], str(key)
+            seen[column] = str(key)
+    return None
+
+
+def _twice(source: str, line: str, key: str, reason: str) -> list[RejectedRecord]:
+    """The rejects of a JSON-lines row naming a key twice: one per SKU the row names (so each keeps
+    its last good stock rather than dropping out of the snapshot), or one without a SKU."""
+    try:  # the row's own (key, value) pairs, duplicates included; a JSON array gives none
+        top = json.loads(line, parse_float=Decimal, parse_constant=_no_constant, object_pairs_hook=list)
+    except ValueError:
+        top = []
+    pairs = [p for p in top if isinstance(p, tuple)] if isinstance(top, list) else []
+    skus: list[str] = []
+    for k, v in pairs:
+        text = None if isinstance(v, bool) or not isinstance(v, str | int) else str(v).strip()
+        if normalize_column(str(k)) == "sku" and text and len(text) <= 100 and text not in skus:
+            skus.append(text)
+    field = normalize_column(key) if normalize_column(key) in COLUMNS else "line"
+    return [RejectedRecord(source, sku, field, line[:500], reason) for sku in skus or [None]]
 
 
 def _empty(cursor: str | None) -> ErpBatch:

@@ -22,6 +22,7 @@ races: a unique violation is "already there" and answered with ``exists``.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -51,8 +52,8 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 
 from connectors.erp.documents import check_restock, restock_json, sales_json
 from hub.catalog.feed_rules import FeedRules, ParsedRow, missing_columns, normalize_column, parse_row, records
@@ -214,10 +215,42 @@ class SqlOptions(BaseModel):
     @classmethod
     def _sqlalchemy_url(cls, value: str) -> str:
         try:
-            make_url(value)
+            url = _engine_url(value)
         except ArgumentError:
             raise ValueError("not a SQLAlchemy database URL (e.g. mssql+pyodbc://user@host/db?driver=...)") from None
+        _check_driver(url)
         return value
+
+
+# pip packages whose import name differs from the package's
+_DRIVER_PACKAGES = {"MySQLdb": "mysqlclient"}
+
+
+def _check_driver(url: URL) -> None:
+    """ValueError unless SQLAlchemy knows the URL's database and its driver can be imported here
+    (without connecting: the database may be down while the config is checked)."""
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError:
+        raise ValueError(f"unknown database kind {url.drivername!r}: SQLAlchemy has no such dialect "
+                         "(e.g. mssql+pyodbc, postgresql, sqlite)") from None
+    except Exception as exc:  # a third-party dialect that fails to load
+        raise ValueError(f"the database dialect {url.drivername!r} cannot be loaded: "
+                         f"{type(exc).__name__}: {_first_line(exc)}") from None
+    driver = url.get_driver_name()
+    # as create_engine finds the driver: import_dbapi(), or the dbapi() of a dialect written for SQLAlchemy 1
+    legacy = getattr(dialect, "dbapi", None)
+    import_dbapi = legacy if "import_dbapi" not in vars(dialect) and inspect.ismethod(legacy) else dialect.import_dbapi
+    try:
+        import_dbapi()
+    except ModuleNotFoundError as exc:
+        module = (exc.name or driver).partition(".")[0]
+        package = _DRIVER_PACKAGES.get(module, module)
+        raise ValueError(f"the database driver {module} is not installed: pip install {package} "
+                         "(or use a URL whose driver is)") from None
+    except Exception as exc:  # installed but broken, e.g. pyodbc without the unixODBC library
+        raise ValueError(f"the database driver {driver} cannot be loaded: "
+                         f"{type(exc).__name__}: {_first_line(exc)}") from None
 
 
 class _Key:
@@ -560,13 +593,19 @@ class _Conflict(Exception):
     """A write broke a constraint (most likely the reference's unique one: a concurrent post won)."""
 
 
+def _engine_url(value: str) -> URL:
+    """The option ``url`` as the engine takes it (ArgumentError if it is not a URL)."""
+    url = make_url(value)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")  # the driver the hub ships, as for its own database
+    return url
+
+
 def _engine(options: SqlOptions) -> Engine:
-    url = make_url(options.url)
+    url = _engine_url(options.url)
     if options.password is not None:
         url = url.set(password=options.password.get())
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if url.drivername in ("postgresql", "postgres"):
-        url = url.set(drivername="postgresql+psycopg")  # the driver the hub ships, as for its own database
     if url.get_backend_name() == "postgresql":
         # the hub reads the ERP: a slip in a query must not be able to change it; only the staging
         # transactions of sales documents and restocks are read-write

@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, delete, select, tuple_, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from hub.catalog.changes import mark_dirty
 from hub.catalog.models import ErpCursor, ErpReject, Product, StockLevel
 from hub.kernel.clock import utcnow
 from hub.kernel.ports.erp import ErpBatch, PriceRecord, ProductRecord, RejectedRecord, StockRecord
-from hub.platform.db import upsert
+from hub.platform.db import insert_for, upsert
 
 CHUNK = 500
 
@@ -66,59 +66,56 @@ def _merged(products: Sequence[ProductRecord], prices: Sequence[PriceRecord]) ->
     return by_sku
 
 
+_PRICING = ("price_gross", "cost_net", "vat_rate", "currency", "ean")  # what a channel's price depends on
+
+
 def _upsert_products(session: Session, erp: str, rows: dict[str, dict], now: datetime) -> set[str]:
-    """Insert or update products; returns the SKUs whose price, cost, VAT or EAN changed."""
+    """Insert or update products in bulk; returns the SKUs whose price, cost, VAT, currency or EAN changed.
+
+    The read only finds what changed; the write is one INSERT ... ON CONFLICT per chunk, so two readers
+    of the same feed never collide on a product one of them inserted meanwhile."""
     changed: set[str] = set()
     skus = sorted(rows)
     for start in range(0, len(skus), CHUNK):
         chunk = skus[start:start + CHUNK]
-        existing = {
-            p.sku: p for p in session.execute(select(Product).where(Product.sku.in_(chunk))).scalars()
-        }
+        existing = {p.sku: p for p in session.execute(select(Product).where(Product.sku.in_(chunk))).scalars()}
+        writes = []
         for sku in chunk:
             row = rows[sku]
             old = existing.get(sku)
-            if old is None:
-                session.add(Product(erp=erp, updated_at=now, **row))
-                changed.add(sku)
-                continue
-            if any(getattr(old, k) != v for k, v in row.items()) or old.erp != erp:
-                if (old.price_gross, old.cost_net, old.vat_rate, old.currency, old.ean) != (
-                    row["price_gross"], row["cost_net"], row["vat_rate"], row["currency"], row["ean"]
-                ):
+            if old is None or any(getattr(old, k) != v for k, v in row.items()) or old.erp != erp:
+                writes.append({**row, "erp": erp, "updated_at": now})
+                if old is None or any(getattr(old, k) != row[k] for k in _PRICING):
                     changed.add(sku)
-                for k, v in row.items():
-                    setattr(old, k, v)
-                old.erp = erp
-                old.updated_at = now
-    session.flush()
+        _bulk_upsert(session, Product, writes, ["sku"])
+    session.expire_all()  # the identity map holds the rows read above, not what was written
     return changed
 
 
 def _upsert_stock(session: Session, stock: Sequence[StockRecord], now: datetime) -> set[str]:
+    """As _upsert_products, for (sku, warehouse) quantities; returns the SKUs whose stock changed."""
     changed: set[str] = set()
     wanted = {(s.sku, s.warehouse): s.quantity for s in stock}
     keys = sorted(wanted)
     for start in range(0, len(keys), CHUNK):
         chunk = keys[start:start + CHUNK]
-        existing = {
-            (r.sku, r.warehouse): r
-            for r in session.execute(
-                select(StockLevel).where(tuple_(StockLevel.sku, StockLevel.warehouse).in_(chunk))
-            ).scalars()
-        }
-        for key in chunk:
-            quantity = wanted[key]
-            row = existing.get(key)
-            if row is None:
-                session.add(StockLevel(sku=key[0], warehouse=key[1], quantity=quantity, updated_at=now))
-                changed.add(key[0])
-            elif row.quantity != quantity:
-                row.quantity = quantity
-                row.updated_at = now
-                changed.add(key[0])
-    session.flush()
+        existing = {(sku, warehouse): quantity for sku, warehouse, quantity in session.execute(
+            select(StockLevel.sku, StockLevel.warehouse, StockLevel.quantity)
+            .where(tuple_(StockLevel.sku, StockLevel.warehouse).in_(chunk))).all()}
+        writes = [{"sku": key[0], "warehouse": key[1], "quantity": wanted[key], "updated_at": now}
+                  for key in chunk if existing.get(key) != wanted[key]]
+        changed.update(w["sku"] for w in writes)
+        _bulk_upsert(session, StockLevel, writes, ["sku", "warehouse"])
     return changed
+
+
+def _bulk_upsert(session: Session, model: type, rows: list[dict], keys: list[str]) -> None:
+    if not rows:
+        return
+    insert = insert_for(session)(model).values(rows)
+    columns = [k for k in rows[0] if k not in keys]
+    session.execute(insert.on_conflict_do_update(index_elements=keys,
+                                                 set_={k: getattr(insert.excluded, k) for k in columns}))
 
 
 def _zero_absent(session: Session, erp: str, seen: set[tuple[str, str]], now: datetime) -> set[str]:
@@ -129,27 +126,30 @@ def _zero_absent(session: Session, erp: str, seen: set[tuple[str, str]], now: da
         .join(Product, Product.sku == StockLevel.sku)
         .where(Product.erp == erp, StockLevel.quantity > 0)
     ).all()
-    for sku, warehouse in rows:
-        if (sku, warehouse) not in seen:
-            session.execute(
-                update(StockLevel)
-                .where(and_(StockLevel.sku == sku, StockLevel.warehouse == warehouse))
-                .values(quantity=0, updated_at=now)
-            )
-            changed.add(sku)
+    absent = [(sku, warehouse) for sku, warehouse in rows if (sku, warehouse) not in seen]
+    for start in range(0, len(absent), CHUNK):
+        session.execute(update(StockLevel).where(tuple_(StockLevel.sku, StockLevel.warehouse).in_(
+            absent[start:start + CHUNK])).values(quantity=0, updated_at=now))
+    changed.update(sku for sku, _ in absent)
     return changed
 
 
 def quarantine(session: Session, erp: str, rejected: Sequence[RejectedRecord], now: datetime) -> int:
+    """Insert or update the rejects in bulk (first_seen stays from the first time a record was refused)."""
+    by_key: dict[tuple[str, str], dict] = {}
     for record in rejected:
-        key = record.sku or record.source
-        values = {
-            "erp": erp, "record_key": key[:200], "sku": record.sku, "source": record.source,
+        key = (record.sku or record.source)[:200]
+        by_key[(key, record.field)] = {
+            "erp": erp, "record_key": key, "sku": record.sku, "source": record.source,
             "field": record.field, "value": record.value, "reason": record.reason,
             "first_seen": now, "last_seen": now,
         }
-        upsert(session, ErpReject, values, ["erp", "record_key", "field"],
-               update=["source", "sku", "value", "reason", "last_seen"])  # first_seen stays
+    values = list(by_key.values())
+    for start in range(0, len(values), CHUNK):
+        insert = insert_for(session)(ErpReject).values(values[start:start + CHUNK])
+        session.execute(insert.on_conflict_do_update(
+            index_elements=["erp", "record_key", "field"],
+            set_={k: getattr(insert.excluded, k) for k in ("source", "sku", "value", "reason", "last_seen")}))
     return len(rejected)
 
 

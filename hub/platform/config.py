@@ -9,26 +9,33 @@ field takes ``{ env = "NAME" }``, ``{ file = "/path" }`` or
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import core_schema
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
-from hub.kernel.errors import ConfigError
+from hub.kernel.errors import ConfigError, EnvironmentFailure
 
 DEFAULT_PATH = Path("hub.toml")
 ENV_PREFIX = "HUB_"
@@ -36,24 +43,51 @@ ENV_NESTING = "__"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_DURATION_HINT = "expected a duration such as 30s, 5m or 1h"
+MAX_DURATION = 366 * 86400.0  # longer is a mistake, and overflows the worker's timestamps
 
 
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as ``500ms``, ``30s``, ``5m``, ``1h``."""
+def _seconds_text(seconds: float) -> str:
+    for unit in ("d", "h", "m", "s"):
+        if seconds >= _UNIT_SECONDS[unit] and (seconds / _UNIT_SECONDS[unit]).is_integer():
+            return f"{seconds / _UNIT_SECONDS[unit]:g}{unit}"
+    return f"{seconds * 1000:g}ms"
+
+
+def parse_duration(value: Any, *, minimum: float = 0.0) -> float:
+    """Seconds from a number or a string such as ``500ms``, ``30s``, ``5m``, ``1h``: finite, greater
+    than zero (and than ``minimum``), at most 366 days."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m or 1h")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ValueError("expected a duration such as 30s, 5m or 1h")
+        raise ValueError(_DURATION_HINT)
+    try:
+        if isinstance(value, int | float):
+            seconds = float(value)
+        elif isinstance(value, str) and (match := _DURATION.match(value)):
+            seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        else:
+            raise ValueError(_DURATION_HINT)
+    except OverflowError:
+        seconds = math.inf
+    if math.isnan(seconds):
+        raise ValueError(f"{_DURATION_HINT} (a number of seconds, not nan)")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{_DURATION_HINT}, at most {_seconds_text(MAX_DURATION)}")
     if seconds <= 0:
         raise ValueError("a duration must be greater than zero")
+    if seconds < minimum:
+        raise ValueError(f"{_DURATION_HINT}, at least {_seconds_text(minimum)}")
     return seconds
 
 
+def _duration_at_least(minimum: float) -> Any:
+    return Annotated[float, BeforeValidator(lambda value: parse_duration(value, minimum=minimum))]
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# a lease or a schedule under a second is a typo (ms for s): the worker would lose every job it claims
+SecondsDuration = _duration_at_least(1.0)
+# SQLite's busy timeout is whole milliseconds: less would silently become 0 (no waiting at all)
+MillisecondsDuration = _duration_at_least(0.001)
 
 
 class _Strict(BaseModel):
@@ -138,26 +172,58 @@ def _resolve_secret(value: Any, environ: Mapping[str, str]) -> Secret:
 SecretValue = Secret
 
 
+# the URL schemes make_engine() connects with (postgresql is driven by psycopg 3)
+DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+_URL_HINT = "only sqlite:///PATH and postgresql://USER@HOST[:PORT]/DATABASE URLs are supported"
+
+
+def check_database_url(url: str) -> str:
+    """The URL if the hub can keep its data there; else ValueError saying why."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"not a database URL: {_URL_HINT}") from None
+    except ValueError:
+        raise ValueError("the port is not a number") from None
+    if parsed.drivername not in DATABASE_DRIVERS:
+        raise ValueError(f"unknown database driver {parsed.drivername!r} (the hub takes {', '.join(DATABASE_DRIVERS)})")
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise ValueError(f"port {parsed.port} is not between 1 and 65535")
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.host or parsed.port is not None or parsed.username or parsed.password is not None:
+            raise ValueError("a SQLite URL names a file, not a server: sqlite:///relative.db or sqlite:////abs/path.db")
+        if not parsed.database or parsed.database == ":memory:" or parsed.query.get("mode") == "memory":
+            raise ValueError("an in-memory SQLite database is lost when the command ends: "
+                             "name a file, e.g. sqlite:///hub.db")
+    return url
+
+
 class DatabaseSettings(_Strict):
     url: str = "sqlite:///hub.db"
-    pool_size: int = Field(5, ge=1, le=100)
-    sqlite_busy_timeout: Duration = 30.0
+    pool_size: StrictInt = Field(5, ge=1, le=100)
+    sqlite_busy_timeout: MillisecondsDuration = 30.0
     password: SecretValue | None = None
 
     @field_validator("url")
     @classmethod
     def _known_backend(cls, url: str) -> str:
-        if not (url.startswith("sqlite") or url.startswith("postgresql")):
-            raise ValueError("only sqlite:/// and postgresql:// URLs are supported")
-        return url
+        return check_database_url(url)
+
+    @field_validator("password")
+    @classmethod
+    def _server_password(cls, password: Secret | None, info: ValidationInfo) -> Secret | None:
+        url = info.data.get("url")
+        if password is not None and url is not None and make_url(url).get_backend_name() == "sqlite":
+            raise ValueError("a SQLite database takes no password (it is for a PostgreSQL url)")
+        return password
 
 
 class WorkerSettings(_Strict):
-    concurrency: int = Field(4, ge=1, le=64)
-    batch_size: int = Field(10, ge=1, le=1000)
-    lease: Duration = 60.0
+    concurrency: StrictInt = Field(4, ge=1, le=64)
+    batch_size: StrictInt = Field(10, ge=1, le=1000)
+    lease: SecondsDuration = 60.0
     poll_interval: Duration = 1.0
-    max_attempts: int = Field(8, ge=1, le=1000)
+    max_attempts: StrictInt = Field(8, ge=1, le=1000)
     backoff_initial: Duration = 2.0
     backoff_max: Duration = 900.0
     shutdown_timeout: Duration = 30.0
@@ -170,16 +236,17 @@ class WorkerSettings(_Strict):
 
 
 class SchedulerSettings(_Strict):
-    enabled: bool = True
+    enabled: StrictBool = True
     leader_poll: Duration = 5.0
 
 
 class ScheduleEntry(_Strict):
     job: str = Field(min_length=1)
-    every: Duration
+    every: SecondsDuration
     payload: dict[str, Any] = Field(default_factory=dict)
-    priority: int = 0
-    enabled: bool = True
+    # jobs.priority is an SQL INTEGER; the hub's own jobs use 0..20
+    priority: StrictInt = Field(0, ge=-1000, le=1000)
+    enabled: StrictBool = True
 
 
 class LogSettings(_Strict):
@@ -188,9 +255,9 @@ class LogSettings(_Strict):
 
 
 class MetricsSettings(_Strict):
-    enabled: bool = False
+    enabled: StrictBool = False
     host: str = "127.0.0.1"
-    port: int = Field(9464, ge=1, le=65535)
+    port: StrictInt = Field(9464, ge=1, le=65535)
 
     @field_validator("host")
     @classmethod
@@ -216,9 +283,9 @@ class ConnectorSettings(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     kind: str = Field(min_length=1)
-    enabled: bool = True
-    rate_limit_per_minute: int | None = Field(None, ge=1)
-    rate_limit_burst: int | None = Field(None, ge=1)
+    enabled: StrictBool = True
+    rate_limit_per_minute: StrictInt | None = Field(None, ge=1)
+    rate_limit_burst: StrictInt | None = Field(None, ge=1)
     rate_limit_key: str | None = None
 
     def options(self) -> dict[str, Any]:
@@ -244,32 +311,96 @@ class LoadedConfig:
     env_keys: dict[str, str]
     # the environment the config was read with: connector options resolve their secrets in it too
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # what the file said, before the environment's overrides: tells which of them a problem lies in
+    file_data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def source_label(self) -> str:
         return str(self.path) if self.path else "built-in defaults"
 
+    def source_of(self, key: str) -> str:
+        """Where the value at a dotted key (``connectors.erp.settle``) came from, for a problem's line:
+        ``environment HUB_...`` when an override set it (or a table above it, or a key under it), else
+        the config file."""
+        return _source(tuple(key.split(".")), self.file_data, self.env_keys, self.source_label)
 
-def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """``HUB_WORKER__CONCURRENCY=8`` -> {"worker": {"concurrency": "8"}}; keys map back to variables."""
+
+def _scalar_types(annotation: Any) -> set[Any]:
+    """The plain types an annotation stands for: ``Annotated[int, ...] | None`` -> {int, NoneType}."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _scalar_types(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return set().union(*(_scalar_types(arg) for arg in get_args(annotation)))
+    return {annotation}
+
+
+def _field_annotation(parts: list[str]) -> Any:
+    """The annotation of the setting at ``parts`` (None for a table, an unknown key or a connector's
+    own option, which its connector validates)."""
+    model: type[BaseModel] = Settings
+    i = 0
+    while i < len(parts):
+        info = model.model_fields.get(parts[i])
+        if info is None:
+            return None
+        annotation = info.annotation
+        i += 1
+        if get_origin(annotation) is dict:  # [schedule.NAME], [connectors.NAME]: a name, then the entry's keys
+            if i == len(parts):
+                return None
+            annotation = get_args(annotation)[1]
+            i += 1
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+            continue
+        return annotation if i == len(parts) else None
+    return None
+
+
+def _env_value(parts: list[str], raw: str) -> Any:
+    """An override arrives as text; a boolean or integer setting reads it as TOML would (``8``,
+    ``true``), so ``HUB_WORKER__CONCURRENCY=8`` is the number 8. Every other setting (a duration,
+    a URL, a secret, a connector's option) keeps the text."""
+    if not _scalar_types(_field_annotation(parts)) & {bool, int}:
+        return raw
+    if "\n" in raw or "\r" in raw:
+        return raw
+    try:
+        parsed = tomllib.loads(f"v = {raw}")
+    except tomllib.TOMLDecodeError:
+        return raw
+    value = parsed.get("v")
+    return value if len(parsed) == 1 and isinstance(value, bool | int | float) else raw
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """``HUB_WORKER__CONCURRENCY=8`` -> {"worker": {"concurrency": 8}}; keys map back to variables.
+    The third item lists the variables that cannot be applied (an empty part, two for one key)."""
     data: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    for name, value in environ.items():
+    problems: list[str] = []
+    for name in sorted(environ):
         if not name.startswith(ENV_PREFIX) or ENV_NESTING not in name:
             continue
         parts = [p.lower() for p in name[len(ENV_PREFIX):].split(ENV_NESTING)]
         if any(not p for p in parts):
+            problems.append(f"environment {name}: not a config key: an override is HUB_SECTION__KEY "
+                            "(parts joined by two underscores, none empty)")
+            continue
+        key = ".".join(parts)
+        clash = next((other for k, other in origin.items()
+                      if k == key or k.startswith(f"{key}.") or key.startswith(f"{k}.")), None)
+        if clash is not None:
+            problems.append(f"environment {name}: {key}: clashes with {clash} (a key takes one value, "
+                            "which is either a value or a table)")
             continue
         node = data
         for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                break
-            node = child
-        else:
-            node[parts[-1]] = value
-            origin[".".join(parts)] = name
-    return data, origin
+            node = node.setdefault(part, {})
+        node[parts[-1]] = _env_value(parts, environ[name])
+        origin[key] = name
+    return data, origin, problems
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -293,20 +424,42 @@ def _lookup(data: Any, loc: tuple[Any, ...]) -> tuple[bool, Any]:
     return True, node
 
 
-def _describe(err: Mapping[str, Any], data: Mapping[str, Any], file_label: str, env_keys: Mapping[str, str]) -> str:
+def _source(loc: tuple[Any, ...], file_data: Mapping[str, Any], env_keys: Mapping[str, str], file_label: str) -> str:
+    """Who set the value at ``loc``: an override at or above it; overrides under it (with the file too
+    when the file's table is still there); overrides beside a missing key of a table only they made;
+    else the file."""
+    keys = [str(p) for p in loc]
+    for i in range(len(keys), 0, -1):
+        env = env_keys.get(".".join(keys[:i]))
+        if env:
+            return f"environment {env}"
+    for i in range(len(keys), 0, -1):
+        prefix = ".".join(keys[:i])
+        under = sorted(env for key, env in env_keys.items() if key.startswith(f"{prefix}."))
+        if not under:
+            continue
+        found, in_file = _lookup(file_data, tuple(keys[:i]))
+        names = f"environment {', '.join(under)}"
+        if i == len(keys):  # the value itself holds overrides
+            return f"{file_label} and {names}" if found and isinstance(in_file, Mapping) else names
+        return file_label if found else names  # a key of a table the overrides alone made
+    return file_label
+
+
+def _describe(err: Mapping[str, Any], data: Mapping[str, Any], file_data: Mapping[str, Any], file_label: str,
+              env_keys: Mapping[str, str]) -> str:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "lax-"))))
     # pydantic names union/validator branches in loc; keep only real keys
     loc = tuple(p for p in loc if p not in ("str", "int", "float", "bool", "dict[str,any]"))
     key = ".".join(str(p) for p in loc) or "(top level)"
-    source = file_label
-    for i in range(len(loc), 0, -1):
-        env = env_keys.get(".".join(str(p) for p in loc[:i]))
-        if env:
-            source = f"environment {env}"
-            break
+    source = _source(loc, file_data, env_keys, file_label)
     message = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         message = "unknown key"
+    elif err["type"] == "bool_type":
+        message = "expected true or false (a TOML boolean, unquoted)"
+    elif err["type"] == "int_type":
+        message = "expected a whole number (a TOML integer, unquoted)"
     if err["type"] == "missing":
         return f"{source}: {key}: missing (required)"
     found, value = _lookup(data, loc)
@@ -314,34 +467,55 @@ def _describe(err: Mapping[str, Any], data: Mapping[str, Any], file_label: str, 
         value = err.get("input")
     if "secret" in key.lower() or "password" in key.lower() or "token" in key.lower():
         shown = "<hidden>" if isinstance(value, str) else repr(value)
+    elif key == "database.url" and isinstance(value, str):
+        shown = repr(redacted_url(value))  # a URL may carry the password
     else:
         shown = repr(value)
     return f"{source}: {key} = {shown}: {message}"
 
 
+_BOM = "\ufeff".encode()  # Notepad starts its UTF-8 with one
+
+
+def _read(cfg_path: Path, explicit: bool) -> dict[str, Any] | None:
+    """The file's tables; None when there is no file and none was asked for. A file the hub may not
+    read is the environment's failure (exit 1); a missing, non-UTF-8 or non-TOML one is bad input."""
+    try:
+        raw = cfg_path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        if explicit:
+            raise ConfigError([f"{cfg_path}: config file not found"]) from None
+        return None
+    except IsADirectoryError as exc:
+        raise ConfigError([f"{cfg_path}: cannot read: {exc.strerror}"]) from None
+    except OSError as exc:
+        raise EnvironmentFailure(f"{cfg_path}: cannot read: {exc.strerror or exc}") from None
+    bom = len(_BOM) if raw.startswith(_BOM) else 0
+    try:
+        text = raw[bom:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{cfg_path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                           f"{exc.start + bom}): save the file as UTF-8"]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{cfg_path}: invalid TOML: {exc}"]) from None
+
+
+
 def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Read, merge and validate; raise ConfigError listing every problem."""
+    """Read, merge and validate; raise ConfigError listing every problem (EnvironmentFailure when the
+    file exists but cannot be read)."""
     environ = os.environ if environ is None else environ
     explicit = path is not None or bool(environ.get("HUB_CONFIG"))
     cfg_path = Path(path if path is not None else environ.get("HUB_CONFIG") or DEFAULT_PATH)
-    file_data: dict[str, Any] = {}
-    resolved: Path | None = None
-    if cfg_path.exists():
-        resolved = cfg_path.resolve()
-        try:
-            with cfg_path.open("rb") as fh:
-                file_data = tomllib.load(fh)
-        except UnicodeDecodeError as exc:
-            raise ConfigError([f"{cfg_path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
-                               f"{exc.start}): save the file as UTF-8"]) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"{cfg_path}: invalid TOML: {exc}"]) from None
-        except OSError as exc:
-            raise ConfigError([f"{cfg_path}: cannot read: {exc.strerror}"]) from None
-    elif explicit:
-        raise ConfigError([f"{cfg_path}: config file not found"])
+    read = _read(cfg_path, explicit)
+    resolved = cfg_path.resolve() if read is not None else None
+    file_data: dict[str, Any] = read or {}
 
-    env_data, env_keys = _env_overrides(environ)
+    env_data, env_keys, env_problems = _env_overrides(environ)
+    if env_problems:
+        raise ConfigError(env_problems)
     data = _merge(file_data, env_data)
     mappings_dir = (data.get("mappings") or {}).get("dir") if isinstance(data.get("mappings"), dict) else None
     if isinstance(mappings_dir, str) and resolved is not None and not Path(mappings_dir).is_absolute():
@@ -350,16 +524,18 @@ def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] 
     try:
         settings = Settings.model_validate(data, context={"environ": environ})
     except ValidationError as exc:
-        problems = [_describe(e, data, file_label, env_keys) for e in exc.errors()]
+        problems = [_describe(e, data, file_data, file_label, env_keys) for e in exc.errors()]
         raise ConfigError(problems) from None
     problems = [
-        f"{file_label}: schedule.{name}.job = {entry.job!r}: job kinds are lower-case words joined by dots"
+        f"{_source(('schedule', name, 'job'), file_data, env_keys, file_label)}: schedule.{name}.job = "
+        f"{entry.job!r}: job kinds are lower-case words joined by dots"
         for name, entry in settings.schedule.items()
         if not re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)*", entry.job)
     ]
     if problems:
         raise ConfigError(problems)
-    return LoadedConfig(settings=settings, path=resolved, env_keys=env_keys, environ=dict(environ))
+    return LoadedConfig(settings=settings, path=resolved, env_keys=env_keys, environ=dict(environ),
+                        file_data=file_data)
 
 
 def redacted_url(url: str) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.kernel.errors import HubError, NotMigratedError
+from hub.kernel.errors import EnvironmentFailure, HubError, NotMigratedError
 from hub.platform.config import DatabaseSettings
 
 
@@ -145,6 +145,8 @@ def alembic_config(engine: Engine) -> Any:
 class SchemaState:
     current: str | None
     head: str
+    # False when the database is at a revision none of this hub's migrations names (a newer hub's)
+    known: bool = True
 
     @property
     def up_to_date(self) -> bool:
@@ -154,23 +156,43 @@ class SchemaState:
 def schema_state(engine: Engine) -> SchemaState:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
 
-    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    scripts = ScriptDirectory.from_config(alembic_config(engine))
+    head = scripts.get_current_head()
     assert head is not None
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
-    return SchemaState(current=current, head=head)
+    known = True
+    if current is not None:
+        try:
+            known = scripts.get_revision(current) is not None
+        except (CommandError, RevisionError):  # no script of this hub has that revision
+            known = False
+    return SchemaState(current=current, head=head, known=known)
+
+
+def _require_known(engine: Engine, state: SchemaState) -> None:
+    if not state.known:
+        where = engine.url.render_as_string(hide_password=True)
+        raise EnvironmentFailure(
+            f"database {where} is at revision {state.current}, which this version of the hub does not know "
+            "(written by a newer hub?): upgrade the hub or point database.url elsewhere"
+        )
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
+    _require_known(engine, schema_state(engine))
     command.upgrade(alembic_config(engine), revision)
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
     from alembic import command
 
+    _require_known(engine, schema_state(engine))
     command.downgrade(alembic_config(engine), revision)
 
 
@@ -178,6 +200,7 @@ def require_migrated(engine: Engine) -> None:
     state = schema_state(engine)
     if state.up_to_date:
         return
+    _require_known(engine, state)
     where = engine.url.render_as_string(hide_password=True)
     if state.current is None:
         detail = "has no hub schema"

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from hub.kernel.ports.capability import Capability
-from hub.platform.config import ConnectorSettings, LoadedConfig
+from hub.platform.config import ConnectorSettings, LoadedConfig, redacted_url
 
 ENTRY_POINT_GROUP = "hub.connectors"
 Role = Literal["erp", "channel", "carrier"]
@@ -106,30 +106,39 @@ def validate_connectors(loaded: LoadedConfig) -> list[str]:
             installed = ", ".join(sorted(known)) or "none installed"
             problems.append(f"{label}: connectors.{name}.kind = {conn.kind!r}: unknown connector kind ({installed})")
             continue
-        problems.extend(_validate_options(label, name, conn, spec, loaded.environ))
+        problems.extend(_validate_options(loaded, name, conn, spec))
     return problems
 
 
-def _validate_options(
-    label: str, name: str, conn: ConnectorSettings, spec: ConnectorSpec, environ: Mapping[str, str]
-) -> list[str]:
+def _validate_options(loaded: LoadedConfig, name: str, conn: ConnectorSettings, spec: ConnectorSpec) -> list[str]:
+    """Each problem names where the value came from (the file, or the environment variable that set it)."""
     options = conn.options()
     if spec.options_model is None:
-        return [f"{label}: connectors.{name}.{key} = {value!r}: unknown key" for key, value in options.items()]
+        return [f"{loaded.source_of(f'connectors.{name}.{key}')}: connectors.{name}.{key} = {value!r}: unknown key"
+                for key, value in options.items()]
     try:
-        spec.options_model.model_validate(options, context={"environ": environ})
+        spec.options_model.model_validate(options, context={"environ": loaded.environ})
     except ValidationError as exc:
         out = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
+            source = loaded.source_of(f"connectors.{name}.{key}")
             msg = "unknown key" if err["type"] == "extra_forbidden" else str(err["msg"]).removeprefix("Value error, ")
             if err["type"] == "missing":
-                out.append(f"{label}: connectors.{name}.{key}: missing (required)")
+                out.append(f"{source}: connectors.{name}.{key}: missing (required)")
             else:
-                value = "<hidden>" if any(s in key for s in ("secret", "password", "token")) else repr(err["input"])
-                out.append(f"{label}: connectors.{name}.{key} = {value}: {msg}")
+                value = "<hidden>" if any(s in key for s in ("secret", "password", "token")) else repr(
+                    _masked(err["input"]))
+                out.append(f"{source}: connectors.{name}.{key} = {value}: {msg}")
         return out
     return []
+
+
+def _masked(value: Any) -> Any:
+    """A URL's inline password as ***, so a refused database URL never prints it."""
+    if isinstance(value, str) and "://" in value and "@" in value:
+        return redacted_url(value)
+    return value
 
 
 def options_for(name: str, conn: ConnectorSettings, environ: Mapping[str, str] | None = None) -> Any:

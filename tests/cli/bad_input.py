@@ -21,6 +21,7 @@ from pathlib import Path
 
 from hub.cli.main import main
 
+_EXAMPLE_QUERIES = Path(__file__).resolve().parents[2] / "connectors" / "erp" / "examples" / "erp_sql.toml"
 GOOD_FEED = "sku;name;stock;price_gross;vat_rate;ean\nA1;Kubek;5;19,99;23;\nB2;Talerz;2;9,50;8;\n"
 
 
@@ -201,6 +202,46 @@ CASES: tuple[Case, ...] = (
     _C("config", "a negative duration", _check(), 2, "worker.lease", config="[worker]\nlease = \"-5s\"\n"),
     _C("config", "backoff maximum under its start", _check(), 2, "backoff",
        config="[worker]\nbackoff_initial = \"10m\"\nbackoff_max = \"1m\"\n"),
+    _C("config", "a duration of 10^20 days", _check(), 2, "worker.lease = '99999999999999999999d'",
+       config='[worker]\nlease = "99999999999999999999d"\n'),
+    _C("config", "a duration of NaN", _check(), 2, "worker.lease = nan", config="[worker]\nlease = nan\n"),
+    _C("config", "an infinite backoff", _check(), 2, "worker.backoff_max = inf",
+       config="[worker]\nbackoff_max = inf\n"),
+    _C("config", "a lease in microseconds", _check(), 2, "at least 1s", config='[worker]\nlease = "0.0001ms"\n'),
+    _C("config", "a schedule every millisecond", _check(), 2, "schedule.x.every = '1ms'",
+       config='[schedule.x]\njob = "sync.plan"\nevery = "1ms"\n'),
+    _C("config", "a priority beyond an SQL integer", _check(), 2, "schedule.x.priority",
+       config='[schedule.x]\njob = "sync.plan"\nevery = "1m"\npriority = 99999999999999999999999\n'),
+    _C("config", "a yes/no written as text", _check(), 2, "expected true or false",
+       config='[schedule.x]\njob = "sync.plan"\nevery = "1m"\nenabled = "off"\n'),
+    _C("config", "a number written as true", _check(), 2, "worker.concurrency = True",
+       config="[worker]\nconcurrency = true\n"),
+    _C("config", "a config saved with a byte order mark (accepted)", ("--config", "{tmp}/bom.toml", "config", "check"),
+       0, "is valid", files={"bom.toml": b'\xef\xbb\xbf[database]\nurl = "sqlite:///hub.db"\n'}, init=False),
+    _C("config", "an override of a section that does not exist", _check(), 2, "environment HUB_WROKER__CONCURRENCY",
+       env={"HUB_WROKER__CONCURRENCY": "3"}),
+    _C("config", "an in-memory SQLite database", ("--config", "{config}", "init"), 2, "lost when the command ends",
+       env={"HUB_DATABASE__URL": "sqlite://"}, init=False),
+    _C("config", "a database port that is not a number", ("--config", "{config}", "status"), 2,
+       "the port is not a number", env={"HUB_DATABASE__URL": "postgresql://hub@127.0.0.1:notaport/hub"}, init=False),
+    _C("config", "a database driver the hub does not have", ("--config", "{config}", "status"), 2,
+       "unknown database driver 'sqlitefoo'", env={"HUB_DATABASE__URL": "sqlitefoo:///x.db"}, init=False),
+    _C("config", "a password for a SQLite database", _check(), 2, "a SQLite database takes no password",
+       config="", env={"HUB_DATABASE__PASSWORD": "secret"}),
+    _C("config", "a shop address with a port that is not a number", _check(), 2, "the port must be a number",
+       config='[connectors.shop2]\nkind = "woocommerce"\nbase_url = "http://127.0.0.1:abc"\nconsumer_key = "ck"\n'
+              'consumer_secret = "cs"\n'),
+    _C("config", "a shop address without a host", _check(), 2, "names no host",
+       config='[connectors.shop2]\nkind = "woocommerce"\nbase_url = "http://"\nconsumer_key = "ck"\n'
+              'consumer_secret = "cs"\n'),
+    _C("config", "Allegro over plain http to another host", _check(), 2, "connectors.al.api_url",
+       config='[connectors.al]\nkind = "allegro"\nclient_id = "x"\nclient_secret = "y"\n'
+              'api_url = "http://api.example.com"\n'),
+    _C("config", "an ERP database whose driver is not installed", _check(), 2, "driver pyodbc is not installed",
+       config='[connectors.erp2]\nkind = "sql"\nurl = "mssql+pyodbc://hub@127.0.0.1:1/ERP"\n'
+              f'queries = "{_EXAMPLE_QUERIES}"\n'),
+    _C("config", "a feed option flag written as text", _check(), 2, "connectors.erp.decimal_comma = 'yes'",
+       env={"HUB_CONNECTORS__ERP__DECIMAL_COMMA": "yes"}),
     _C("config", "database URL of an unknown kind", ("--config", "{config}", "status"), 2, "database.url",
        config="", files={}, init=False, env={"HUB_DATABASE__URL": "mysql://x/y"}),
     _C("config", "metrics on a public address", _check(), 2, "metrics.host",
@@ -342,6 +383,11 @@ CASES: tuple[Case, ...] = (
     _C("feed", "a row with more values than the header", _sync(), 0, "unquoted", quarantine=True,
        files=_feed_row("B2;Talerz;2;9,50;8;;extra;more")),
     _C("feed", "a cut-off row", _sync(), 0, "cut-off line", quarantine=True, files=_feed_row("B2;Talerz")),
+    _C("feed", "a JSON line with a key twice", _sync(), 0, "appears more than once", quarantine=True,
+       env={"HUB_CONNECTORS__ERP__KIND": "jsonl", "HUB_CONNECTORS__ERP__PATH": "{tmp}/feed.jsonl"},
+       files={"feed.jsonl": '{"sku": "A1", "name": "x", "stock": 1, "price_gross": "2.00", "vat_rate": "23"}\n'
+                            '{"sku": "B2", "name": "y", "stock": 1, "price_gross": "2.00", "vat_rate": "23", '
+                            '"sku": "B9"}\n'}),
     # --- competitor prices -----------------------------------------------------------------------------------
     _C("competitors", "file missing", ("--config", "{config}", "prices", "competitors", "{tmp}/none.csv"), 2,
        "none.csv"),

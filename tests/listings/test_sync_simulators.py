@@ -88,8 +88,8 @@ path = "{feed}"
 settle = 0
 [connectors.allegro]
 kind = "allegro"
-api_url = "http://allegro.test"
-auth_url = "http://allegro.test"
+api_url = "https://allegro.test"
+auth_url = "https://allegro.test"
 client_id = "cid"
 client_secret = "secret"
 command_poll_interval = "20ms"
@@ -170,8 +170,8 @@ path = "{feed}"
 settle = 0
 [connectors.allegro]
 kind = "allegro"
-api_url = "http://allegro.test"
-auth_url = "http://allegro.test"
+api_url = "https://allegro.test"
+auth_url = "https://allegro.test"
 client_id = "cid"
 client_secret = "secret"
 command_poll_interval = "20ms"

@@ -23,15 +23,15 @@ on-hold, completed, cancelled, refunded, failed, and any a plugin adds).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from tenacity.wait import WaitBaseT
 
+from connectors.urls import check_base_url
 from hub.kernel.money import currency_code
 from hub.kernel.ports.capability import Capability
 from hub.platform.config import Duration, SecretValue
@@ -45,15 +45,6 @@ from .schema import BATCH_LIMIT
 KIND = "woocommerce"
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class WooCommerceOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,7 +55,7 @@ class WooCommerceOptions(BaseModel):
     connect_timeout: Duration = 10.0
     attempts: int = Field(3, ge=1, le=10)
     currency: str = "PLN"  # the shop's currency (WooCommerce > Settings > General), an ISO 4217 code
-    api_refund: bool = False
+    api_refund: StrictBool = False
     nip_meta_keys: tuple[str, ...] = Field(DEFAULT_NIP_META_KEYS, min_length=1)
 
     @field_validator("currency")
@@ -83,16 +74,11 @@ class WooCommerceOptions(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _shop_address(cls, url: str) -> str:
-        parts = urlsplit(url.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("expected the shop's address, e.g. https://sklep.example.pl")
-        if parts.query or parts.fragment:
-            raise ValueError("the shop's address takes no query string or fragment")
-        if "/wp-json" in parts.path:
+        address = check_base_url(url, what="the shop's address", example="https://sklep.example.pl",
+                                 secret="the consumer key and secret travel as HTTP Basic auth")
+        if "/wp-json" in urlsplit(address).path:
             raise ValueError("give the shop's address without /wp-json (the connector adds /wp-json/wc/v3)")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise ValueError("https is required: the consumer key and secret travel as HTTP Basic auth")
-        return url.strip().rstrip("/")
+        return address
 
 
 def _service(services: Any, key: str) -> Any:

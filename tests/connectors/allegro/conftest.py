@@ -279,7 +279,7 @@ def make_services(engine: Engine, name: str, transport: httpx.BaseTransport | No
 
 def options(**overrides: Any) -> AllegroOptions:
     values: dict[str, Any] = {
-        "api_url": "http://allegro.sim", "auth_url": "http://allegro.sim", "client_id": "hub-client",
+        "api_url": "https://allegro.sim", "auth_url": "https://allegro.sim", "client_id": "hub-client",
         "client_secret": "hub-secret", "command_poll_interval": 0.01, "command_timeout": 5, "retry_backoff": 0.001,
         "rate_limit_block": 60,
     }

@@ -266,8 +266,8 @@ def test_built_by_the_runtime_from_a_config(engine, tmp_path, monkeypatch, sim: 
     config.write_text("""
 [connectors.shop-a]
 kind = "allegro"
-api_url = "http://allegro.sim"
-auth_url = "http://allegro.sim"
+api_url = "https://allegro.sim"
+auth_url = "https://allegro.sim"
 client_id = "hub-client"
 client_secret = { env = "ALLEGRO_SECRET" }
 command_poll_interval = "10ms"
