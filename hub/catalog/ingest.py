@@ -112,10 +112,11 @@ def _upsert_stock(session: Session, stock: Sequence[StockRecord], now: datetime)
 def _bulk_upsert(session: Session, model: type, rows: list[dict], keys: list[str]) -> None:
     if not rows:
         return
-    insert = insert_for(session)(model).values(rows)
+    insert = insert_for(session)(model)
     columns = [k for k in rows[0] if k not in keys]
+    # executemany: the driver sends the rows in batches, no statement compiled per chunk
     session.execute(insert.on_conflict_do_update(index_elements=keys,
-                                                 set_={k: getattr(insert.excluded, k) for k in columns}))
+                                                 set_={k: getattr(insert.excluded, k) for k in columns}), rows)
 
 
 def _zero_absent(session: Session, erp: str, seen: set[tuple[str, str]], now: datetime) -> set[str]:
@@ -144,12 +145,12 @@ def quarantine(session: Session, erp: str, rejected: Sequence[RejectedRecord], n
             "field": record.field, "value": record.value, "reason": record.reason,
             "first_seen": now, "last_seen": now,
         }
-    values = list(by_key.values())
-    for start in range(0, len(values), CHUNK):
-        insert = insert_for(session)(ErpReject).values(values[start:start + CHUNK])
+    if by_key:
+        insert = insert_for(session)(ErpReject)
         session.execute(insert.on_conflict_do_update(
             index_elements=["erp", "record_key", "field"],
-            set_={k: getattr(insert.excluded, k) for k in ("source", "sku", "value", "reason", "last_seen")}))
+            set_={k: getattr(insert.excluded, k) for k in ("source", "sku", "value", "reason", "last_seen")}),
+            list(by_key.values()))
     return len(rejected)
 
 

@@ -114,10 +114,10 @@ def import_csv(session: Session, path: Path, channels: Collection[str], encoding
             out.problems.append(f"{path}:{line}: {problem}")
         else:
             good.append({**value, "seen_at": now})
-    for start in range(0, len(good), CHUNK):
-        insert = insert_for(session)(CompetitorPrice).values(good[start:start + CHUNK])
+    if good:
+        insert = insert_for(session)(CompetitorPrice)
         session.execute(insert.on_conflict_do_update(index_elements=["channel", "sku"], set_={
-            "price": insert.excluded.price, "seen_at": insert.excluded.seen_at}))
+            "price": insert.excluded.price, "seen_at": insert.excluded.seen_at}), good)
     out.imported = len(good)
     mark_dirty(session, {str(v["sku"]) for v in good}, now)
     return out
