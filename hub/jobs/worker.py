@@ -190,6 +190,11 @@ class WorkerPool:
             log.error("gave up recording outcomes; leases will expire and the jobs rerun",
                       jobs=[o.job.id for o in outcomes])
             return
+        with self._held_lock:  # recorded: no longer ours to renew (the batch may still be running)
+            held = self._held.get(worker)
+            if held is not None:
+                for outcome in outcomes:
+                    held.jobs.pop(outcome.job.id, None)
         lost = [o.job.id for o in outcomes if o.job.id not in settled]
         if lost:
             log.warning("lease lost before the outcome was recorded; another worker owns these jobs now",
@@ -243,7 +248,9 @@ class WorkerPool:
             try:
                 if jobs:
                     kept = queue.renew(self.engine, jobs, self.settings.lease)
-                    lost = [j.id for j in jobs if j.id not in kept]
+                    with self._held_lock:  # a job settled since the snapshot is not lost
+                        still = {jid for h in self._held.values() for jid in h.jobs}
+                    lost = [j.id for j in jobs if j.id not in kept and j.id in still]
                     if lost:
                         log.warning("lease renewal found jobs no longer ours", jobs=lost)
                 if not self._stopping.is_set():

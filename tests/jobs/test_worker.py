@@ -180,3 +180,43 @@ def test_schedule_kind_without_handler_is_a_config_error(tmp_path: Path) -> None
 def test_settings_defaults_are_sane() -> None:
     s = Settings()
     assert s.worker.lease > s.worker.poll_interval and s.scheduler.enabled
+
+
+class _Recorder:
+    """Stands in for a module's logger: keeps every event by level."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def __getattr__(self, level: str):  # type: ignore[no-untyped-def]
+        return lambda event, **_: self.events.append((level, event))
+
+
+def test_the_heartbeat_does_not_call_jobs_it_has_finished_lost(engine: Engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A job settled early in a batch (a failure is recorded at once) is no longer renewed while the
+    batch's slow job runs on: no "lease renewal found jobs no longer ours" for it."""
+    import hub.jobs.worker as worker_module
+
+    recorder = _Recorder()
+    monkeypatch.setattr(worker_module, "log", recorder)
+    handlers = HandlerRegistry()
+
+    @handlers.handler("fails")
+    def fails(ctx: JobContext) -> None:
+        raise PermanentError("refused")
+
+    @handlers.handler("slow")
+    def slow(ctx: JobContext) -> None:
+        time.sleep(1.6)  # several heartbeats (every lease / 3 = 0.33 s)
+
+    with transaction(engine) as s:
+        queue.enqueue_many(s, [NewJob("fails", {}, "f1", priority=1), NewJob("slow", {}, "s1")])
+    settings = WorkerSettings(concurrency=1, batch_size=4, lease=1, poll_interval=0.05, max_attempts=1,
+                              backoff_initial=0.05, backoff_max=0.2, shutdown_timeout=5)
+    pool = WorkerPool(engine, handlers, settings)
+    pool.start()
+    try:
+        wait_until(lambda: states(engine) == {"f1": "dead", "s1": "done"})
+    finally:
+        pool.stop(timeout=5)
+    assert ("warning", "lease renewal found jobs no longer ours") not in recorder.events
