@@ -53,6 +53,9 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # at most one open (pending, running or retrying) job per value: a periodic kind on one connector
+    # runs once at a time, and a slot whose previous run is still open is skipped, not queued
+    exclusive: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         CheckConstraint(
@@ -76,6 +79,13 @@ class Job(Base):
             sqlite_where=text("state = 'running'"),
         ),
         Index("ix_jobs_state_kind", "state", "kind"),
+        Index(
+            "ux_jobs_exclusive_open",
+            "exclusive",
+            unique=True,
+            postgresql_where=text("state IN ('pending', 'running', 'failed-retrying')"),
+            sqlite_where=text("state IN ('pending', 'running', 'failed-retrying')"),
+        ),
     )
 
 

@@ -99,23 +99,33 @@ def enqueue(
     priority: int = 0,
     run_at: datetime | None = None,
     max_attempts: int | None = None,
+    exclusive: str | None = None,
 ) -> Enqueued:
     """Add a job in the caller's transaction; an existing idempotency key returns the existing job.
 
     The database's unique key decides, not a read-then-insert: two transactions
-    racing with one key end with one job.
+    racing with one key end with one job. With ``exclusive``, a job with that value still open
+    (pending, running, retrying) also wins: its id comes back and nothing is added.
     """
     job = NewJob(kind, payload, key, connector, priority, run_at, max_attempts)
-    stmt = (
-        insert_for(session)(Job)
-        .values(**_row(job, utcnow()))
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(Job.id)
-    )
-    new_id = session.execute(stmt).scalar()
-    if new_id is not None:
-        return Enqueued(new_id, True)
-    existing = session.execute(select(Job.id, Job.kind).where(Job.idempotency_key == key)).one()
+    insert = insert_for(session)(Job).values(**_row(job, utcnow()), exclusive=exclusive)
+    if exclusive is None:
+        insert = insert.on_conflict_do_nothing(index_elements=["idempotency_key"])
+    else:
+        insert = insert.on_conflict_do_nothing()  # the key, or an open job of the same exclusive value
+    for _ in range(3):  # the open job may finish between our insert and our look: insert again
+        new_id = session.execute(insert.returning(Job.id)).scalar()
+        if new_id is not None:
+            return Enqueued(new_id, True)
+        existing = session.execute(select(Job.id, Job.kind).where(Job.idempotency_key == key)).one_or_none()
+        if existing is not None or exclusive is None:
+            break
+        open_id = session.execute(select(Job.id).where(Job.exclusive == exclusive, Job.state.in_(OPEN_STATES))
+                                  ).scalar()
+        if open_id is not None:
+            return Enqueued(open_id, False)
+    if existing is None:
+        raise RuntimeError(f"job {kind!r} with key {key!r} was neither added nor found")
     if existing.kind != kind:
         raise ValueError(
             f"idempotency key {key!r} already belongs to job {existing.id} of kind {existing.kind!r}, not {kind!r}"

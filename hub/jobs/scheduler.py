@@ -153,14 +153,19 @@ def fire(engine: Engine, name: str, entry: ScheduleEntry, *, by: str, key: str |
     with transaction(engine) as session:
         # a job about one connector says so: its log lines, health and login holds follow it
         connector = entry.payload.get("channel") or entry.payload.get("erp")
+        connector = connector if isinstance(connector, str) else None
+        # one run per kind and connector at a time (two schedules may share both: erp.poll and a full
+        # erp.poll of one ERP read the same feed); a slot whose previous run is open is skipped
         job = enqueue(
             session, entry.job, dict(entry.payload), key=key or slot_key(name, entry.every, now),
-            priority=entry.priority, connector=connector if isinstance(connector, str) else None,
+            priority=entry.priority, connector=connector, exclusive=f"{entry.job}:{connector or '*'}",
         )
         values = {"name": name, "last_fired_at": now, "last_job_id": job.id, "fired_by": by}
         upsert(session, ScheduleRun, values, ["name"])
     if job.created:
         log.info("periodic job enqueued", schedule=name, job_id=job.id, kind=entry.job)
+    else:
+        log.debug("periodic job skipped: its previous run is still open", schedule=name, open_job_id=job.id)
     return job.id
 
 

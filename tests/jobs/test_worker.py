@@ -157,6 +157,26 @@ def test_schedule_fires_once_per_slot(engine: Engine) -> None:
     assert slot_key("x", 60, utcnow()) != slot_key("x", 60, utcnow().replace(year=2000))
 
 
+def test_a_slot_whose_previous_run_is_open_is_skipped_not_queued(engine: Engine) -> None:
+    """erp.poll every 2 s and a slow run: one open run per kind and connector, whichever schedule fired
+    it (the incremental and the full read of one ERP share its feed); the next slot after it ends runs."""
+    poll = ScheduleEntry(job="erp.poll", every=2, payload={"erp": "erp"})
+    full = ScheduleEntry(job="erp.poll", every=3600, payload={"erp": "erp", "full": True})
+    other = ScheduleEntry(job="erp.poll", every=2, payload={"erp": "other"})
+    first = fire(engine, "erp", poll, by="a", key="schedule:erp:1")
+    assert fire(engine, "erp", poll, by="a", key="schedule:erp:2") == first  # still pending: skipped
+    assert fire(engine, "erp-full", full, by="a", key="schedule:erp-full:1") == first
+    assert fire(engine, "other", other, by="a", key="schedule:other:1") != first  # another connector
+    (claimed,) = [j for j in queue.claim(engine, "w", limit=10, lease=30) if j.id == first] or [None]
+    assert claimed is not None
+    assert fire(engine, "erp", poll, by="a", key="schedule:erp:3") == first  # running: skipped too
+    with transaction(engine) as s:
+        assert s.execute(select(Job.idempotency_key).where(Job.payload["erp"].as_string() == "erp")
+                         ).scalars().all() == ["schedule:erp:1"]
+    queue.settle(engine, [queue.Outcome(claimed, ok=True)], WorkerSettings(), "w")
+    assert fire(engine, "erp", poll, by="a", key="schedule:erp:4") != first  # finished: the next slot runs
+
+
 def test_file_leadership_is_exclusive(tmp_path: Path) -> None:
     a, b = FileLeadership(tmp_path / "db.leader"), FileLeadership(tmp_path / "db.leader")
     assert a.poll() and not b.poll()
