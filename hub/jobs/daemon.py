@@ -36,14 +36,30 @@ PRUNE_KIND = "hub.prune_jobs"
 
 
 class PrunePayload(SchedulePayload):
-    # done jobs older than this are deleted (dead jobs stay until an operator handles them)
+    # done effects (a push, an ERP booking, a refund) are kept this long (dead jobs stay until an
+    # operator handles them); routine runs (periodic polls, plans) only ``keep_routine_seconds``
     keep_seconds: StrictInt = Field(14 * 86400, ge=3600, le=366 * 86400)
+    keep_routine_seconds: StrictInt = Field(86400, ge=600, le=366 * 86400)
+    # the audit of every price the hub asked a channel to show
+    keep_price_history_seconds: StrictInt = Field(180 * 86400, ge=86400, le=5 * 366 * 86400)
 
 
 def prune_jobs(ctx: JobContext) -> dict[str, Any]:
-    keep = PrunePayload.model_validate(ctx.payload).keep_seconds
-    removed = queue.prune_done(ctx.engine, timedelta(seconds=keep))
-    return {"removed": removed}
+    keep = PrunePayload.model_validate(ctx.payload)
+    removed = queue.prune_done(ctx.engine, timedelta(seconds=keep.keep_seconds),
+                               timedelta(seconds=keep.keep_routine_seconds))
+    pruned = {"removed": removed}
+    for prune in _PRUNERS:
+        pruned.update(prune(ctx.engine, keep))
+    return pruned
+
+
+# capabilities add their own retention (the listings: price history) without the queue knowing them
+_PRUNERS: list[Callable[[Engine, PrunePayload], dict[str, int]]] = []
+
+
+def add_pruner(prune: Callable[[Engine, PrunePayload], dict[str, int]]) -> None:
+    _PRUNERS.append(prune)
 
 
 def schedule_problems(loaded: LoadedConfig, handlers: HandlerRegistry) -> list[str]:

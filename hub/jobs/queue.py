@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, select, update
+from sqlalchemy import Engine, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.jobs.backoff import retry_delay
@@ -140,12 +140,13 @@ def enqueue_coalesced(
     group that has not started yet, else add one. A running job may have read the state already, so
     only a pending one is joined. A race adds a second job, which is harmless for such work."""
     pending = session.execute(
-        select(Job.id).where(Job.kind == kind, Job.state == "pending", Job.idempotency_key.like(f"{group}:%"))
+        select(Job.id).where(Job.kind == kind, Job.state == "pending",
+                             Job.idempotency_key.like(f"{COALESCED}{group}:%"))
         .limit(1)
     ).scalar()
     if pending is not None:
         return Enqueued(pending, False)
-    return enqueue(session, kind, payload, key=f"{group}:{uuid.uuid4().hex}", priority=priority)
+    return enqueue(session, kind, payload, key=f"{COALESCED}{group}:{uuid.uuid4().hex}", priority=priority)
 
 
 def enqueue_many(session: Session, jobs: Iterable[NewJob]) -> int:
@@ -446,14 +447,23 @@ def open_jobs(engine: Engine, kinds: Collection[str] | None = None) -> int:
     return sum(counts.get(s, 0) for s in OPEN_STATES)
 
 
-def prune_done(engine: Engine, older_than: timedelta) -> int:
-    """Housekeeping: done and cancelled jobs past retention go; dead ones stay until an operator acts."""
-    cutoff = utcnow() - older_than
+COALESCED = "coalesced:"  # the key prefix of enqueue_coalesced's jobs: routine work, not an effect
+
+
+def prune_done(engine: Engine, older_than: timedelta, routine_older_than: timedelta | None = None) -> int:
+    """Housekeeping: done and cancelled jobs past retention go (their error history with them); dead
+    ones stay until an operator acts. Routine runs (periodic jobs, coalesced plans: most of them
+    changed nothing) go after ``routine_older_than``; effects on other systems after ``older_than``."""
+    now = utcnow()
+    finished = Job.state.in_(("done", "cancelled"))
+    routine = or_(Job.exclusive.is_not(None), Job.idempotency_key.like(f"{COALESCED}%"))
+    removed = 0
     with transaction(engine) as session:
-        result = session.execute(
-            delete(Job).where(Job.state.in_(("done", "cancelled")), Job.finished_at < cutoff)
-        )
-        return result.rowcount or 0
+        if routine_older_than is not None:
+            removed += session.execute(delete(Job).where(finished, routine, Job.finished_at < now - routine_older_than)
+                                       ).rowcount or 0
+        removed += session.execute(delete(Job).where(finished, Job.finished_at < now - older_than)).rowcount or 0
+    return removed
 
 
 @credentials.on_login

@@ -7,20 +7,24 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session
 
 from hub import catalog
+from hub.jobs.daemon import PrunePayload, add_pruner
 from hub.jobs.handlers import JobContext
+from hub.kernel.clock import utcnow
 from hub.kernel.errors import RetryableError
 from hub.kernel.ports.channel import ListingChange
 from hub.listings.desired import apply_rules_change, recompute
 from hub.listings.kinds import PLAN_KIND, POLL_KIND, PUSH_KIND, RECONCILE_KIND
+from hub.listings.models import PriceHistory
 from hub.listings.plan import PlannedPush, plan, serialize
 from hub.listings.push import record_results
 from hub.listings.reconcile import reconcile
 from hub.listings.rules import Rules
 from hub.orders import consume_reflected
+from hub.platform.db import transaction
 
 
 class SyncService:
@@ -118,6 +122,17 @@ class SyncService:
 
 
 # job kind -> the handler that runs it (hub.app.wiring registers them)
+def prune_price_history(engine: Engine, keep: PrunePayload) -> dict[str, int]:
+    """The price audit is kept ``keep_price_history_seconds`` (180 days by default), then goes."""
+    cutoff = utcnow() - timedelta(seconds=keep.keep_price_history_seconds)
+    with transaction(engine) as session:
+        removed = session.execute(delete(PriceHistory).where(PriceHistory.at < cutoff)).rowcount or 0
+    return {"price_history_removed": removed}
+
+
+add_pruner(prune_price_history)
+
+
 HANDLERS: dict[str, Callable[[SyncService, JobContext], dict[str, Any]]] = {
     POLL_KIND: SyncService.handle_poll,
     PUSH_KIND: SyncService.handle_push,
