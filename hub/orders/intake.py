@@ -242,8 +242,12 @@ def _store_lines_and_validate(session: Session, rules: OrderRules, stored: Seque
             _quarantine(order, problems)
         elif rules.status_map(order.channel).inbound.get(co.status) != "cancelled":
             wants.append((order, dict(need)))
-    session.execute(insert_for(session)(OrderLineRow), line_rows)
-    session.execute(insert_for(session)(OrderHistory), history)
+    # an empty parameter list would be one INSERT ... DEFAULT VALUES (a not-null violation): a chunk
+    # whose orders another process stored first, or orders without lines, insert nothing here
+    if line_rows:
+        session.execute(insert_for(session)(OrderLineRow), line_rows)
+    if history:
+        session.execute(insert_for(session)(OrderHistory), history)
     return wants
 
 
