@@ -2,7 +2,8 @@
 
 The connector renders; the hub decides. A SalesDocument arrives with its kind, buyer, lines and
 amounts as hub.orders.sales_documents computed them (VAT from the gross per rate, Polish rounding,
-invoice or receipt, the NIP normalised): nothing here computes a tax or changes an amount.
+invoice or receipt, the NIP normalised and checked): nothing here computes a tax, changes an amount or
+judges a NIP.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ position for Subiekt-to-Subiekt communication, an 18-field VAT-table row for the
 i.e. Rewizor; 1.11 appends the ISO country code to a contractor's card):
 
 - sections start with a label line (``[INFO]``, ``[NAGLOWEK]``, ``[ZAWARTOSC]``), records follow one
-  per line, fields separated by commas; the file ends with an empty line;
+  per line, fields separated by commas; an empty line follows each section, so the file ends with an
+  empty line (its last bytes are CRLF CRLF);
 - text is in double quotes (a quote inside doubled), amounts have a dot and 4 decimals, dates are
   ``yyyymmddhhnnss``, logical values 0/1;
 - the file is windows-1250 with CRLF line ends (InsERT reads it with the Jet text driver,
@@ -140,12 +141,14 @@ def _record(fields: Sequence[Any]) -> str:
 
 
 def _encode(sections: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> bytes:
+    """Every line, the last one included, ends with CRLF; an empty line follows each section, so the
+    file ends with one (CRLF CRLF), as the structure wants."""
     out: list[str] = []
     for label, records in sections:
         out.append(f"[{label}]")
         out.extend(_record(r) for r in records)
         out.append("")
-    return CRLF.join(out).encode(ENCODING, errors="replace")
+    return "".join(line + CRLF for line in out).encode(ENCODING, errors="replace")
 
 
 def _day(moment: datetime) -> datetime:

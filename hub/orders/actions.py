@@ -11,7 +11,7 @@ from hub.jobs import queue
 from hub.orders.kinds import TO_ERP
 from hub.orders.models import Order, RuleRun
 from hub.orders.rules import OrderRules
-from hub.orders.status import TransitionError, move, path_to
+from hub.orders.status import FINAL, RANK, TransitionError, move, path_to
 
 MAX_RULE_DEPTH = 3
 
@@ -57,7 +57,10 @@ def _act(session: Session, order: Order, action: Any, rule: str, now: datetime) 
     if action.action == "set_status":
         if order.status == action.status:
             return None
-        steps = path_to(order.status, action.status) or [action.status]
+        steps = path_to(order.status, action.status)
+        if not steps and order.status not in FINAL and RANK[action.status] < RANK[order.status]:
+            return None  # already past it (a paid order the seller shipped at once): the rule is satisfied
+        steps = steps or [action.status]
         for step in steps:
             move(session, order, step, f"rule:{rule}"[:30], now)
         return "order.status_changed"

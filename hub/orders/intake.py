@@ -24,17 +24,18 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
-from stdnum.pl import nip as pl_nip
 
 from hub.catalog import Product
 from hub.kernel.clock import utcnow
 from hub.kernel.errors import HubError, NotFoundError
 from hub.kernel.ports.channel import ChannelOrder
+from hub.kernel.vat import HOME_COUNTRY
 from hub.orders.actions import run_rules
 from hub.orders.models import Order, OrderHistory, OrderLineRow, Reservation
 from hub.orders.reservations import reserve, reserve_in_order
 from hub.orders.rules import OrderRules
-from hub.orders.status import StatusMap, can_move, move, path_to
+from hub.orders.sales_documents import nip_problem
+from hub.orders.status import RANK, StatusMap, can_move, move, path_to
 from hub.platform.db import insert_for
 from hub.platform.logs import get_logger
 
@@ -106,19 +107,35 @@ def _unknown_line(no: int, line: LineRef) -> str:
     return f"line {no} ({line.name!r}): unknown {what}: add it to the ERP or bind the offer, then run hub orders retry"
 
 
-def _problems(has_delivery: bool, invoice_nip: str | None) -> list[tuple[str, str]]:
+def _problems(has_delivery: bool, invoice_nip: str | None, invoice_country: str | None) -> list[tuple[str, str]]:
     problems = []
     if not has_delivery:
         problems.append(("missing_address", "no delivery address and no pickup point"))
-    if invoice_nip is not None and not pl_nip.is_valid(invoice_nip):
-        problems.append(("invalid_nip", f"invoice requested with NIP {invoice_nip!r}, which is not a valid Polish NIP"))
+    problems += _nip_problems(invoice_nip, invoice_country)
     return problems
+
+
+def _nip_problems(nip: str | None, country: str | None) -> list[tuple[str, str]]:
+    """The rule the sales document applies (a Polish NIP, or an EU VAT number of the buyer's state):
+    an invoice without a NIP is a private buyer's, and fine."""
+    problem = nip_problem(nip, (country or HOME_COUNTRY).upper()) if nip else None
+    if problem is None:
+        return []
+    return [("invalid_nip", f"invoice requested with NIP {nip!r}, which is {problem}: correct it in the channel")]
+
+
+def _invoice_country(address: Any) -> str | None:
+    if address is None:
+        return None
+    return address.get("country") if isinstance(address, dict) else getattr(address, "country", None)
 
 
 def validate(co: ChannelOrder) -> list[tuple[str, str]]:
     """Problems that are not about SKUs: (kind, reason)."""
     has_delivery = co.delivery_address is not None or co.pickup_point is not None
-    return _problems(has_delivery, None if co.invoice is None else co.invoice.nip or "")
+    invoice = co.invoice
+    return _problems(has_delivery, None if invoice is None else invoice.nip,
+                     None if invoice is None else _invoice_country(invoice.address))
 
 
 def _quarantine(order: Order, problems: list[tuple[str, str]]) -> None:
@@ -273,6 +290,13 @@ def _update(session: Session, rules: OrderRules, order: Order, co: ChannelOrder,
         setattr(order, column, value)
     order.updated_at = now
     result = Accepted(order.id, created=False, changed=True)
+    invoice = co.invoice
+    changed_nip = _nip_problems(None if invoice is None else invoice.nip,
+                                None if invoice is None else _invoice_country(invoice.address))
+    if changed_nip and not order.problem:  # the buyer changed the invoice's NIP to one that is not one
+        _quarantine(order, changed_nip)
+        result.events.append("order.problem")
+        log.warning("order quarantined", channel=order.channel, order=order.external_id, problem=order.problem)
     _apply_channel_status(session, rules, order, co, now, result)
     for event in result.events:
         run_rules(session, rules, order, event, now)
@@ -305,6 +329,11 @@ def _apply_channel_status(session: Session, rules: OrderRules, order: Order, co:
     steps = path_to(order.status, target)
     if not steps:
         return  # behind us or not reachable: an old event; never move backwards
+    confirmed = RANK[target] > RANK["paid"] and not co.payment.cash_on_delivery
+    if order.status == "new" and "paid" not in steps and confirmed:
+        # a bank transfer the seller confirmed by processing or completing the order: it went through
+        # "paid", whose rules (the ERP booking among them) must run once
+        steps = ["paid", *path_to("paid", target)]
     for step in steps:
         move(session, order, step, "channel", now, note=co.status, push=False)
         if step == "paid":
@@ -337,8 +366,8 @@ def retry(session: Session, rules: OrderRules, order_id: int) -> Accepted:
     result = Accepted(order.id, created=False, changed=True)
     problems = [("unknown_sku", _unknown_line(line.line_no, ref)) for line, ref in zip(lines, refs, strict=True)
                 if line.sku is None]
-    problems += _problems(order.delivery is not None,
-                          None if order.invoice is None else order.invoice.get("nip") or "")
+    invoice = order.invoice or {}
+    problems += _problems(order.delivery is not None, invoice.get("nip"), _invoice_country(invoice.get("address")))
     if problems:
         _quarantine(order, problems)
         result.events.append("order.problem")

@@ -21,13 +21,24 @@ and decide nothing; the rules are here:
   invoice for a consumer without a NIP is issued in the ERP to the receipt, when asked).
 - The buyer's NIP is normalised (hub.kernel.vat.normalize_nip); a buyer in another EU member state
   is an intra-EU buyer, named with the state's VAT prefix (``EL`` for Greece).
+- The buyer's NIP is checked, never written as if valid when it is not (buyer_nip): a Polish NIP
+  needs its check digit (``PL``, spaces, dashes and dots around it are fine); a foreign EU VAT number
+  (``DE136695976``, or without its prefix from a buyer in that state) needs its own checksum and
+  form, and is written as given; a buyer outside the EU may give any tax id (the hub cannot check
+  those). Anything else refuses the document with a PermanentError naming the order and the NIP:
+  the intake quarantines a new order with a bad NIP, but a later revision of an accepted order (the
+  buyer adds or corrects the invoice details after paying) replaces them unchecked.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+
+from stdnum.eu import vat as eu_vat
+from stdnum.pl import nip as pl_nip
 
 from hub.kernel.clock import as_utc
 from hub.kernel.errors import PermanentError
@@ -37,6 +48,8 @@ from hub.kernel.ports.erp import DocumentBuyer, DocumentKind, DocumentLine, Rate
 from hub.kernel.vat import HOME_COUNTRY, VAT_CODES, VAT_PERCENT, VatRate, eu_vat_prefix, normalize_nip
 
 UNIT_NET_PLACES = Decimal("0.0001")
+# the prefixes of VAT numbers the EU's VIES knows (Greece's EL, Northern Ireland's XI): stdnum checks them
+_EU_VAT_PREFIXES = frozenset({code.upper() for code in eu_vat.MEMBER_STATES} | {"EL"})
 
 
 def money(value: Decimal) -> Decimal:
@@ -95,16 +108,72 @@ def rate_totals(lines: Sequence[DocumentLine]) -> list[RateTotal]:
     return totals
 
 
-def buyer(invoice: InvoiceRequest | None) -> DocumentBuyer | None:
-    """The invoice's buyer as the document names it; None when no invoice was asked for."""
+def _polish_nip_problem(nip: str) -> str:
+    return "wrong check digit" if re.fullmatch(r"\d{10}", nip) else "a NIP has 10 digits"
+
+
+def nip_problem(nip: str | None, country: str) -> str | None:
+    """What is wrong with an invoice's tax id for a buyer in ``country`` (None: nothing; see buyer_nip).
+    Intake quarantines an order with one; the document builder refuses to book it."""
+    return _checked_nip(nip, country)[1]
+
+
+def buyer_nip(nip: str | None, country: str, *, where: str) -> str:
+    """The buyer's tax id as the document carries it (hub.kernel.vat.normalize_nip: a Polish NIP as
+    its 10 digits, another id compact and upper-case; ``""`` for none), once it is known to be one:
+
+    - a valid Polish NIP, whatever the buyer's country;
+    - a valid VAT number of another EU member state (VIES's form and checksum, checked offline): with
+      its prefix from any buyer, without it from a buyer in that state;
+    - any tax id without a Polish or EU prefix from a buyer outside the EU (not checkable here).
+
+    Anything else (a Polish NIP with a wrong check digit or length, a foreign EU VAT number that is
+    not one) is a PermanentError naming the order and the NIP as given: an invoice to a wrong NIP
+    must be corrected, never booked as if valid. ``country`` is the buyer's ISO code, upper-case."""
+    normalized, problem = _checked_nip(nip, country)
+    if problem is not None:
+        raise PermanentError(f"{where}: the invoice's NIP {nip!r} is {problem}; correct it in the channel and "
+                             "retry the job (hub jobs retry), or issue the invoice in the ERP by hand")
+    return normalized
+
+
+def _checked_nip(nip: str | None, country: str) -> tuple[str, str | None]:
+    normalized = normalize_nip(nip)
+    if not normalized or pl_nip.is_valid(normalized):
+        return normalized, None
+    compact = re.sub(r"[\s\-.]", "", nip or "").upper()
+    given = compact[:2] if compact[:2].isalpha() else ""  # the prefix the buyer wrote, if any
+    home = eu_vat_prefix(country)  # the buyer's state's VAT prefix; None outside the EU
+    if given == "PL":
+        return normalized, f"not a valid Polish NIP ({_polish_nip_problem(normalized.removeprefix('PL'))})"
+    if given:
+        if eu_vat.is_valid(normalized):
+            return normalized, None
+        if given not in _EU_VAT_PREFIXES:
+            if home is None:
+                return normalized, None  # a tax id of a country outside the EU
+            return normalized, "neither a valid Polish NIP nor an EU VAT number"
+        return normalized, f"not a valid EU VAT number of {given}"
+    if home is None:
+        return normalized, None  # a tax id of a country outside the EU
+    if home != HOME_COUNTRY and eu_vat.is_valid(home + normalized):
+        return normalized, None
+    if home != HOME_COUNTRY:
+        return normalized, f"neither a valid Polish NIP nor a valid VAT number of {home}"
+    return normalized, f"not a valid Polish NIP ({_polish_nip_problem(normalized)})"
+
+
+def buyer(invoice: InvoiceRequest | None, *, where: str = "sales document") -> DocumentBuyer | None:
+    """The invoice's buyer as the document names it; None when no invoice was asked for. A NIP that
+    is not one is a PermanentError (buyer_nip)."""
     if invoice is None:
         return None
     address = invoice.address
     country = ((address.country if address is not None else None) or HOME_COUNTRY).upper()
     prefix = eu_vat_prefix(country)
     eu = prefix is not None
-    return DocumentBuyer(company=invoice.company, nip=normalize_nip(invoice.nip), address=address, country=country,
-                         eu_vat_prefix=prefix or "",
+    return DocumentBuyer(company=invoice.company, nip=buyer_nip(invoice.nip, country, where=where), address=address,
+                         country=country, eu_vat_prefix=prefix or "",
                          intra_eu=eu and country != HOME_COUNTRY)
 
 
@@ -122,7 +191,7 @@ def sales_document(reference: str, order: ChannelOrder, *, issued_at: datetime |
     where = f"sales document {reference}"
     lines = [document_line(number, line, where=where) for number, line in enumerate(order.lines, 1)]
     rates = rate_totals(lines)
-    document_buyer = buyer(order.invoice)
+    document_buyer = buyer(order.invoice, where=f"{where} (order {order.external_id} of {order.channel_account})")
     return SalesDocument(
         reference=reference, order=order, issued_at=as_utc(issued_at or order.created_at),
         kind=kind_of(document_buyer), buyer=document_buyer, lines=lines, rates=rates,

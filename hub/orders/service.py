@@ -179,10 +179,13 @@ class OrderService:
             if order is None:
                 raise PermanentError(f"order {ctx.payload['order_id']} no longer exists")
             channel, external_id, revision = order.channel, order.external_id, order.revision
+            shown = order.channel_status
         status = ctx.payload["status"]
         value = self.rules.status_map(channel).outbound.get(status)
         if value is None:
             return {"sent": False, "reason": f"no outbound mapping for {status} on {channel}"}
+        if shown == value:  # the channel shows it already (it told us, or we set it): nothing to send
+            return {"sent": False, "reason": f"{channel} shows {value} already"}
         new_revision = self.connectors.get(channel).set_order_status(external_id, value, revision=revision)
         with ctx.session() as session:
             order = session.get(Order, ctx.payload["order_id"])

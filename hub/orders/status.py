@@ -32,6 +32,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "returned": frozenset(),
 }
 RANK = {state: i for i, state in enumerate(ORDER_STATES)}
+FINAL = frozenset(state for state, onward in TRANSITIONS.items() if not onward)  # cancelled, returned
 
 
 class TransitionError(ValueError):

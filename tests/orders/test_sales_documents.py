@@ -146,10 +146,10 @@ def test_nip_normalisation() -> None:
 
 
 def test_invoice_or_receipt() -> None:
-    invoice = InvoiceRequest("Kawiarnia", "PL 725-123-45-67", COMPANY)
+    invoice = InvoiceRequest("Kawiarnia", "PL 725-123-45-61", COMPANY)
     document = sales_document("x/1", order([line("1.00")], invoice))
     assert document.kind == "invoice" and document.buyer is not None
-    assert (document.buyer.company, document.buyer.nip, document.buyer.address) == ("Kawiarnia", "7251234567", COMPANY)
+    assert (document.buyer.company, document.buyer.nip, document.buyer.address) == ("Kawiarnia", "7251234561", COMPANY)
     # an invoice asked for without a NIP: a receipt (the ERP issues a consumer's invoice to it), the
     # details kept for the record
     no_nip = sales_document("x/1", order([line("1.00")], replace(invoice, nip=" - ")))
@@ -163,15 +163,80 @@ def test_invoice_or_receipt() -> None:
     ("GR", ("GR", "EL", True)), ("US", ("US", "", False)), ("GB", ("GB", "", False)),
 ])
 def test_the_buyers_country_in_the_eu(country: str, expected: tuple[str, str, bool]) -> None:
-    invoice = InvoiceRequest("Firma", "DE123456789", replace(COMPANY, country=country))
+    invoice = InvoiceRequest("Firma", "DE136695976", replace(COMPANY, country=country))
     buyer = sales_document("x/1", order([line("1.00")], invoice)).buyer
     assert buyer is not None and (buyer.country, buyer.eu_vat_prefix, buyer.intra_eu) == expected
 
 
 def test_a_buyer_without_an_address_is_polish() -> None:
-    invoice = InvoiceRequest("Firma", "7251234567", None)  # type: ignore[arg-type]  # as stored_order may give it
+    invoice = InvoiceRequest("Firma", "7251234561", None)  # type: ignore[arg-type]  # as stored_order may give it
     buyer = sales_document("x/1", order([line("1.00")], invoice)).buyer
     assert buyer is not None and (buyer.address, buyer.country, buyer.intra_eu) == (None, "PL", False)
+
+
+# --- the buyer's NIP: checked, never written as if valid when it is not ---------------------------------
+
+
+def invoice_to(nip: str, country: str | None = "PL") -> ChannelOrder:
+    address = None if country is None else replace(COMPANY, country=country)
+    return order([line("1.00")], InvoiceRequest("Firma", nip, address))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("nip", "country", "written"), [
+    ("7251234561", "PL", "7251234561"),
+    ("PL 725-123-45-61", "PL", "7251234561"),  # a prefix, spaces and dashes around a good NIP
+    ("pl725.123.45.61", None, "7251234561"),  # dots; no address: a Polish buyer
+    ("526-000-12-46", "DE", "5260001246"),  # a Polish NIP of a buyer with a foreign address
+    ("DE136695976", "DE", "DE136695976"),  # an EU VAT number: written as such
+    ("de 136 695 976", "PL", "DE136695976"),  # ... whatever the address says
+    ("EL094259216", "GR", "EL094259216"),  # Greece's prefix
+    ("ATU13585627", "AT", "ATU13585627"),  # letters in the number
+    ("FR40303265045", "FR", "FR40303265045"),
+    ("136695976", "DE", "136695976"),  # without the prefix, from a buyer in that state: as given
+    ("0403019261", "BE", "0403019261"),  # 10 digits, not a Polish NIP, but a Belgian VAT number
+    ("XI925901618", "GB", "XI925901618"),  # Northern Ireland, in VIES for goods
+    ("12-3456789", "US", "123456789"),  # outside the EU: a tax id the hub cannot check
+    ("GB980780684", "GB", "GB980780684"),
+    ("CHE-123.456.788", "CH", "CHE123456788"),
+])
+def test_a_valid_nip_or_vat_number_is_written(nip: str, country: str | None, written: str) -> None:
+    document = sales_document("x/1", invoice_to(nip, country))
+    assert document.kind == "invoice" and document.buyer is not None and document.buyer.nip == written
+
+
+@pytest.mark.parametrize(("nip", "country", "problem"), [
+    ("7251234567", "PL", "is not a valid Polish NIP (wrong check digit)"),
+    ("PL 725-123-45-67", "PL", "is not a valid Polish NIP (wrong check digit)"),
+    ("725 123 45 67", None, "is not a valid Polish NIP (wrong check digit)"),  # no address: a Polish buyer
+    ("1234567890", "PL", "is not a valid Polish NIP (wrong check digit)"),
+    ("725123456", "PL", "is not a valid Polish NIP (a NIP has 10 digits)"),
+    ("72512345610", "PL", "is not a valid Polish NIP (a NIP has 10 digits)"),
+    ("PL123", "PL", "is not a valid Polish NIP (a NIP has 10 digits)"),
+    ("PL7251234567", "US", "is not a valid Polish NIP (wrong check digit)"),  # "PL" says what it is
+    ("PL 7251234567", "DE", "is not a valid Polish NIP (wrong check digit)"),
+    ("DE123456789", "DE", "is not a valid EU VAT number of DE"),
+    ("DE123456789", "PL", "is not a valid EU VAT number of DE"),
+    ("DE123456789", "US", "is not a valid EU VAT number of DE"),  # an EU prefix is checked for anyone
+    ("EL123456789", "GR", "is not a valid EU VAT number of EL"),
+    ("123456789", "DE", "is neither a valid Polish NIP nor a valid VAT number of DE"),
+    ("7251234567", "SK", "is neither a valid Polish NIP nor a valid VAT number of SK"),
+    ("GB980780684", "PL", "is neither a valid Polish NIP nor an EU VAT number"),
+    ("NIP: 7251234561", "PL", "is neither a valid Polish NIP nor an EU VAT number"),
+])
+def test_a_bad_nip_refuses_the_document_naming_the_order_and_the_nip(nip: str, country: str | None,
+                                                                     problem: str) -> None:
+    with pytest.raises(PermanentError) as caught:
+        sales_document("allegro-main/o-1", invoice_to(nip, country))
+    message = str(caught.value)
+    assert message.startswith(f"sales document allegro-main/o-1 (order o-1 of allegro-main): the invoice's NIP "
+                              f"{nip!r} {problem}; ")
+    assert "hub jobs retry" in message
+
+
+def test_no_nip_is_a_receipt_not_an_error() -> None:
+    for nip in ("", " ", " - ", "..."):
+        document = sales_document("x/1", invoice_to(nip))
+        assert document.kind == "receipt" and document.buyer is not None and document.buyer.nip == ""
 
 
 def test_issued_at_is_utc_and_defaults_to_the_orders_creation() -> None:

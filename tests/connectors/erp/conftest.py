@@ -40,7 +40,7 @@ def invoice_document() -> SalesDocument:
         OrderLine("KAW-250", "7700002", 'Kawa ziarnista "Poranek" 250 g', 2, Decimal("24.50"), "8", "L2"),
     ]
     payment = Payment("paid", Decimal("138.97"), "PLN", "ONLINE", False, "pay-71")
-    invoice = InvoiceRequest('Kawiarnia "Łąka" Sp. z o.o.', "PL 725-123-45-67",
+    invoice = InvoiceRequest('Kawiarnia "Łąka" Sp. z o.o.', "PL 725-123-45-61",
                              Address(name='Kawiarnia "Łąka" Sp. z o.o.', street="ul. Piotrkowska 100 lok. 2",
                                      city="Łódź", postal_code="90-004"))
     order = _order("7d1e5c2a-1b2c-4d5e-8f90-a1b2c3d4e5f6", lines, payment, invoice)

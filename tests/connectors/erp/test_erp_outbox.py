@@ -58,7 +58,7 @@ def epp_records(data: bytes) -> dict[str, list[list[str]]]:
     """Sections of an EDI++ file, each a list of parsed records (repeated labels get a suffix)."""
     text = data.decode("windows-1250")
     assert "\r\n" in text and "\n" not in text.replace("\r\n", "")  # CRLF only
-    assert text.endswith("\r\n")
+    assert text.endswith("\r\n\r\n") and not text.endswith("\r\n\r\n\r\n")  # one empty last line
     sections: dict[str, list[list[str]]] = {}
     current = ""
     for line in text.split("\r\n"):
@@ -111,7 +111,7 @@ def test_invoice_json_content(tmp_path: Path, invoice_document: SalesDocument) -
     data = json.loads((tmp_path / f"{erp_id}.json").read_text(encoding="utf-8"))
     assert (data["format"], data["version"], data["kind"]) == ("hub.sales_document", 1, "invoice")
     assert data["issued_at"] == "2025-06-30T22:30:05Z" and data["channel"] == "allegro-main"
-    assert data["invoice"]["nip"] == "7251234567" and data["payment"]["cod_amount"] is None
+    assert data["invoice"]["nip"] == "7251234561" and data["payment"]["cod_amount"] is None
     assert data["totals"] == {"net": "118.52", "vat": "20.45", "gross": "138.97", "by_vat_rate": [
         {"vat_rate": "23", "net": "73.15", "vat": "16.82", "gross": "89.97"},
         {"vat_rate": "8", "net": "45.37", "vat": "3.63", "gross": "49.00"}]}
@@ -150,12 +150,12 @@ def test_invoice_epp_has_the_buyer_and_its_card(tmp_path: Path, invoice_document
     (header,) = sections["[NAGLOWEK]"]
     assert len(header) == 62 and all(len(p) == 22 for p in sections["[ZAWARTOSC]"])
     assert header[0] == "FS" and header[6] == "FS HUB-825E60C61BCB"  # the stem is too long for 30 characters
-    assert header[11:18] == ["7251234567", 'Kawiarnia "Łąka" Sp. z o.o.', 'Kawiarnia "Łąka" Sp. z o.o.', "Łódź",
-                             "90-004", "ul. Piotrkowska 100 lok. 2", "7251234567"]
+    assert header[11:18] == ["7251234561", 'Kawiarnia "Łąka" Sp. z o.o.', 'Kawiarnia "Łąka" Sp. z o.o.', "Łódź",
+                             "90-004", "ul. Piotrkowska 100 lok. 2", "7251234561"]
     assert header[33] == "Przelew" and header[59:62] == ["Polska", "PL", "0"]
     assert sections["[NAGLOWEK]'"] == [["KONTRAHENCI"]]
     (card,) = sections["[ZAWARTOSC]'"]
-    assert len(card) == 31 and card[1] == "7251234567" and card[12] == "jan.kowalski@example.com"
+    assert len(card) == 31 and card[1] == "7251234561" and card[12] == "jan.kowalski@example.com"
 
 
 @pytest.mark.parametrize(("country", "fields"), [

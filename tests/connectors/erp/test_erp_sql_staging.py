@@ -75,7 +75,7 @@ def test_a_sales_document_is_staged_once(erp_db: Engine, erp_url: str, invoice_d
     assert [h["reference"] for h in headers] == [invoice_document.reference, receipt_document.reference]
     invoice, receipt = headers
     assert (invoice["kind"], invoice["nip"], invoice["company"], invoice["channel"], invoice["order_id"]) == (
-        "invoice", "7251234567", 'Kawiarnia "Łąka" Sp. z o.o.', "allegro-main", "7d1e5c2a-1b2c-4d5e-8f90-a1b2c3d4e5f6")
+        "invoice", "7251234561", 'Kawiarnia "Łąka" Sp. z o.o.', "allegro-main", "7d1e5c2a-1b2c-4d5e-8f90-a1b2c3d4e5f6")
     assert [Decimal(str(invoice[k])) for k in ("total_net", "total_vat", "total_gross")] == [
         Decimal("118.52"), Decimal("20.45"), Decimal("138.97")]
     assert not invoice["cod"] and invoice["cod_amount"] is None and invoice["payment_method"] == "ONLINE"
