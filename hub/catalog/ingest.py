@@ -32,6 +32,7 @@ class IngestResult:
     rejected: int = 0
     released: int = 0  # quarantined records that are valid now
     zeroed: int = 0  # stock rows absent from a snapshot
+    new_skus: set[str] = field(default_factory=set)  # products the catalogue did not have
 
     def add(self, other: IngestResult) -> None:
         self.products += other.products
@@ -40,6 +41,7 @@ class IngestResult:
         self.rejected += other.rejected
         self.released += other.released
         self.zeroed += other.zeroed
+        self.new_skus |= other.new_skus
 
 
 def load_cursor(session: Session, erp: str) -> str | None:
@@ -69,7 +71,8 @@ def _merged(products: Sequence[ProductRecord], prices: Sequence[PriceRecord]) ->
 _PRICING = ("price_gross", "cost_net", "vat_rate", "currency", "ean")  # what a channel's price depends on
 
 
-def _upsert_products(session: Session, erp: str, rows: dict[str, dict], now: datetime) -> set[str]:
+def _upsert_products(session: Session, erp: str, rows: dict[str, dict], now: datetime,
+                     new: set[str] | None = None) -> set[str]:
     """Insert or update products in bulk; returns the SKUs whose price, cost, VAT, currency or EAN changed.
 
     The read only finds what changed; the write is one INSERT ... ON CONFLICT per chunk, so two readers
@@ -87,6 +90,8 @@ def _upsert_products(session: Session, erp: str, rows: dict[str, dict], now: dat
                 writes.append({**row, "erp": erp, "updated_at": now})
                 if old is None or any(getattr(old, k) != row[k] for k in _PRICING):
                     changed.add(sku)
+                if old is None and new is not None:
+                    new.add(sku)
         _bulk_upsert(session, Product, writes, ["sku"])
     session.expire_all()  # the identity map holds the rows read above, not what was written
     return changed
@@ -187,7 +192,7 @@ def ingest(
         # a file whose rejects carry no SKU (e.g. a missing column) is not a trustworthy snapshot
         whole_file_rejected = any(r.sku is None for r in batch.rejected) and not batch.products
     rows = _merged(batch.products, batch.prices)
-    changed = _upsert_products(session, erp, rows, now)
+    changed = _upsert_products(session, erp, rows, now, result.new_skus)
     stock = [s for s in batch.stock if s.sku in rows]
     changed |= _upsert_stock(session, stock, now)
     result.products = len(rows)

@@ -104,3 +104,50 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any]) -> Reconc
     session.flush()
     catalog.mark_dirty(session, newly_bound, now)
     return result
+
+
+def bind_waiting(session: Session) -> set[str]:
+    """Offers a channel showed before the ERP had their SKU (a fresh database: the first reconcile ran
+    before the first ERP read landed) are bound as soon as the SKU exists, by signature, then by a
+    unique EAN, never to a SKU the channel has bound already. Returns the SKUs newly bound (marked
+    dirty, so the next plan pushes them without waiting for the next reconcile)."""
+    waiting = session.execute(
+        select(Listing).where(Listing.sku.is_(None), Listing.active.is_(True)).order_by(Listing.id)).scalars().all()
+    if not waiting:
+        return set()
+    signatures = sorted({row.signature for row in waiting if row.signature})
+    eans = sorted({row.ean for row in waiting if row.ean})
+    known: set[str] = set()
+    by_ean: dict[str, list[str]] = defaultdict(list)
+    for start in range(0, max(len(signatures), len(eans)), _CHUNK):
+        if signatures[start:start + _CHUNK]:
+            known |= set(session.execute(select(Product.sku).where(
+                Product.sku.in_(signatures[start:start + _CHUNK]))).scalars())
+        if eans[start:start + _CHUNK]:
+            for sku, ean in session.execute(select(Product.sku, Product.ean).where(
+                    Product.ean.in_(eans[start:start + _CHUNK]))).all():
+                by_ean[ean].append(sku)
+    wanted = {row.id: (row.signature if row.signature in known else
+                       by_ean[row.ean][0] if row.ean and len(by_ean.get(row.ean, [])) == 1 else None,
+                       "signature" if row.signature in known else "ean")
+              for row in waiting}
+    skus = sorted({sku for sku, _ in wanted.values() if sku})
+    bound: set[tuple[str, str]] = set()
+    for start in range(0, len(skus), _CHUNK):
+        bound |= {(channel, sku) for channel, sku in session.execute(
+            select(Listing.channel, Listing.sku).where(Listing.sku.in_(skus[start:start + _CHUNK]))).all()}
+    now = utcnow()
+    newly: set[str] = set()
+    for row in waiting:
+        sku, how = wanted[row.id]
+        if sku is None or (row.channel, sku) in bound:
+            continue
+        row.sku, row.matched_by, row.updated_at = sku, how, now
+        bound.add((row.channel, sku))
+        newly.add(sku)
+    session.flush()
+    catalog.mark_dirty(session, newly, now)
+    return newly
+
+
+_CHUNK = 1000

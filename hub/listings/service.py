@@ -21,10 +21,10 @@ from hub.listings.kinds import PLAN_KIND, POLL_KIND, PUSH_KIND, RECONCILE_KIND
 from hub.listings.models import PriceHistory
 from hub.listings.plan import PlannedPush, plan, serialize
 from hub.listings.push import record_results
-from hub.listings.reconcile import reconcile
+from hub.listings.reconcile import bind_waiting, reconcile
 from hub.listings.rules import Rules
 from hub.orders import consume_reflected
-from hub.platform.db import transaction
+from hub.platform.db import transaction, within
 
 
 class SyncService:
@@ -60,8 +60,14 @@ class SyncService:
 
     def poll_erp(self, erp: str, *, full: bool = False, limit: int = 5000,
                  session: Session | None = None) -> catalog.IngestResult:
-        return catalog.poll_erp(self.engine, self.connectors.get(erp), erp, full=full, limit=limit,
-                                on_stock_read=self._stock_read, session=session)
+        """Read the ERP; new SKUs bind the offers that waited for them (so the plan that follows
+        pushes them, not the next reconcile a quarter of an hour later)."""
+        result = catalog.poll_erp(self.engine, self.connectors.get(erp), erp, full=full, limit=limit,
+                                  on_stock_read=self._stock_read, session=session)
+        if result.new_skus:
+            with within(self.engine, session) as s:
+                result.changed_skus |= bind_waiting(s)
+        return result
 
     def _stock_read(self, session: Session, skus: set[str], now: datetime) -> None:
         """This reading of the ERP's stock reflects the orders the ERP booked a while ago: their
