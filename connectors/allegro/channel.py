@@ -23,6 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from connectors.allegro.auth import AllegroAuth
@@ -46,8 +47,10 @@ from connectors.allegro.mapping import (
 )
 from connectors.allegro.options import AllegroOptions
 from connectors.allegro.orders import AllegroOrders
+from hub.kernel.clock import utcnow
 from hub.kernel.errors import LoginNeeded, PermanentError, RetryableError
 from hub.kernel.ports.channel import ChangeResult, Listing, ListingChange
+from hub.platform.memory import Learnt
 
 if TYPE_CHECKING:
     from hub.platform.connectors import Services
@@ -65,6 +68,9 @@ class _EanRead:
     found: int = 0
     cached: int = 0
     failed: int = 0
+
+
+_EAN_TOPIC = "offer-ean"  # offer id -> the EAN of its product (None: it has none)
 
 
 class AllegroChannel(AllegroOrders):
@@ -104,6 +110,9 @@ class AllegroChannel(AllegroOrders):
         # EANs of unsigned offers by offer id: (EAN or None, when it was read)
         self._eans: dict[str, tuple[str | None, float]] = {}
         self._ean_lock = threading.Lock()
+        # and in the database (hub.platform.memory), so a restart does not look them all up again
+        self._memory = services.memory
+        self._eans_recalled = False
         self._init_orders()
 
     def close(self) -> None:
@@ -131,6 +140,7 @@ class AllegroChannel(AllegroOrders):
     def listings(self) -> Iterator[Listing]:
         not_sellable: dict[str, str] = {}
         started = self._clock()
+        self._recall_eans()
         unsigned: set[str] = set()
         read = _EanRead(budget=self.options.ean_lookups_per_read)
         for offer in self._pages():
@@ -147,10 +157,31 @@ class AllegroChannel(AllegroOrders):
             self._status_at = started
         with self._ean_lock:  # offers gone or signed since need no EAN any more
             self._eans = {o: v for o, v in self._eans.items() if o in unsigned}
+            learnt = {o: v for o, v in self._eans.items() if v[1] >= started}
+        self._keep_eans(learnt, unsigned)
         if unsigned:
             self.log.info("allegro.ean_lookups", unsigned=len(unsigned), looked_up=read.looked_up,
                           found=read.found, cached=read.cached, failed=read.failed,
                           postponed=len(unsigned) - read.looked_up - read.cached - read.failed)
+
+    def _recall_eans(self) -> None:
+        """Once per process: the EANs an earlier process learnt, with their age."""
+        if self._memory is None or self._eans_recalled:
+            return
+        self._eans_recalled = True
+        now, wall = self._clock(), utcnow()
+        recalled = {offer: (fact.value, now - (wall - fact.at).total_seconds())
+                    for offer, fact in self._memory.recall(_EAN_TOPIC).items()}
+        with self._ean_lock:
+            self._eans = {**recalled, **self._eans}
+
+    def _keep_eans(self, learnt: dict[str, tuple[str | None, float]], unsigned: set[str]) -> None:
+        if self._memory is None:
+            return
+        now, wall = self._clock(), utcnow()
+        self._memory.remember(_EAN_TOPIC, {offer: Learnt(ean, wall - timedelta(seconds=now - at))
+                                           for offer, (ean, at) in learnt.items()})
+        self._memory.forget_except(_EAN_TOPIC, unsigned)
 
     def _ean(self, offer_id: str, read: _EanRead) -> str | None:
         """The EAN of an unsigned offer: remembered, or read from its product while the read's budget lasts.

@@ -19,6 +19,7 @@ from hub.platform import registry
 from hub.platform.config import ConnectorSettings, LoadedConfig
 from hub.platform.credentials import TokenStore
 from hub.platform.logs import get_logger
+from hub.platform.memory import Memory
 from hub.platform.ratelimit import RateLimiter, Throttle, make_rate_limiter, throttle_for
 
 
@@ -31,6 +32,7 @@ class Services:
     settings: ConnectorSettings
     transport: Any | None  # httpx.BaseTransport routing to a simulator, or None for the real network
     log: Any
+    memory: Memory | None = None  # what the connector learnt from its vendor, kept across restarts
 
 
 class Connectors:
@@ -82,6 +84,7 @@ class Connectors:
                     name=name, engine=self.engine, tokens=self.tokens, throttle=self.throttle(name),
                     settings=conn, transport=self.transports.get(name),
                     log=get_logger(f"connectors.{conn.kind}").bind(connector=name),
+                    memory=Memory(self.engine, name),
                 )
                 self._built[name] = spec.factory(name, registry.options_for(name, conn, self.loaded.environ), services)
             return self._built[name]

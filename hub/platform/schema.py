@@ -107,6 +107,18 @@ class ConnectorToken(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ConnectorMemory(Base):
+    """What a connector learnt from its vendor (hub.platform.memory), kept across restarts."""
+
+    __tablename__ = "connector_memory"
+
+    connector: Mapped[str] = mapped_column(String(100), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(50), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[Any] = mapped_column(Json, nullable=True)
+    learnt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class HubState(Base):
     """Small facts the hub keeps about itself, e.g. the fingerprint of the rules it last applied."""
 

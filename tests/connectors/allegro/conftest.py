@@ -31,6 +31,7 @@ from hub.platform.config import ConnectorSettings
 from hub.platform.connectors import Services
 from hub.platform.credentials import TokenSet, TokenStore
 from hub.platform.logs import get_logger
+from hub.platform.memory import Memory
 from hub.platform.ratelimit import LocalRateLimiter, Throttle
 
 SPEC_PATH = Path(__file__).resolve().parents[4] / "shared" / "specs" / "allegro" / "swagger.yaml"
@@ -274,7 +275,7 @@ def make_services(engine: Engine, name: str, transport: httpx.BaseTransport | No
     throttle = Throttle(limiter or LocalRateLimiter(), key or f"allegro:{name}", per_minute=9000.0, burst=150.0)
     return Services(name=name, engine=engine, tokens=TokenStore(engine), throttle=throttle,
                     settings=ConnectorSettings(kind="allegro"), transport=transport,
-                    log=get_logger("connectors.allegro").bind(connector=name))
+                    log=get_logger("connectors.allegro").bind(connector=name), memory=Memory(engine, name))
 
 
 def options(**overrides: Any) -> AllegroOptions:

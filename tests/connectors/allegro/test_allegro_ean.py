@@ -161,6 +161,22 @@ def test_a_second_read_repeats_no_lookup(make_channel, sim: AllegroSimulator) ->
     assert validating.checked[-1] == ("GET", "/sale/offers", 200)
 
 
+def test_a_restarted_process_remembers_what_an_earlier_one_learnt(make_channel, sim: AllegroSimulator) -> None:
+    """The EANs are kept in the database: a new process (a restart, a second hub) asks nothing again,
+    and what is no longer needed (an offer signed or gone) leaves the store too."""
+    sim.add_offer("9000000001", ean=EAN)
+    sim.add_offer("9000000002")  # no product: "none" is remembered as well
+    first, _ = make_channel()
+    assert [lst.ean for lst in first.listings()] == [EAN, None]
+    sim.reset_requests()
+    restarted, _ = make_channel()  # the same account, a new process's instance
+    assert [lst.ean for lst in restarted.listings()] == [EAN, None]
+    assert lookups(sim) == []
+    sim.remove_offer("9000000002")
+    assert [lst.ean for lst in restarted.listings()] == [EAN]
+    assert set(restarted._memory.recall("offer-ean")) == {"9000000001"}
+
+
 def test_ean_from_the_product_when_the_offer_names_only_its_product(make_channel, sim: AllegroSimulator) -> None:
     sim.gtin_in_product_offer = False
     sim.add_offer("9000000001", ean=EAN)
