@@ -200,10 +200,26 @@ def order_line(item: Mapping[str, Any]) -> OrderLine:
                      line_id=str(item["id"]) if item.get("id") else None)
 
 
+def delivery_line(delivery: Mapping[str, Any]) -> OrderLine | None:
+    """What the buyer paid for delivery (``delivery.cost``; part of ``summary.totalToPay``) as a shipping
+    line; None when free (Allegro Smart!, free shipping). Allegro states no VAT rate for it: the
+    document gives it the goods' rate."""
+    cost = _amount(delivery.get("cost"))
+    if cost is None or cost == 0:
+        return None
+    method = delivery.get("method") or {}
+    name = str(method.get("name") or method.get("id") or "Dostawa")
+    return OrderLine(sku=None, offer_id=None, name=name, quantity=1, unit_price_gross=cost, kind="shipping")
+
+
 def channel_order(account: str, form: Mapping[str, Any]) -> ChannelOrder:
     """A CheckoutForm as the hub sees it; ``status`` is the form's own status (order_status.toml maps it)."""
     items = [i for i in form.get("lineItems") or [] if isinstance(i, Mapping)]
     lines = [order_line(i) for i in items]
+    delivery = form.get("delivery") if isinstance(form.get("delivery"), Mapping) else {}
+    charge = delivery_line(delivery)
+    if charge is not None:
+        lines.append(charge)
     total_price = (form.get("summary") or {}).get("totalToPay") or {}
     currency = str(total_price.get("currency") or next(
         ((i.get("price") or {}).get("currency") for i in items if (i.get("price") or {}).get("currency")), "PLN"))
@@ -211,7 +227,6 @@ def channel_order(account: str, form: Mapping[str, Any]) -> ChannelOrder:
     if total is None:
         total = sum((line.unit_price_gross * line.quantity for line in lines), Decimal("0"))
     buyer = form.get("buyer") or {}
-    delivery = form.get("delivery") if isinstance(form.get("delivery"), Mapping) else {}
     updated = parse_time(form.get("updatedAt"))
     bought = [t for t in (parse_time(i.get("boughtAt")) for i in items) if t is not None]
     created = min(bought) if bought else updated

@@ -35,7 +35,7 @@ def stored_order(session: Session, order: Order) -> ChannelOrder:
         status=order.channel_status or "", buyer_email=order.buyer_email, buyer_login=order.buyer_login,
         lines=[OrderLine(sku=line.sku, offer_id=line.offer_id, name=line.name, quantity=line.quantity,
                          unit_price_gross=line.unit_price_gross, vat_rate=line.vat_rate or vat.get(line.sku),
-                         line_id=line.line_id)
+                         line_id=line.line_id, kind=line.kind)  # type: ignore[arg-type]
                for line in lines],
         delivery_address=_address(delivery.get("address")),
         pickup_point=PickupPoint(pickup["id"], pickup.get("name"), _address(pickup.get("address")))

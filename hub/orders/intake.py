@@ -234,8 +234,8 @@ def _store_lines_and_validate(session: Session, rules: OrderRules, stored: Seque
                               now: datetime) -> list[tuple[Order, dict[str, int]]]:
     """Lines and the first history entry of each new order; quarantines the bad ones. Returns what
     each good order wants reserved, in arrival order (a cancelled one wants nothing)."""
-    refs = [(order.channel, [LineRef(line.sku, line.offer_id, line.name) for line in co.lines])
-            for order, co in stored]
+    refs = [(order.channel, [LineRef(line.sku, line.offer_id, line.name) for line in co.lines
+                             if line.kind == "goods"]) for order, co in stored]
     resolve = _resolver(session, rules, ((channel, ref) for channel, lines in refs for ref in lines))
     line_rows, history, wants = [], [], []
     for order, co in stored:
@@ -243,11 +243,14 @@ def _store_lines_and_validate(session: Session, rules: OrderRules, stored: Seque
         unknown = []
         for no, line in enumerate(co.lines, start=1):
             ref = LineRef(line.sku, line.offer_id, line.name)
-            sku = resolve(order.channel, ref)
+            goods = line.kind == "goods"  # a charge (delivery, a fee) has no SKU and reserves nothing
+            sku = resolve(order.channel, ref) if goods else None
             line_rows.append({"order_id": order.id, "line_no": no, "line_id": line.line_id, "sku": sku,
                               "signature": line.sku, "offer_id": line.offer_id, "name": line.name,
                               "quantity": line.quantity, "unit_price_gross": line.unit_price_gross,
-                              "vat_rate": line.vat_rate})
+                              "vat_rate": line.vat_rate, "kind": line.kind})
+            if not goods:
+                continue
             if sku is None:
                 unknown.append(("unknown_sku", _unknown_line(no, ref)))
             else:
@@ -352,7 +355,8 @@ def retry(session: Session, rules: OrderRules, order_id: int) -> Accepted:
     if order.problem is None:
         raise HubError(f"order {order_id} has no problem to retry")
     now = utcnow()
-    lines = list(session.execute(select(OrderLineRow).where(OrderLineRow.order_id == order.id)
+    lines = list(session.execute(select(OrderLineRow).where(OrderLineRow.order_id == order.id,
+                                                            OrderLineRow.kind == "goods")
                                  .order_by(OrderLineRow.line_no)).scalars())
     refs = [LineRef(line.signature, line.offer_id, line.name) for line in lines]
     resolve = _resolver(session, rules, ((order.channel, ref) for ref in refs))

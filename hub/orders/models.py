@@ -101,6 +101,7 @@ class OrderLineRow(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price_gross: Mapped[Decimal] = mapped_column(Money)
     vat_rate: Mapped[str | None] = mapped_column(String(3))
+    kind: Mapped[str] = mapped_column(String(20), default="goods", server_default="goods")  # goods | shipping | fee
 
     __table_args__ = (UniqueConstraint("order_id", "line_no"),)
 

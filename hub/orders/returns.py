@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
@@ -62,17 +63,24 @@ def _refund_amount(session: Session, rma: ReturnRow, order: Order | None) -> Dec
     """Each returned line at the price it was bought for, unless the channel named an amount."""
     if order is None:
         return sum((Decimal(x["amount_gross"]) for x in rma.lines if x.get("amount_gross")), Decimal("0"))
-    lines = {line.line_id: line for line in session.execute(
-        select(OrderLineRow).where(OrderLineRow.order_id == order.id)).scalars()}
-    by_sku = {line.sku: line for line in lines.values()}
+    # a channel line can be stored as two rows (units whose prices differ by a grosz after a coupon):
+    # a returned unit costs their average; charges (delivery, fees) are no goods to return
+    by_line: dict[str | None, list[OrderLineRow]] = defaultdict(list)
+    by_sku: dict[str, list[OrderLineRow]] = defaultdict(list)
+    for line in session.execute(select(OrderLineRow).where(OrderLineRow.order_id == order.id,
+                                                           OrderLineRow.kind == "goods")).scalars():
+        by_line[line.line_id].append(line)
+        if line.sku is not None:
+            by_sku[line.sku].append(line)
     total = Decimal("0")
     for x in rma.lines:
         if x.get("amount_gross"):
             total += Decimal(x["amount_gross"])
             continue
-        line = lines.get(x.get("line_id")) or by_sku.get(x.get("sku"))
-        if line is not None:
-            total += line.unit_price_gross * x["quantity"]
+        rows = (by_line.get(x.get("line_id")) if x.get("line_id") else None) or by_sku.get(x.get("sku") or "")
+        if rows:
+            units = sum(row.quantity for row in rows)
+            total += sum((row.unit_price_gross * row.quantity for row in rows), Decimal("0")) * x["quantity"] / units
     return total.quantize(GROSZ)
 
 

@@ -33,7 +33,9 @@ and decide nothing; the rules are here:
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -73,6 +75,35 @@ def unit_price_net(unit_price_gross: Decimal, rate: VatRate) -> Decimal:
     return (unit_price_gross * 100 / (100 + percent)).quantize(UNIT_NET_PLACES, rounding=ROUND_HALF_UP)
 
 
+def with_charge_rates(lines: Sequence[OrderLine]) -> list[OrderLine]:
+    """A delivery or fee line whose channel gave no VAT rate follows the goods it goes with (art. 29a
+    ust. 6 of the VAT act: the ancillary service's base is part of the supply's): the goods' rate when
+    they share one, else split into one line per rate in proportion to the goods' gross at each rate
+    (the last part takes the rounding). A charge with no goods to follow keeps no rate (refused)."""
+    goods: dict[str, Decimal] = defaultdict(Decimal)
+    for line in lines:
+        if line.kind == "goods" and line.vat_rate is not None:
+            goods[line.vat_rate] += line.unit_price_gross * line.quantity
+    out: list[OrderLine] = []
+    for line in lines:
+        if line.kind == "goods" or line.vat_rate is not None or not goods:
+            out.append(line)
+            continue
+        total = sum(goods.values(), Decimal(0))
+        rates = [rate for rate in VAT_CODES if rate in goods]
+        if len(rates) == 1 or total == 0:
+            out.append(replace(line, vat_rate=rates[0]))
+            continue
+        charge = money(line.unit_price_gross * line.quantity)
+        left = charge
+        for index, rate in enumerate(rates):
+            part = left if index == len(rates) - 1 else money(charge * goods[rate] / total)
+            left -= part
+            out.append(replace(line, quantity=1, unit_price_gross=part, vat_rate=rate,
+                               name=f"{line.name} (VAT {rate}{'%' if rate.isdigit() else ''})"))
+    return out
+
+
 def document_line(number: int, line: OrderLine, *, where: str) -> DocumentLine:
     """An order line with its amounts; one that cannot be booked is a PermanentError naming it."""
     where = f"{where}, line {number} ({line.sku or line.name!r})"
@@ -84,7 +115,7 @@ def document_line(number: int, line: OrderLine, *, where: str) -> DocumentLine:
         raise PermanentError(f"{where}: unknown VAT rate {rate!r}")
     if line.quantity <= 0:
         raise PermanentError(f"{where}: quantity {line.quantity} is not positive")
-    if line.unit_price_gross < 0:
+    if line.unit_price_gross < 0 and line.kind == "goods":  # a charge may be negative: a discount fee
         raise PermanentError(f"{where}: negative unit price {line.unit_price_gross}")
     gross = money(line.unit_price_gross * line.quantity)
     vat = vat_from_gross(gross, rate)
@@ -189,7 +220,8 @@ def sales_document(reference: str, order: ChannelOrder, *, issued_at: datetime |
     if not order.lines:
         raise PermanentError(f"sales document {reference}: the order has no lines")
     where = f"sales document {reference}"
-    lines = [document_line(number, line, where=where) for number, line in enumerate(order.lines, 1)]
+    order_lines = with_charge_rates(order.lines)
+    lines = [document_line(number, line, where=where) for number, line in enumerate(order_lines, 1)]
     rates = rate_totals(lines)
     document_buyer = buyer(order.invoice, where=f"{where} (order {order.external_id} of {order.channel_account})")
     return SalesDocument(

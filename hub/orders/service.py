@@ -111,25 +111,33 @@ class OrderService:
         started = utcnow()
         since = (started - timedelta(hours=float(ctx.payload.get("hours", 24)))) if last is None \
             else min(started - timedelta(minutes=10), _parse(last))
+        # the first run looks back a day only for orders the hub has: one older than the hub's orders
+        # journal is the seller's past, not a new order to reserve stock for
+        known_only = last is None
         seen = changed = 0
         batch: list[ChannelOrder] = []
         for co in port.orders_updated_since(since):
             batch.append(co)
             if len(batch) >= FETCH_CHUNK:
-                changed += self._accept_all(ctx, batch)
+                changed += self._accept_all(ctx, batch, known_only=known_only)
                 seen += len(batch)
                 batch = []
-        changed += self._accept_all(ctx, batch)
+        changed += self._accept_all(ctx, batch, known_only=known_only)
         seen += len(batch)
         with ctx.session() as session:
             save_channel_cursor(session, channel, "orders-reconciled", started.isoformat())
         return {"seen": seen, "changed": changed}
 
-    def _accept_all(self, ctx: JobContext, orders: list[ChannelOrder]) -> int:
+    def _accept_all(self, ctx: JobContext, orders: list[ChannelOrder], *, known_only: bool = False) -> int:
         if not orders:
             return 0
         with ctx.session() as session:
-            return sum(result.changed for result in accept_many(session, self.rules, orders))
+            if known_only:
+                channels = {co.channel_account for co in orders}
+                known = set(session.execute(select(Order.channel, Order.external_id).where(
+                    Order.channel.in_(channels), Order.external_id.in_([co.external_id for co in orders]))).all())
+                orders = [co for co in orders if (co.channel_account, co.external_id) in known]
+            return sum(result.changed for result in accept_many(session, self.rules, orders)) if orders else 0
 
     # ERP and status
 

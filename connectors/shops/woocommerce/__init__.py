@@ -13,6 +13,10 @@ Config (``[connectors.NAME]``, kind = "woocommerce")::
                                                # false only records them in the shop (the seller pays back)
     nip_meta_keys = ["_billing_nip", "nip"]    # optional: order meta keys holding the buyer's NIP, tried
                                                # in order (default: order_mapping.DEFAULT_NIP_META_KEYS)
+    allow_shop_sales = false                   # optional: true when the seller runs promotions in the shop:
+                                               # a price push then keeps a sale price set there; false
+                                               # ends it (sale_price and its dates cleared), so buyers
+                                               # pay the hub's price. Listings report what buyers pay.
 
 The keys travel as HTTP Basic auth, so https is required except on loopback.
 Orders are polled (``GET /orders?modified_after=...&orderby=modified``), which
@@ -57,6 +61,7 @@ class WooCommerceOptions(BaseModel):
     currency: str = "PLN"  # the shop's currency (WooCommerce > Settings > General), an ISO 4217 code
     api_refund: StrictBool = False
     nip_meta_keys: tuple[str, ...] = Field(DEFAULT_NIP_META_KEYS, min_length=1)
+    allow_shop_sales: StrictBool = False
 
     @field_validator("currency")
     @classmethod
@@ -99,7 +104,8 @@ def build_channel(
         retry_wait=retry_wait,
     )
     return WooCommerceChannel(name, client, currency=options.currency, batch_size=BATCH_LIMIT,
-                              api_refund=options.api_refund, nip_meta_keys=options.nip_meta_keys)
+                              api_refund=options.api_refund, nip_meta_keys=options.nip_meta_keys,
+                              allow_shop_sales=options.allow_shop_sales)
 
 
 def _factory(name: str, options: Any, services: Any) -> WooCommerceChannel:

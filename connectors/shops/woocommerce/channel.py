@@ -1,7 +1,8 @@
 """The SalesChannel, OrderChannel and ReturnsChannel ports over one WooCommerce shop.
 
 WooCommerce has no idempotency keys, and needs none for listings: a push only
-sets absolute stock and regular price, so when the queue calls ``push`` again
+sets absolute stock and regular price (and an empty sale price and sale dates,
+mapping.py), so when the queue calls ``push`` again
 with the same key after a timeout or a 5xx (whether or not the first call
 landed), re-sending the same batches converges on the same state. A status
 update is absolute too. A refund is not: ``refund`` marks the refund's reason
@@ -53,7 +54,7 @@ class WooCommerceChannel:
     def __init__(
         self, name: str, client: WooClient, *, currency: str = "PLN", batch_size: int = BATCH_LIMIT,
         api_refund: bool = False, nip_meta_keys: Sequence[str] = om.DEFAULT_NIP_META_KEYS,
-        poll_pages: int = POLL_PAGES, reuse_seconds: float = 60.0,
+        poll_pages: int = POLL_PAGES, reuse_seconds: float = 60.0, allow_shop_sales: bool = False,
     ):
         self.name = name
         self.client = client
@@ -63,6 +64,7 @@ class WooCommerceChannel:
         self.nip_meta_keys = tuple(nip_meta_keys)
         self.poll_pages = poll_pages
         self.reuse_seconds = reuse_seconds
+        self.allow_shop_sales = allow_shop_sales  # True: a push leaves the seller's sale prices in the shop
         # orders the last poll read, so the hub's order() right after it needs no request of its own
         self._polled: dict[str, tuple[float, Mapping[str, Any]]] = {}
 
@@ -98,7 +100,8 @@ class WooCommerceChannel:
 
     def listings(self) -> Iterator[Listing]:
         """Simple products and the variations of variable products; grouped and external
-        products are skipped because they hold no stock of their own."""
+        products are skipped because they hold no stock of their own. The price is what a
+        buyer pays now (a sale price while one is on), mapping.buyer_price."""
         for product in self._pages("/products"):
             if mapping.is_variable(product):
                 if product.get("variations") == []:
@@ -115,7 +118,8 @@ class WooCommerceChannel:
         idempotent retry. An error for the request as a whole (429, 5xx after retries, 401)
         propagates, and the queue calls again with the same changes.
         """
-        plan = mapping.plan_push(changes, currency=self.currency, batch_size=self.batch_size)
+        plan = mapping.plan_push(changes, currency=self.currency, batch_size=self.batch_size,
+                                 allow_shop_sales=self.allow_shop_sales)
         results: dict[int, ChangeResult] = {**plan.rejected, **plan.unchanged}
         for batch in plan.batches:
             response = self.client.post(batch.path, batch.body)
@@ -174,14 +178,31 @@ class WooCommerceChannel:
                 page += 1  # a whole page in one second: the same query's next page
 
     def _latest(self) -> om.Position:
-        """Where the shop's order list ends now, by the shop's own clock (so skew cannot skip)."""
-        items, _headers = self.client.get("/orders", {"orderby": "modified", "order": "desc", "per_page": 1,
+        """Where the shop's order list ends now, by the shop's own clock (so skew cannot skip): the newest
+        ``date_modified_gmt`` with every order modified in that second marked seen, so that no order that
+        exists already is ever reported, and every order created or changed from now on is.
+
+        The newest page (``orderby=modified&order=desc``) holds the newest second and, unless that whole
+        page shares it, every order of that second: one request. A full page in one second is read to
+        its end by the poll's own walk from that second.
+        """
+        items, _headers = self.client.get("/orders", {"orderby": "modified", "order": "desc", "per_page": PAGE_SIZE,
                                                       "dates_are_gmt": "true"})
-        latest = items[0] if isinstance(items, list) and items and isinstance(items[0], Mapping) else None
-        moment = om.parse_gmt(latest.get("date_modified_gmt")) if latest else None
-        if latest is None or moment is None:
+        if not isinstance(items, list):
+            raise RetryableError(f"WooCommerce GET /orders: expected a JSON list, got {type(items).__name__}")
+        placed = [(moment, order) for order in items if isinstance(order, Mapping)
+                  and (moment := om.parse_gmt(order.get("date_modified_gmt"))) is not None
+                  and om.parse_id(order.get("id"))]
+        if not placed:
             return om.Position(EMPTY_SHOP)
-        return om.Position(moment, {str(latest["id"]): om.fingerprint(latest, self.nip_meta_keys)})
+        newest = max(moment for moment, _order in placed)
+        if len(items) >= PAGE_SIZE and min(moment for moment, _order in placed) == newest:
+            position = om.Position(newest)
+            for _order, reached in self._walk(om.Position(newest), None):
+                position = reached
+            return position
+        return om.Position(newest, {str(order["id"]): om.fingerprint(order, self.nip_meta_keys)
+                                    for moment, order in placed if moment == newest})
 
     def _position(self, cursor: str) -> om.Position:
         try:
@@ -193,7 +214,8 @@ class WooCommerceChannel:
     def order_events(self, cursor: str | None) -> tuple[Sequence[OrderEvent], str | None]:
         """Orders changed since ``cursor``, oldest change first, at most ``poll_pages`` pages per call.
 
-        ``None`` starts at the shop's most recently modified order and reports nothing.
+        ``None`` starts after every order the shop has now (``_latest``) and reports nothing: orders
+        that existed before the hub first read the shop are not imported.
         Checkout drafts move the position on but are not orders, so they make no event.
         """
         if cursor is None:

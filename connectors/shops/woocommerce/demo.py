@@ -34,7 +34,7 @@ class WooDemo:
         if pid is None:
             return None
         product = self.sim.product(pid)
-        price = product.get("regular_price")
+        price = product.get("price")  # what a buyer pays, as the channel's listings report it
         return product.get("stock_quantity"), Decimal(price) if price else None
 
     def place_order(self, sku: str, quantity: int) -> str:

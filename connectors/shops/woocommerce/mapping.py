@@ -4,6 +4,14 @@ External ids carry what the batch endpoints need: ``"123"`` is a product
 (``POST /products/batch``), ``"123/456"`` is variation 456 of product 123
 (``POST /products/123/variations/batch``), so a push never has to look a
 parent up first.
+
+Prices: the hub controls what a buyer pays. A listing's price is the read-only ``price``
+("Current product price": the sale price while a sale is on, the regular price otherwise),
+not ``regular_price``. A push writes ``regular_price`` and, unless the seller runs promotions
+in the shop (``allow_shop_sales``), clears any sale the seller set by hand (``sale_price``
+and its dates set to ""), so the buyer pays the hub's price; the shop's answer must then show
+that ``price``. With ``allow_shop_sales`` the sale stays, the answer is checked for the
+regular price only, and the listing still reports what the buyer pays, sale included.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ _CENT = Decimal("0.01")
 # product types whose own stock the hub cannot set: grouped ones are containers,
 # external ones are sold elsewhere, variable ones keep stock on their variations
 NO_OWN_STOCK = frozenset({"grouped", "external", "variable"})
+# what ends a sale set in the shop: no sale price and no sale dates ("" clears a date; null is ignored)
+SALE_CLEARED: dict[str, str] = {"sale_price": "", "date_on_sale_from": "", "date_on_sale_to": ""}
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -67,14 +77,25 @@ def _quantity(item: Mapping[str, Any], what: str) -> int:
     return qty
 
 
-def _price(item: Mapping[str, Any], what: str) -> Decimal | None:
-    """``regular_price``: a decimal string, "" when no price is set (the documentation's type is string)."""
-    value = item.get("regular_price", "")
+def _amount(item: Mapping[str, Any], key: str, what: str) -> Decimal | None:
+    """A price field: a decimal string, "" when no price is set (the documentation's type is string)."""
+    value = item.get(key, "")
     amount = parse_money(value) if isinstance(value, str) else None
     if value != "" and amount is None:
-        raise UnreadableAnswer(f"WooCommerce {what}: regular_price = {value!r}: expected a price as a string "
+        raise UnreadableAnswer(f"WooCommerce {what}: {key} = {value!r}: expected a price as a string "
                                 '(e.g. "19.99") or ""')
     return amount
+
+
+def buyer_price(item: Mapping[str, Any], what: str) -> Decimal | None:
+    """What a buyer pays now: ``price``, the current price (the sale price while a sale is on). An answer
+    without ``price`` (a plugin trimming fields) falls back to the sale price when ``on_sale``, else the
+    regular price."""
+    if "price" in item:
+        return _amount(item, "price", what)
+    if item.get("on_sale") is True and (sale := _amount(item, "sale_price", what)) is not None:
+        return sale
+    return _amount(item, "regular_price", what)
 
 
 def _text(value: Any) -> str | None:
@@ -91,7 +112,7 @@ def product_listing(product: Mapping[str, Any], currency: str = "PLN") -> Listin
         sku=_text(product.get("sku")),
         ean=_text(product.get("global_unique_id")),
         quantity=_quantity(product, what),
-        price_gross=_price(product, what),
+        price_gross=buyer_price(product, what),
         currency=currency,
         active=product.get("status", "publish") == "publish",
     )
@@ -107,7 +128,7 @@ def variation_listing(parent: Mapping[str, Any], variation: Mapping[str, Any], c
         sku=_text(variation.get("sku")),
         ean=_text(variation.get("global_unique_id")),
         quantity=_quantity(variation, what),
-        price_gross=_price(variation, what),
+        price_gross=buyer_price(variation, what),
         currency=currency,
         active=active,
     )
@@ -139,14 +160,17 @@ def format_money(amount: Decimal) -> str:
     return f"{amount.normalize():f}"
 
 
-def update_item(woo_id: int, change: ListingChange) -> dict[str, Any]:
-    """One ``update`` entry: absolute values, so sending it twice leaves the same state."""
+def update_item(woo_id: int, change: ListingChange, *, allow_shop_sales: bool = False) -> dict[str, Any]:
+    """One ``update`` entry: absolute values, so sending it twice leaves the same state. A price ends a
+    sale set in the shop unless ``allow_shop_sales``."""
     item: dict[str, Any] = {"id": woo_id}
     if change.quantity is not None:
         item["manage_stock"] = True  # a quantity only sticks while the shop manages stock
         item["stock_quantity"] = change.quantity
     if change.price_gross is not None:
         item["regular_price"] = format_money(change.price_gross)
+        if not allow_shop_sales:
+            item.update(SALE_CLEARED)
     return item
 
 
@@ -164,6 +188,7 @@ class Batch:
     path: str
     body: dict[str, Any]
     items: tuple[PlannedItem, ...]
+    allow_shop_sales: bool = False  # False: the prices sent end any sale, so the answer's price must be theirs
 
 
 @dataclass(frozen=True)
@@ -193,11 +218,13 @@ def _chunks(items: Sequence[PlannedItem], size: int) -> Iterable[tuple[PlannedIt
         yield tuple(items[start:start + size])
 
 
-def plan_push(changes: Sequence[ListingChange], *, currency: str = "PLN", batch_size: int = BATCH_LIMIT) -> PushPlan:
+def plan_push(changes: Sequence[ListingChange], *, currency: str = "PLN", batch_size: int = BATCH_LIMIT,
+              allow_shop_sales: bool = False) -> PushPlan:
     """Group changes into product batches and per-parent variation batches of at most ``batch_size``.
 
     Products come first, then each parent's variations, each in the order the
     changes were given, so the plan (and its request bodies) is deterministic.
+    A price clears the shop's sale price unless ``allow_shop_sales``.
     """
     if not 1 <= batch_size <= BATCH_LIMIT:
         raise ValueError(f"batch_size must be between 1 and {BATCH_LIMIT}")
@@ -221,16 +248,13 @@ def plan_push(changes: Sequence[ListingChange], *, currency: str = "PLN", batch_
             products.append(PlannedItem(index, change, product_id))
         else:
             variations.setdefault(product_id, []).append(PlannedItem(index, change, variation_id))
-    batches = [
-        Batch("/products/batch", {"update": [update_item(i.woo_id, i.change) for i in chunk]}, chunk)
-        for chunk in _chunks(products, batch_size)
-    ]
+    def batch(path: str, chunk: tuple[PlannedItem, ...]) -> Batch:
+        body = {"update": [update_item(i.woo_id, i.change, allow_shop_sales=allow_shop_sales) for i in chunk]}
+        return Batch(path, body, chunk, allow_shop_sales)
+
+    batches = [batch("/products/batch", chunk) for chunk in _chunks(products, batch_size)]
     for parent_id, items in variations.items():
-        batches += [
-            Batch(f"/products/{parent_id}/variations/batch",
-                  {"update": [update_item(i.woo_id, i.change) for i in chunk]}, chunk)
-            for chunk in _chunks(items, batch_size)
-        ]
+        batches += [batch(f"/products/{parent_id}/variations/batch", chunk) for chunk in _chunks(items, batch_size)]
     return PushPlan(batches, rejected, unchanged)
 
 
@@ -246,15 +270,21 @@ def _item_error(error: Mapping[str, Any]) -> tuple[str, bool]:
     return (f"{code}: {message}" if message else code), retryable
 
 
-def _shows(item: PlannedItem, answer: Mapping[str, Any]) -> str | None:
-    """Why the shop's answer does not show the change, or None when it does."""
+def _shows(item: PlannedItem, answer: Mapping[str, Any], allow_shop_sales: bool) -> str | None:
+    """Why the shop's answer does not show the change, or None when it does: the quantity, the regular
+    price, and (unless the shop may run its own sales) the price the buyer now pays."""
     change = item.change
     stock_shown = answer.get("manage_stock") is True and answer.get("stock_quantity") == change.quantity
     if change.quantity is not None and not stock_shown:
         return (f"shop answered manage_stock={answer.get('manage_stock')!r}, "
                 f"stock_quantity={answer.get('stock_quantity')!r} after setting {change.quantity}")
-    if change.price_gross is not None and parse_money(answer.get("regular_price")) != change.price_gross:
+    if change.price_gross is None:
+        return None
+    if parse_money(answer.get("regular_price")) != change.price_gross:
         return f"shop answered regular_price={answer.get('regular_price')!r} after setting {change.price_gross}"
+    if not allow_shop_sales and "price" in answer and parse_money(answer.get("price")) != change.price_gross:
+        return (f"shop answered price={answer.get('price')!r} (what a buyer pays; sale_price="
+                f"{answer.get('sale_price')!r}) after setting {change.price_gross} and clearing the sale price")
     return None
 
 
@@ -289,7 +319,7 @@ def batch_results(batch: Batch, response: Any) -> list[tuple[int, ChangeResult]]
         elif isinstance(answer.get("error"), Mapping):
             message, retryable = _item_error(answer["error"])
             out.append((item.index, ChangeResult(external_id, ok=False, error=message, retryable=retryable)))
-        elif mismatch := _shows(item, answer):
+        elif mismatch := _shows(item, answer, batch.allow_shop_sales):
             out.append((item.index, ChangeResult(external_id, ok=False, error=mismatch, retryable=False)))
         else:
             out.append((item.index, ChangeResult(external_id, ok=True)))

@@ -9,8 +9,16 @@ What the hub gets from a Woo order, and why:
 - line ``offer_id`` is ``"pid"`` or ``"pid/vid"``, the same external ids the listings use;
   ``unit_price_gross`` is ``(total + total_tax) / quantity``: Woo keeps line totals without
   tax and after coupons, whether the shop enters prices with tax or without, and the line's
-  ``price`` field is not the gross price the buyer paid.
-  Shipping and fee lines are not order lines: they are in ``payment.amount`` and ``raw``.
+  ``price`` field is not the gross price the buyer paid. When that gross does not split into
+  whole grosze per unit (a coupon's share, say 68.63 for 3), the line becomes two with the same
+  ``line_id``: 1 x 22.87 and 2 x 22.88, so the lines add up to the grosz to what was charged.
+- shipping lines and fee lines are order lines too, without a SKU or an offer (``sku`` and
+  ``offer_id`` None), one unit at ``total + total_tax``, named by the method's title or the fee's
+  name, with their own VAT rate and the shop's item id as ``line_id``; a line of 0.00 (free
+  shipping) is left out. Coupon lines are not: every line's ``total`` is after discounts already
+  (the reference: "Line total (after discounts)"), so a coupon is in the lines it discounted and
+  ``coupon_lines`` only say which code took how much. So the lines' gross adds up to the order's
+  ``total``, what the buyer paid.
 - ``payment.status``: paid once ``date_paid`` is set or the order is processing/completed,
   except cash on delivery (``payment_method == "cod"``): Woo stamps ``date_paid`` on those as
   soon as they go to processing, though the money only comes with the parcel, so they stay
@@ -28,13 +36,14 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 from hub.kernel.ports.channel import (
     ChannelOrder,
     ChannelReturn,
     InvoiceRequest,
+    LineKind,
     OrderLine,
     Payment,
     RefundRequest,
@@ -59,6 +68,8 @@ DEFAULT_NIP_META_KEYS: tuple[str, ...] = (
     "_billing_nip", "billing_nip", "_nip", "nip",
     "_billing_vat_number", "billing_vat_number", "_vat_number", "vat_number",
 )
+SHIPPING_NAME = "Dostawa"  # a shipping line's name when the shop gives no method title
+FEE_NAME = "Opłata"  # a fee line's name when the fee has none
 REFUNDED = "REFUNDED"  # ChannelReturn.status of a refund made in the shop (mappings/order_status.toml)
 _HUB_MARK = "[hub:"
 _STATUS_SLUG = re.compile(r"^[a-z0-9_-]{1,20}$")
@@ -259,29 +270,60 @@ def _line_vat(item: Mapping[str, Any], rates: Mapping[int, VatRate]) -> VatRate 
     return rates.get(rate_id) if rate_id is not None else None
 
 
-def unit_gross(item: Mapping[str, Any]) -> Decimal:
-    """Gross price of one unit as charged: line total plus its tax (after coupons), per unit."""
-    quantity = _int(item.get("quantity")) or 1
-    gross = _money(item.get("total")) + _money(item.get("total_tax"))
-    return (gross / quantity).quantize(_CENT, ROUND_HALF_UP)
+def line_gross(item: Mapping[str, Any]) -> Decimal:
+    """What a line charged: its total plus its tax, both after coupons, to the grosz."""
+    return (_money(item.get("total")) + _money(item.get("total_tax"))).quantize(_CENT, ROUND_HALF_UP)
+
+
+def unit_prices(gross: Decimal, quantity: int) -> list[tuple[int, Decimal]]:
+    """(units, unit price) whose sum is ``gross`` exactly: one price when the grosze divide by the
+    quantity, else the lower price for most units and a grosz more for the rest."""
+    base = (gross / quantity).quantize(_CENT, ROUND_FLOOR)
+    rest = int((gross - base * quantity) / _CENT)  # 0 <= rest < quantity
+    if rest == 0:
+        return [(quantity, base)]
+    return [(quantity - rest, base), (rest, base + _CENT)]
+
+
+def _line_id(item: Mapping[str, Any]) -> str | None:
+    return str(item["id"]) if _int(item.get("id")) else None
+
+
+def _charge(item: Mapping[str, Any], name: str | None, default: str, rates: Mapping[int, VatRate],
+            kind: LineKind) -> OrderLine | None:
+    """A shipping or fee line as one unit without a SKU; None when it charged nothing."""
+    gross = line_gross(item)
+    if gross == 0:
+        return None
+    return OrderLine(sku=None, offer_id=None, name=name or default, quantity=1, unit_price_gross=gross,
+                     vat_rate=_line_vat(item, rates), line_id=_line_id(item), kind=kind)
 
 
 def order_lines(order: Mapping[str, Any]) -> list[OrderLine]:
+    """The products, then the shipping lines, then the fees; their gross adds up to the order's total."""
     rates = _vat_rates(order)
     lines = []
     for item in _list(order.get("line_items")):
         quantity = _int(item.get("quantity")) or 0
         if quantity <= 0:
             continue
-        lines.append(OrderLine(
-            sku=_text(item.get("sku")),
-            offer_id=offer_id(item.get("product_id"), item.get("variation_id")),
-            name=_text(item.get("name")) or "",
-            quantity=quantity,
-            unit_price_gross=unit_gross(item),
-            vat_rate=_line_vat(item, rates),
-            line_id=str(item["id"]) if _int(item.get("id")) else None,
-        ))
+        for units, price in unit_prices(line_gross(item), quantity):
+            lines.append(OrderLine(
+                sku=_text(item.get("sku")),
+                offer_id=offer_id(item.get("product_id"), item.get("variation_id")),
+                name=_text(item.get("name")) or "",
+                quantity=units,
+                unit_price_gross=price,
+                vat_rate=_line_vat(item, rates),
+                line_id=_line_id(item),
+            ))
+    for line in _list(order.get("shipping_lines")):
+        title = _text(line.get("method_title")) or _text(line.get("method_id"))
+        if (charge := _charge(line, title, SHIPPING_NAME, rates, "shipping")) is not None:
+            lines.append(charge)
+    for line in _list(order.get("fee_lines")):
+        if (charge := _charge(line, _text(line.get("name")), FEE_NAME, rates, "fee")) is not None:
+            lines.append(charge)
     return lines
 
 

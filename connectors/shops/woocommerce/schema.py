@@ -24,6 +24,19 @@ _ID = {"type": "integer", "minimum": 1}
 _DECIMAL = {"type": "string", "pattern": r"^\d+(\.\d+)?$"}  # what regular_price looks like once set
 _PRICE_READ = {"type": "string", "pattern": r"^(\d+(\.\d+)?)?$"}  # "" when no price is set
 _STOCK_STATUS = {"enum": ["instock", "outofstock", "onbackorder"]}
+# date-time values as the API prints them: site-local or GMT, never with an offset
+_DATETIME = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"}
+_DATETIME_OR_NULL = {"anyOf": [_DATETIME, {"type": "null"}]}
+# what a product or variation says of its price: price is read-only, the current price (the sale price while
+# on_sale); a sale may be limited to dates (null when not)
+_PRICES = {
+    "regular_price": _PRICE_READ,
+    "sale_price": _PRICE_READ,
+    "price": _PRICE_READ,
+    "on_sale": {"type": "boolean"},
+    **{key: _DATETIME_OR_NULL for key in ("date_on_sale_from", "date_on_sale_from_gmt", "date_on_sale_to",
+                                          "date_on_sale_to_gmt")},
+}
 
 PRODUCT: dict[str, Any] = {
     "type": "object",
@@ -37,8 +50,7 @@ PRODUCT: dict[str, Any] = {
         "manage_stock": {"type": "boolean"},
         "stock_quantity": {"type": ["integer", "null"]},
         "stock_status": _STOCK_STATUS,
-        "regular_price": _PRICE_READ,
-        "price": _PRICE_READ,
+        **_PRICES,
         "variations": {"type": "array", "items": _ID},
         "parent_id": {"type": "integer", "minimum": 0},
     },
@@ -56,8 +68,7 @@ VARIATION: dict[str, Any] = {
         "manage_stock": {"anyOf": [{"type": "boolean"}, {"const": "parent"}]},
         "stock_quantity": {"type": ["integer", "null"]},
         "stock_status": _STOCK_STATUS,
-        "regular_price": _PRICE_READ,
-        "price": _PRICE_READ,
+        **_PRICES,
         "parent_id": {"type": "integer", "minimum": 0},
     },
 }
@@ -79,7 +90,8 @@ BATCH_ITEM_ERROR: dict[str, Any] = {
     "properties": {"id": {"type": "integer", "minimum": 0}, "error": ERROR},
 }
 
-# One item of the "update" list we send: absolute values only, so re-sending it is harmless.
+# One item of the "update" list we send: absolute values only, so re-sending it is harmless. A sale price is
+# only ever cleared, with its dates ("" clears them; the API ignores null), and only along with a regular price.
 BATCH_UPDATE_ITEM: dict[str, Any] = {
     "type": "object",
     "required": ["id"],
@@ -90,8 +102,13 @@ BATCH_UPDATE_ITEM: dict[str, Any] = {
         "manage_stock": {"const": True},
         "stock_quantity": {"type": "integer", "minimum": 0},
         "regular_price": _DECIMAL,
+        "sale_price": {"const": ""},
+        "date_on_sale_from": {"const": ""},
+        "date_on_sale_to": {"const": ""},
     },
-    "dependentRequired": {"stock_quantity": ["manage_stock"]},
+    "dependentRequired": {"stock_quantity": ["manage_stock"],
+                          "sale_price": ["regular_price", "date_on_sale_from", "date_on_sale_to"],
+                          "date_on_sale_from": ["sale_price"], "date_on_sale_to": ["sale_price"]},
 }
 
 BATCH_REQUEST: dict[str, Any] = {
@@ -139,9 +156,6 @@ LIST_QUERY: dict[str, Any] = {
 
 # --- orders and refunds ------------------------------------------------------------------
 
-# date-time values as the API prints them: site-local or GMT, never with an offset
-_DATETIME = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"}
-_DATETIME_OR_NULL = {"anyOf": [_DATETIME, {"type": "null"}]}
 _MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}  # totals; refunds print negative ones
 # the core statuses are pending, processing, on-hold, completed, cancelled, refunded, failed, trash and
 # checkout-draft; plugins register more (e.g. "shipped"), so only the slug's shape is checked
@@ -190,6 +204,20 @@ _SHIPPING_LINE = {
     "properties": {"id": _ID, "method_title": {"type": "string"}, "method_id": {"type": "string"},
                    "instance_id": {"type": "string"}, "total": _MONEY, "total_tax": _MONEY, "taxes": _TAXES},
 }
+_FEE_LINE = {
+    "type": "object",
+    "required": ["id", "name", "total", "total_tax"],
+    "properties": {"id": _ID, "name": {"type": "string"}, "tax_class": {"type": "string"},
+                   "tax_status": {"enum": ["taxable", "none"]}, "total": _MONEY,  # negative for a discount fee
+                   "total_tax": _MONEY, "taxes": _TAXES, "meta_data": _META},
+}
+# what a coupon took: already deducted from the lines' totals (every line total is after discounts)
+_COUPON_LINE = {
+    "type": "object",
+    "required": ["id", "code", "discount", "discount_tax"],
+    "properties": {"id": _ID, "code": {"type": "string"}, "discount": _MONEY, "discount_tax": _MONEY,
+                   "meta_data": _META},
+}
 _TAX_LINE = {
     "type": "object",
     "required": ["id", "rate_id", "tax_total"],
@@ -230,7 +258,8 @@ ORDER: dict[str, Any] = {
         "line_items": {"type": "array", "items": _LINE_ITEM},
         "tax_lines": {"type": "array", "items": _TAX_LINE},
         "shipping_lines": {"type": "array", "items": _SHIPPING_LINE},
-        "fee_lines": {"type": "array", "items": {"type": "object", "required": ["id", "total"]}},
+        "fee_lines": {"type": "array", "items": _FEE_LINE},
+        "coupon_lines": {"type": "array", "items": _COUPON_LINE},
         # a summary of the order's refunds: total is negative
         "refunds": {"type": "array", "items": {"type": "object", "required": ["id", "reason", "total"],
                                                "properties": {"id": _ID, "reason": {"type": "string"},

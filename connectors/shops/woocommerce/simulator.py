@@ -17,8 +17,14 @@ reproducible:
   an external product, a duplicate SKU).
 
 Response shapes follow the official REST API v3 reference: lists with
-X-WP-Total / X-WP-TotalPages, batch answers ``{"update": [...]}`` holding the
-updated object or ``{"id", "error": {"code", "message", "data": {"status"}}}``.
+X-WP-Total / X-WP-TotalPages and a Link header, batch answers ``{"update": [...]}``
+holding the updated object or ``{"id", "error": {"code", "message", "data": {"status"}}}``,
+more than 100 objects in one batch refused whole (413
+``woocommerce_rest_request_entity_too_large``, as WooCommerce's check_batch_limit answers;
+the reference only says "limited to up to 100 objects"). Money is a string, ids are integers,
+``stock_quantity`` an integer or null. A product's read-only ``price`` is its sale price while
+a sale is on (``set_sale``: a sale price, optionally from/to dates, by the shop's clock) and its
+regular price otherwise; an update clears a sale date with "" and ignores null, like the API.
 
 Orders live on the simulator's own clock (``clock``, moved by ``advance``):
 ``add_order`` places one, ``set_status`` / ``modify_order`` / ``refund_by_hand``
@@ -49,7 +55,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import httpx
 
@@ -58,11 +64,14 @@ from connectors.simserver import LoopbackServer
 API_PREFIX = "/wp-json/wc/v3"
 BATCH_LIMIT = 100
 _PRICE = re.compile(r"^\d+(\.\d+)?$")
+_SALE_DATES = ("date_on_sale_from", "date_on_sale_from_gmt", "date_on_sale_to", "date_on_sale_to_gmt")
 _PRODUCT_FIELDS = ("id", "name", "slug", "sku", "global_unique_id", "type", "status", "price", "regular_price",
-                   "sale_price", "on_sale", "manage_stock", "stock_quantity", "stock_status", "backorders",
-                   "parent_id", "variations")
-_VARIATION_FIELDS = ("id", "sku", "global_unique_id", "status", "price", "regular_price", "sale_price", "on_sale",
-                     "manage_stock", "stock_quantity", "stock_status", "backorders", "parent_id", "attributes")
+                   "sale_price", *_SALE_DATES, "on_sale", "manage_stock", "stock_quantity", "stock_status",
+                   "backorders", "parent_id", "variations")
+_VARIATION_FIELDS = ("id", "sku", "global_unique_id", "status", "price", "regular_price", "sale_price", *_SALE_DATES,
+                     "on_sale", "manage_stock", "stock_quantity", "stock_status", "backorders", "parent_id",
+                     "attributes")
+_NO_SALE: dict[str, Any] = {"sale_price": "", **dict.fromkeys(_SALE_DATES)}
 
 ORDER_STATUSES = ("pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed",
                   "checkout-draft")
@@ -78,6 +87,8 @@ GATEWAYS = {  # id -> (title, refunds through the gateway's API)
 TAX_RATE_IDS = {23: 1, 8: 2, 5: 3, 0: 4}  # VAT % -> the shop's tax rate id
 _CENT = Decimal("0.01")
 _MODIFIED_AFTER = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(Z|\+00:00)?$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?$")
+_STAMP = "%Y-%m-%dT%H:%M:%S"
 DEFAULT_BILLING = {"first_name": "Jan", "last_name": "Kowalski", "company": "", "address_1": "ul. Długa 5",
                    "address_2": "m. 3", "city": "Kraków", "state": "", "postcode": "30-001", "country": "PL",
                    "email": "jan.kowalski@example.pl", "phone": "+48 600 100 200"}
@@ -114,6 +125,7 @@ class Exchange:
     response: Any = None
     fault: str | None = None
     applied: bool = False
+    url: str = ""  # the request's address without its query (what a Link header names)
 
 
 class _Reply(Exception):
@@ -161,7 +173,7 @@ class WooSimulator:
             pid = self._new_id()
             self.products[pid] = _stock_status({
                 "id": pid, "name": f"Product {sku}", "slug": sku.lower(), "sku": sku, "global_unique_id": ean,
-                "type": product_type, "status": status, "regular_price": price, "sale_price": "",
+                "type": product_type, "status": status, "regular_price": price, **_NO_SALE,
                 "manage_stock": manage_stock, "stock_quantity": quantity if manage_stock else None,
                 "stock_status": "instock", "backorders": "no", "parent_id": 0, "variations": [],
             })
@@ -174,9 +186,9 @@ class WooSimulator:
             pid = self._new_id()
             self.products[pid] = {
                 "id": pid, "name": f"Product {sku}", "slug": sku.lower(), "sku": sku, "global_unique_id": "",
-                "type": "variable", "status": status, "regular_price": "", "sale_price": "", "price": "",
-                "manage_stock": False, "stock_quantity": None, "stock_status": "instock", "backorders": "no",
-                "parent_id": 0, "variations": [],
+                "type": "variable", "status": status, "regular_price": "", **_NO_SALE, "price": "",
+                "on_sale": False, "manage_stock": False, "stock_quantity": None, "stock_status": "instock",
+                "backorders": "no", "parent_id": 0, "variations": [],
             }
             self.variations[pid] = {}
             ids = [self._add_variation(pid, v_sku, qty, price) for v_sku, qty, price in variations]
@@ -186,7 +198,7 @@ class WooSimulator:
         vid = self._new_id()
         self.variations[pid][vid] = _stock_status({
             "id": vid, "sku": sku, "global_unique_id": "", "status": "publish", "regular_price": price,
-            "sale_price": "", "manage_stock": quantity is not None, "stock_quantity": quantity,
+            **_NO_SALE, "manage_stock": quantity is not None, "stock_quantity": quantity,
             "stock_status": "instock", "backorders": "no", "parent_id": pid,
             "attributes": [{"id": 0, "name": "Wariant", "option": sku}],
         })
@@ -195,11 +207,35 @@ class WooSimulator:
 
     def product(self, pid: int) -> dict[str, Any]:
         with self._lock:
-            return dict(self.products[pid])
+            return dict(self._priced(self.products[pid]))
 
     def variation(self, pid: int, vid: int) -> dict[str, Any]:
         with self._lock:
-            return dict(self.variations[pid][vid])
+            return dict(self._priced(self.variations[pid][vid]))
+
+    def set_sale(self, pid: int, sale_price: str, vid: int | None = None, *, start: datetime | None = None,
+                 end: datetime | None = None) -> None:
+        """The seller puts the product (or variation) on sale in the admin, from ``start`` to ``end``
+        (UTC, either may be open); ``sale_price=""`` ends the sale."""
+        with self._lock:
+            target = self.products[pid] if vid is None else self.variations[pid][vid]
+            target["sale_price"] = sale_price
+            for key, moment in (("date_on_sale_from", start), ("date_on_sale_to", end)):
+                target[key] = None if moment is None else (moment + SHOP_OFFSET).strftime(_STAMP)
+                target[f"{key}_gmt"] = None if moment is None else moment.strftime(_STAMP)
+
+    def _priced(self, item: dict[str, Any]) -> dict[str, Any]:
+        """WooCommerce's read-only price and on_sale, by the shop's clock: the sale price while a sale is
+        on (a sale price set, and the clock within its dates), the regular price otherwise."""
+        now = self.clock.strftime(_STAMP)
+        start, end = item.get("date_on_sale_from_gmt"), item.get("date_on_sale_to_gmt")
+        on_sale = bool(item.get("sale_price")) and (start is None or start <= now) and (end is None or now <= end)
+        item["on_sale"] = on_sale
+        item["price"] = item["sale_price"] if on_sale else item.get("regular_price", "")
+        return item
+
+    def _show(self, item: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+        return _public(self._priced(item), fields)
 
     def delete_product(self, pid: int) -> None:
         with self._lock:
@@ -231,8 +267,9 @@ class WooSimulator:
         payment_method: str = "przelewy24", billing: Mapping[str, str] | None = None,
         shipping: Mapping[str, str] | None = None, nip: str | None = None, nip_key: str = "_billing_nip",
         prices_include_tax: bool = True, vat: int = 23, shipping_total: str = "15.00",
-        shipping_method: tuple[str, str] = ("flat_rate", "Kurier DPD"), transaction_id: str = "",
+        shipping_method: tuple[str, str] | None = ("flat_rate", "Kurier DPD"), transaction_id: str = "",
         currency: str = "PLN", customer_note: str = "", meta: Mapping[str, Any] | None = None,
+        fees: Iterable[tuple[str, str]] = (), coupon: tuple[str, str] | None = None,
     ) -> int:
         """Place an order now (``clock``), as the checkout would; returns its id.
 
@@ -240,15 +277,33 @@ class WooSimulator:
         product's current price, which is gross when ``prices_include_tax`` and net otherwise.
         ``shipping=None`` ships to the billing address (what the checkout saves when the buyer
         does not ask for another one); pass ``{}`` for an order without a shipping address.
+        ``shipping_method=None`` ships nothing (no shipping line, no shipping cost). ``fees`` are
+        (name, net amount) charged on top, taxed at ``vat`` (a negative one is a discount);
+        ``coupon`` is (code, percent) off every line: like WooCommerce, each line's ``total`` and
+        ``total_tax`` are after the discount (``subtotal`` before it), and the coupon line only
+        says what it took.
         """
         with self._lock:
             oid = self._new_id()
             rate_id, rate = TAX_RATE_IDS[vat], Decimal(vat)
-            items = [self._line_item(target, quantity, rate, rate_id, prices_include_tax) for target, quantity in lines]
-            ship_net = Decimal(shipping_total)
+            off = Decimal(coupon[1]) if coupon else Decimal(0)
+            items = [self._line_item(target, quantity, rate, rate_id, prices_include_tax, off)
+                     for target, quantity in lines]
+            ship_net = Decimal(shipping_total) if shipping_method else Decimal(0)
             ship_tax = (ship_net * rate / 100).quantize(_CENT, ROUND_HALF_UP)  # shipping costs are entered net
-            cart_tax = sum((Decimal(i["total_tax"]) for i in items), Decimal(0))
-            net = sum((Decimal(i["total"]) for i in items), Decimal(0))
+            fee_lines = []
+            for name, amount in fees:
+                fee_net = Decimal(amount)
+                fee_tax = (fee_net * rate / 100).quantize(_CENT, ROUND_HALF_UP)
+                fee_lines.append({"id": self._item_id(), "name": name, "tax_class": "", "tax_status": "taxable",
+                                  "total": _fmt(fee_net), "total_tax": _fmt(fee_tax),
+                                  "taxes": [{"id": rate_id, "total": _fmt(fee_tax), "subtotal": ""}],
+                                  "meta_data": []})
+            charged = items + fee_lines  # the cart's taxes: the products' and the fees'
+            cart_tax = sum((Decimal(i["total_tax"]) for i in charged), Decimal(0))
+            net = sum((Decimal(i["total"]) for i in charged), Decimal(0))
+            discount = sum((Decimal(i["subtotal"]) - Decimal(i["total"]) for i in items), Decimal(0))
+            discount_tax = sum((Decimal(i["subtotal_tax"]) - Decimal(i["total_tax"]) for i in items), Decimal(0))
             billing_part = {**DEFAULT_BILLING, **(billing or {})}
             if shipping is None:
                 shipping_part = {k: billing_part.get(k, "") for k in _EMPTY_ADDRESS}
@@ -264,7 +319,7 @@ class WooSimulator:
                 "id": oid, "parent_id": 0, "number": str(oid), "order_key": f"wc_order_{oid:x}sim",
                 "created_via": "checkout", "version": "9.1.0", "status": "pending", "currency": currency,
                 "date_created": local, "date_created_gmt": gmt, "date_modified": local, "date_modified_gmt": gmt,
-                "discount_total": "0.00", "discount_tax": "0.00", "shipping_total": _fmt(ship_net),
+                "discount_total": _fmt(discount), "discount_tax": _fmt(discount_tax), "shipping_total": _fmt(ship_net),
                 "shipping_tax": _fmt(ship_tax), "cart_tax": _fmt(cart_tax), "total": _fmt(net + cart_tax + ship_net
                                                                                          + ship_tax),
                 "total_tax": _fmt(cart_tax + ship_tax), "prices_include_tax": prices_include_tax, "customer_id": 0,
@@ -280,7 +335,10 @@ class WooSimulator:
                     "id": self._item_id(), "method_title": shipping_method[1], "method_id": shipping_method[0],
                     "instance_id": "1", "total": _fmt(ship_net), "total_tax": _fmt(ship_tax),
                     "taxes": [{"id": rate_id, "total": _fmt(ship_tax), "subtotal": ""}], "meta_data": []}],
-                "fee_lines": [], "coupon_lines": [], "refunds": [], "currency_symbol": "zł",
+                "fee_lines": fee_lines, "refunds": [], "currency_symbol": "zł",
+                "coupon_lines": [] if not coupon else [{
+                    "id": self._item_id(), "code": coupon[0], "discount": _fmt(discount),
+                    "discount_tax": _fmt(discount_tax), "meta_data": []}],
             }
             self.orders[oid] = order
             self.refunds[oid] = []
@@ -289,23 +347,27 @@ class WooSimulator:
             return oid
 
     def _line_item(self, target: int | tuple[int, int], quantity: int, rate: Decimal, rate_id: int,
-                   prices_include_tax: bool) -> dict[str, Any]:
+                   prices_include_tax: bool, off: Decimal = Decimal(0)) -> dict[str, Any]:
+        """A product line; ``off`` percent of it is discounted by a coupon (subtotal before, total after)."""
         pid, vid = target if isinstance(target, tuple) else (target, 0)
         product = self.products[pid]
         source = self.variations[pid][vid] if vid else product
-        price = Decimal(source.get("price") or source.get("regular_price") or "0")
-        if prices_include_tax:
-            gross = price * quantity
-            tax = (gross * rate / (100 + rate)).quantize(_CENT, ROUND_HALF_UP)
-            net = gross - tax
-        else:
-            net = price * quantity
-            tax = (net * rate / 100).quantize(_CENT, ROUND_HALF_UP)
+        price = Decimal(self._priced(source)["price"] or "0")  # what the buyer pays now, a sale included
+
+        def split(amount: Decimal) -> tuple[Decimal, Decimal]:  # (net, tax) of a line amount at the shop's prices
+            if prices_include_tax:
+                tax = (amount * rate / (100 + rate)).quantize(_CENT, ROUND_HALF_UP)
+                return amount - tax, tax
+            return amount, (amount * rate / 100).quantize(_CENT, ROUND_HALF_UP)
+
+        before = price * quantity
+        sub_net, sub_tax = split(before)
+        net, tax = split(before - (before * off / 100).quantize(_CENT, ROUND_HALF_UP))
         name = product["name"] + (f" - {source['attributes'][0]['option']}" if vid else "")
         return {
             "id": self._item_id(), "name": name, "product_id": pid, "variation_id": vid, "quantity": quantity,
-            "tax_class": "", "subtotal": _fmt(net), "subtotal_tax": _fmt(tax), "total": _fmt(net),
-            "total_tax": _fmt(tax), "taxes": [{"id": rate_id, "total": _fmt(tax), "subtotal": _fmt(tax)}],
+            "tax_class": "", "subtotal": _fmt(sub_net), "subtotal_tax": _fmt(sub_tax), "total": _fmt(net),
+            "total_tax": _fmt(tax), "taxes": [{"id": rate_id, "total": _fmt(tax), "subtotal": _fmt(sub_tax)}],
             "meta_data": [], "sku": source.get("sku", ""), "price": float(net / quantity),
             "parent_name": product["name"] if vid else None,
         }
@@ -479,7 +541,9 @@ class WooSimulator:
         except ValueError:
             body = _INVALID_JSON
         path = full_path.removeprefix(API_PREFIX) if full_path.startswith(API_PREFIX + "/") else full_path
-        exchange = Exchange(method, path, query, None if body is _INVALID_JSON else body)
+        host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT')}"
+        exchange = Exchange(method, path, query, None if body is _INVALID_JSON else body,
+                            url=f"{environ.get('wsgi.url_scheme', 'http')}://{host}{full_path}")
         with self._lock:
             self.log.append(exchange)
         status, payload, headers = self._handle(exchange, full_path, environ, body)
@@ -546,21 +610,21 @@ class WooSimulator:
                 if sku := exchange.query.get("sku"):
                     wanted = {s.strip() for s in sku.split(",")}
                     items = [p for p in items if p["sku"] in wanted]
-                items = [_public(p, _PRODUCT_FIELDS) for p in items]
-            return self._page(items, exchange.query)
+                items = [self._show(p, _PRODUCT_FIELDS) for p in items]
+            return self._page(items, exchange)
         if method == "GET" and (m := re.fullmatch(r"/products/(\d+)/variations", path)):
             with self._lock:
-                items = [_public(v, _VARIATION_FIELDS) for v in self.variations.get(int(m.group(1)), {}).values()]
-            return self._page(items, exchange.query)
+                items = [self._show(v, _VARIATION_FIELDS) for v in self.variations.get(int(m.group(1)), {}).values()]
+            return self._page(items, exchange)
         if method == "GET" and path == "/orders":
-            return self._list_orders(exchange.query)
+            return self._list_orders(exchange)
         if m := re.fullmatch(r"/orders/(\d+)/refunds", path):
             oid = int(m.group(1))
             if method == "GET":
                 with self._lock:
                     self._order_or_404(oid, "woocommerce_rest_invalid_order_id", "Invalid order ID.")
                     items = copy.deepcopy(self.refunds[oid])
-                return self._page(items, exchange.query)
+                return self._page(items, exchange)
             if method == "POST":
                 return 201, self._refund(oid, body), []
         if m := re.fullmatch(r"/orders/(\d+)", path):
@@ -576,8 +640,11 @@ class WooSimulator:
             return 200, self._batch(body, int(m.group(1))), []
         raise _Reply(404, "rest_no_route", "No route was found matching the URL and request method.")
 
-    def _page(self, items: list[dict[str, Any]], query: Mapping[str, str],
+    def _page(self, items: list[dict[str, Any]], exchange: Exchange,
               key: Callable[[dict[str, Any]], Any] | None = None) -> tuple[int, Any, list[tuple[str, str]]]:
+        """One page of a collection with the documented paging headers: X-WP-Total, X-WP-TotalPages,
+        and a Link header naming the first, previous, next and last pages where there are such."""
+        query = exchange.query
         try:
             page = int(query.get("page", "1"))
             per_page = int(query.get("per_page", "10"))
@@ -593,7 +660,14 @@ class WooSimulator:
             raise _Reply(400, "rest_post_invalid_page_number",
                          "The page number requested is larger than the number of pages available.")
         chunk = items[(page - 1) * per_page: page * per_page]
-        return 200, chunk, [("X-WP-Total", str(total)), ("X-WP-TotalPages", str(pages))]
+        headers = [("X-WP-Total", str(total)), ("X-WP-TotalPages", str(pages))]
+        rels = ([("first", 1), ("prev", page - 1)] if page > 1 else []) + (
+            [("next", page + 1), ("last", pages)] if page < pages else [])
+        if rels and exchange.url:
+            kept = {k: v for k, v in query.items() if k not in ("consumer_key", "consumer_secret")}
+            headers.append(("Link", ", ".join(f'<{exchange.url}?{urlencode({**kept, "page": str(number)})}>; '
+                                              f'rel="{rel}"' for rel, number in rels)))
+        return 200, chunk, headers
 
     # --- orders ---------------------------------------------------------------------------------
 
@@ -604,7 +678,8 @@ class WooSimulator:
             raise _Reply(404, code, message)
         return order
 
-    def _list_orders(self, query: Mapping[str, str]) -> tuple[int, Any, list[tuple[str, str]]]:
+    def _list_orders(self, exchange: Exchange) -> tuple[int, Any, list[tuple[str, str]]]:
+        query = exchange.query
         orderby = query.get("orderby", "date")
         keys: dict[str, Callable[[dict[str, Any]], Any]] = {
             "date": lambda o: (o["date_created_gmt"], o["id"]),
@@ -627,7 +702,7 @@ class WooSimulator:
                      if (o["status"] in wanted or ("any" in wanted and o["status"] not in _NOT_LISTED))
                      and (after is None or (o["date_modified_gmt"] if gmt else o["date_modified"]) > after)]
             items = copy.deepcopy(items)
-        return self._page(items, query, keys[orderby])
+        return self._page(items, exchange, keys[orderby])
 
     def _update_order(self, oid: int, body: Any) -> dict[str, Any]:
         if body is _INVALID_JSON:
@@ -737,6 +812,7 @@ class WooSimulator:
                 if not isinstance(price, str) or (price and not _PRICE.match(price)):
                     raise _Reply(400, "rest_invalid_param", f"Invalid parameter(s): {key} is not of type string.")
                 changes[key] = price
+        changes.update(_sale_dates(item))
         if "sku" in item:
             self._check_sku(item["sku"], woo_id)
             changes["sku"] = item["sku"]
@@ -744,7 +820,7 @@ class WooSimulator:
         if target.get("manage_stock") is not True:
             target["stock_quantity"] = None  # the quantity only exists while the shop manages stock
         _stock_status(target)
-        return _public(target, _PRODUCT_FIELDS if parent_id is None else _VARIATION_FIELDS)
+        return self._show(target, _PRODUCT_FIELDS if parent_id is None else _VARIATION_FIELDS)
 
     def _check_sku(self, sku: Any, own_id: int) -> None:
         if not isinstance(sku, str):
@@ -762,23 +838,27 @@ class WooSimulator:
         sku = item.get("sku", "")
         self._check_sku(sku, 0)
         qty = item.get("stock_quantity") if item.get("manage_stock") is True else None
-        price = str(item.get("regular_price", ""))
+        if qty is not None and (not isinstance(qty, int) or isinstance(qty, bool)):
+            raise _Reply(400, "rest_invalid_param", "Invalid parameter(s): stock_quantity is not of type integer.")
+        price = item.get("regular_price", "")
+        if not isinstance(price, str) or (price and not _PRICE.match(price)):
+            raise _Reply(400, "rest_invalid_param", "Invalid parameter(s): regular_price is not of type string.")
         if parent_id is None:
             pid = self.add_simple(sku, qty, price, manage_stock=item.get("manage_stock") is True)
-            return _public(self.products[pid], _PRODUCT_FIELDS)
+            return self._show(self.products[pid], _PRODUCT_FIELDS)
         if parent_id not in self.variations:
             raise _Reply(400, "woocommerce_rest_product_invalid_id", "Invalid ID.")
         vid = self._add_variation(parent_id, sku, qty, price)
-        return _public(self.variations[parent_id][vid], _VARIATION_FIELDS)
+        return self._show(self.variations[parent_id][vid], _VARIATION_FIELDS)
 
     def _delete(self, woo_id: int, parent_id: int | None, post_type: str) -> dict[str, Any]:
         target = self._target(woo_id, parent_id, post_type)
         if parent_id is None:
             self.delete_product(woo_id)
-            return _public(target, _PRODUCT_FIELDS)
+            return self._show(target, _PRODUCT_FIELDS)
         del self.variations[parent_id][woo_id]
         self.products[parent_id]["variations"].remove(woo_id)
-        return _public(target, _VARIATION_FIELDS)
+        return self._show(target, _VARIATION_FIELDS)
 
 
 class LossyTransport(httpx.BaseTransport):
@@ -833,10 +913,27 @@ def _fmt(amount: Decimal) -> str:
     return f"{amount.quantize(_CENT, ROUND_HALF_UP):f}"
 
 
+def _sale_dates(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The sale dates an update sets, both forms of each: "" clears one, null leaves it as it is (the API
+    only applies a field that is set), the site-local form is the shop's time and the _gmt one UTC."""
+    changes: dict[str, Any] = {}
+    for key in ("date_on_sale_from", "date_on_sale_to"):
+        for field, offset in ((key, SHOP_OFFSET), (f"{key}_gmt", timedelta(0))):
+            value = item.get(field)
+            if value is None:
+                continue
+            if not isinstance(value, str) or (value and not _DATE.match(value)):
+                raise _Reply(400, "rest_invalid_param", f"Invalid parameter(s): {field}")
+            if not value:
+                changes[key] = changes[f"{key}_gmt"] = None
+                continue
+            moment = datetime.fromisoformat(value) - offset
+            changes[key], changes[f"{key}_gmt"] = (moment + SHOP_OFFSET).strftime(_STAMP), moment.strftime(_STAMP)
+    return changes
+
+
 def _stock_status(item: dict[str, Any]) -> dict[str, Any]:
-    """WooCommerce derives price and stock_status when it saves a product."""
-    item["price"] = item.get("sale_price") or item.get("regular_price", "")
-    item["on_sale"] = bool(item.get("sale_price"))
+    """WooCommerce derives stock_status when it saves a product (and price and on_sale: WooSimulator._priced)."""
     if item.get("manage_stock") is True:
         qty = item.get("stock_quantity") or 0
         item["stock_status"] = "instock" if qty > 0 else ("outofstock" if item["backorders"] == "no" else

@@ -46,6 +46,9 @@ class ChangeResult:
     retryable: bool = False
 
 
+LineKind = Literal["goods", "shipping", "fee"]
+
+
 @dataclass(frozen=True)
 class OrderLine:
     sku: str | None  # the seller's signature on the offer / the shop's SKU; None when the channel has none
@@ -55,6 +58,9 @@ class OrderLine:
     unit_price_gross: Decimal
     vat_rate: VatRate | None = None
     line_id: str | None = None  # the channel's id of the line (refunds name lines by it)
+    # goods reserve stock and need a SKU; a charge (delivery, a fee, a discount as a negative fee) is a
+    # service line of the document: no SKU, no reservation
+    kind: LineKind = "goods"
 
 
 @dataclass(frozen=True)

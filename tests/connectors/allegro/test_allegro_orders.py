@@ -82,6 +82,9 @@ def test_checkout_form_golden_mapping(allegro_spec) -> None:
             OrderLine(sku=None, offer_id="7000000002", name="Książka kucharska", quantity=1,
                       unit_price_gross=Decimal("39.90"), vat_rate="5",
                       line_id="8f1a2b3c-4d5e-4f60-8a71-92b3c4d5e6f7"),
+            # delivery.cost, part of summary.totalToPay: the lines add up to what the buyer pays (292.87)
+            OrderLine(sku=None, offer_id=None, name="Allegro Paczkomaty InPost pobranie", quantity=1,
+                      unit_price_gross=Decimal("12.99"), kind="shipping"),
         ],
         buyer_email="pl1x2y3z+abc@allegromail.pl",
         buyer_login="User_Login",
@@ -224,7 +227,9 @@ def test_order_from_the_simulator(make_channel, sim: AllegroSimulator) -> None:
                                pickup_point="POZ08A", delivery_cost="9.99")
     order = channel.order(order_id)
     assert [(line.sku, line.offer_id, line.quantity, line.unit_price_gross) for line in order.lines] == [
-        ("SKU-1", "7000000001", 2, Decimal("19.99")), ("SKU-2", "7000000002", 3, Decimal("4.50"))]
+        ("SKU-1", "7000000001", 2, Decimal("19.99")), ("SKU-2", "7000000002", 3, Decimal("4.50")),
+        (None, None, 1, Decimal("9.99"))]  # the delivery the buyer paid
+    assert sum(line.unit_price_gross * line.quantity for line in order.lines) == order.payment.amount
     assert order.payment == Payment(status="unpaid", amount=Decimal("63.47"), currency="PLN",
                                     method="CASH_ON_DELIVERY", cash_on_delivery=True,
                                     payment_id=sim.checkout_form(order_id)["payment"]["id"])

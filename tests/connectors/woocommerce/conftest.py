@@ -38,13 +38,14 @@ def sim() -> Iterator[WooSimulator]:
 @pytest.fixture
 def wire(sim: WooSimulator) -> Callable[..., Wired]:
     def make(*, key: str = KEY, secret: str = SECRET, attempts: int = 3, name: str = "sklep",
-             transport: httpx.BaseTransport | None = None) -> Wired:
+             transport: httpx.BaseTransport | None = None, **more: object) -> Wired:
+        """``more``: further connector options (e.g. ``allow_shop_sales=True``)."""
         checking = CheckingTransport(transport or sim.transport())
         sleeps = Sleeps()
         limiter = LocalRateLimiter()
         throttle = Throttle(limiter, f"woocommerce:{name}", per_minute=300.0, burst=5.0, sleep=sleeps)
         options = WooCommerceOptions.model_validate(
-            {"base_url": BASE_URL, "consumer_key": key, "consumer_secret": secret, "attempts": attempts})
+            {"base_url": BASE_URL, "consumer_key": key, "consumer_secret": secret, "attempts": attempts, **more})
         channel = build_channel(name, options, services(name, throttle, checking), retry_wait=wait_none())
         return Wired(channel, checking, throttle, sleeps, limiter)
 

@@ -17,6 +17,9 @@ def change(external_id: str, quantity: int | None = None, price: str | None = No
                          price_gross=Decimal(price) if price is not None else None, **kw)  # type: ignore[arg-type]
 
 
+NO_SALE = {"sale_price": "", "date_on_sale_from": "", "date_on_sale_to": ""}  # what ends a sale set in the shop
+
+
 # --- requests --------------------------------------------------------------------------------
 
 
@@ -24,9 +27,9 @@ def test_simple_products_become_one_products_batch_with_absolute_values() -> Non
     plan = mapping.plan_push([change("801", 7, "19.99"), change("802", quantity=0), change("803", price="5")])
     assert [(b.path, b.body) for b in plan.batches] == [
         ("/products/batch", {"update": [
-            {"id": 801, "manage_stock": True, "stock_quantity": 7, "regular_price": "19.99"},
+            {"id": 801, "manage_stock": True, "stock_quantity": 7, "regular_price": "19.99", **NO_SALE},
             {"id": 802, "manage_stock": True, "stock_quantity": 0},
-            {"id": 803, "regular_price": "5.00"},
+            {"id": 803, "regular_price": "5.00", **NO_SALE},
         ]}),
     ]
     assert [i.index for i in plan.batches[0].items] == [0, 1, 2]
@@ -43,10 +46,10 @@ def test_variations_are_grouped_per_parent_after_the_products() -> None:
     assert [(b.path, b.body) for b in plan.batches] == [
         ("/products/batch", {"update": [{"id": 801, "manage_stock": True, "stock_quantity": 2}]}),
         ("/products/22/variations/batch", {"update": [
-            {"id": 731, "manage_stock": True, "stock_quantity": 1, "regular_price": "9.00"},
+            {"id": 731, "manage_stock": True, "stock_quantity": 1, "regular_price": "9.00", **NO_SALE},
             {"id": 732, "manage_stock": True, "stock_quantity": 0},
         ]}),
-        ("/products/40/variations/batch", {"update": [{"id": 41, "regular_price": "129.90"}]}),
+        ("/products/40/variations/batch", {"update": [{"id": 41, "regular_price": "129.90", **NO_SALE}]}),
     ]
     assert [[i.index for i in b.items] for b in plan.batches] == [[1], [0, 3], [2]]
     for batch in plan.batches:
@@ -126,15 +129,16 @@ def test_product_and_variation_listings() -> None:
     check(PRODUCT, SIMPLE, "simple product")
     check(PRODUCT, VARIABLE, "variable product")
     check(VARIATION, VARIANT, "variation")
+    # on sale: the listing's price is what a buyer pays (price, 21.99), not the regular price (24.54)
     assert mapping.product_listing(SIMPLE) == Listing(
-        external_id="794", sku="KUB-01", ean="5901234123457", quantity=12, price_gross=Decimal("24.54"))
+        external_id="794", sku="KUB-01", ean="5901234123457", quantity=12, price_gross=Decimal("21.99"))
     assert mapping.variation_listing(VARIABLE, VARIANT) == Listing(
         external_id="22/732", sku="KOSZ-M", ean=None, quantity=3, price_gross=Decimal("9.00"))
 
 
 def test_listing_edge_cases() -> None:
-    unmanaged = {**SIMPLE, "manage_stock": False, "stock_quantity": None, "regular_price": "", "sku": "",
-                 "status": "draft"}
+    unmanaged = {**SIMPLE, "manage_stock": False, "stock_quantity": None, "regular_price": "", "sale_price": "",
+                 "price": "", "sku": "", "status": "draft"}
     listing = mapping.product_listing(unmanaged)
     assert (listing.quantity, listing.price_gross, listing.sku, listing.active) == (0, None, None, False)
     draft_parent = {**VARIABLE, "status": "draft"}
@@ -187,3 +191,56 @@ def test_an_answer_that_does_not_show_the_change_is_a_failure() -> None:
     (_, stock), (_, price) = mapping.batch_results(batch, response)
     assert not stock.ok and "stock_quantity=None" in (stock.error or "")
     assert not price.ok and "'9.99'" in (price.error or "")
+
+
+# --- sale prices ------------------------------------------------------------------------------------
+
+
+def test_the_listing_price_is_what_a_buyer_pays() -> None:
+    scheduled = {**SIMPLE, "price": "24.54", "on_sale": False, "date_on_sale_from": "2099-01-01T00:00:00"}
+    check(PRODUCT, scheduled, "a sale to come")
+    assert mapping.product_listing(scheduled).price_gross == Decimal("24.54")  # not on sale yet
+    on_sale_variant = {**VARIANT, "regular_price": "9.00", "sale_price": "7.50", "price": "7.50", "on_sale": True}
+    check(VARIATION, on_sale_variant, "a variation on sale")
+    assert mapping.variation_listing(VARIABLE, on_sale_variant).price_gross == Decimal("7.50")
+    # an answer a plugin trimmed of price: the sale price while on_sale, else the regular price
+    trimmed = {k: v for k, v in SIMPLE.items() if k != "price"}
+    assert mapping.product_listing({**trimmed, "on_sale": True}).price_gross == Decimal("21.99")
+    assert mapping.product_listing({**trimmed, "on_sale": False}).price_gross == Decimal("24.54")
+    with pytest.raises(mapping.UnreadableAnswer, match=r"price = 21\.99: expected a price as a string"):
+        mapping.product_listing({**SIMPLE, "price": 21.99})
+
+
+def test_a_price_ends_a_sale_set_in_the_shop_unless_the_seller_runs_shop_sales() -> None:
+    changes = [change("801", 7, "19.99"), change("802", quantity=1), change("22/731", price="9.00")]
+    ends = mapping.plan_push(changes)
+    assert [b.body for b in ends.batches] == [
+        {"update": [{"id": 801, "manage_stock": True, "stock_quantity": 7, "regular_price": "19.99",
+                     "sale_price": "", "date_on_sale_from": "", "date_on_sale_to": ""},
+                    {"id": 802, "manage_stock": True, "stock_quantity": 1}]},
+        {"update": [{"id": 731, "regular_price": "9.00", "sale_price": "", "date_on_sale_from": "",
+                     "date_on_sale_to": ""}]},
+    ]
+    keeps = mapping.plan_push(changes, allow_shop_sales=True)
+    assert [b.body for b in keeps.batches] == [
+        {"update": [{"id": 801, "manage_stock": True, "stock_quantity": 7, "regular_price": "19.99"},
+                    {"id": 802, "manage_stock": True, "stock_quantity": 1}]},
+        {"update": [{"id": 731, "regular_price": "9.00"}]},
+    ]
+    for batch in ends.batches + keeps.batches:
+        check(BATCH_REQUEST, batch.body, batch.path)
+
+
+def test_the_answer_must_show_the_buyer_paying_the_hubs_price() -> None:
+    (batch,) = mapping.plan_push([change("1", price="10.00"), change("2", 3, "20.00")]).batches
+    still_on_sale = {**_answer(1, None, "10.00"), "sale_price": "8.00", "price": "8.00", "on_sale": True}
+    response = {"update": [still_on_sale, _answer(2, 3, "20.00")]}
+    check(PRODUCTS_BATCH_RESPONSE, response, "batch answer")
+    (_, kept), (_, ended) = mapping.batch_results(batch, response)
+    assert not kept.ok and not kept.retryable
+    assert kept.error == ("shop answered price='8.00' (what a buyer pays; sale_price='8.00') after setting 10.00 "
+                          "and clearing the sale price")
+    assert ended.ok
+    (shop_sales,) = mapping.plan_push([change("1", price="10.00")], allow_shop_sales=True).batches
+    # the seller runs the sale: the regular price is what the hub set, and that is all it checks
+    assert mapping.batch_results(shop_sales, {"update": [still_on_sale]}) == [(0, ChangeResult("1", ok=True))]

@@ -26,7 +26,8 @@ def golden_order() -> dict[str, Any]:
         "date_created": "2024-06-11T12:00:05", "date_created_gmt": "2024-06-11T10:00:05",
         "date_modified": "2024-06-11T12:03:10", "date_modified_gmt": "2024-06-11T10:03:10",
         "discount_total": "4.00", "discount_tax": "0.92", "shipping_total": "12.00", "shipping_tax": "2.76",
-        "cart_tax": "15.18", "total": "101.09", "total_tax": "19.09", "prices_include_tax": False,
+        # total: 40.00 + 26.00 net, 12.00 shipping, 5.00 fee, 19.09 tax (the coupon's 4.00 is off the lines already)
+        "cart_tax": "15.18", "total": "102.09", "total_tax": "19.09", "prices_include_tax": False,
         "customer_id": 0, "customer_note": "",
         "billing": {"first_name": "Anna", "last_name": "Nowak", "company": "Nowak Meble sp. z o.o.",
                     "address_1": "ul. Polna 12", "address_2": "", "city": "Poznań", "state": "",
@@ -77,11 +78,16 @@ def test_a_cod_order_with_a_variation_and_a_company_nip() -> None:
         # (26.00 + 5.98) / 3 = 10.66: the price actually charged, coupon and tax included
         OrderLine(sku="KOSZ-M", offer_id="22/23", name="Koszulka - M", quantity=3, unit_price_gross=Decimal("10.66"),
                   vat_rate="23", line_id="312"),
+        # the courier (12.00 + 2.76) and the cash-on-delivery fee (5.00 + 1.15): lines without a SKU
+        OrderLine(sku=None, offer_id=None, name="Kurier DPD pobranie", quantity=1, unit_price_gross=Decimal("14.76"),
+                  vat_rate="23", line_id="313", kind="shipping"),
+        OrderLine(sku=None, offer_id=None, name="Opłata za pobranie", quantity=1, unit_price_gross=Decimal("6.15"),
+                  vat_rate="23", line_id="314", kind="fee"),
     ]
     assert co.delivery_address == Address(name="Anna Nowak", street="ul. Leśna 3 lok. 4", city="Gniezno",
                                           postal_code="62-200", country="PL", company=None, phone="601 202 303",
                                           email="anna@nowakmeble.pl")
-    assert co.payment == Payment(status="unpaid", amount=Decimal("101.09"), currency="PLN", method="cod",
+    assert co.payment == Payment(status="unpaid", amount=Decimal("102.09"), currency="PLN", method="cod",
                                  cash_on_delivery=True, payment_id="727")
     assert co.invoice == InvoiceRequest(
         company="Nowak Meble sp. z o.o.", nip="5260001246",
@@ -100,14 +106,14 @@ def test_cash_on_delivery_is_paid_once_completed_and_other_methods_once_paid() -
     order = golden_order()
     assert om.payment({**order, "status": "completed"}).status == "paid"
     bank = {**order, "payment_method": "bacs", "status": "on-hold", "date_paid_gmt": None}
-    assert om.payment(bank) == Payment("unpaid", Decimal("101.09"), "PLN", "bacs", False, "727")
+    assert om.payment(bank) == Payment("unpaid", Decimal("102.09"), "PLN", "bacs", False, "727")
     assert om.payment({**bank, "status": "processing"}).status == "paid"  # the seller saw the transfer
     online = {**bank, "payment_method": "przelewy24", "status": "pending", "date_paid_gmt": "2024-06-11T10:00:06",
               "transaction_id": "P24-88231"}
     assert (om.payment(online).status, om.payment(online).payment_id) == ("paid", "P24-88231")
     partly = {**online, "refunds": [{"id": 801, "reason": "", "total": "-10.00"}]}
     assert om.payment(partly).status == "partially_refunded"
-    assert om.payment({**partly, "refunds": [{"id": 801, "reason": "", "total": "-101.09"}]}).status == "refunded"
+    assert om.payment({**partly, "refunds": [{"id": 801, "reason": "", "total": "-102.09"}]}).status == "refunded"
     assert om.payment({**online, "status": "refunded"}).status == "refunded"
 
 
@@ -119,19 +125,21 @@ def test_prices_with_tax_give_the_same_gross_and_vat_rates_come_from_the_tax_lin
     order["tax_lines"].append({"id": 321, "rate_code": "PL-VAT-8", "rate_id": 2, "label": "VAT 8%", "compound": False,
                                "tax_total": "2.08", "shipping_tax_total": "0.00", "rate_percent": 8})
     lines = om.order_lines(order)
-    assert [(line.unit_price_gross, line.vat_rate) for line in lines] == [(Decimal("24.60"), "23"),
-                                                                          (Decimal("9.36"), "8")]
+    assert [(line.unit_price_gross, line.vat_rate) for line in lines if line.offer_id] == [(Decimal("24.60"), "23"),
+                                                                                           (Decimal("9.36"), "8")]
     order["line_items"][1]["taxes"] = []  # no tax charged: the rate is the ERP's to know
     order["line_items"][0]["taxes"].append({"id": 2, "total": "0.10", "subtotal": "0.10"})  # two rates at once
-    assert [line.vat_rate for line in om.order_lines(order)] == [None, None]
+    order["fee_lines"][0] |= {"taxes": [], "total_tax": "0.00", "tax_status": "none"}
+    assert [line.vat_rate for line in om.order_lines(order)] == [None, None, "23", None]
 
 
 def test_lines_of_deleted_products_and_empty_lines() -> None:
     order = golden_order()
     order["line_items"][0] |= {"product_id": 0, "sku": ""}  # the product was deleted after the sale
     order["line_items"][1]["quantity"] = 0
-    (line,) = om.order_lines(order)
+    line, *charges = om.order_lines(order)
     assert (line.sku, line.offer_id, line.name, line.line_id) == (None, None, "Kubek", "311")
+    assert [charge.line_id for charge in charges] == ["313", "314"]
 
 
 def test_addresses_fall_back_to_billing_and_vanish_for_virtual_orders() -> None:
@@ -276,7 +284,7 @@ def test_refunds_cannot_exceed_what_is_left() -> None:
     with pytest.raises(om.RefundProblem, match=r"line 311 has 1 unit\(s\) left to refund, not 2"):
         om.refund_body(golden_order(), done, refund([ReturnLine(None, None, 2, line_id="311")]),
                        idempotency_key="k", api_refund=False)
-    with pytest.raises(om.RefundProblem, match=r"refund of 80.00 PLN exceeds the 76.49 PLN left to refund"):
+    with pytest.raises(om.RefundProblem, match=r"refund of 80.00 PLN exceeds the 77.49 PLN left to refund"):
         om.refund_body(golden_order(), done, refund([], amount="80"), idempotency_key="k", api_refund=False)
     with pytest.raises(om.RefundProblem, match="refund in EUR but the order was paid in PLN"):
         om.refund_body(golden_order(), [], refund([], amount="1", currency="EUR"), idempotency_key="k",

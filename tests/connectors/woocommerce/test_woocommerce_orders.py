@@ -17,7 +17,7 @@ from woocommerce_testkit import BASE_URL, KEY, SECRET, Wired, services
 from connectors.shops.woocommerce import WooCommerceOptions, build_channel
 from connectors.shops.woocommerce import order_mapping as om
 from connectors.shops.woocommerce.channel import WooCommerceChannel
-from connectors.shops.woocommerce.simulator import Faults, WooSimulator
+from connectors.shops.woocommerce.simulator import START, Faults, WooSimulator
 from hub.kernel.errors import PermanentError, RetryableError
 from hub.kernel.ports.channel import OrderEvent, RefundRequest, ReturnLine
 from hub.platform.ratelimit import LocalRateLimiter, Throttle
@@ -84,6 +84,49 @@ def test_the_first_poll_starts_at_the_latest_order_and_reports_nothing(sim: WooS
     assert [(e.external_id, e.kind) for e in events] == [(str(old[0]), "updated"), (str(fresh), "created")]
     # the poll from the empty shop's start sees every order
     assert {e.external_id for e in poll_all(channel, empty_cursor)[0]} == {str(o) for o in [*old, latest, fresh]}
+
+
+def test_the_first_poll_ends_after_every_order_of_the_newest_second(sim: WooSimulator, wire: Wire) -> None:
+    """Orders that exist when the hub first reads the shop are never imported, those of the newest second
+    included; orders placed or changed after that are, even within that very second."""
+    mug, _, _ = shop(sim)
+    channel = wire().channel
+    older = sim.add_order([(mug, 1)])
+    sim.advance(3)
+    crowd = [sim.add_order([(mug, 1)]) for _ in range(4)]
+    sim.set_status(older, "completed")  # an old order changed in the newest second too
+    sim.log.clear()
+    events, cursor = poll(channel, None)
+    assert events == [] and cursor is not None
+    assert om.Position.decode(cursor).seen.keys() == {str(o) for o in [*crowd, older]}
+    assert len(sim.log) == 1  # one request: the newest page holds the whole newest second
+    _, returns_cursor = channel.returns(None)
+    assert returns_cursor == cursor
+    assert poll(channel, cursor) == ([], cursor)  # none of them is ever imported
+    fresh = sim.add_order([(mug, 2)])  # placed in the same second, after the first read
+    sim.set_status(crowd[0], "completed")
+    events, cursor = poll(channel, cursor)
+    assert [(e.external_id, e.kind) for e in events] == [(str(crowd[0]), "updated"), (str(fresh), "created")]
+    assert poll(channel, cursor) == ([], cursor)
+
+
+def test_the_first_poll_reads_a_newest_second_longer_than_a_page(sim: WooSimulator, wire: Wire) -> None:
+    mug, _, _ = shop(sim)
+    channel = wire().channel
+    sim.add_order([(mug, 1)])
+    sim.advance()
+    crowd = [sim.add_order([(mug, 1)]) for _ in range(130)]  # all in the newest second
+    sim.log.clear()
+    events, cursor = poll(channel, None)
+    assert events == [] and cursor is not None
+    assert om.Position.decode(cursor) == om.Position(START + timedelta(seconds=1), {
+        str(o): om.fingerprint(sim.order(o)) for o in crowd})
+    # the newest page, then the poll's own walk through that second: two pages of 100 and 30
+    assert [(e.query["order"], e.query.get("page")) for e in sim.log] == [("desc", None), ("asc", "1"),
+                                                                          ("asc", "2")]
+    assert poll(channel, cursor) == ([], cursor)
+    fresh = sim.add_order([(mug, 1)])
+    assert [e.external_id for e in poll(channel, cursor)[0]] == [str(fresh)]
 
 
 def test_shared_seconds_and_paging_neither_skip_nor_repeat(sim: WooSimulator, wire: Wire) -> None:

@@ -47,6 +47,13 @@ def test_requests_we_must_never_send() -> None:
     assert _invalid(schema.BATCH_REQUEST, {"update": [{"id": 1, "regular_price": "19,99"}]})
     assert _invalid(schema.BATCH_REQUEST, {"update": [{"id": 1, "price": "19.99"}]})  # price is read-only
     assert _invalid(schema.BATCH_REQUEST, {"modify": []})
+    ended = {"id": 1, "regular_price": "10.00", "sale_price": "", "date_on_sale_from": "", "date_on_sale_to": ""}
+    check(schema.BATCH_REQUEST, {"update": [ended]}, "a price that ends the shop's sale")
+    assert _invalid(schema.BATCH_REQUEST, {"update": [{**ended, "sale_price": "8.00"}]})  # the hub never sets a sale
+    assert _invalid(schema.BATCH_REQUEST, {"update": [{**ended, "date_on_sale_to": None}]})  # null would be ignored
+    assert _invalid(schema.BATCH_REQUEST, {"update": [{k: v for k, v in ended.items() if k != "regular_price"}]})
+    assert _invalid(schema.BATCH_REQUEST, {"update": [{k: v for k, v in ended.items() if k != "date_on_sale_to"}]})
+    assert _invalid(schema.BATCH_REQUEST, {"update": [{"id": 1, "regular_price": "1.00", "date_on_sale_from": ""}]})
     check(schema.BATCH_REQUEST, {"update": [{"id": 799, "manage_stock": True, "stock_quantity": 0,
                                              "regular_price": "24.54"}]}, "a request we send")
 
