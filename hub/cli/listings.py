@@ -204,6 +204,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             with db.within(engine, dry) as session:
                 r = reconcile(session, channel, seen)
             report["reconcile"][channel] = {"seen": r.seen, "new_bindings": r.new_bindings, "drift": r.drift,
+                                            "sales_held": r.sales_held,
                                             "unmatched": r.unmatched, "deactivated": r.deactivated}
         with db.within(engine, dry) as session:
             if args.full:
@@ -229,6 +230,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
              f"{r['rejected']} rows quarantined, {r['released']} left quarantine")
     for channel, r in report["reconcile"].items():
         _say(f"channel {channel}: {r['seen']} offers read, {r['new_bindings']} newly bound, {r['drift']} drifted, "
+             f"{r['sales_held']} showing a sale not yet in the orders, "
              f"{r['unmatched']} unmatched")
     title = "change set (dry run, nothing sent, nothing stored)" if args.dry_run else "changes pushed"
     _say(f"{title}: {len(report['changes'])}")

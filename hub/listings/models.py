@@ -44,6 +44,9 @@ class Listing(Base):
     ack_quantity: Mapped[int | None] = mapped_column(Integer)
     ack_price: Mapped[Decimal | None] = mapped_column(Money)
     acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the channel showed fewer units than we sent: a sale whose order is not in yet; until then no
+    # push raises the quantity again (the sold unit must not go back on sale)
+    sale_hold_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     desired_quantity: Mapped[int | None] = mapped_column(Integer)
     desired_price: Mapped[Decimal | None] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3), default="PLN")

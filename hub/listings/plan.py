@@ -68,6 +68,7 @@ def _differences_statement() -> Any:
         select(
             Listing.id, Listing.external_id, Listing.sku, Listing.currency,
             Listing.desired_quantity, Listing.ack_quantity, Listing.desired_price, Listing.ack_price,
+            Listing.sale_hold_until,
         )
         .outerjoin(inflight, inflight.c.id == Listing.inflight_job_id)
         .where(
@@ -108,12 +109,15 @@ def plan(
     max_price_changes = price_rule.max_changes_per_run if price_rule.enabled else 0
     items: list[dict[str, Any]] = []
     price_changes = 0
-    for listing_id, external_id, sku, currency, want_qty, ack_qty, want_price, ack_price in differences(
-        session, channel
+    now = utcnow()
+    for listing_id, external_id, sku, currency, want_qty, ack_qty, want_price, ack_price, held in differences(
+        session, channel, now=now
     ):
         item: dict[str, Any] = {"listing_id": listing_id, "external_id": external_id, "sku": sku,
                                 "currency": currency}
-        if want_qty is not None and want_qty != ack_qty:
+        raising_a_sale = held is not None and held > now and ack_qty is not None and want_qty is not None \
+            and want_qty > ack_qty
+        if want_qty is not None and want_qty != ack_qty and not raising_a_sale:
             item["quantity"] = want_qty
         if want_price is not None and want_price != ack_price and (
             max_price_changes is None or price_changes < max_price_changes

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -27,7 +28,13 @@ class ReconcileResult:
     drift: int = 0
     deactivated: int = 0
     unmatched: int = 0
+    sales_held: int = 0  # offers showing fewer units than we sent: held as sales, not overwritten
     conflicts: list[str] = field(default_factory=list)
+
+
+# how long a channel's lower quantity counts as a sale whose order is coming (the orders journal is
+# read every 15-30 s): if no order explains it by then, it was drift, and the plan corrects it
+SALE_HOLD = timedelta(minutes=5)
 
 
 def reconcile(session: Session, channel: str, listings: Iterable[Any]) -> ReconcileResult:
@@ -91,7 +98,12 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any]) -> Reconc
             result.unmatched += 1
         inflight = row.inflight_job_id in open_jobs
         if not inflight and (row.ack_quantity != offer.quantity or row.ack_price != offer.price_gross):
-            if row.ack_quantity is not None or row.ack_price is not None:
+            if row.ack_quantity is not None and offer.quantity < row.ack_quantity:
+                # fewer units than we sent: the channel sold some, and the order is on its way to the
+                # journal; raising the quantity back now would put the sold unit on sale again
+                row.sale_hold_until = now + SALE_HOLD
+                result.sales_held += 1
+            elif row.ack_quantity is not None or row.ack_price is not None:
                 result.drift += 1
             row.ack_quantity = offer.quantity
             row.ack_price = offer.price_gross

@@ -1,0 +1,63 @@
+"""A unit sold on a channel is never offered again before its order is in: a channel quantity lower
+than what the hub sent is a sale, not drift to overwrite. Once the order is imported the desired
+quantity agrees; if no order explains it within the hold, it was drift and the plan corrects it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import Engine, update
+
+from hub.catalog import mark_dirty
+from hub.kernel.clock import utcnow
+from hub.listings.models import Listing
+from hub.listings.reconcile import reconcile
+from hub.listings.rules import load_rules
+from hub.listings.service import SyncService
+from hub.orders.models import Reservation
+from hub.platform.connectors import Connectors
+from hub.platform.db import transaction
+from tests.listings.test_sync_flow import config, drain
+from tests.support.fake_connectors import FakeChannel, FakeErp
+
+
+def _quantities(planned: list) -> list[int]:  # type: ignore[type-arg]
+    return [item["quantity"] for push in planned for item in push.items if "quantity" in item]
+
+
+def test_a_sale_on_the_channel_is_held_until_its_order_is_in(fakes: None, db_url: str, engine: Engine,
+                                                             tmp_path: Path) -> None:
+    loaded = config(tmp_path, db_url)
+    service = SyncService(Connectors(loaded, engine), load_rules(loaded))
+    erp: FakeErp = service.connectors.get("erp")
+    shop: FakeChannel = service.connectors.get("shop")
+    erp.set("A", 5, "100.00", cost="50.00")
+    shop.offers = {"o1": {"signature": "A", "quantity": 0, "price": Decimal("100.00")}}
+    service.poll_erp("erp")
+    with transaction(engine) as s:
+        reconcile(s, "shop", shop.listings())
+        service.plan_all(s)
+    drain(engine, loaded)
+    assert shop.offers["o1"]["quantity"] == 5
+
+    shop.offers["o1"]["quantity"] = 4  # the shop sold one; its order is not in the hub yet
+    with transaction(engine) as s:
+        result = reconcile(s, "shop", shop.listings())
+        assert (result.sales_held, result.drift) == (1, 0)
+        mark_dirty(s, {"A"}, utcnow())
+        assert _quantities(service.plan_all(s)) == []  # 5 is not pushed back over the sale
+    now = utcnow()
+    with transaction(engine) as s:  # the order arrives and reserves the unit
+        s.add(Reservation(sku="A", quantity=1, order_ref="shop/S1", state="open", created_at=now, updated_at=now))
+        mark_dirty(s, {"A"}, now)
+        assert _quantities(service.plan_all(s)) == []  # desired 4 = what the shop shows
+
+    shop.offers["o1"]["quantity"] = 2  # someone changed the shop's stock by hand: no order will come
+    with transaction(engine) as s:
+        reconcile(s, "shop", shop.listings())
+        mark_dirty(s, {"A"}, now)
+        assert _quantities(service.plan_all(s)) == []
+        s.execute(update(Listing).values(sale_hold_until=now - timedelta(seconds=1)))  # the hold ran out
+        assert _quantities(service.plan_all(s)) == [4]  # it was drift: corrected
