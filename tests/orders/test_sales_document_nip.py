@@ -29,16 +29,8 @@ from hub.orders.models import Order
 from hub.orders.sales_documents import sales_document
 from hub.platform.config import load
 from hub.platform.db import transaction
+from tests.orders.test_orders_flow import STATUS_MAP
 from tests.support.fake_connectors import ADDRESS, make_order
-
-STATUS_MAP = """
-[kinds.fake-channel.inbound]
-BOUGHT = "new"
-READY_FOR_PROCESSING = "paid"
-CANCELLED = "cancelled"
-[kinds.fake-channel.outbound]
-processing = "processing"
-"""
 
 
 def rules(tmp_path: Path, url: str) -> Any:

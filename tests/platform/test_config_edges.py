@@ -12,23 +12,14 @@ from pathlib import Path
 import pytest
 
 from hub.cli.main import explain, main
-from hub.kernel.errors import ConfigError, EnvironmentFailure
+from hub.kernel.errors import EnvironmentFailure
 from hub.platform import db
 from hub.platform.config import load, parse_duration
+from tests.platform.test_config import problems, write
 
 HINT = "expected a duration such as 30s, 5m or 1h"
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "hub.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def problems(path: Path | None, environ: dict[str, str] | None = None) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load(path, environ=environ or {})
-    return info.value.problems
 
 
 def only(path: Path | None, environ: dict[str, str] | None = None) -> str:
