@@ -35,6 +35,7 @@ from hub.orders.models import ChannelCursor, Order, OrderHistory, ReturnRow
 from hub.orders.returns import _parse
 from hub.orders.rules import OrderRules
 from hub.orders.sales_documents import sales_document
+from hub.orders.status import enqueue_erp_cancel
 from hub.platform.db import insert_for, upsert
 
 FETCH_CHUNK = 100
@@ -148,17 +149,22 @@ class OrderService:
                 raise PermanentError(f"order {ctx.payload['order_id']} no longer exists")
             if order.erp_ref:
                 return {"erp_ref": order.erp_ref, "already": True}
+            if order.status == "cancelled":  # cancelled before it was booked: nothing to book or reverse
+                return {"booked": False, "reason": "the order was cancelled before it was booked"}
             # the order's acceptance time, not now: a retried document is identical to the first
             document = sales_document(f"{order.channel}/{order.external_id}", stored_order(session, order),
                                       issued_at=order.created_at)
         erp_ref = self._erp_sink().post_sales_document(document)
         with ctx.session() as session:
-            order = session.get(Order, ctx.payload["order_id"])
+            # locked: a cancellation committing meanwhile is seen here, or sees this booking (status.move)
+            order = session.get(Order, ctx.payload["order_id"], with_for_update=True, populate_existing=True)
             assert order is not None
             order.erp_ref = erp_ref
             order.erp_booked_at = utcnow()
             session.add(OrderHistory(order_id=order.id, from_status=order.status, to_status=order.status,
                                      source="hub", note=f"sales document {erp_ref} in the ERP", at=utcnow()))
+            if order.status == "cancelled":  # cancelled while the document was being booked: reverse it
+                enqueue_erp_cancel(session, order)
         return {"erp_ref": erp_ref}
 
     def handle_erp_cancel(self, ctx: JobContext) -> dict[str, Any]:

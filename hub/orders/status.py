@@ -13,6 +13,7 @@ import uuid
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.jobs import queue
@@ -134,6 +135,11 @@ register_schema("order_status.toml", OrderStatusFile)
 
 
 
+def enqueue_erp_cancel(session: Session, order: Order) -> None:
+    """The reversal of a booked sale, once per order (the key), whoever notices the cancellation first."""
+    queue.enqueue(session, ERP_CANCEL, {"order_id": order.id}, key=f"erp-cancel:{order.channel}/{order.external_id}")
+
+
 def move(session: Session, order: Order, target: str, source: str, now: datetime, note: str | None = None,
          *, push: bool = True) -> None:
     """One allowed transition, recorded; the channel hears of it through a job (unless it told us)."""
@@ -144,9 +150,11 @@ def move(session: Session, order: Order, target: str, source: str, now: datetime
     order.updated_at = now
     if target == "cancelled":
         release(session, order, now)
-        if order.erp_ref:  # already booked: the ERP reverses the sale and its stock takes the goods back
-            queue.enqueue(session, ERP_CANCEL, {"order_id": order.id},
-                          key=f"erp-cancel:{order.channel}/{order.external_id}")
+        # already booked: the ERP reverses the sale and its stock takes the goods back. A locking read,
+        # not the loaded value: a booking committing at this moment is seen (or it sees this status)
+        booked = session.execute(select(Order.erp_ref).where(Order.id == order.id).with_for_update()).scalar()
+        if booked:
+            enqueue_erp_cancel(session, order)
     if push:
         queue.enqueue(session, PUSH_STATUS, {"order_id": order.id, "status": target},
                       key=f"status:{order.id}:{target}:{uuid.uuid4().hex[:8]}", connector=order.channel)

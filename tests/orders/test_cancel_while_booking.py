@@ -1,0 +1,70 @@
+"""A cancellation and the ERP booking racing: an order cancelled before its document is booked is not
+booked; one cancelled while the document is being booked is booked and reversed, once (found by the
+chaos bench: a cancelled order's sale stayed in the ERP without its reversal)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+from sqlalchemy import Engine, select
+
+from hub.jobs.models import Job
+from hub.orders import intake
+from hub.orders.kinds import ERP_CANCEL
+from hub.orders.models import Order
+from hub.orders.service import OrderService
+from hub.platform.config import load
+from hub.platform.connectors import Connectors
+from hub.platform.db import transaction
+from tests.orders.test_paid_by_shipping import _rules
+from tests.support.fake_connectors import INSTANCES, FakeSalesErp, make_order
+
+
+def _setup(tmp_path: Path, db_url: str, engine: Engine):  # type: ignore[no-untyped-def]
+    rules = _rules(tmp_path, db_url, engine)  # writes tmp_path/hub.toml and the catalogue's SKU A
+    return rules, OrderService(Connectors(load(tmp_path / "hub.toml", environ={}), engine), rules, None)
+
+
+def _ctx(engine: Engine, order_id: int) -> SimpleNamespace:
+    return SimpleNamespace(payload={"order_id": order_id}, session=lambda: transaction(engine))
+
+
+def _cancel_jobs(engine: Engine) -> list[str]:
+    with transaction(engine) as s:
+        return list(s.execute(select(Job.idempotency_key).where(Job.kind == ERP_CANCEL)).scalars())
+
+
+def test_cancelled_before_booking_is_not_booked(order_fakes: None, db_url: str, engine: Engine,
+                                                tmp_path: Path) -> None:
+    rules, service = _setup(tmp_path, db_url, engine)
+    erp = INSTANCES.setdefault("erp", FakeSalesErp("erp"))
+    order = make_order("shop", "C1", [("A", None, 1, "10.00")])
+    with transaction(engine) as s:
+        order_id = intake.accept(s, rules, order).order_id
+        intake.accept(s, rules, replace(order, status="CANCELLED", revision="r2"))
+    assert service.handle_to_erp(_ctx(engine, order_id))["booked"] is False
+    assert erp.documents == {} and _cancel_jobs(engine) == []
+
+
+def test_cancelled_while_booking_is_booked_and_reversed(order_fakes: None, db_url: str, engine: Engine,
+                                                        tmp_path: Path) -> None:
+    rules, service = _setup(tmp_path, db_url, engine)
+    erp = INSTANCES.setdefault("erp", FakeSalesErp("erp"))
+    order = make_order("shop", "C2", [("A", None, 1, "10.00")])
+    with transaction(engine) as s:
+        order_id = intake.accept(s, rules, order).order_id
+    post = erp.post_sales_document
+
+    def post_while_the_channel_cancels(document):  # type: ignore[no-untyped-def]
+        ref = post(document)
+        with transaction(engine) as s:  # the order poll commits the cancellation meanwhile
+            intake.accept(s, rules, replace(order, status="CANCELLED", revision="r2"))
+        return ref
+
+    erp.post_sales_document = post_while_the_channel_cancels  # type: ignore[method-assign]
+    assert service.handle_to_erp(_ctx(engine, order_id))["erp_ref"]
+    with transaction(engine) as s:
+        assert s.get(Order, order_id).status == "cancelled"
+    assert _cancel_jobs(engine) == ["erp-cancel:shop/C2"]
