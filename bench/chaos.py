@@ -137,7 +137,7 @@ class Options:
 
 
 QUICK = Options(kills=5, interval=6.0, skus=16, order_rate=1.2, erp_every=2.5, return_every=5.0, grace=8.0,
-                settle=30.0)
+                settle=45.0)
 
 
 def log(message: str) -> None:

@@ -70,6 +70,7 @@ from stdnum import ean as gtin
 
 from hub.catalog.models import DirtySku, StockLevel
 from hub.jobs.models import OPEN_STATES, Job, JobFailure
+from hub.kernel.clock import utcnow
 from hub.listings.models import Listing
 from hub.listings.plan import differences
 from hub.listings.pricing import PriceInputs, decide
@@ -549,15 +550,27 @@ class Probe:
         with self._read() as s:
             return int(s.execute(select(func.count()).select_from(DirtySku)).scalar_one())
 
-    def differing(self, channels: Iterable[str]) -> int:
+    def differing(self, channels: Iterable[str], *, held: bool = False) -> int:
+        """Listings the plan would push (held: those of them held as a sale, which no push raises)."""
+        now = utcnow()
         with self._read() as s:
-            return sum(len(differences(s, ch).fetchall()) for ch in channels)
+            return sum(1 for ch in channels for row in differences(s, ch, now=now)
+                       if not held or (row.sale_hold_until is not None and row.sale_hold_until > now))
 
-    def bound(self, channel: str) -> list[tuple[str, str, int | None, Decimal | None]]:
+    def bound(self, channel: str) -> list[Any]:
+        """The bound offers: sku, external_id, desired_quantity, desired_price, ack_quantity, ack_price,
+        sale_hold_until."""
         with self._read() as s:
-            return [tuple(r) for r in s.execute(
-                select(Listing.sku, Listing.external_id, Listing.desired_quantity, Listing.desired_price)
-                .where(Listing.channel == channel, Listing.sku.is_not(None), Listing.active.is_(True)))]
+            return list(s.execute(
+                select(Listing.sku, Listing.external_id, Listing.desired_quantity, Listing.desired_price,
+                       Listing.ack_quantity, Listing.ack_price, Listing.sale_hold_until)
+                .where(Listing.channel == channel, Listing.sku.is_not(None), Listing.active.is_(True))))
+
+    def sale_holds(self) -> int:
+        """Listings ever held as a sale (the channel showed fewer units than the hub had sent)."""
+        with self._read() as s:
+            return int(s.execute(select(func.count()).select_from(Listing)
+                                 .where(Listing.sale_hold_until.is_not(None))).scalar_one())
 
     def listed(self) -> dict[str, int]:
         """Active listings per channel, bound or not."""
@@ -694,6 +707,9 @@ class Result:
     feed_changes: int = 0
     stock_mismatch: int = 0  # hub stock != the feed's
     not_converged: list[str] = field(default_factory=list)  # offers that do not show what the hub wants
+    # the simulators never lower a quantity by themselves (an order does not touch their stock), so every
+    # listing the hub held as a sale is a reconcile that took a stale reading for one
+    sale_holds: int = 0
     desired_wrong: int = 0  # desired quantity != the ERP's stock - open reservations
     bound: dict[str, int] = field(default_factory=dict)
     open_end: Counter[str] = field(default_factory=Counter)
@@ -1017,7 +1033,8 @@ def _unsettled(probe: Probe, erp: Erp, channels: Channels, placed: set[tuple[str
         dirty = probe.dirty()
         differing = probe.differing(channels.names) if not stock and not dirty else 0
         parts += [f"{stock} SKUs' stock not ingested" if stock else "", f"{dirty} dirty SKUs" if dirty else "",
-                  f"{differing} offers differing" if differing else ""]
+                  f"{differing} offers differing ({probe.differing(channels.names, held=True)} held as a sale)"
+                  if differing else ""]
     return ", ".join(p for p in parts if p)
 
 
@@ -1040,19 +1057,23 @@ def _check(result: Result, probe: Probe, erp: Erp, channels: Channels) -> None:
         hook = channels.hook(name)
         rows = probe.bound(name)
         result.bound[name] = len(rows)
-        for sku, _external_id, want_qty, want_price in rows:
+        for sku, _external_id, want_qty, want_price, ack_qty, ack_price, hold in rows:
             shown = hook.shows(sku)
             if shown is None:
                 result.not_converged.append(f"{name} {sku}: not on the simulator")
                 continue
             quantity, price = shown
+            held = f", held as a sale until {hold:%H:%M:%S}" if hold is not None and hold > utcnow() else ""
             if want_qty is not None and quantity != want_qty:
-                result.not_converged.append(f"{name} {sku}: quantity {quantity}, the hub wants {want_qty}")
+                result.not_converged.append(f"{name} {sku}: quantity {quantity}, the hub wants {want_qty} "
+                                            f"(acknowledged {ack_qty}{held})")
             if want_price is not None and price != want_price:
-                result.not_converged.append(f"{name} {sku}: price {price}, the hub wants {want_price}")
+                result.not_converged.append(f"{name} {sku}: price {price}, the hub wants {want_price} "
+                                            f"(acknowledged {ack_price})")
             item = erp.items.get(sku)
             if item is not None and want_qty != max(0, item.stock - reserved.get(sku, 0)):
                 result.desired_wrong += 1
+    result.sale_holds = probe.sale_holds()
 
 
 # --- the report ----------------------------------------------------------------------------------------
@@ -1131,7 +1152,8 @@ def report(r: Result) -> list[str]:
     shown = "; ".join(r.not_converged[:5]) + (" ..." if len(r.not_converged) > 5 else "")
     lines.append(f"{r.backend}: channels: bound offers {r.bound}; not showing what the hub wants: "
                  f"{len(r.not_converged)}{' (' + shown + ')' if shown else ''}; desired quantity != ERP stock - open "
-                 f"reservations: {r.desired_wrong} -> {'converged' if r.converged else 'NOT converged'}")
+                 f"reservations: {r.desired_wrong}; listings held as a sale (none was: the simulators sell nothing "
+                 f"by themselves) {r.sale_holds} -> {'converged' if r.converged else 'NOT converged'}")
     open_end = {k: v for k, v in r.open_end.items() if v}
     lines.append(f"{r.backend}: after settling: open jobs {sum(open_end.values())} {open_end or ''} "
                  f"(non-periodic {sum(v for k, v in open_end.items() if k not in PERIODIC)}), dead {r.dead}, "
