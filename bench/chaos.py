@@ -1262,6 +1262,8 @@ def main(argv: list[str] | None = None) -> int:
         options = replace(options, minutes=args.minutes, interval=args.minutes * 60 / max(options.kills, 1))
     options = replace(options, faults=not args.no_faults, keep_dir=args.keep_dir)
     configure_logging(LogSettings(level="error"))
+    # SIGTERM ends the run like Ctrl-C: the hub processes and the throwaway PostgreSQL are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"machine: {os.cpu_count()} cores", flush=True)
     base = Path(tempfile.mkdtemp(prefix="hub-chaos-"))
     server = None
