@@ -870,12 +870,26 @@ def run(backend: str, params: Params, *, server: Any = None, base: Path | None =
         if pg_name is not None:
             with contextlib.suppress(Exception):
                 server.drop_database(pg_name)
+    _write_samples(base / "samples.csv", result.samples)
     log = base / "hub.log"
     if log.exists():
         with log.open(encoding="utf-8", errors="replace") as lines:
             result.log_errors = sum(1 for line in lines if '"level": "error"' in line or '"level":"error"' in line)
     result.units_sold = erp.units_sold
     return result
+
+
+def _write_samples(path: Path, samples: list[Sample]) -> None:
+    """Every sample, for a plot (kept with --keep)."""
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["t_s", "phase", "rss_mib", "threads", "fds", "cpu_pct", "db_mib", "open_jobs",
+                         "db_connections", "orders", "loadavg", "jobs_finished", "wait_median_s"])
+        for x in samples:
+            writer.writerow([f"{x.t:.1f}", x.phase, f"{x.rss_mib:.2f}", x.threads, x.fds, f"{x.cpu_pct:.0f}",
+                             f"{x.db_mib:.3f}", x.open_jobs, "" if x.connections is None else x.connections,
+                             x.orders, f"{x.loadavg:.2f}", len(x.waits),
+                             f"{statistics.median(x.waits):.3f}" if x.waits else ""])
 
 
 def _wait_initial(result: Result, probe: Probe, channels: Channels, params: Params,
