@@ -50,7 +50,7 @@ from connectors.allegro.order_mapping import (
     rejection_body,
 )
 from hub.kernel.clock import utcnow
-from hub.kernel.errors import PermanentError, RetryableError
+from hub.kernel.errors import OrderChangedOnChannel, PermanentError, RetryableError
 from hub.kernel.ports.channel import ChannelOrder, ChannelReturn, OrderEvent, RefundRequest, RefundResult
 
 STATUS_ATTEMPTS = 3  # PUTs per set_order_status: the first, then up to two after a stale-revision refetch
@@ -183,9 +183,13 @@ class AllegroOrders:
     # --- fulfillment status --------------------------------------------------------------------------
 
     def set_order_status(self, external_id: str, status: str, *, revision: str | None) -> str | None:
-        """PUT the fulfillment status with the revision the hub holds; a 409 (stale revision) refetches the
-        form and tries again (twice at most), unless the form already shows the status (an earlier
-        attempt's PUT that landed). Returns the form's revision after the change."""
+        """PUT the fulfillment status with the revision the hub holds. A 409 (stale revision) means the
+        form changed since the hub read it: a cancelled form is left alone (``OrderChangedOnChannel``,
+        the hub reads it again); one that shows the status already is done (an earlier attempt's PUT that
+        landed); otherwise the PUT is tried again at the form's revision (twice at most).
+
+        Returns the form's revision after the change only when nothing but our PUT changed it; after a
+        409 it returns ``None``, so the hub keeps its older revision and its intake applies the form."""
         if status not in SETTABLE_FULFILLMENT:
             raise PermanentError(f"{status!r} is not a fulfillment status the seller can set on Allegro "
                                  f"({', '.join(sorted(SETTABLE_FULFILLMENT))})")
@@ -194,13 +198,21 @@ class AllegroOrders:
             response = self.client.set_fulfillment(external_id, status, current)
             code = response.status_code
             if code in (200, 204):
-                return self._revision(external_id)
+                if attempt > 1:
+                    return None
+                form = self._form(external_id)
+                if form.get("status") == "CANCELLED" or fulfillment_status(form) != status:
+                    return None  # changed again right after our PUT: the intake applies it
+                return str(form.get("revision") or "") or None
             if code == 409:
                 form = self._form(external_id)
                 self.log.info("allegro.fulfillment_stale_revision", order=external_id, sent=current,
                               current=form.get("revision"), attempt=attempt)
+                if form.get("status") == "CANCELLED":
+                    raise OrderChangedOnChannel(f"Allegro order {external_id} was cancelled; "
+                                                f"{status} not sent")
                 if fulfillment_status(form) == status:
-                    return str(form.get("revision") or "") or None
+                    return None
                 current = str(form.get("revision") or "") or None
                 continue
             if code == 404:
@@ -215,9 +227,6 @@ class AllegroOrders:
         if form is None:
             raise PermanentError(f"Allegro has no order {external_id} for {self.name}")
         return form
-
-    def _revision(self, external_id: str) -> str | None:
-        return str(self._form(external_id).get("revision") or "") or None
 
     # --- customer returns ----------------------------------------------------------------------------
 

@@ -48,6 +48,11 @@ class PermanentError(JobError):
     pass
 
 
+class OrderChangedOnChannel(JobError):
+    """The order changed on the channel in a way that forbids what the hub was about to send (the buyer
+    cancelled it): the hub reads the order again instead of writing over the change."""
+
+
 class LoginNeeded(RetryableError):
     """The connector's credentials were revoked or expired for good: an operator must log in again.
 

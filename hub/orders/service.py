@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from hub.jobs import queue
 from hub.jobs.handlers import JobContext
 from hub.kernel.clock import utcnow
-from hub.kernel.errors import PermanentError
+from hub.kernel.errors import OrderChangedOnChannel, PermanentError
 from hub.kernel.ports.channel import ChannelOrder, RefundRequest, ReturnLine
 from hub.kernel.ports.erp import RestockDocument
 from hub.orders.documents import stored_order
@@ -188,25 +188,39 @@ class OrderService:
         return {"erp_ref": erp_ref}
 
     def handle_push_status(self, ctx: JobContext) -> dict[str, Any]:
+        """Tell the channel the status the hub set, unless the order has moved on since (a later push
+        carries the newer status; a cancelled order is never reopened by an older push)."""
+        status = ctx.payload["status"]
         with ctx.session() as session:
             order = session.get(Order, ctx.payload["order_id"])
             if order is None:
                 raise PermanentError(f"order {ctx.payload['order_id']} no longer exists")
             channel, external_id, revision = order.channel, order.external_id, order.revision
-            shown = order.channel_status
-        status = ctx.payload["status"]
+            shown, now_status = order.channel_status, order.status
+        if now_status != status:
+            return {"sent": False, "reason": f"the order is {now_status} now, not {status}"}
         value = self.rules.status_map(channel).outbound.get(status)
         if value is None:
             return {"sent": False, "reason": f"no outbound mapping for {status} on {channel}"}
         if shown == value:  # the channel shows it already (it told us, or we set it): nothing to send
             return {"sent": False, "reason": f"{channel} shows {value} already"}
-        new_revision = self.connectors.get(channel).set_order_status(external_id, value, revision=revision)
+        port = self.connectors.get(channel)
+        try:
+            new_revision = port.set_order_status(external_id, value, revision=revision)
+        except OrderChangedOnChannel as changed:
+            fresh = port.order(external_id)
+            with ctx.session() as session:
+                accept_many(session, self.rules, [fresh])
+            return {"sent": False, "reason": str(changed)}
         with ctx.session() as session:
             order = session.get(Order, ctx.payload["order_id"])
             assert order is not None
-            if new_revision:
+            if order.revision == revision and new_revision:
+                # only a revision that holds nothing but our change: one that also holds a change the
+                # channel made meanwhile would make the intake skip that change as seen
                 order.revision = new_revision
-            order.channel_status = value
+            if order.status == status:
+                order.channel_status = value
         return {"sent": value, "revision": new_revision}
 
     # returns

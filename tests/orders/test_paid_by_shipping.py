@@ -18,6 +18,7 @@ from hub.kernel.clock import utcnow
 from hub.orders import intake
 from hub.orders.models import Order, OrderHistory, RuleRun
 from hub.orders.service import OrderService
+from hub.orders.status import move
 from hub.platform.db import transaction
 from tests.orders.test_orders_flow import config
 from tests.support.fake_connectors import make_order
@@ -94,5 +95,8 @@ def test_a_status_the_channel_shows_already_is_not_sent(order_fakes: None, db_ur
     ctx = SimpleNamespace(payload={"order_id": order_id, "status": "processing"},
                           session=lambda: transaction(engine))
     assert service.handle_push_status(ctx) == {"sent": False, "reason": "shop shows processing already"}
+    with transaction(engine) as s:
+        move(s, s.get(Order, order_id), "cancelled", "operator", utcnow(), push=False)
+    assert service.handle_push_status(ctx) == {"sent": False, "reason": "the order is cancelled now, not processing"}
     ctx.payload["status"] = "cancelled"
     assert service.handle_push_status(ctx)["sent"] == "cancelled" and channel.calls == ["cancelled"]

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hub.kernel.errors import PermanentError, RetryableError
+from hub.kernel.errors import OrderChangedOnChannel, PermanentError, RetryableError
 from hub.kernel.ports.channel import (
     ChangeResult,
     ChannelOrder,
@@ -268,23 +268,32 @@ class WooCommerceChannel:
                 yield self._map(order)
 
     def set_order_status(self, external_id: str, status: str, *, revision: str | None) -> str | None:
-        """``PUT /orders/{id}`` with the status alone; returns the order's new revision.
+        """``PUT /orders/{id}`` with the status alone; returns the order's new revision (``None`` when
+        the order had changed since ``revision``).
 
         Woo has no optimistic locking, and a status is an absolute value, so ``revision`` is not
         needed: a repeat after a lost response finds the status set and sends no second e-mail
-        (Woo only mails on a transition).
+        (Woo only mails on a transition). The order is read first: one the shop has cancelled,
+        refunded or failed meanwhile is not reopened (``OrderChangedOnChannel``: the hub reads it).
         """
         slug = om.status_slug(status)
         if slug is None:
             raise PermanentError(f"{status!r} is not a WooCommerce order status")
         woo_id = self._order_id(external_id)
+        before = self._get_order(woo_id)
+        shown = before.get("status")
+        if shown in om.CLOSED_BY_SHOP and shown != slug:
+            raise OrderChangedOnChannel(f"WooCommerce order {woo_id} is {shown}; {slug} not sent")
+        unchanged = revision is not None and om.revision(before, self.nip_meta_keys) == revision
         answer = self.client.put(f"/orders/{woo_id}", {"status": slug})
         if not isinstance(answer, Mapping):
             raise RetryableError(f"WooCommerce PUT /orders/{woo_id}: expected a JSON object")
         if answer.get("status") != slug:
             raise PermanentError(f"WooCommerce order {woo_id} kept status {answer.get('status')!r} after "
                                  f"setting {slug!r} (a plugin may forbid the transition)")
-        return om.revision(answer, self.nip_meta_keys)
+        # the revision after our PUT, only when the order held nothing newer than the hub's revision:
+        # otherwise the hub keeps its own, and its intake applies the shop's change
+        return om.revision(answer, self.nip_meta_keys) if unchanged else None
 
     # --- returns and refunds -------------------------------------------------------------------
 

@@ -73,6 +73,8 @@ FEE_NAME = "Opłata"  # a fee line's name when the fee has none
 REFUNDED = "REFUNDED"  # ChannelReturn.status of a refund made in the shop (mappings/order_status.toml)
 _HUB_MARK = "[hub:"
 _STATUS_SLUG = re.compile(r"^[a-z0-9_-]{1,20}$")
+# statuses that end an order on the shop's side: a status push from the hub must not reopen one
+CLOSED_BY_SHOP = frozenset({"cancelled", "refunded", "failed", "trash"})
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9:/._@+-]{1,120}$")
 
 

@@ -96,10 +96,14 @@ def test_hub_takes_allegro_orders_returns_and_refunds(make_channel, sim: Allegro
         assert s.execute(select(Order.status).where(Order.external_id == unpaid)).scalar_one() == "processing"
 
     # the queued push of "processing", after the buyer changed the order (a stale revision on the hub's side)
+    with transaction(engine) as s:
+        held = s.get(Order, order_id).revision
     sim.modify_order(paid)
     pushed = service.handle_push_status(Ctx(engine, {"order_id": order_id, "status": "processing"}))
-    assert pushed == {"sent": "PROCESSING", "revision": sim.checkout_form(paid)["revision"]}
+    assert pushed == {"sent": "PROCESSING", "revision": None}
     assert sim.checkout_form(paid)["fulfillment"]["status"] == "PROCESSING"
+    with transaction(engine) as s:  # the buyer's change is not masked: the intake still applies it
+        assert s.get(Order, order_id).revision == held
 
     # reconciliation sees every order changed in the window
     assert service.handle_reconcile(Ctx(engine, {"channel": NAME, "hours": 1}))["seen"] == 3
@@ -121,3 +125,28 @@ def test_hub_takes_allegro_orders_returns_and_refunds(make_channel, sim: Allegro
     assert refund.line_items == [{"id": sim.checkout_form(paid)["lineItems"][0]["id"], "type": "QUANTITY",
                                   "quantity": 1}]
     assert {p for _, p, _ in validating.checked} >= {"/order/events", "/order/customer-returns", "/payments/refunds"}
+
+
+def test_a_status_push_queued_before_the_buyer_cancelled_leaves_the_cancellation_to_the_hub(
+        make_channel, sim: AllegroSimulator, engine: Engine) -> None:
+    """The push of "processing" meets a form the buyer cancelled (409): no PUT over it, the hub reads the
+    form and cancels the order, and the journal's cancellation is not masked by a stored revision."""
+    sim.add_offer("7000000001", external_id="SKU-KUBEK", price="19.99", name="Kubek")
+    catalogue(engine, {"SKU-KUBEK": 10})
+    channel, _ = make_channel(NAME)
+    service = OrderService(SimpleNamespace(get=lambda name: channel), rules(), timedelta(seconds=60))
+    service.handle_poll(Ctx(engine, {"channel": NAME}))
+    form_id = sim.place_order([("7000000001", 1)])
+    service.handle_poll(Ctx(engine, {"channel": NAME}))
+    with transaction(engine) as s:
+        order = s.execute(select(Order).where(Order.external_id == form_id)).scalar_one()
+        assert order.status == "processing"
+        order_id = order.id
+    sim.cancel_order(form_id)
+    pushed = service.handle_push_status(Ctx(engine, {"order_id": order_id, "status": "processing"}))
+    assert pushed["sent"] is False and "cancelled" in pushed["reason"]
+    form = sim.checkout_form(form_id)
+    assert (form["status"], form["fulfillment"]["status"]) == ("CANCELLED", "NEW")
+    with transaction(engine) as s:
+        order = s.get(Order, order_id)
+        assert (order.status, order.revision) == ("cancelled", form["revision"])

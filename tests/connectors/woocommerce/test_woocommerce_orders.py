@@ -18,7 +18,7 @@ from connectors.shops.woocommerce import WooCommerceOptions, build_channel
 from connectors.shops.woocommerce import order_mapping as om
 from connectors.shops.woocommerce.channel import WooCommerceChannel
 from connectors.shops.woocommerce.simulator import START, Faults, WooSimulator
-from hub.kernel.errors import PermanentError, RetryableError
+from hub.kernel.errors import OrderChangedOnChannel, PermanentError, RetryableError
 from hub.kernel.ports.channel import OrderEvent, RefundRequest, ReturnLine
 from hub.platform.ratelimit import LocalRateLimiter, Throttle
 
@@ -274,15 +274,20 @@ def test_set_order_status_puts_the_status_and_returns_the_new_revision(sim: WooS
     order = sim.add_order([(mug, 1)])
     _, cursor = poll(channel, cursor)
     sim.advance(30)
-    revision = channel.set_order_status(str(order), "wc-completed", revision="stale/whatever")
+    held = channel.order(str(order)).revision
+    revision = channel.set_order_status(str(order), "wc-completed", revision=held)
     put = sim.requests("PUT")[-1]
     assert (put.path, put.body) == (f"/orders/{order}", {"status": "completed"})
     assert sim.order(order)["status"] == "completed" and sim.order(order)["date_completed_gmt"] is not None
-    (event,), _ = poll(channel, cursor)  # the hub then sees its own change with the revision it stored
-    assert event.revision == revision and event.kind == "updated"
+    (event,), cursor = poll(channel, cursor)  # the hub then sees its own change with the revision it stored
+    assert event.revision == revision != held and event.kind == "updated"
+    # a revision the shop has moved past: set, but no revision back, so the intake applies the shop's change
+    sim.advance(30)
+    assert channel.set_order_status(str(order), "processing", revision="stale/whatever") is None
+    assert sim.order(order)["status"] == "processing"
 
     sim.register_status("shipped")
-    assert channel.set_order_status(str(order), "shipped", revision=None)
+    channel.set_order_status(str(order), "shipped", revision=None)
     with pytest.raises(PermanentError, match="rest_invalid_param"):
         channel.set_order_status(str(order), "sent-to-moon", revision=None)
     with pytest.raises(PermanentError, match="is not a WooCommerce order status"):
@@ -290,12 +295,26 @@ def test_set_order_status_puts_the_status_and_returns_the_new_revision(sim: WooS
     assert sim.order(order)["status"] == "shipped"
 
 
+def test_a_status_is_not_put_over_an_order_the_shop_closed(sim: WooSimulator, wire: Wire) -> None:
+    mug, _, _ = shop(sim)
+    channel = wire().channel
+    for closed in sorted(om.CLOSED_BY_SHOP - {"trash"}):  # a trashed order answers 404 here
+        order = sim.add_order([(mug, 1)])
+        held = channel.order(str(order)).revision
+        sim.set_status(order, closed)  # the buyer or the seller closed it after the hub read it
+        with pytest.raises(OrderChangedOnChannel, match=f"is {closed}; processing not sent"):
+            channel.set_order_status(str(order), "processing", revision=held)
+        assert sim.order(order)["status"] == closed
+    assert sim.requests("PUT") == []
+
+
 def test_a_status_put_whose_answer_is_lost_is_sent_again(sim: WooSimulator, wire: Wire) -> None:
     mug, _, _ = shop(sim)
     order = sim.add_order([(mug, 1)])
     sim.advance()
     channel = wire(transport=LoseAnswers(sim.transport(), "PUT", f"/orders/{order}", 1)).channel
-    revision = channel.set_order_status(str(order), "completed", revision=None)  # absolute: retried in the call
+    held = channel.order(str(order)).revision
+    revision = channel.set_order_status(str(order), "completed", revision=held)  # absolute: retried in the call
     assert [e.body for e in sim.requests("PUT")] == [{"status": "completed"}] * 2
     assert sim.order(order)["status"] == "completed" and revision == om.revision(sim.order(order))
 
