@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,7 @@ from connectors.allegro.mapping import (
     report_failed,
     task_failures,
 )
+from connectors.allegro.offer_statuses import OfferStatuses
 from connectors.allegro.options import AllegroOptions
 from connectors.allegro.orders import AllegroOrders
 from hub.kernel.clock import utcnow
@@ -103,10 +104,8 @@ class AllegroChannel(AllegroOrders):
         self.client = AllegroClient(self.http, self.auth, options.api_base)
         # offers that are not on sale (ENDED / INACTIVE): which zero-quantity offers to end and
         # which restocked offers to activate again. Learnt from listings(), a status scan and our
-        # own publication commands.
-        self._not_sellable: dict[str, str] = {}
-        self._status_at: float | None = None
-        self._status_lock = threading.Lock()
+        # own publication commands, and shared with the other processes through the database.
+        self._offer_statuses = OfferStatuses(services.memory, options.status_max_age, self._clock)
         # EANs of unsigned offers by offer id: (EAN or None, when it was read)
         self._eans: dict[str, tuple[str | None, float]] = {}
         self._ean_lock = threading.Lock()
@@ -139,7 +138,7 @@ class AllegroChannel(AllegroOrders):
 
     def listings(self) -> Iterator[Listing]:
         not_sellable: dict[str, str] = {}
-        started = self._clock()
+        started, started_wall = self._clock(), utcnow()
         self._recall_eans()
         unsigned: set[str] = set()
         read = _EanRead(budget=self.options.ean_lookups_per_read)
@@ -152,9 +151,7 @@ class AllegroChannel(AllegroOrders):
                 unsigned.add(listing.external_id)
                 listing = replace(listing, ean=self._ean(listing.external_id, read))
             yield listing
-        with self._status_lock:  # a complete read is the freshest status list there is
-            self._not_sellable = not_sellable
-            self._status_at = started
+        self._offer_statuses.replace(not_sellable, started, started_wall)  # a complete read is the freshest
         with self._ean_lock:  # offers gone or signed since need no EAN any more
             self._eans = {o: v for o, v in self._eans.items() if o in unsigned}
             learnt = {o: v for o, v in self._eans.items() if v[1] >= started}
@@ -225,22 +222,14 @@ class AllegroChannel(AllegroOrders):
             self._eans[offer_id] = (ean, now)
         return ean
 
-    def _statuses(self) -> dict[str, str]:
-        with self._status_lock:
-            fresh = self._status_at is not None and self._clock() - self._status_at < self.options.status_max_age
-            if not fresh:
-                started = self._clock()
-                self._not_sellable = {str(o["id"]): offer_status(o) or "ENDED" for o in self._pages(NOT_SELLABLE)}
-                self._status_at = started
-            return dict(self._not_sellable)
-
-    def _set_status(self, offer_ids: Sequence[str], status: str | None) -> None:
-        with self._status_lock:
-            for offer_id in offer_ids:
-                if status is None:
-                    self._not_sellable.pop(offer_id, None)
-                else:
-                    self._not_sellable[offer_id] = status
+    def _statuses(self, offer_ids: Collection[str]) -> dict[str, str]:
+        """The not-on-sale status of the offers about to be pushed; the account's list of offers not on
+        sale is read again when this process's read is older than ``status_max_age``."""
+        if self._offer_statuses.due():
+            started, started_wall = self._clock(), utcnow()
+            found = {str(o["id"]): offer_status(o) or "ENDED" for o in self._pages(NOT_SELLABLE)}
+            self._offer_statuses.replace(found, started, started_wall)
+        return self._offer_statuses.of(offer_ids)
 
     # --- push --------------------------------------------------------------------------
 
@@ -255,7 +244,7 @@ class AllegroChannel(AllegroOrders):
                 valid.append(change)
         latest = {c.external_id: c for c in valid}
         quantities = {offer_id: c.quantity for offer_id, c in latest.items() if c.quantity is not None}
-        statuses = self._statuses() if quantities else {}
+        statuses = self._statuses(list(quantities)) if quantities else {}
 
         # phase 1: prices, quantities above 0, and END for offers going to 0 that are still on sale
         to_end = [o for o, q in quantities.items() if q == 0 and o not in statuses]
@@ -265,7 +254,7 @@ class AllegroChannel(AllegroOrders):
             problems[offer_id].append(failure)
         failed_keys = {(kind, offer_id) for kind, offer_id, _ in failed}
         failed_qty = {offer_id for kind, offer_id in failed_keys if kind is CommandKind.QUANTITY}
-        self._set_status([o for o in to_end if (CommandKind.PUBLICATION, o) not in failed_keys], "ENDED")
+        self._offer_statuses.mark([o for o in to_end if (CommandKind.PUBLICATION, o) not in failed_keys], "ENDED")
 
         # phase 2: an ended offer restocked above 0 goes back on sale once its stock is set
         to_activate = [o for o, q in quantities.items()
@@ -275,7 +264,7 @@ class AllegroChannel(AllegroOrders):
         for _kind, offer_id, failure in failed_activation:
             problems[offer_id].append(failure)
         not_activated = {offer_id for _, offer_id, _ in failed_activation}
-        self._set_status([o for o in to_activate if o not in not_activated], None)
+        self._offer_statuses.mark([o for o in to_activate if o not in not_activated], None)
 
         for offer_id, q in quantities.items():
             if q > 0 and statuses.get(offer_id) == "INACTIVE" and offer_id not in failed_qty:

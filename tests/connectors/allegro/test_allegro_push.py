@@ -124,6 +124,24 @@ def test_sold_out_offer_is_reactivated_on_restock(make_channel, sim: AllegroSimu
     assert len(scans) == 1 and "publication.status=ENDED" in scans[0].query
 
 
+def test_an_offer_one_process_ended_is_activated_by_another_process_restocking_it(
+        make_channel, sim: AllegroSimulator) -> None:
+    """Two hub processes push to one account: what one knows of the offers not on sale (it ended one)
+    the other knows before its next push, through the database, not after its own status read ages."""
+    (offer_id,) = sim.add_offers(1, quantity=5)
+    first, _ = make_channel()
+    second, _ = make_channel()
+    assert second.push([qty(offer_id, 5)], idempotency_key="push:b1")[0].ok  # its status read is fresh now
+    assert first.push([qty(offer_id, 0)], idempotency_key="push:a1")[0].ok
+    assert sim.offer(offer_id).status == "ENDED"
+    assert second.push([qty(offer_id, 7)], idempotency_key="push:b2")[0].ok
+    assert (sim.offer(offer_id).status, sim.offer(offer_id).quantity) == ("ACTIVE", 7)
+    # and an older status read cannot put back the ENDED the other process has since undone
+    assert first.push([qty(offer_id, 2)], idempotency_key="push:a2")[0].ok
+    actions = [c.body["publication"]["action"] for c in sim.commands() if c.kind == "publication"]
+    assert actions == ["END", "ACTIVATE"]
+
+
 def test_per_offer_failures_are_reported(make_channel, sim: AllegroSimulator) -> None:
     ids = sim.add_offers(4)
     sim.fail_offer(ids[1], code="VALIDATION_ERROR", message="Offer is locked by a pending edit.", kinds=["price"])
