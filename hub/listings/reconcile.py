@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -37,8 +37,13 @@ class ReconcileResult:
 SALE_HOLD = timedelta(minutes=5)
 
 
-def reconcile(session: Session, channel: str, listings: Iterable[Any]) -> ReconcileResult:
-    """Store what the channel really shows, bind offers to SKUs, and turn drift into differences."""
+def reconcile(session: Session, channel: str, listings: Iterable[Any],
+              read_started: datetime | None = None) -> ReconcileResult:
+    """Store what the channel really shows, bind offers to SKUs, and turn drift into differences.
+
+    ``read_started``: when the read of ``listings`` began. A listing acknowledged since then (a push
+    that completed while the channel was being read) is newer than what was read: its acknowledged
+    state stands, and the older read is neither a sale nor drift."""
     serialize(session)
     now = utcnow()
     result = ReconcileResult()
@@ -97,7 +102,8 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any]) -> Reconc
         if row.sku is None:
             result.unmatched += 1
         inflight = row.inflight_job_id in open_jobs
-        if not inflight and (row.ack_quantity != offer.quantity or row.ack_price != offer.price_gross):
+        newer = read_started is not None and row.acked_at is not None and row.acked_at >= read_started
+        if not inflight and not newer and (row.ack_quantity != offer.quantity or row.ack_price != offer.price_gross):
             if row.ack_quantity is not None and offer.quantity < row.ack_quantity:
                 # fewer units than we sent: the channel sold some, and the order is on its way to the
                 # journal; raising the quantity back now would put the sold unit on sale again

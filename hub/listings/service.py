@@ -14,7 +14,6 @@ from hub import catalog
 from hub.jobs.daemon import PrunePayload, add_pruner
 from hub.jobs.handlers import JobContext
 from hub.kernel.clock import utcnow
-from hub.kernel.errors import RetryableError
 from hub.kernel.ports.channel import ListingChange
 from hub.listings.desired import apply_rules_change, recompute
 from hub.listings.kinds import PLAN_KIND, POLL_KIND, PUSH_KIND, RECONCILE_KIND
@@ -111,12 +110,10 @@ class SyncService:
     def handle_reconcile(self, ctx: JobContext) -> dict[str, Any]:
         channel = ctx.payload["channel"]
         port = self.connectors.get(channel)
-        try:
-            offers = list(port.listings())
-        except RetryableError:
-            raise
+        read_started = utcnow()
+        offers = list(port.listings())
         with ctx.session() as session:
-            result = reconcile(session, channel, offers)
+            result = reconcile(session, channel, offers, read_started)
             planned = self.plan_all(session, only=channel)
         return {"seen": result.seen, "new_bindings": result.new_bindings, "drift": result.drift,
                 "unmatched": result.unmatched, "deactivated": result.deactivated, "pushes": len(planned)}

@@ -61,3 +61,37 @@ def test_a_sale_on_the_channel_is_held_until_its_order_is_in(fakes: None, db_url
         assert _quantities(service.plan_all(s)) == []
         s.execute(update(Listing).values(sale_hold_until=now - timedelta(seconds=1)))  # the hold ran out
         assert _quantities(service.plan_all(s)) == [4]  # it was drift: corrected
+
+
+def test_a_read_older_than_the_acknowledgement_is_neither_a_sale_nor_drift(fakes: None, db_url: str, engine: Engine,
+                                                                           tmp_path: Path) -> None:
+    """A reconcile reads the channel (3), a push completes meanwhile (4 acknowledged), then the reconcile
+    stores what it read: the older 3 must not hold the listing as a sale nor overwrite the ack."""
+    loaded = config(tmp_path, db_url)
+    service = SyncService(Connectors(loaded, engine), load_rules(loaded))
+    erp: FakeErp = service.connectors.get("erp")
+    shop: FakeChannel = service.connectors.get("shop")
+    erp.set("A", 3, "100.00", cost="50.00")
+    shop.offers = {"o1": {"signature": "A", "quantity": 0, "price": Decimal("100.00")}}
+    service.poll_erp("erp")
+    with transaction(engine) as s:
+        reconcile(s, "shop", shop.listings())
+        service.plan_all(s)
+    drain(engine, loaded)
+    read_started = utcnow()
+    offers = list(shop.listings())  # the shop shows 3
+    erp.set("A", 4, "100.00", cost="50.00")  # a delivery, pushed while the reconcile is reading
+    service.poll_erp("erp")
+    with transaction(engine) as s:
+        service.plan_all(s)
+    drain(engine, loaded)
+    assert shop.offers["o1"]["quantity"] == 4
+    with transaction(engine) as s:
+        result = reconcile(s, "shop", offers, read_started)
+        assert (result.sales_held, result.drift) == (0, 0)
+        row = s.query(Listing).one()
+        assert (row.ack_quantity, row.sale_hold_until) == (4, None)
+    erp.set("A", 9, "100.00", cost="50.00")  # the next delivery goes out at once
+    service.poll_erp("erp")
+    with transaction(engine) as s:
+        assert _quantities(service.plan_all(s)) == [9]
