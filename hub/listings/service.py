@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from hub import catalog
@@ -17,7 +17,7 @@ from hub.kernel.clock import utcnow
 from hub.kernel.ports.channel import ListingChange
 from hub.listings.desired import apply_rules_change, recompute
 from hub.listings.kinds import PLAN_KIND, POLL_KIND, PUSH_KIND, RECONCILE_KIND
-from hub.listings.models import PriceHistory
+from hub.listings.models import Listing, PriceHistory
 from hub.listings.plan import PlannedPush, plan, serialize
 from hub.listings.push import record_results
 from hub.listings.reconcile import bind_waiting, reconcile
@@ -91,6 +91,18 @@ class SyncService:
         channel = ctx.payload["channel"]
         items = ctx.payload["items"]
         port = self.connectors.get(channel)
+        # only the listings still waiting for this job: a replay after a crash that came after the results
+        # were committed (a lease that ran out before the job was marked done) must not send its old
+        # values over a newer push
+        with ctx.session() as session:
+            ids = [i["listing_id"] for i in items]
+            ours = {listing_id for start in range(0, len(ids), 1000) for listing_id in session.execute(
+                select(Listing.id).where(Listing.id.in_(ids[start:start + 1000]),
+                                         Listing.inflight_job_id == ctx.job.id)).scalars()}
+        recorded = len(items) - len(ours)
+        items = [i for i in items if i["listing_id"] in ours]
+        if not items:
+            return {"ok": 0, "failed": 0, "recorded_already": recorded, "follow_up_pushes": 0}
         changes = [
             ListingChange(
                 external_id=i["external_id"], sku=i["sku"], quantity=i.get("quantity"),
@@ -105,7 +117,7 @@ class SyncService:
             follow_up = plan(session, self.rules, channel, batch_size=self.batch_size(channel))
         if failed:
             ctx.log.warning("offers refused the change", ok=ok, failed=failed)
-        return {"ok": ok, "failed": failed, "follow_up_pushes": len(follow_up)}
+        return {"ok": ok, "failed": failed, "recorded_already": recorded, "follow_up_pushes": len(follow_up)}
 
     def handle_reconcile(self, ctx: JobContext) -> dict[str, Any]:
         channel = ctx.payload["channel"]
