@@ -50,7 +50,7 @@ from connectors.allegro.order_mapping import (
     rejection_body,
 )
 from hub.kernel.clock import utcnow
-from hub.kernel.errors import OrderChangedOnChannel, PermanentError, RetryableError
+from hub.kernel.errors import OrderChangedOnChannel, PermanentError, RefundNotPossible, RetryableError
 from hub.kernel.ports.channel import ChannelOrder, ChannelReturn, OrderEvent, RefundRequest, RefundResult
 
 STATUS_ATTEMPTS = 3  # PUTs per set_order_status: the first, then up to two after a stale-revision refetch
@@ -322,7 +322,11 @@ class AllegroOrders:
         """Money back for returned lines, exactly once per ``idempotency_key``."""
         command_id = refund_command_id(idempotency_key)
         form = self._form(request.order_external_id)
-        payment_id = request.payment_id or ((form.get("payment") or {}).get("id"))
+        payment = form.get("payment") or {}
+        payment_id = request.payment_id or payment.get("id")
+        if payment.get("type") == "CASH_ON_DELIVERY":  # the courier took the money, not Allegro
+            raise RefundNotPossible(f"Allegro order {request.order_external_id} was paid cash on delivery: "
+                                    "Allegro cannot refund it; return the money to the buyer by hand")
         if not payment_id:
             raise PermanentError(f"order {request.order_external_id} has no payment to refund")
         try:
@@ -354,6 +358,9 @@ class AllegroOrders:
                 return RefundResult(external_id=str(details["id"]), status=str(details.get("status") or ""))
             if attempt and (found := self._find_refund(request.order_external_id, command_id)) is not None:
                 return RefundResult(external_id=str(found["id"]), status=str(found.get("status") or ""))
+            if response.status_code == 422 and "PAYMENT_NOT_REFUNDABLE" in response.text:
+                raise RefundNotPossible(f"Allegro cannot refund order {request.order_external_id}'s payment "
+                                        f"({api_error_text(errors_holder(response))}); return the money by hand")
             raise PermanentError(f"Allegro refused the refund for order {request.order_external_id} "
                                  f"({response.status_code}): "
                                  f"{api_error_text(errors_holder(response)) or response.text[:300]}")

@@ -66,6 +66,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
     rj.add_argument("id", type=positive_int)
     rj.add_argument("--reason", required=True)
     rj.set_defaults(func=cmd_returns_reject)
+    rr = returns_sub.add_parser("refunded", parents=[common, listing],
+                                help="record a refund the seller made by hand (the channel could not refund it)")
+    rr.add_argument("id", type=positive_int)
+    rr.add_argument("--ref", required=True, help="the transfer's reference")
+    rr.set_defaults(func=cmd_returns_refunded)
 
 
 def _iso(value: Any) -> Any:
@@ -260,4 +265,17 @@ def cmd_returns_reject(args: argparse.Namespace) -> int:
         emit_json({"id": args.id, "rejected": True, "reason": args.reason})
     else:
         _say(f"return {args.id}: the rejection is queued (hub run sends it)")
+    return 0
+
+
+def cmd_returns_refunded(args: argparse.Namespace) -> int:
+    from hub.orders.returns import record_refund_by_hand
+
+    _, engine = runtime(args)
+    with db.transaction(engine) as session:
+        data = _return_row(record_refund_by_hand(session, args.id, args.ref))
+    if args.json:
+        emit_json(data)
+    else:
+        _say(f"return {args.id}: refunded by hand ({args.ref.strip()})")
     return 0

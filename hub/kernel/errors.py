@@ -48,6 +48,11 @@ class PermanentError(JobError):
     pass
 
 
+class RefundNotPossible(PermanentError):
+    """The channel cannot return this payment (cash on delivery, bank transfer, a gateway that cannot
+    refund through its API): the seller returns the money by hand, and the hub says so on the return."""
+
+
 class OrderChangedOnChannel(JobError):
     """The order changed on the channel in a way that forbids what the hub was about to send (the buyer
     cancelled it): the hub reads the order again instead of writing over the change."""

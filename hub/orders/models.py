@@ -145,11 +145,12 @@ class ChannelCursor(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-RMA_STATES = ("requested", "in_transit", "received", "accepted", "rejected", "refunded")
+RMA_STATES = ("requested", "in_transit", "received", "accepted", "rejected", "refund_by_hand", "refunded")
 
 
 class ReturnRow(Base):
-    """A buyer's return (RMA): requested -> in transit -> received -> accepted | rejected -> refunded."""
+    """A buyer's return (RMA): requested -> in transit -> received -> accepted | rejected -> refunded;
+    accepted -> refund_by_hand -> refunded when the channel cannot return the payment (cash on delivery)."""
 
     __tablename__ = "returns"
 

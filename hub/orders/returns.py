@@ -7,7 +7,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.jobs import queue
@@ -56,6 +56,27 @@ def reject_return(session: Session, return_id: int, reason: str) -> ReturnRow:
         raise HubError(f"return {return_id} is {rma.status}; it cannot be rejected now")
     queue.enqueue(session, REJECT, {"return_id": rma.id, "reason": reason},
                   key=f"reject:{rma.channel}/{rma.external_id}:{uuid.uuid4().hex[:6]}", connector=rma.channel)
+    return rma
+
+
+def record_refund_by_hand(session: Session, return_id: int, reference: str) -> ReturnRow:
+    """The seller paid the buyer back outside the channel (the channel could not): the return is
+    refunded, with the seller's reference (a bank transfer's title). One conditional UPDATE, so two
+    operators recording it at once record it once."""
+    from hub.kernel.errors import HubError, NotFoundError
+
+    rma = session.get(ReturnRow, return_id)
+    if rma is None:
+        raise NotFoundError(f"no return with id {return_id}")
+    if not reference.strip():
+        raise HubError(f"return {return_id}: --ref is empty; give the transfer's reference")
+    done = session.execute(update(ReturnRow).where(ReturnRow.id == return_id, ReturnRow.status == "refund_by_hand")
+                           .values(status="refunded", refund_ref=f"by hand: {reference.strip()}"[:200],
+                                   updated_at=utcnow())).rowcount
+    session.refresh(rma)
+    if not done:
+        raise HubError(f"return {return_id} is {rma.status}; only a return waiting for a refund by hand "
+                       "(refund_by_hand) can be recorded as refunded by hand")
     return rma
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from hub.jobs import queue
 from hub.jobs.handlers import JobContext
 from hub.kernel.clock import utcnow
-from hub.kernel.errors import OrderChangedOnChannel, PermanentError
+from hub.kernel.errors import OrderChangedOnChannel, PermanentError, RefundNotPossible
 from hub.kernel.ports.channel import ChannelOrder, RefundRequest, ReturnLine
 from hub.kernel.ports.erp import RestockDocument
 from hub.orders.documents import stored_order
@@ -279,7 +279,16 @@ class OrderService:
                                     lines=lines, amount=amount, currency=order.currency if order else "PLN",
                                     reason="REFUND")
             channel = rma.channel
-        result = self.connectors.get(channel).refund(request, idempotency_key=ctx.job.idempotency_key)
+        try:
+            result = self.connectors.get(channel).refund(request, idempotency_key=ctx.job.idempotency_key)
+        except RefundNotPossible as exc:
+            # not a failure to retry: the seller pays the buyer back outside the channel, then records it
+            # (hub returns refunded ID --ref ...); the return waits in refund_by_hand until then
+            with ctx.session() as session:
+                rma = self._return(session, ctx.payload["return_id"])
+                rma.status, rma.updated_at = "refund_by_hand", utcnow()
+            ctx.log.warning("refund by hand", return_id=ctx.payload["return_id"], reason=str(exc))
+            return {"refund": None, "status": "refund_by_hand", "reason": str(exc)}
         with ctx.session() as session:
             rma = self._return(session, ctx.payload["return_id"])
             rma.refund_ref = result.external_id

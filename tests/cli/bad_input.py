@@ -432,6 +432,8 @@ CASES: tuple[Case, ...] = (
        2, "--kind sync.push goes with --dead"),
     _C("cli", "a return status that does not exist", ("--config", "{config}", "returns", "list", "--status", "bogus"),
        2, "invalid choice: 'bogus'"),
+    _C("cli", "a refund by hand recorded for a return that does not exist",
+       ("--config", "{config}", "returns", "refunded", "999", "--ref", "przelew 12"), 2, "no return with id 999"),
     _C("cli", "reservations of a SKU not in the catalogue", ("--config", "{config}", "reservations", "NOSUCH"), 2,
        "no SKU 'NOSUCH'"),
     _C("cli", "a negative --timeout", ("--config", "{config}", "sync", "--timeout", "-5"), 2,

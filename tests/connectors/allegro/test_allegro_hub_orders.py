@@ -12,6 +12,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -19,12 +20,14 @@ from connectors.allegro.channel import AllegroChannel
 from connectors.allegro.simulator import AllegroSimulator
 from hub.catalog.models import Product, StockLevel
 from hub.kernel.clock import utcnow
+from hub.kernel.errors import HubError
 from hub.listings.bindings import offer_skus
 from hub.orders.models import Order, OrderLineRow, ReturnRow
-from hub.orders.returns import accept_return
+from hub.orders.returns import accept_return, record_refund_by_hand
 from hub.orders.rules import OrderRules
 from hub.orders.service import OrderService
 from hub.platform.db import transaction
+from hub.platform.logs import get_logger
 from hub.platform.mappings import load_all
 
 NAME = "allegro-main"
@@ -37,6 +40,7 @@ class Ctx:
         self.engine = engine
         self.payload = payload
         self.job = SimpleNamespace(idempotency_key=key, payload=payload, connector=NAME, attempts=0)
+        self.log = get_logger("test")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -150,3 +154,30 @@ def test_a_status_push_queued_before_the_buyer_cancelled_leaves_the_cancellation
     with transaction(engine) as s:
         order = s.get(Order, order_id)
         assert (order.status, order.revision) == ("cancelled", form["revision"])
+
+
+def test_a_cash_on_delivery_return_waits_for_a_refund_by_hand(make_channel, sim: AllegroSimulator,
+                                                               engine: Engine) -> None:
+    """Allegro cannot refund what the courier collected: the refund job ends (not dead, not retried) with
+    the return in refund_by_hand, and the seller records the transfer they made."""
+    sim.add_offer("7000000001", external_id="SKU-KUBEK", price="19.99", name="Kubek")
+    catalogue(engine, {"SKU-KUBEK": 10})
+    channel, _ = make_channel(NAME)
+    service = OrderService(SimpleNamespace(get=lambda name: channel), rules(), timedelta(seconds=60))
+    service.handle_poll(Ctx(engine, {"channel": NAME}))
+    cod = sim.place_order([("7000000001", 1)], cod=True)
+    service.handle_poll(Ctx(engine, {"channel": NAME}))
+    return_id = sim.add_return(cod, [("7000000001", 1)])
+    service.handle_returns_poll(Ctx(engine, {"channel": NAME}))
+    with transaction(engine) as s:
+        rma_id = s.execute(select(ReturnRow.id).where(ReturnRow.external_id == return_id)).scalar_one()
+        accept_return(s, rules(), rma_id)
+    done = service.handle_refund(Ctx(engine, {"return_id": rma_id}, key=f"refund:{NAME}/{return_id}"))
+    assert done["status"] == "refund_by_hand" and "cash on delivery" in done["reason"]
+    assert sim.refunds(cod) == []
+    with transaction(engine) as s:
+        assert s.get(ReturnRow, rma_id).status == "refund_by_hand"
+        rma = record_refund_by_hand(s, rma_id, " przelew 2026-12-01 ")
+        assert (rma.status, rma.refund_ref) == ("refunded", "by hand: przelew 2026-12-01")
+    with transaction(engine) as s, pytest.raises(HubError, match="is refunded; only a return waiting"):
+        record_refund_by_hand(s, rma_id, "again")
