@@ -6,15 +6,25 @@ connector sends and each answer the simulator gives is checked against the vendo
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine
+from sqlalchemy import event as sql_event
 
-from connectors.allegro.order_mapping import EVENT_TYPES, channel_order, event_kind, order_event
+from connectors.allegro.order_mapping import (
+    EVENT_TYPES,
+    MAX_EVENTS_PAGE,
+    MAX_FORMS_PAGE,
+    channel_order,
+    event_kind,
+    order_event,
+)
 from connectors.allegro.simulator import AllegroSimulator
 from hub.kernel.clock import utcnow
 from hub.kernel.errors import OrderChangedOnChannel, PermanentError
@@ -350,27 +360,51 @@ def test_prefetch_is_skipped_for_few_orders_and_off_when_disabled(make_channel, 
     assert sim.request_count(lambda r: r.path == "/order/checkout-forms") == 0
 
 
-def test_10000_orders_from_the_journal(make_channel, sim: AllegroSimulator) -> None:
-    """The benchmark's shape: 10,000 orders placed, the journal read, every order mapped. The forms come
-    100 a request from the listing, so the vendor sees ~120 requests, not 10,000 (9,000 a minute max)."""
+@contextmanager
+def counted_statements(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements sent through ``engine`` inside the block (each executemany counts once)."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sql_event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sql_event.remove(engine, "before_cursor_execute", record)
+
+
+def test_10000_orders_from_the_journal(make_channel, sim: AllegroSimulator, engine: Engine) -> None:
+    """The benchmark's shape: 10,000 orders placed, the journal read, every order mapped. The events come
+    1000 a request and the forms 100 a request from the listing, so the vendor sees 121 requests, not
+    10,000 (9,000 a minute max), and the database one token read per request, nothing per order.
+    Counted, not timed: bench/orders.py measures the speed."""
     sim.add_offers(500)
     channel, _ = make_channel(validate=False)  # volume: not validated (test_prefetched_pages_are_spec_valid is)
     _, cursor = channel.order_events(None)
-    started = time.perf_counter()
     ids = sim.place_orders_bulk(10_000, cod_every=7, pickup_every=3, invoice_every=11)
-    placed = time.perf_counter() - started
     sim.reset_requests()
-    started = time.perf_counter()
-    events, cursor = channel.order_events(cursor)
-    latest = {e.external_id: e for e in events}
-    orders = [channel.order(external_id) for external_id in latest]
-    took = time.perf_counter() - started
-    requests = sim.request_count()
-    print(f"\n10,000 orders: placed in {placed:.2f}s; journal + orders read in {took:.2f}s with {requests} requests")
+    with counted_statements(engine) as statements:
+        events, cursor = channel.order_events(cursor)
+        latest = {e.external_id: e for e in events}
+        orders = [channel.order(external_id) for external_id in latest]
     assert len(events) == 20_000 and [o.external_id for o in orders] == ids
     assert sum(o.payment.cash_on_delivery for o in orders) == len(range(0, 10_000, 7))
-    assert requests <= 130 and took < 20
-    assert sim.request_count(lambda r: r.path.startswith("/order/checkout-forms/")) == 0
+    journal_pages = sim.request_count(lambda r: r.path == "/order/events")
+    form_pages = sim.request_count(lambda r: r.path == "/order/checkout-forms")
+    requests = sim.request_count()
+    print(f"\n10,000 orders: {journal_pages} journal pages + {form_pages} form pages = {requests} requests, "
+          f"{len(statements)} SQL statements")
+    assert journal_pages == 20_000 // MAX_EVENTS_PAGE + 1  # full pages, then the empty one that ends the read
+    assert form_pages == 10_000 // MAX_FORMS_PAGE  # stops at the page holding the last order it needs
+    assert sim.request_count(lambda r: r.path.startswith("/order/checkout-forms/")) == 0  # none read one by one
+    assert requests == journal_pages + form_pages == 121
+    # the database: the access token looked up once a request (on SQLite each in a BEGIN IMMEDIATE
+    # transaction), never a statement per order
+    queries = [s for s in statements if not s.startswith("BEGIN")]
+    assert len(queries) == requests and len(statements) <= 2 * requests
+    assert all(q.startswith("SELECT") and "FROM connector_tokens" in q for q in queries)
 
 
 def test_prefetched_pages_are_spec_valid(make_channel, sim: AllegroSimulator) -> None:

@@ -7,9 +7,10 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from woocommerce_testkit import BASE_URL, KEY, SECRET, Wired, services
+from tenacity import wait_none
+from woocommerce_testkit import BASE_URL, KEY, SECRET, CheckingTransport, Sleeps, Wired, services
 
-from connectors.shops.woocommerce import SPEC, WooCommerceChannel
+from connectors.shops.woocommerce import SPEC, WooCommerceChannel, WooCommerceOptions, build_channel
 from connectors.shops.woocommerce.simulator import WooSimulator
 from hub.kernel.errors import LoginNeeded
 from hub.kernel.ports.capability import Capability
@@ -110,18 +111,57 @@ def test_per_item_errors_fail_only_their_changes(sim: WooSimulator, wire: Wire) 
     assert sim.variation(shirt, s)["stock_quantity"] == 7
 
 
-def test_a_thousand_changes_take_ten_batch_requests(sim: WooSimulator, wire: Wire) -> None:
+class VirtualTime(Sleeps):
+    """The throttle's clock and sleep: time moves only when the throttle sleeps, so what it asks for
+    depends on the requests it paced, never on how fast the machine is."""
+
+    now: float = 0.0
+
+    def __call__(self, seconds: float) -> None:
+        super().__call__(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
+class SentAt(httpx.BaseTransport):
+    """Notes the virtual time at which each request went out."""
+
+    def __init__(self, inner: httpx.BaseTransport, time: VirtualTime):
+        self.inner, self.time = inner, time
+        self.times: list[float] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.times.append(self.time.now)
+        return self.inner.handle_request(request)
+
+
+def wire_on_virtual_time(sim: WooSimulator) -> tuple[Wired, SentAt]:
+    """As the ``wire`` fixture wires a channel (300 requests a minute, a burst of 5), on virtual time."""
+    time = VirtualTime()
+    sent_at = SentAt(sim.transport(), time)
+    checking = CheckingTransport(sent_at)
+    limiter = LocalRateLimiter(clock=time.clock)
+    throttle = Throttle(limiter, "woocommerce:sklep", per_minute=300.0, burst=5.0, sleep=time)
+    options = WooCommerceOptions.model_validate({"base_url": BASE_URL, "consumer_key": KEY, "consumer_secret": SECRET})
+    channel = build_channel("sklep", options, services("sklep", throttle, checking), retry_wait=wait_none())
+    return Wired(channel, checking, throttle, time, limiter), sent_at
+
+
+def test_a_thousand_changes_take_ten_batch_requests(sim: WooSimulator) -> None:
     ids = [sim.add_simple(f"SKU-{n:04d}", 0, "1.00") for n in range(1000)]
-    wired = wire()
+    wired, sent_at = wire_on_virtual_time(sim)
     changes = [ListingChange(str(pid), f"SKU-{n:04d}", quantity=n, price_gross=Decimal(n) / 4)
                for n, pid in enumerate(ids)]
     results = wired.channel.push(changes, idempotency_key="push:big")
     assert all(r.ok for r in results) and len(results) == 1000
-    assert len(wired.transport.sent) == len(sim.requests("POST", r"/batch$")) == 10
+    assert len(wired.transport.sent) == len(sim.requests("POST", r"/batch$")) == len(sim.log) == 10
     assert all(len(e.body["update"]) == 100 for e in sim.log)
     assert sim.product(ids[999])["stock_quantity"] == 999 and sim.product(ids[999])["regular_price"] == "249.75"
-    # every request took a token first: 5 at once (the burst), the rest paced at 300/min
-    assert len(wired.sleeps.calls) == 5 and 0 < wired.sleeps.calls[0] <= 0.2 < wired.sleeps.calls[-1] <= 1.0
+    # every request took a token first: 5 at once (the burst), then one every 0.2 s (300 a minute)
+    assert wired.sleeps.calls == pytest.approx([0.2] * 5)
+    assert sent_at.times == pytest.approx([0.0] * 5 + [0.2, 0.4, 0.6, 0.8, 1.0])
 
 
 def test_variations_of_many_parents_stay_within_one_request_per_parent(sim: WooSimulator, wire: Wire) -> None:
