@@ -321,6 +321,12 @@ class OrdersSimulator:
             offer = self._offers[spec[0]]
             price = Decimal(str(spec[2])) if len(spec) > 2 else offer.price
             currency = offer.currency
+            # "OFFER_STOCK_CHANGED - stock in an offer was changed either via purchase or by seller", and
+            # stock 0 ends an offer: a purchase takes its units off the offer (never below 0 here, since
+            # tests also buy what the hub oversold elsewhere)
+            offer.quantity = max(0, offer.quantity - int(spec[1]))
+            if offer.quantity == 0 and offer.status == "ACTIVE":
+                offer.status = "ENDED"
             sim_lines.append(SimLine(self._uuid(), offer.id, offer.name or f"Offer {offer.id}", offer.external_id,
                                      int(spec[1]), price, offer.currency, at, tax_rate))
         buyer = {"id": str(10_000_000 + len(self._forms)), "email": buyer_email or f"{buyer_login}@allegromail.pl",

@@ -20,7 +20,7 @@ from connectors.allegro.order_mapping import (
     refund_line_items,
 )
 from connectors.allegro.simulator import AllegroSimulator, Faults, LossyTransport
-from hub.kernel.errors import PermanentError, RetryableError
+from hub.kernel.errors import PermanentError, RefundNotPossible, RetryableError
 from hub.kernel.ports.channel import RefundRequest, ReturnLine, ReturnsChannel
 
 PUBLIC = "application/vnd.allegro.public.v1+json"
@@ -179,8 +179,12 @@ def test_refund_refusals_are_permanent(make_channel, sim: AllegroSimulator) -> N
     shop(sim)
     channel, _ = make_channel()
     cod = sim.checkout_form(sim.place_order([("7000000001", 1)], cod=True))
-    with pytest.raises(PermanentError, match="cannot be refunded"):
+    with pytest.raises(RefundNotPossible, match="cash on delivery"):  # asked before anything is sent
         channel.refund(request_for(cod, [ReturnLine("SKU-KUBEK", "7000000001", 1)]), idempotency_key="k1")
+    assert refund_command_id("k1") not in sim.refund_posts
+    unpaid = sim.checkout_form(sim.place_order([("7000000001", 1)], paid=False))
+    with pytest.raises(RefundNotPossible, match="cannot be refunded"):  # the vendor's 422 PAYMENT_NOT_REFUNDABLE
+        channel.refund(request_for(unpaid, [ReturnLine("SKU-KUBEK", "7000000001", 1)]), idempotency_key="k0")
     paid = sim.checkout_form(sim.place_order([("7000000001", 1)]))
     with pytest.raises(PermanentError, match="not in order"):
         channel.refund(request_for(paid, [ReturnLine("SKU-X", "7999999999", 1)]), idempotency_key="k2")

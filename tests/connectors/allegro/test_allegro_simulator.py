@@ -143,3 +143,11 @@ def test_the_validator_catches_what_the_spec_forbids(sim: AllegroSimulator, vali
     with pytest.raises(AssertionError, match="Accept"):
         client.get("/sale/offers", headers={"Accept": "application/json"})
     assert sim.request_count() == 0  # nothing invalid reached the simulator
+
+
+def test_a_purchase_takes_its_units_off_the_offer_and_the_last_one_ends_it(sim: AllegroSimulator) -> None:
+    sim.add_offer("7000000001", quantity=3)
+    sim.place_order([("7000000001", 2)])
+    assert (sim.offer("7000000001").quantity, sim.offer("7000000001").status) == (1, "ACTIVE")
+    sim.place_order([("7000000001", 1)], paid=False)  # bought, not paid yet: the unit is taken all the same
+    assert (sim.offer("7000000001").quantity, sim.offer("7000000001").status) == (0, "ENDED")
