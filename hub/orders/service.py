@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.jobs import queue
@@ -284,9 +284,10 @@ class OrderService:
         except RefundNotPossible as exc:
             # not a failure to retry: the seller pays the buyer back outside the channel, then records it
             # (hub returns refunded ID --ref ...); the return waits in refund_by_hand until then
-            with ctx.session() as session:
-                rma = self._return(session, ctx.payload["return_id"])
-                rma.status, rma.updated_at = "refund_by_hand", utcnow()
+            with ctx.session() as session:  # from accepted only: a replay never undoes a recorded refund
+                session.execute(update(ReturnRow).where(ReturnRow.id == ctx.payload["return_id"],
+                                                        ReturnRow.status == "accepted")
+                                .values(status="refund_by_hand", updated_at=utcnow()))
             ctx.log.warning("refund by hand", return_id=ctx.payload["return_id"], reason=str(exc))
             return {"refund": None, "status": "refund_by_hand", "reason": str(exc)}
         with ctx.session() as session:

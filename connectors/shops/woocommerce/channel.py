@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hub.kernel.errors import OrderChangedOnChannel, PermanentError, RetryableError
+from hub.kernel.errors import OrderChangedOnChannel, PermanentError, RefundNotPossible, RetryableError
 from hub.kernel.ports.channel import (
     ChangeResult,
     ChannelOrder,
@@ -342,6 +342,16 @@ class WooCommerceChannel:
         listing finds the refund if it landed. The money goes back through the payment
         gateway only with ``api_refund = true``; otherwise the shop records the refund and
         the seller pays it back (RefundResult status RECORDED).
+
+        An order paid with a method that cannot refund through the API (om.refunds_through_api:
+        bank transfer, cheque, cash on delivery, or no gateway) raises RefundNotPossible, a
+        PermanentError, without sending anything: the seller returns the money by hand and marks the
+        return refunded. Recording it in the shop with ``api_refund = false`` instead would tell the hub
+        that money went back which nobody sent; that is right only when the hub's request says the money
+        is returned outside the gateway, and RefundRequest carries no such statement. The same error
+        follows when the shop itself answers that the gateway could not refund (500
+        woocommerce_rest_cannot_create_order_refund to ``api_refund = true``: WooCommerce then deletes the
+        refund it had saved, so a retry finds nothing and creates nothing twice).
         """
         woo_id = self._order_id(request.order_external_id)
         refunds = self._refunds(woo_id)
@@ -353,11 +363,16 @@ class WooCommerceChannel:
                                   api_refund=self.api_refund)
         except om.RefundProblem as exc:
             raise PermanentError(f"WooCommerce order {woo_id}: {exc}") from exc
+        if not om.refunds_through_api(order):
+            raise RefundNotPossible(om.refund_by_hand(order, body, idempotency_key))
         try:
             answer = self.client.post(f"/orders/{woo_id}/refunds", body, retry=False)
         except WooUnavailable as exc:
             if exc.code == "woocommerce_rest_cannot_create_order_refund":
                 # WordPress answered: the amount was refused or the gateway declined, and Woo deleted the refund
+                if body["api_refund"]:  # the amount was checked above: the gateway did not give the money back
+                    raise RefundNotPossible(om.refund_by_hand(order, body, idempotency_key,
+                                                              str(exc.__cause__ or exc))) from exc
                 raise PermanentError(f"WooCommerce refused the refund for order {woo_id}: {exc}") from exc
             raise
         if not isinstance(answer, Mapping) or not om.parse_id(answer.get("id")):

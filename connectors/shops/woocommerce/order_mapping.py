@@ -554,6 +554,43 @@ def refund_body(order: Mapping[str, Any], refunds: Sequence[Mapping[str, Any]], 
     return body
 
 
+# Payment methods that never refund through the API. The reference only says that api_refund "When true, the
+# payment gateway API is used to generate the refund. Default is `true`." (_order-refunds.md); whether a gateway
+# can is the gateway's to declare: WC_Payment_Gateway's default is supports = ['products'], and WooCommerce's
+# offline gateways (direct bank transfer, check payments, cash on delivery) add no 'refunds', so the shop answers
+# 500 woocommerce_rest_cannot_create_order_refund "The payment gateway for this order does not support automatic
+# refunds." (and "... does not exist." for an order without one).
+OFFLINE_GATEWAYS = frozenset({"bacs", "cheque", "cod"})
+
+
+def payment_method_name(order: Mapping[str, Any]) -> str:
+    """The order's payment method as the seller sees it and as WooCommerce names it: 'Przelew bankowy (bacs)'."""
+    method, title = _text(order.get("payment_method")), _text(order.get("payment_method_title"))
+    if method is None:
+        return f"{title} (no payment gateway)" if title else "no payment method"
+    return f"{title} ({method})" if title and title != method else method
+
+
+def refunds_through_api(order: Mapping[str, Any]) -> bool:
+    """False when the order's payment method cannot give money back through the API (an offline gateway, or
+    none); True means the shop will ask the gateway, which may still refuse."""
+    method = _text(order.get("payment_method"))
+    return method is not None and method not in OFFLINE_GATEWAYS
+
+
+def refund_by_hand(order: Mapping[str, Any], body: Mapping[str, Any], idempotency_key: str,
+                   shop_answer: str | None = None) -> str:
+    """One line for the seller: the order's payment method cannot refund through the API, so the money goes
+    back by hand and the return is then marked refunded; a refund recorded in the shop too must carry the
+    hub's mark, or the hub would import it as another return."""
+    amount = f"{body.get('amount')} {_text(order.get('currency')) or 'PLN'}"
+    why = f" (the shop answered: {' '.join(shop_answer.split())})" if shop_answer else ""
+    return (f"WooCommerce order {order.get('id')} was paid with {payment_method_name(order)}, which cannot refund "
+            f"through the API{why or ' (it does not support automatic refunds)'}: return {amount} to the buyer by "
+            f"hand, then mark the return refunded (hub returns refunded ID --ref TRANSFER); to show it in the shop "
+            f"too, use \"Refund manually\" there with {hub_mark(idempotency_key)} in the reason")
+
+
 def channel_return(refund: Mapping[str, Any], order_id: str, account: str) -> ChannelReturn:
     """A refund made in the shop: the money is back already, so the hub records it as refunded."""
     created = parse_gmt(refund.get("date_created_gmt"))

@@ -35,8 +35,14 @@ a second. Like WooCommerce, the site-local date fields are the shop's time
 compares against the GMT field only with ``dates_are_gmt=true``; orders with
 the same ``date_modified`` come in id order; creating a refund stamps its
 order's ``date_modified``, a full refund turns the order ``refunded``, and
-setting ``refunded`` by hand creates the refund of what is left. Stock is not
-touched by orders or refunds.
+setting ``refunded`` by hand creates the refund of what is left.
+
+Orders move stock the way WooCommerce's own hooks do (``_reduce_stock`` / ``_restore_stock``):
+reaching processing, completed or on-hold takes the ordered quantities off the products (and
+variations) that manage stock, once per order (the ``_order_stock_reduced`` order meta the
+reference's order examples show); cancelled or pending puts back what was taken; a refund created
+with ``api_restock`` (default true) puts back its lines' quantities. Refunded and failed do not
+touch stock.
 """
 
 from __future__ import annotations
@@ -77,12 +83,23 @@ ORDER_STATUSES = ("pending", "processing", "on-hold", "completed", "cancelled", 
                   "checkout-draft")
 _NOT_LISTED = frozenset({"checkout-draft", "trash"})  # what status=any leaves out
 _PAID = frozenset({"processing", "completed"})  # WooCommerce stamps date_paid on reaching one of these
+# The reference says only that set_paid "will set the status to processing and reduce stock items" (_orders.md,
+# Order properties) and shows "_order_stock_reduced": "yes" in its order examples; which statuses move stock is
+# WooCommerce's own hooks (includes/wc-stock-functions.php): wc_maybe_reduce_stock_levels runs on
+# woocommerce_order_status_completed / _processing / _on-hold (and payment_complete),
+# wc_maybe_increase_stock_levels on woocommerce_order_status_cancelled / _pending. Nothing runs on refunded (its
+# refund of what is left has no lines to restock) or failed.
+STOCK_REDUCING = frozenset({"processing", "completed", "on-hold"})
+STOCK_RESTORING = frozenset({"cancelled", "pending"})
 START = datetime(2024, 6, 11, 10, 0, 0, tzinfo=UTC)
 SHOP_OFFSET = timedelta(hours=2)  # the shop's timezone, for the site-local date fields
 GATEWAYS = {  # id -> (title, refunds through the gateway's API)
+    # WooCommerce's offline gateways keep WC_Payment_Gateway's default supports = ['products'], no 'refunds'
     "bacs": ("Przelew bankowy", False),
+    "cheque": ("Czek", False),
     "cod": ("Płatność przy odbiorze", False),
     "przelewy24": ("Przelewy24", True),
+    "stripe": ("Karta płatnicza", True),
 }
 TAX_RATE_IDS = {23: 1, 8: 2, 5: 3, 0: 4}  # VAT % -> the shop's tax rate id
 _CENT = Decimal("0.01")
@@ -154,6 +171,12 @@ class WooSimulator:
         self.orders: dict[int, dict[str, Any]] = {}
         self.refunds: dict[int, list[dict[str, Any]]] = {}  # order id -> its refunds, oldest first
         self.custom_statuses: set[str] = set()  # statuses a plugin registered (e.g. "shipped")
+        # the statuses whose reaching takes / puts back an order's stock; a test can emulate a plugin that
+        # hooks more (e.g. one restoring stock on refunded) by adding to them
+        self.stock_reducing_statuses: set[str] = set(STOCK_REDUCING)
+        self.stock_restoring_statuses: set[str] = set(STOCK_RESTORING)
+        # order id -> order item id -> units its stock was reduced by (WooCommerce's _reduced_stock item meta)
+        self._reduced_stock: dict[int, dict[int, int]] = {}
         self.clock = START
         self._next_item_id = 500  # order items have their own table
         self._next_meta_id = 9000
@@ -385,8 +408,9 @@ class WooSimulator:
 
     def _apply_status(self, order: dict[str, Any], status: str) -> None:
         """A status transition with WooCommerce's side effects: date_paid on processing/completed
-        (cash on delivery included), date_completed on completed, the refund of what is left
-        when an order is set refunded."""
+        (cash on delivery included), date_completed on completed, the order's stock taken on
+        processing/completed/on-hold and put back on cancelled/pending (STOCK_REDUCING,
+        STOCK_RESTORING), the refund of what is left when an order is set refunded."""
         if order["status"] == status:
             return
         order["status"] = status
@@ -395,11 +419,106 @@ class WooSimulator:
             order["date_paid"], order["date_paid_gmt"] = local, gmt
         if status == "completed":
             order["date_completed"], order["date_completed_gmt"] = local, gmt
+        if status in self.stock_reducing_statuses:
+            self._reduce_stock(order)
+        elif status in self.stock_restoring_statuses:
+            self._restore_stock(order)
         if status == "refunded":
             left = Decimal(order["total"]) - self._refunded(order["id"])
             if left > 0:
                 self._create_refund(order, left, "Order fully refunded.", [], api_refund=False)
         self._touch(order)
+
+    # --- stock moved by orders (WooCommerce's wc-stock-functions.php) ---------------------------
+
+    def stock_reduced(self, oid: int) -> bool:
+        """Whether the order holds stock now (its ``_order_stock_reduced`` meta is "yes")."""
+        with self._lock:
+            return any(m["key"] == "_order_stock_reduced" and m["value"] == "yes"
+                       for m in self.orders[oid]["meta_data"])
+
+    def _mark_stock_reduced(self, order: dict[str, Any], reduced: bool) -> None:
+        """The order meta WooCommerce keeps with wc_bool_to_string: "yes" once the stock is taken, "no"
+        once it is put back (the reference's order examples show ``"_order_stock_reduced": "yes"``)."""
+        value = "yes" if reduced else "no"
+        for meta in order["meta_data"]:
+            if meta["key"] == "_order_stock_reduced":
+                meta["value"] = value
+                return
+        order["meta_data"].append(self._meta("_order_stock_reduced", value))
+
+    def _stock_holder(self, item: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The product or variation whose ``stock_quantity`` an order line moves, or None when nothing
+        manages its stock: a variation with ``manage_stock`` "parent" counts on its parent's stock (the
+        reference: manage_stock "Stock management at product level"; variations take "parent")."""
+        product = self.products.get(item.get("product_id") or 0)
+        if product is None:
+            return None  # deleted: WooCommerce skips lines without a product
+        vid = item.get("variation_id") or 0
+        if vid:
+            variation = self.variations.get(product["id"], {}).get(vid)
+            if variation is None:
+                return None
+            if variation.get("manage_stock") is True:
+                return variation
+            if variation.get("manage_stock") != "parent":
+                return None
+        return product if product.get("manage_stock") is True else None
+
+    def _move_stock(self, holder: dict[str, Any], delta: int) -> None:
+        """Stock can go below zero (an order for more than is left); stock_status follows the quantity as
+        the reference's product fields describe it: outofstock at zero or less without backorders,
+        onbackorder with them, instock above zero (_stock_status)."""
+        holder["stock_quantity"] = (holder.get("stock_quantity") or 0) + delta
+        _stock_status(holder)
+
+    def _reduce_stock(self, order: dict[str, Any]) -> None:
+        """wc_maybe_reduce_stock_levels: nothing when the order's stock is taken already; otherwise each
+        product line whose stock is managed loses its quantity, once per line (the line remembers how much,
+        WooCommerce's _reduced_stock item meta), and the order is marked reduced even when no line was."""
+        if self.stock_reduced(order["id"]):
+            return
+        reduced = self._reduced_stock.setdefault(order["id"], {})
+        for item in order["line_items"]:
+            holder = self._stock_holder(item)
+            if reduced.get(item["id"]) or holder is None:
+                continue
+            self._move_stock(holder, -int(item["quantity"]))
+            reduced[item["id"]] = int(item["quantity"])
+        self._mark_stock_reduced(order, True)
+
+    def _restore_stock(self, order: dict[str, Any]) -> None:
+        """wc_maybe_increase_stock_levels: only an order whose stock was taken; each line gets back what it
+        still holds (less what refunds restocked), and the order is marked not reduced, so the next
+        processing takes it again."""
+        if not self.stock_reduced(order["id"]):
+            return
+        reduced = self._reduced_stock.get(order["id"], {})
+        for item in order["line_items"]:
+            holder = self._stock_holder(item)
+            held = reduced.get(item["id"], 0)
+            if held <= 0 or holder is None:
+                continue
+            self._move_stock(holder, held)
+            del reduced[item["id"]]
+        self._mark_stock_reduced(order, False)
+
+    def _restock_refunded(self, order: dict[str, Any], lines: list[Mapping[str, Any]]) -> None:
+        """wc_restock_refunded_items, for a refund made with ``api_restock`` (the reference: "When true, the
+        selected line items are restocked Default is true"): each refunded line's quantity goes back, but
+        only for a line whose stock was taken, and the line then holds that much less."""
+        reduced = self._reduced_stock.get(order["id"], {})
+        items = {item["id"]: item for item in order["line_items"]}
+        for line in lines:
+            item = items.get(line.get("id"))
+            quantity = int(line.get("quantity") or 0)
+            if item is None or quantity <= 0 or not reduced.get(item["id"]):
+                continue
+            holder = self._stock_holder(item)
+            if holder is None:
+                continue
+            self._move_stock(holder, quantity)
+            reduced[item["id"]] -= quantity
 
     def set_status(self, oid: int, status: str) -> None:
         """The seller changes the status in the shop's admin."""
@@ -445,7 +564,7 @@ class WooSimulator:
         return sum((Decimal(r["amount"]) for r in self.refunds.get(oid, [])), Decimal(0))
 
     def _create_refund(self, order: dict[str, Any], amount: Decimal, reason: str, lines: list[Mapping[str, Any]],
-                       *, api_refund: bool) -> dict[str, Any]:
+                       *, api_refund: bool, restock: bool = False) -> dict[str, Any]:
         items = {item["id"]: item for item in order["line_items"]}
         refund_lines = []
         for line in lines:
@@ -472,6 +591,8 @@ class WooSimulator:
         }
         self.refunds[order["id"]].append(refund)
         order["refunds"].insert(0, {"id": refund["id"], "reason": reason, "total": _fmt(-amount)})
+        if restock:  # wc_create_refund restocks before it turns a fully refunded order refunded
+            self._restock_refunded(order, lines)
         if order["status"] != "refunded" and self._refunded(order["id"]) >= Decimal(order["total"]):
             self._apply_status(order, "refunded")
         self._touch(order)
@@ -738,11 +859,24 @@ class WooSimulator:
                 raise _Reply(400, "woocommerce_rest_invalid_order_refund", "Refund amount must be greater than zero.")
             if amount > Decimal(order["total"]) - self._refunded(oid):
                 raise _Reply(500, "woocommerce_rest_cannot_create_order_refund", "Invalid refund amount.")
+            # _order-refunds.md: api_refund "When true, the payment gateway API is used to generate the refund.
+            # Default is `true`."; api_restock "When true, the selected line items are restocked Default is `true`."
             api_refund = body.get("api_refund", True) is not False
-            if api_refund and not GATEWAYS.get(order["payment_method"], ("", False))[1]:
-                raise _Reply(500, "woocommerce_rest_cannot_create_order_refund",
-                             "The payment gateway for this order does not support automatic refunds.")
-            refund = self._create_refund(order, amount, str(body.get("reason") or ""), lines, api_refund=api_refund)
+            api_restock = body.get("api_restock", True) is not False
+            if api_refund:
+                # The reference names no error for a gateway that cannot refund. WooCommerce's refunds controller
+                # answers any failure of wc_create_refund as 500 woocommerce_rest_cannot_create_order_refund with
+                # the message of wc_refund_payment, and deletes the refund it had saved: nothing is left behind.
+                # With api_refund false the refund is only recorded ("Refund manually" in the admin).
+                gateway = GATEWAYS.get(order["payment_method"])
+                if gateway is None:
+                    raise _Reply(500, "woocommerce_rest_cannot_create_order_refund",
+                                 "The payment gateway for this order does not exist.")
+                if not gateway[1]:
+                    raise _Reply(500, "woocommerce_rest_cannot_create_order_refund",
+                                 "The payment gateway for this order does not support automatic refunds.")
+            refund = self._create_refund(order, amount, str(body.get("reason") or ""), lines, api_refund=api_refund,
+                                         restock=api_restock)
             return copy.deepcopy(refund)
 
     # --- batch ------------------------------------------------------------------------------
