@@ -47,6 +47,10 @@ class Listing(Base):
     # the channel showed fewer units than we sent: a sale whose order is not in yet; until then no
     # push raises the quantity again (the sold unit must not go back on sale)
     sale_hold_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the hold's units (what the channel sold that the hub has not seen as orders) and since when the
+    # channel's orders count towards them (our last acknowledged push): once they cover it, it ends
+    sale_hold_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sale_hold_units: Mapped[int | None] = mapped_column(Integer)
     desired_quantity: Mapped[int | None] = mapped_column(Integer)
     desired_price: Mapped[Decimal | None] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3), default="PLN")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from hub.jobs import queue
@@ -22,6 +22,7 @@ from hub.kernel.clock import utcnow
 from hub.listings.kinds import PUSH_KIND
 from hub.listings.models import Listing
 from hub.listings.rules import Rules
+from hub.orders import units_ordered_since
 from hub.platform.logs import get_logger
 
 log = get_logger("hub.listings.plan")
@@ -55,6 +56,14 @@ DIFFERS = text(
 )
 
 
+def _explained() -> Any:
+    """Units of the listing's SKU in the channel's orders imported since its sale hold began: the sale
+    the hold stands for, once they cover it (only computed for a listing held now)."""
+    sold = units_ordered_since(Listing.sku, Listing.channel, Listing.sale_hold_since)
+    return case((and_(Listing.sale_hold_until > bindparam("now"), Listing.sale_hold_since.is_not(None)), sold),
+                else_=None)
+
+
 def _differences_statement() -> Any:
     inflight = Job.__table__.alias("inflight")
     blocked = and_(
@@ -68,7 +77,7 @@ def _differences_statement() -> Any:
         select(
             Listing.id, Listing.external_id, Listing.sku, Listing.currency,
             Listing.desired_quantity, Listing.ack_quantity, Listing.desired_price, Listing.ack_price,
-            Listing.sale_hold_until,
+            Listing.sale_hold_until, Listing.sale_hold_units, _explained(),
         )
         .outerjoin(inflight, inflight.c.id == Listing.inflight_job_id)
         .where(
@@ -91,7 +100,7 @@ def differences(session: Session, channel: str, *, now: datetime | None = None) 
     have no push in flight. Core rows (no ORM loading): this runs on every ERP poll."""
     now = now or utcnow()
     return session.connection().execute(
-        _DIFFERENCES, {"channel": channel, "retry_before": now - RETRYABLE_OFFER_ERROR_PAUSE}
+        _DIFFERENCES, {"channel": channel, "retry_before": now - RETRYABLE_OFFER_ERROR_PAUSE, "now": now}
     )
 
 
@@ -110,13 +119,13 @@ def plan(
     items: list[dict[str, Any]] = []
     price_changes = 0
     now = utcnow()
-    for listing_id, external_id, sku, currency, want_qty, ack_qty, want_price, ack_price, held in differences(
-        session, channel, now=now
-    ):
+    for (listing_id, external_id, sku, currency, want_qty, ack_qty, want_price, ack_price, held, held_units,
+         explained) in differences(session, channel, now=now):
         item: dict[str, Any] = {"listing_id": listing_id, "external_id": external_id, "sku": sku,
                                 "currency": currency}
-        raising_a_sale = held is not None and held > now and ack_qty is not None and want_qty is not None \
-            and want_qty > ack_qty
+        unexplained = explained is None or explained < (held_units or 1)  # no order covers the sale yet
+        raising_a_sale = held is not None and held > now and unexplained and ack_qty is not None \
+            and want_qty is not None and want_qty > ack_qty
         if want_qty is not None and want_qty != ack_qty and not raising_a_sale:
             item["quantity"] = want_qty
         if want_price is not None and want_price != ack_price and (

@@ -33,7 +33,8 @@ class ReconcileResult:
 
 
 # how long a channel's lower quantity counts as a sale whose order is coming (the orders journal is
-# read every 15-30 s): if no order explains it by then, it was drift, and the plan corrects it
+# read every 15-30 s): if no order explains it by then, it was drift, and the plan corrects it. The
+# channel's orders for the SKU imported since our last acknowledged push end it sooner (hub.listings.plan)
 SALE_HOLD = timedelta(minutes=5)
 
 
@@ -107,6 +108,11 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any],
             if row.ack_quantity is not None and offer.quantity < row.ack_quantity:
                 # fewer units than we sent: the channel sold some, and the order is on its way to the
                 # journal; raising the quantity back now would put the sold unit on sale again
+                sold = row.ack_quantity - offer.quantity
+                if row.sale_hold_until is not None and row.sale_hold_until > now and row.sale_hold_since:
+                    row.sale_hold_units = (row.sale_hold_units or 0) + sold  # another sale in the same hold
+                else:
+                    row.sale_hold_units, row.sale_hold_since = sold, row.acked_at or now
                 row.sale_hold_until = now + SALE_HOLD
                 result.sales_held += 1
             elif row.ack_quantity is not None or row.ack_price is not None:

@@ -103,7 +103,7 @@ class OrderLineRow(Base):
     vat_rate: Mapped[str | None] = mapped_column(String(3))
     kind: Mapped[str] = mapped_column(String(20), default="goods", server_default="goods")  # goods | shipping | fee
 
-    __table_args__ = (UniqueConstraint("order_id", "line_no"),)
+    __table_args__ = (UniqueConstraint("order_id", "line_no"), Index("ix_order_lines_sku", "sku"))
 
 
 class OrderHistory(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
@@ -121,3 +122,13 @@ def consume_reflected(session: Session, skus: Iterable[str], grace: timedelta, n
             .values(state="consumed", updated_at=now).returning(Reservation.sku)
         ).scalars())
     return ended
+
+
+def units_ordered_since(sku: Any, channel: Any, since: Any) -> Any:
+    """A scalar SQL expression: units of ``sku`` in ``channel``'s orders the hub imported at or after
+    ``since`` (columns of the caller's query, which it correlates to). The listings' sale hold ends
+    once these cover the units the channel sold (hub.listings.plan)."""
+    return (select(func.coalesce(func.sum(OrderLineRow.quantity), 0))
+            .select_from(OrderLineRow).join(Order, Order.id == OrderLineRow.order_id)
+            .where(OrderLineRow.sku == sku, Order.channel == channel, Order.created_at >= since)
+            .scalar_subquery())

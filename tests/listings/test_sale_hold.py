@@ -10,17 +10,19 @@ from pathlib import Path
 
 from sqlalchemy import Engine, update
 
+from hub.app.wiring import order_rules
 from hub.catalog import mark_dirty
 from hub.kernel.clock import utcnow
 from hub.listings.models import Listing
 from hub.listings.reconcile import reconcile
 from hub.listings.rules import load_rules
 from hub.listings.service import SyncService
+from hub.orders import intake
 from hub.orders.models import Reservation
 from hub.platform.connectors import Connectors
 from hub.platform.db import transaction
 from tests.listings.test_sync_flow import config, drain
-from tests.support.fake_connectors import FakeChannel, FakeErp
+from tests.support.fake_connectors import FakeChannel, FakeErp, make_order
 
 
 def _quantities(planned: list) -> list[int]:  # type: ignore[type-arg]
@@ -95,3 +97,39 @@ def test_a_read_older_than_the_acknowledgement_is_neither_a_sale_nor_drift(fakes
     service.poll_erp("erp")
     with transaction(engine) as s:
         assert _quantities(service.plan_all(s)) == [9]
+
+
+def test_a_hold_ends_as_soon_as_the_channels_orders_explain_it(fakes: None, db_url: str, engine: Engine,
+                                                               tmp_path: Path) -> None:
+    """Two units sold in the shop, then a delivery in the ERP: nothing is raised while the orders are
+    out; one order in explains one unit of two (still held); the second ends the hold at once (not after
+    SALE_HOLD), and the delivery goes out less what the orders reserve."""
+    loaded = config(tmp_path, db_url)
+    service = SyncService(Connectors(loaded, engine), load_rules(loaded))
+    rules = order_rules(loaded)
+    erp: FakeErp = service.connectors.get("erp")
+    shop: FakeChannel = service.connectors.get("shop")
+    erp.set("A", 5, "100.00", cost="50.00")
+    shop.offers = {"o1": {"signature": "A", "quantity": 0, "price": Decimal("100.00")}}
+    service.poll_erp("erp")
+    with transaction(engine) as s:
+        reconcile(s, "shop", shop.listings())
+        service.plan_all(s)
+    drain(engine, loaded)
+    shop.offers["o1"]["quantity"] = 3  # two units sold, their orders not in yet
+    with transaction(engine) as s:
+        assert reconcile(s, "shop", shop.listings()).sales_held == 1
+        row = s.query(Listing).one()
+        assert (row.sale_hold_units, row.sale_hold_since is not None) == (2, True)
+    erp.set("A", 9, "100.00", cost="50.00")  # a delivery meanwhile
+    service.poll_erp("erp")
+    with transaction(engine) as s:
+        assert _quantities(service.plan_all(s)) == []  # 9 would put the sold units back on sale
+    with transaction(engine) as s:
+        intake.accept(s, rules, make_order("shop", "S1", [("A", None, 1, "100.00")]))
+        mark_dirty(s, {"A"}, utcnow())
+        assert _quantities(service.plan_all(s)) == []  # one order of the two: still held
+    with transaction(engine) as s:
+        intake.accept(s, rules, make_order("shop", "S2", [("A", None, 1, "100.00")]))
+        mark_dirty(s, {"A"}, utcnow())
+        assert _quantities(service.plan_all(s)) == [7]  # both in: 9 less the 2 they reserve
