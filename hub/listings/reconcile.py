@@ -84,7 +84,8 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any],
         # re-activates ended offers); only an offer gone from the channel is inactive
         row.active = True
         row.seen_quantity = offer.quantity
-        row.seen_price = offer.price_gross
+        row.seen_price = offer.price_gross  # what a buyer pays
+        price = offer.list_price if getattr(offer, "list_price", None) is not None else offer.price_gross
         row.updated_at = now
         if row.sku is None:
             sku, how = None, None
@@ -104,7 +105,7 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any],
             result.unmatched += 1
         inflight = row.inflight_job_id in open_jobs
         newer = read_started is not None and row.acked_at is not None and row.acked_at >= read_started
-        if not inflight and not newer and (row.ack_quantity != offer.quantity or row.ack_price != offer.price_gross):
+        if not inflight and not newer and (row.ack_quantity != offer.quantity or row.ack_price != price):
             if row.ack_quantity is not None and offer.quantity < row.ack_quantity:
                 # fewer units than we sent: the channel sold some, and the order is on its way to the
                 # journal; raising the quantity back now would put the sold unit on sale again
@@ -118,7 +119,7 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any],
             elif row.ack_quantity is not None or row.ack_price is not None:
                 result.drift += 1
             row.ack_quantity = offer.quantity
-            row.ack_price = offer.price_gross
+            row.ack_price = price
             row.acked_at = now
     for external_id, row in existing.items():
         if external_id not in seen_ids and row.active:

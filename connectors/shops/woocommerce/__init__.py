@@ -16,7 +16,9 @@ Config (``[connectors.NAME]``, kind = "woocommerce")::
     allow_shop_sales = false                   # optional: true when the seller runs promotions in the shop:
                                                # a price push then keeps a sale price set there; false
                                                # ends it (sale_price and its dates cleared), so buyers
-                                               # pay the hub's price. Listings report what buyers pay.
+                                               # pay the hub's price. With true, the hub sets and
+                                               # reconciles the regular price, and a sale the seller
+                                               # sets may go under the pricing floor: their choice.
 
 The keys travel as HTTP Basic auth, so https is required except on loopback.
 Orders are polled (``GET /orders?modified_after=...&orderby=modified``), which

@@ -107,9 +107,10 @@ class WooCommerceChannel:
                 if product.get("variations") == []:
                     continue  # a variable product without variations: nothing to ask for
                 for variation in self._pages(f"/products/{mapping.product_id(product)}/variations"):
-                    yield mapping.variation_listing(product, variation, self.currency)
+                    yield mapping.variation_listing(product, variation, self.currency,
+                                                    allow_shop_sales=self.allow_shop_sales)
             elif mapping.has_own_stock(product):
-                yield mapping.product_listing(product, self.currency)
+                yield mapping.product_listing(product, self.currency, allow_shop_sales=self.allow_shop_sales)
 
     def push(self, changes: Sequence[ListingChange], *, idempotency_key: str) -> Sequence[ChangeResult]:
         """Send changes in batches of at most 100 per endpoint; one result per change, in order.

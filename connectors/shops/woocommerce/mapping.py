@@ -11,7 +11,8 @@ not ``regular_price``. A push writes ``regular_price`` and, unless the seller ru
 in the shop (``allow_shop_sales``), clears any sale the seller set by hand (``sale_price``
 and its dates set to ""), so the buyer pays the hub's price; the shop's answer must then show
 that ``price``. With ``allow_shop_sales`` the sale stays, the answer is checked for the
-regular price only, and the listing still reports what the buyer pays, sale included.
+regular price only, and the listing reports both: what the buyer pays, sale included, and the
+regular price the hub sets (``list_price``), which is what the hub acknowledges.
 """
 
 from __future__ import annotations
@@ -104,7 +105,13 @@ def _text(value: Any) -> str | None:
     return value.strip() or None
 
 
-def product_listing(product: Mapping[str, Any], currency: str = "PLN") -> Listing:
+def _list_price(item: Mapping[str, Any], what: str, allow_shop_sales: bool) -> Decimal | None:
+    """With shop sales allowed, the price the hub sets is the regular price (a push keeps the seller's
+    sale): reported apart from what a buyer pays, so a running sale is neither drift nor a push."""
+    return _amount(item, "regular_price", what) if allow_shop_sales else None
+
+
+def product_listing(product: Mapping[str, Any], currency: str = "PLN", *, allow_shop_sales: bool = False) -> Listing:
     """A simple (or other stock-bearing) product as the shop shows it."""
     what = f"product {product.get('id')!r}"
     return Listing(
@@ -115,10 +122,12 @@ def product_listing(product: Mapping[str, Any], currency: str = "PLN") -> Listin
         price_gross=buyer_price(product, what),
         currency=currency,
         active=product.get("status", "publish") == "publish",
+        list_price=_list_price(product, what, allow_shop_sales),
     )
 
 
-def variation_listing(parent: Mapping[str, Any], variation: Mapping[str, Any], currency: str = "PLN") -> Listing:
+def variation_listing(parent: Mapping[str, Any], variation: Mapping[str, Any], currency: str = "PLN", *,
+                      allow_shop_sales: bool = False) -> Listing:
     """One variation; it is on sale only while both it and its product are published."""
     active = parent.get("status", "publish") == "publish" and variation.get("status", "publish") == "publish"
     parent_id = _id(parent, "product")
@@ -131,6 +140,7 @@ def variation_listing(parent: Mapping[str, Any], variation: Mapping[str, Any], c
         price_gross=buyer_price(variation, what),
         currency=currency,
         active=active,
+        list_price=_list_price(variation, what, allow_shop_sales),
     )
 
 

@@ -21,10 +21,13 @@ class Listing:
     sku: str | None
     ean: str | None
     quantity: int
-    price_gross: Decimal | None
+    price_gross: Decimal | None  # what a buyer pays now
     currency: str = "PLN"
     active: bool = True
     content_hash: str | None = None
+    # the price the hub sets, when a buyer pays another (a sale the seller runs in the shop, by their
+    # configured choice): the hub acknowledges and corrects this one, and keeps price_gross as seen
+    list_price: Decimal | None = None
 
 
 @dataclass(frozen=True)

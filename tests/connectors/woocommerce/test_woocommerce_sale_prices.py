@@ -8,10 +8,15 @@ from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
+from sqlalchemy import Engine
 from woocommerce_testkit import Wired
 
 from connectors.shops.woocommerce.simulator import START, WooSimulator
+from hub.kernel.clock import utcnow
 from hub.kernel.ports.channel import ListingChange
+from hub.listings.models import Listing
+from hub.listings.reconcile import reconcile
+from hub.platform.db import transaction
 
 Wire = Callable[..., Wired]
 
@@ -74,3 +79,28 @@ def test_with_shop_sales_allowed_the_sale_stays_and_the_listing_shows_it(sim: Wo
     assert (shown["regular_price"], shown["sale_price"], shown["price"]) == ("100.00", "79.00", "79.00")
     # the listing reports what buyers pay, so the hub sees the sale price (and can hold it against its floor)
     assert prices(wired) == {str(mug): Decimal("79.00")}
+
+
+def test_a_shop_sale_the_seller_allows_is_neither_drift_nor_a_push(sim: WooSimulator, wire: Wire,
+                                                                   engine: Engine) -> None:
+    """With allow_shop_sales the listing carries the regular price the hub sets apart from what a buyer
+    pays: the reconcile acknowledges the regular price (no drift, so no push of the same price on every
+    reconcile) and keeps the sale price as seen."""
+    mug = sim.add_simple("KUB-01", 5, "100.00")
+    shirt, (small,) = sim.add_variable("KOSZ", [("KOSZ-S", 3, "49.00")])
+    sim.set_sale(mug, "79.00")
+    sim.set_sale(shirt, "39.00", small)
+    offers = {o.external_id: o for o in wire(allow_shop_sales=True).channel.listings()}
+    assert {k: (o.price_gross, o.list_price) for k, o in offers.items()} == {
+        str(mug): (Decimal("79.00"), Decimal("100.00")), f"{shirt}/{small}": (Decimal("39.00"), Decimal("49.00"))}
+    assert {o.list_price for o in wire().channel.listings()} == {None}  # sales ended by a push: one price
+    now = utcnow()
+    with transaction(engine) as s:
+        s.add(Listing(channel="shop", external_id=str(mug), active=True, currency="PLN", error_retryable=False,
+                      ack_quantity=5, ack_price=Decimal("100.00"), acked_at=now - timedelta(minutes=1),
+                      updated_at=now))
+    with transaction(engine) as s:
+        result = reconcile(s, "shop", [offers[str(mug)]], utcnow())
+        assert (result.drift, result.sales_held) == (0, 0)
+        row = s.query(Listing).filter_by(external_id=str(mug)).one()
+        assert (row.ack_price, row.seen_price) == (Decimal("100.00"), Decimal("79.00"))
