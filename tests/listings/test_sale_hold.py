@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, update
 
@@ -29,20 +30,26 @@ def _quantities(planned: list) -> list[int]:  # type: ignore[type-arg]
     return [item["quantity"] for push in planned for item in push.items if "quantity" in item]
 
 
-def test_a_sale_on_the_channel_is_held_until_its_order_is_in(fakes: None, db_url: str, engine: Engine,
-                                                             tmp_path: Path) -> None:
+def _pushed(tmp_path: Path, db_url: str, engine: Engine, stock: int) -> tuple[Any, SyncService, FakeErp, FakeChannel]:
+    """SKU A with ``stock`` in the ERP, bound to the shop's offer o1, and pushed: the shop shows ``stock``."""
     loaded = config(tmp_path, db_url)
     service = SyncService(Connectors(loaded, engine), load_rules(loaded))
     erp: FakeErp = service.connectors.get("erp")
     shop: FakeChannel = service.connectors.get("shop")
-    erp.set("A", 5, "100.00", cost="50.00")
+    erp.set("A", stock, "100.00", cost="50.00")
     shop.offers = {"o1": {"signature": "A", "quantity": 0, "price": Decimal("100.00")}}
     service.poll_erp("erp")
     with transaction(engine) as s:
         reconcile(s, "shop", shop.listings())
         service.plan_all(s)
     drain(engine, loaded)
-    assert shop.offers["o1"]["quantity"] == 5
+    assert shop.offers["o1"]["quantity"] == stock
+    return loaded, service, erp, shop
+
+
+def test_a_sale_on_the_channel_is_held_until_its_order_is_in(fakes: None, db_url: str, engine: Engine,
+                                                             tmp_path: Path) -> None:
+    _, service, _, shop = _pushed(tmp_path, db_url, engine, 5)
 
     shop.offers["o1"]["quantity"] = 4  # the shop sold one; its order is not in the hub yet
     with transaction(engine) as s:
@@ -69,17 +76,7 @@ def test_a_read_older_than_the_acknowledgement_is_neither_a_sale_nor_drift(fakes
                                                                            tmp_path: Path) -> None:
     """A reconcile reads the channel (3), a push completes meanwhile (4 acknowledged), then the reconcile
     stores what it read: the older 3 must not hold the listing as a sale nor overwrite the ack."""
-    loaded = config(tmp_path, db_url)
-    service = SyncService(Connectors(loaded, engine), load_rules(loaded))
-    erp: FakeErp = service.connectors.get("erp")
-    shop: FakeChannel = service.connectors.get("shop")
-    erp.set("A", 3, "100.00", cost="50.00")
-    shop.offers = {"o1": {"signature": "A", "quantity": 0, "price": Decimal("100.00")}}
-    service.poll_erp("erp")
-    with transaction(engine) as s:
-        reconcile(s, "shop", shop.listings())
-        service.plan_all(s)
-    drain(engine, loaded)
+    loaded, service, erp, shop = _pushed(tmp_path, db_url, engine, 3)
     read_started = utcnow()
     offers = list(shop.listings())  # the shop shows 3
     erp.set("A", 4, "100.00", cost="50.00")  # a delivery, pushed while the reconcile is reading
@@ -104,18 +101,8 @@ def test_a_hold_ends_as_soon_as_the_channels_orders_explain_it(fakes: None, db_u
     """Two units sold in the shop, then a delivery in the ERP: nothing is raised while the orders are
     out; one order in explains one unit of two (still held); the second ends the hold at once (not after
     SALE_HOLD), and the delivery goes out less what the orders reserve."""
-    loaded = config(tmp_path, db_url)
-    service = SyncService(Connectors(loaded, engine), load_rules(loaded))
+    loaded, service, erp, shop = _pushed(tmp_path, db_url, engine, 5)
     rules = order_rules(loaded)
-    erp: FakeErp = service.connectors.get("erp")
-    shop: FakeChannel = service.connectors.get("shop")
-    erp.set("A", 5, "100.00", cost="50.00")
-    shop.offers = {"o1": {"signature": "A", "quantity": 0, "price": Decimal("100.00")}}
-    service.poll_erp("erp")
-    with transaction(engine) as s:
-        reconcile(s, "shop", shop.listings())
-        service.plan_all(s)
-    drain(engine, loaded)
     shop.offers["o1"]["quantity"] = 3  # two units sold, their orders not in yet
     with transaction(engine) as s:
         assert reconcile(s, "shop", shop.listings()).sales_held == 1
