@@ -57,8 +57,9 @@ DIFFERS = text(
 
 
 def _explained() -> Any:
-    """Units of the listing's SKU in the channel's orders imported since its sale hold began: the sale
-    the hold stands for, once they cover it (only computed for a listing held now)."""
+    """Units of the listing's SKU in the channel's orders placed since its sale hold's start (our last
+    acknowledgement before the sale): they explain the hold's units (only computed for a listing held
+    now). The units they do not explain yet are kept off sale by every quantity the plan sends."""
     sold = units_ordered_since(Listing.sku, Listing.channel, Listing.sale_hold_since)
     return case((and_(Listing.sale_hold_until > bindparam("now"), Listing.sale_hold_since.is_not(None)), sold),
                 else_=None)
@@ -123,11 +124,12 @@ def plan(
          explained) in differences(session, channel, now=now):
         item: dict[str, Any] = {"listing_id": listing_id, "external_id": external_id, "sku": sku,
                                 "currency": currency}
-        unexplained = explained is None or explained < (held_units or 1)  # no order covers the sale yet
-        raising_a_sale = held is not None and held > now and unexplained and ack_qty is not None \
-            and want_qty is not None and want_qty > ack_qty
-        if want_qty is not None and want_qty != ack_qty and not raising_a_sale:
-            item["quantity"] = want_qty
+        if want_qty is not None:
+            # units the channel sold whose orders are not in yet: not on sale again, whatever else changed
+            unexplained = max(0, (held_units or 0) - (explained or 0)) if held is not None and held > now else 0
+            quantity = max(0, want_qty - unexplained)
+            if quantity != ack_qty:
+                item["quantity"] = quantity
         if want_price is not None and want_price != ack_price and (
             max_price_changes is None or price_changes < max_price_changes
         ):

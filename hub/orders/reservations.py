@@ -125,10 +125,11 @@ def consume_reflected(session: Session, skus: Iterable[str], grace: timedelta, n
 
 
 def units_ordered_since(sku: Any, channel: Any, since: Any) -> Any:
-    """A scalar SQL expression: units of ``sku`` in ``channel``'s orders the hub imported at or after
-    ``since`` (columns of the caller's query, which it correlates to). The listings' sale hold ends
-    once these cover the units the channel sold (hub.listings.plan)."""
+    """A scalar SQL expression: units of ``sku`` in the orders the hub has of ``channel`` that were
+    placed there at or after ``since`` (columns of the caller's query, which it correlates to): the
+    sales after a moment the hub knew the channel's quantity. They explain the units a listing's sale
+    hold stands for (hub.listings.plan); an order placed before, imported later, explains none."""
     return (select(func.coalesce(func.sum(OrderLineRow.quantity), 0))
             .select_from(OrderLineRow).join(Order, Order.id == OrderLineRow.order_id)
-            .where(OrderLineRow.sku == sku, Order.channel == channel, Order.created_at >= since)
+            .where(OrderLineRow.sku == sku, Order.channel == channel, Order.placed_at >= since)
             .scalar_subquery())

@@ -19,7 +19,6 @@ from hub.listings.reconcile import reconcile
 from hub.listings.rules import load_rules
 from hub.listings.service import SyncService
 from hub.orders import intake
-from hub.orders.models import Reservation
 from hub.platform.connectors import Connectors
 from hub.platform.db import transaction
 from tests.listings.test_sync_flow import config, drain
@@ -49,7 +48,7 @@ def _pushed(tmp_path: Path, db_url: str, engine: Engine, stock: int) -> tuple[An
 
 def test_a_sale_on_the_channel_is_held_until_its_order_is_in(fakes: None, db_url: str, engine: Engine,
                                                              tmp_path: Path) -> None:
-    _, service, _, shop = _pushed(tmp_path, db_url, engine, 5)
+    loaded, service, _, shop = _pushed(tmp_path, db_url, engine, 5)
 
     shop.offers["o1"]["quantity"] = 4  # the shop sold one; its order is not in the hub yet
     with transaction(engine) as s:
@@ -59,7 +58,7 @@ def test_a_sale_on_the_channel_is_held_until_its_order_is_in(fakes: None, db_url
         assert _quantities(service.plan_all(s)) == []  # 5 is not pushed back over the sale
     now = utcnow()
     with transaction(engine) as s:  # the order arrives and reserves the unit
-        s.add(Reservation(sku="A", quantity=1, order_ref="shop/S1", state="open", created_at=now, updated_at=now))
+        intake.accept(s, order_rules(loaded), make_order("shop", "S1", [("A", None, 1, "100.00")], placed_at=now))
         mark_dirty(s, {"A"}, now)
         assert _quantities(service.plan_all(s)) == []  # desired 4 = what the shop shows
 
@@ -96,11 +95,11 @@ def test_a_read_older_than_the_acknowledgement_is_neither_a_sale_nor_drift(fakes
         assert _quantities(service.plan_all(s)) == [9]
 
 
-def test_a_hold_ends_as_soon_as_the_channels_orders_explain_it(fakes: None, db_url: str, engine: Engine,
-                                                               tmp_path: Path) -> None:
-    """Two units sold in the shop, then a delivery in the ERP: nothing is raised while the orders are
-    out; one order in explains one unit of two (still held); the second ends the hold at once (not after
-    SALE_HOLD), and the delivery goes out less what the orders reserve."""
+def test_units_sold_stay_off_sale_until_their_orders_are_in_whatever_else_changes(
+        fakes: None, db_url: str, engine: Engine, tmp_path: Path) -> None:
+    """Two units sold in the shop, then a delivery in the ERP: the delivery goes out at once, less the two
+    sold units whose orders are not in; each order that comes in takes over its unit (a reservation),
+    and nothing is ever offered that the shop has sold."""
     loaded, service, erp, shop = _pushed(tmp_path, db_url, engine, 5)
     rules = order_rules(loaded)
     shop.offers["o1"]["quantity"] = 3  # two units sold, their orders not in yet
@@ -111,12 +110,39 @@ def test_a_hold_ends_as_soon_as_the_channels_orders_explain_it(fakes: None, db_u
     erp.set("A", 9, "100.00", cost="50.00")  # a delivery meanwhile
     service.poll_erp("erp")
     with transaction(engine) as s:
-        assert _quantities(service.plan_all(s)) == []  # 9 would put the sold units back on sale
+        assert _quantities(service.plan_all(s)) == [7]  # 9, less the 2 sold units
+    drain(engine, loaded)
+    assert shop.offers["o1"]["quantity"] == 7
+    for external_id in ("S1", "S2"):  # the orders come in: each reserves its unit, the shop stays at 7
+        with transaction(engine) as s:
+            intake.accept(s, rules, make_order("shop", external_id, [("A", None, 1, "100.00")], placed_at=utcnow()))
+            mark_dirty(s, {"A"}, utcnow())
+            assert _quantities(service.plan_all(s)) == []
+    erp.set("A", 10, "100.00", cost="50.00")
+    service.poll_erp("erp")
     with transaction(engine) as s:
-        intake.accept(s, rules, make_order("shop", "S1", [("A", None, 1, "100.00")]))
-        mark_dirty(s, {"A"}, utcnow())
-        assert _quantities(service.plan_all(s)) == []  # one order of the two: still held
+        assert _quantities(service.plan_all(s)) == [8]  # 10 less the 2 reserved: the hold is explained
+
+
+def test_an_order_placed_before_the_hold_explains_none_of_it(fakes: None, db_url: str, engine: Engine,
+                                                             tmp_path: Path) -> None:
+    """Sale A is held and its order comes in; after that hold, sale C is held. Order A, placed before the
+    second hold began, must not count for sale C: C's unit stays off sale until C's order is in."""
+    loaded, service, erp, shop = _pushed(tmp_path, db_url, engine, 5)
+    rules = order_rules(loaded)
+    sold_a = utcnow()
+    shop.offers["o1"]["quantity"] = 4  # sale A
     with transaction(engine) as s:
-        intake.accept(s, rules, make_order("shop", "S2", [("A", None, 1, "100.00")]))
+        reconcile(s, "shop", shop.listings())
+    with transaction(engine) as s:
+        intake.accept(s, rules, make_order("shop", "A", [("A", None, 1, "100.00")], placed_at=sold_a))
         mark_dirty(s, {"A"}, utcnow())
-        assert _quantities(service.plan_all(s)) == [7]  # both in: 9 less the 2 they reserve
+        assert _quantities(service.plan_all(s)) == []  # 5 - 1 reserved = 4 = what the shop shows
+        s.execute(update(Listing).values(sale_hold_until=utcnow() - timedelta(seconds=1)))  # that hold is over
+    shop.offers["o1"]["quantity"] = 3  # sale C, its order not in
+    with transaction(engine) as s:
+        assert reconcile(s, "shop", shop.listings()).sales_held == 1
+    erp.set("A", 8, "100.00", cost="50.00")  # a delivery
+    service.poll_erp("erp")
+    with transaction(engine) as s:
+        assert _quantities(service.plan_all(s)) == [6]  # 8 - A's reservation - C's unsold-yet unit

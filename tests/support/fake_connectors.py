@@ -118,12 +118,13 @@ ADDRESS = Address("Jan Kowalski", "Prosta 1", "Warszawa", "00-001", "PL", phone=
 
 def make_order(channel: str, external_id: str, lines: list[tuple[str | None, str | None, int, str]], *,
                status: str = "READY_FOR_PROCESSING", paid: bool = True, revision: str = "r1",
-               address: Address | None = ADDRESS, nip: str | None = None, cod: bool = False) -> ChannelOrder:
+               address: Address | None = ADDRESS, nip: str | None = None, cod: bool = False,
+               placed_at: datetime | None = None) -> ChannelOrder:
     order_lines = [OrderLine(sku=sku, offer_id=offer, name=f"item {sku or offer}", quantity=qty,
                              unit_price_gross=Decimal(price), vat_rate="23", line_id=f"{external_id}-{n}")
                    for n, (sku, offer, qty, price) in enumerate(lines, start=1)]
     total = sum((line.unit_price_gross * line.quantity for line in order_lines), Decimal("0"))
-    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    now = placed_at or datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     return ChannelOrder(
         channel_account=channel, external_id=external_id, revision=revision, status=status, lines=order_lines,
         buyer_email="jan@example.pl", buyer_login="jan", delivery_address=address, pickup_point=None,
