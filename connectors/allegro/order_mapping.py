@@ -40,6 +40,10 @@ MAX_REFUNDS_PAGE = 100  # GET /payments/refunds: limit <= 100
 # PUT .../fulfillment: CheckoutFormFulfillmentStatus minus RETURNED, which only the vendor sets
 SETTABLE_FULFILLMENT = frozenset({"NEW", "PROCESSING", "READY_FOR_SHIPMENT", "READY_FOR_PICKUP", "SENT",
                                   "PICKED_UP", "CANCELLED", "SUSPENDED"})
+# how far along the fulfillment statuses are (CheckoutFormFulfillmentStatus): a push must never set a
+# status behind the one the form shows (SENT is set by Allegro itself when a tracking number is added)
+FULFILLMENT_RANK = {"NEW": 0, "PROCESSING": 1, "READY_FOR_SHIPMENT": 2, "READY_FOR_PICKUP": 2, "SENT": 3,
+                    "PICKED_UP": 4, "RETURNED": 5}
 REFUND_REASONS = frozenset({"REFUND", "COMPLAINT", "PRODUCT_NOT_AVAILABLE", "PAID_VALUE_TOO_LOW", "OVERPAID",
                             "CANCELLED_BY_BUYER", "NOT_COLLECTED"})
 # CustomerReturn.status values that mean the money went back (the vendor or the seller refunded)

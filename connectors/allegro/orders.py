@@ -30,6 +30,7 @@ from connectors.allegro.mapping import api_error_text
 from connectors.allegro.options import AllegroOptions
 from connectors.allegro.order_mapping import (
     EVENT_TYPES,
+    FULFILLMENT_RANK,
     MAX_EVENTS_PAGE,
     MAX_FORMS_PAGE,
     MAX_REFUNDS_PAGE,
@@ -184,9 +185,10 @@ class AllegroOrders:
 
     def set_order_status(self, external_id: str, status: str, *, revision: str | None) -> str | None:
         """PUT the fulfillment status with the revision the hub holds. A 409 (stale revision) means the
-        form changed since the hub read it: a cancelled form is left alone (``OrderChangedOnChannel``,
-        the hub reads it again); one that shows the status already is done (an earlier attempt's PUT that
-        landed); otherwise the PUT is tried again at the form's revision (twice at most).
+        form changed since the hub read it: a cancelled form, or one whose fulfillment is further along
+        than ``status`` (Allegro sets SENT itself when a tracking number is added), is left alone
+        (``OrderChangedOnChannel``, the hub reads it again); one that shows the status already is done
+        (an earlier attempt's PUT that landed); otherwise the PUT is tried again at the form's revision (twice at most).
 
         Returns the form's revision after the change only when nothing but our PUT changed it; after a
         409 it returns ``None``, so the hub keeps its older revision and its intake applies the form."""
@@ -211,8 +213,12 @@ class AllegroOrders:
                 if form.get("status") == "CANCELLED":
                     raise OrderChangedOnChannel(f"Allegro order {external_id} was cancelled; "
                                                 f"{status} not sent")
-                if fulfillment_status(form) == status:
+                shown = fulfillment_status(form)
+                if shown == status:
                     return None
+                if FULFILLMENT_RANK.get(shown or "", -1) > FULFILLMENT_RANK.get(status, 99):
+                    raise OrderChangedOnChannel(f"Allegro order {external_id} is {shown} already; "
+                                                f"{status} not sent")
                 current = str(form.get("revision") or "") or None
                 continue
             if code == 404:

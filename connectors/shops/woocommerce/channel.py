@@ -285,6 +285,9 @@ class WooCommerceChannel:
         shown = before.get("status")
         if shown in om.CLOSED_BY_SHOP and shown != slug:
             raise OrderChangedOnChannel(f"WooCommerce order {woo_id} is {shown}; {slug} not sent")
+        if shown == "completed" and slug != shown and slug not in om.CLOSED_BY_SHOP:
+            # completed in the shop (by the seller, or a later push): an earlier status would reopen it
+            raise OrderChangedOnChannel(f"WooCommerce order {woo_id} is completed already; {slug} not sent")
         unchanged = revision is not None and om.revision(before, self.nip_meta_keys) == revision
         answer = self.client.put(f"/orders/{woo_id}", {"status": slug})
         if not isinstance(answer, Mapping):

@@ -304,6 +304,19 @@ def test_fulfillment_stale_revision_is_refetched_and_retried(make_channel, sim: 
     assert [(r.method, r.status) for r in sim.requests] == [("PUT", 204), ("GET", 200)]
 
 
+def test_fulfillment_never_goes_back_behind_what_the_form_shows(make_channel, sim: AllegroSimulator) -> None:
+    (offer_id,) = sim.add_offers(1)
+    channel, _ = make_channel()
+    order_id = sim.place_order([(offer_id, 1)])
+    held = channel.order(order_id).revision
+    channel.set_order_status(order_id, "SENT", revision=held)  # a tracking number added: Allegro sets SENT
+    sim.reset_requests()
+    with pytest.raises(OrderChangedOnChannel, match="is SENT already; PROCESSING not sent"):
+        channel.set_order_status(order_id, "PROCESSING", revision=held)  # a push queued before it
+    assert [(r.method, r.status) for r in sim.requests] == [("PUT", 409), ("GET", 200)]
+    assert sim.checkout_form(order_id)["fulfillment"]["status"] == "SENT"
+
+
 def test_fulfillment_is_not_set_on_a_form_the_buyer_cancelled(make_channel, sim: AllegroSimulator) -> None:
     (offer_id,) = sim.add_offers(1)
     channel, _ = make_channel()

@@ -281,8 +281,13 @@ def test_set_order_status_puts_the_status_and_returns_the_new_revision(sim: WooS
     assert sim.order(order)["status"] == "completed" and sim.order(order)["date_completed_gmt"] is not None
     (event,), cursor = poll(channel, cursor)  # the hub then sees its own change with the revision it stored
     assert event.revision == revision != held and event.kind == "updated"
-    # a revision the shop has moved past: set, but no revision back, so the intake applies the shop's change
+    # an earlier status never reopens an order completed in the shop (by the seller or a later push)
     sim.advance(30)
+    with pytest.raises(OrderChangedOnChannel, match="completed already; processing not sent"):
+        channel.set_order_status(str(order), "processing", revision=revision)
+    assert sim.order(order)["status"] == "completed"
+    # a revision the shop has moved past: set, but no revision back, so the intake applies the shop's change
+    order = sim.add_order([(mug, 1)], status="on-hold")
     assert channel.set_order_status(str(order), "processing", revision="stale/whatever") is None
     assert sim.order(order)["status"] == "processing"
 
