@@ -197,9 +197,17 @@ class OrderService:
                 raise PermanentError(f"order {ctx.payload['order_id']} no longer exists")
             channel, external_id, revision = order.channel, order.external_id, order.revision
             shown, now_status = order.channel_status, order.status
-        if now_status != status:
+            outbound = self.rules.status_map(channel).outbound
+            # the latest status the order reached that this channel has a value for: a push for an older
+            # one is stale (a later push carries the newer one, or the channel told us); one for a status
+            # the order has only passed on to unmapped ones still goes
+            latest = now_status if now_status in outbound else next(
+                (to for to in session.execute(select(OrderHistory.to_status).where(
+                    OrderHistory.order_id == order.id).order_by(OrderHistory.id.desc())).scalars() if to in outbound),
+                None)
+        if now_status != status and (latest != status or now_status == "cancelled"):
             return {"sent": False, "reason": f"the order is {now_status} now, not {status}"}
-        value = self.rules.status_map(channel).outbound.get(status)
+        value = outbound.get(status)
         if value is None:
             return {"sent": False, "reason": f"no outbound mapping for {status} on {channel}"}
         if shown == value:  # the channel shows it already (it told us, or we set it): nothing to send
@@ -219,7 +227,7 @@ class OrderService:
                 # only a revision that holds nothing but our change: one that also holds a change the
                 # channel made meanwhile would make the intake skip that change as seen
                 order.revision = new_revision
-            if order.status == status:
+            if order.status == status or order.status not in outbound:
                 order.channel_status = value
         return {"sent": value, "revision": new_revision}
 

@@ -100,3 +100,33 @@ def test_a_status_the_channel_shows_already_is_not_sent(order_fakes: None, db_ur
     assert service.handle_push_status(ctx) == {"sent": False, "reason": "the order is cancelled now, not processing"}
     ctx.payload["status"] = "cancelled"
     assert service.handle_push_status(ctx)["sent"] == "cancelled" and channel.calls == ["cancelled"]
+
+
+def test_a_push_goes_for_the_latest_status_the_channel_has_a_value_for(order_fakes: None, db_url: str,
+                                                                       engine: Engine, tmp_path: Path) -> None:
+    """The order moved on from processing to ready_to_ship, which the shop has no value for: the queued
+    processing push is still the latest the shop can show, so it goes; once the order is shipped (mapped),
+    it is stale and skipped."""
+    rules = _rules(tmp_path, db_url, engine)
+    with transaction(engine) as s:
+        order = s.get(Order, intake.accept(s, rules, make_order("shop", "P2", [("A", None, 1, "10.00")])).order_id)
+        assert order.status == "processing"
+        move(s, order, "ready_to_ship", "operator", utcnow(), push=False)
+        order_id = order.id
+
+    class Channel:
+        calls: list[str] = []
+
+        def set_order_status(self, external_id: str, status: str, *, revision: str | None) -> None:
+            self.calls.append(status)
+
+    channel = Channel()
+    service = OrderService(SimpleNamespace(get=lambda name: channel), rules, None)  # type: ignore[arg-type]
+    ctx = SimpleNamespace(payload={"order_id": order_id, "status": "processing"},
+                          session=lambda: transaction(engine))
+    assert service.handle_push_status(ctx)["sent"] == "processing" and channel.calls == ["processing"]
+    with transaction(engine) as s:
+        s.get(Order, order_id).channel_status = None
+        move(s, s.get(Order, order_id), "shipped", "operator", utcnow(), push=False)
+    assert service.handle_push_status(ctx) == {"sent": False, "reason": "the order is shipped now, not processing"}
+    assert channel.calls == ["processing"]
