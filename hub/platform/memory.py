@@ -50,8 +50,9 @@ class Memory:
         started before another process's change)."""
         if not facts:
             return
+        # in key order: two processes upserting overlapping facts lock the rows in the same order
         rows = [{"connector": self.connector, "topic": topic, "key": key, "value": fact.value,
-                 "learnt_at": fact.at} for key, fact in facts.items()]
+                 "learnt_at": fact.at} for key, fact in sorted(facts.items())]
         with transaction(self.engine) as session:
             insert = insert_for(session)(ConnectorMemory)
             session.execute(insert.on_conflict_do_update(
