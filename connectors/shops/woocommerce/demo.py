@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,12 +20,26 @@ class WooDemo:
 
     def __init__(self) -> None:
         self.sim = WooSimulator(consumer_key="ck_demo", consumer_secret="cs_demo")
+        # the shop's clock is the wall clock, as a real shop's is: its orders' dates are compared with
+        # the hub's own times (a sale hold counts the orders placed since the hub's last push)
+        self.sim.clock = datetime.now(UTC).replace(microsecond=0)
         self.ids: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick_loop, name="woo-demo-clock", daemon=True)
+
+    def _tick(self) -> None:
+        with self.sim._lock:
+            self.sim.clock = max(self.sim.clock, datetime.now(UTC).replace(microsecond=0))
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(0.2):
+            self._tick()
 
     def start(self, catalogue: Sequence[Any]) -> dict[str, Any]:
         for item in catalogue:
             self.ids[item.sku] = self.sim.add_simple(item.sku, item.quantity, str(item.price), ean=item.ean or "")
         url = self.sim.serve()
+        self._ticker.start()
         return {"base_url": url, "consumer_key": "ck_demo", "consumer_secret": "cs_demo"}
 
     def login(self, name: str, config_path: Any, engine: Any) -> None:
@@ -39,7 +55,7 @@ class WooDemo:
 
     def place_order(self, sku: str, quantity: int) -> str:
         """A buyer pays online (Przelewy24) for ``quantity`` of the SKU's product."""
-        self.sim.advance(1)
+        self._tick()
         return str(self.sim.add_order([(self.ids[sku], quantity)], status="processing",
                                       transaction_id=f"p24-{len(self.ids)}"))
 
@@ -57,4 +73,5 @@ class WooDemo:
         return len(self.sim.log)
 
     def stop(self) -> None:
+        self._stop.set()
         self.sim.stop()
