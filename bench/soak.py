@@ -1173,8 +1173,9 @@ def report(r: Result) -> list[str]:
     shown = "; ".join(r.not_converged[:5]) + (" ..." if len(r.not_converged) > 5 else "")
     lines.append(f"{r.backend}: channels: bound offers {r.bound}; not showing what the hub wants: "
                  f"{len(r.not_converged)}{' (' + shown + ')' if shown else ''}; desired quantity != ERP stock - open "
-                 f"reservations: {r.desired_wrong}; listings held as a sale (none was: the simulators sell nothing "
-                 f"by themselves) {r.sale_holds} -> {'converged' if r.converged else 'NOT converged'}")
+                 f"reservations: {r.desired_wrong}; listings ever held as a sale (a purchase lowers the channel's "
+                 f"stock before its order is in) {r.sale_holds} -> "
+                 f"{'converged' if r.converged else 'NOT converged'}")
     open_end = {k: v for k, v in r.open_end.items() if v}
     lines.append(f"{r.backend}: after settling: open jobs {sum(open_end.values())} {open_end or ''} "
                  f"(non-periodic {sum(v for k, v in open_end.items() if k not in PERIODIC)}), dead {r.dead}, "
