@@ -51,6 +51,9 @@ class Listing(Base):
     # channel's orders count towards them (our last acknowledged push): once they cover it, it ends
     sale_hold_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sale_hold_units: Mapped[int | None] = mapped_column(Integer)
+    # the last moment the hub knew what the channel showed: a push's start (the channel applies it later)
+    # or a reconcile's read start; a sale found later happened after it, so its order counts from there
+    known_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     desired_quantity: Mapped[int | None] = mapped_column(Integer)
     desired_price: Mapped[Decimal | None] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3), default="PLN")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +15,8 @@ from hub.listings.models import Listing, PriceHistory
 
 
 def record_results(session: Session, job_id: int, channel: str, items: Sequence[dict[str, Any]],
-                   results: Iterable[Any]) -> tuple[int, int]:
+                   results: Iterable[Any], sent_at: datetime | None = None) -> tuple[int, int]:
+    """``sent_at``: when the push began (before the channel applied it): the listing's ``known_at``."""
     now = utcnow()
     by_external = {r.external_id: r for r in results}
     ok = failed = 0
@@ -26,6 +28,7 @@ def record_results(session: Session, job_id: int, channel: str, items: Sequence[
                                       "error_retryable": False, "inflight_job_id": None, "updated_at": now}
             if "quantity" in item:
                 values["ack_quantity"] = item["quantity"]
+                values["known_at"] = sent_at or now
             if "price" in item:
                 values["ack_price"] = Decimal(item["price"])
                 session.add(PriceHistory(

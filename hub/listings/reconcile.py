@@ -112,8 +112,8 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any],
                 sold = row.ack_quantity - offer.quantity
                 if row.sale_hold_until is not None and row.sale_hold_until > now and row.sale_hold_since:
                     row.sale_hold_units = (row.sale_hold_units or 0) + sold  # another sale in the same hold
-                else:
-                    row.sale_hold_units, row.sale_hold_since = sold, row.acked_at or now
+                else:  # the sale came after the last moment the hub knew the channel's quantity
+                    row.sale_hold_units, row.sale_hold_since = sold, row.known_at or row.acked_at or now
                 row.sale_hold_until = now + SALE_HOLD
                 result.sales_held += 1
             elif row.ack_quantity is not None or row.ack_price is not None:
@@ -121,6 +121,8 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any],
             row.ack_quantity = offer.quantity
             row.ack_price = price
             row.acked_at = now
+        if not inflight and not newer:
+            row.known_at = read_started or now
     for external_id, row in existing.items():
         if external_id not in seen_ids and row.active:
             row.active = False

@@ -110,10 +110,11 @@ class SyncService:
             )
             for i in items
         ]
+        sent_at = utcnow()
         results = port.push(changes, idempotency_key=ctx.job.idempotency_key)
         with ctx.session() as session:
             serialize(session)
-            ok, failed = record_results(session, ctx.job.id, channel, items, results)
+            ok, failed = record_results(session, ctx.job.id, channel, items, results, sent_at)
             follow_up = plan(session, self.rules, channel, batch_size=self.batch_size(channel))
         if failed:
             ctx.log.warning("offers refused the change", ok=ok, failed=failed)

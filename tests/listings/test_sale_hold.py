@@ -146,3 +146,23 @@ def test_an_order_placed_before_the_hold_explains_none_of_it(fakes: None, db_url
     service.poll_erp("erp")
     with transaction(engine) as s:
         assert _quantities(service.plan_all(s)) == [6]  # 8 - A's reservation - C's unsold-yet unit
+
+
+def test_a_sale_while_our_push_was_in_flight_is_explained_by_its_order(fakes: None, db_url: str, engine: Engine,
+                                                                      tmp_path: Path) -> None:
+    """The channel applied our push, a buyer bought, and only then did the push's answer reach us: the
+    order was placed before the acknowledgement but after the push began (known_at), so it explains the
+    hold and the next delivery goes out whole, not a unit short for the hold's five minutes."""
+    loaded, service, erp, shop = _pushed(tmp_path, db_url, engine, 5)
+    with transaction(engine) as s:
+        row = s.query(Listing).one()
+        assert row.known_at is not None and row.known_at <= row.acked_at
+        placed = row.known_at + (row.acked_at - row.known_at) / 2
+    shop.offers["o1"]["quantity"] = 4
+    with transaction(engine) as s:
+        assert reconcile(s, "shop", shop.listings()).sales_held == 1
+        intake.accept(s, order_rules(loaded), make_order("shop", "S1", [("A", None, 1, "100.00")], placed_at=placed))
+    erp.set("A", 9, "100.00", cost="50.00")
+    service.poll_erp("erp")
+    with transaction(engine) as s:
+        assert _quantities(service.plan_all(s)) == [8]  # 9 less the reserved unit, none held back
