@@ -322,11 +322,13 @@ class OrdersSimulator:
             price = Decimal(str(spec[2])) if len(spec) > 2 else offer.price
             currency = offer.currency
             # "OFFER_STOCK_CHANGED - stock in an offer was changed either via purchase or by seller", and
-            # stock 0 ends an offer: a purchase takes its units off the offer (never below 0 here, since
-            # tests also buy what the hub oversold elsewhere)
-            offer.quantity = max(0, offer.quantity - int(spec[1]))
-            if offer.quantity == 0 and offer.status == "ACTIVE":
-                offer.status = "ENDED"
+            # stock 0 ends an offer: a purchase takes its units off an offer on sale (never below 0 here).
+            # Tests also place orders on offers that are not on sale, to make oversold orders; a real
+            # buyer cannot buy those, so their stock stays as the seller set it
+            if offer.status == "ACTIVE":
+                offer.quantity = max(0, offer.quantity - int(spec[1]))
+                if offer.quantity == 0:
+                    offer.status = "ENDED"
             sim_lines.append(SimLine(self._uuid(), offer.id, offer.name or f"Offer {offer.id}", offer.external_id,
                                      int(spec[1]), price, offer.currency, at, tax_rate))
         buyer = {"id": str(10_000_000 + len(self._forms)), "email": buyer_email or f"{buyer_login}@allegromail.pl",
