@@ -1,6 +1,6 @@
-"""What a connector learns from its vendor and would otherwise ask again after every restart (the EAN
-behind an unsigned Allegro offer: one or two requests per offer). Rows per (connector, topic, key),
-each with when it was learnt; the connector decides how long a fact stays true."""
+"""What a connector learns from its vendor and would otherwise ask again after every restart, or what
+its other processes must know too (each connector names its topics). Rows per (connector, topic,
+key), each with when it was learnt; the connector decides how long a fact stays true."""
 
 from __future__ import annotations
 

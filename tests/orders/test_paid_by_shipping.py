@@ -8,6 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 from sqlalchemy import Engine, select
 
@@ -77,6 +78,24 @@ def test_cash_on_delivery_is_not_made_paid_by_shipping(order_fakes: None, db_url
     assert jobs.count("orders.to_erp") == 1  # booked at creation, as the shipped COD rule says
 
 
+class _Channel:
+    """Records the status values the hub sends."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def set_order_status(self, external_id: str, status: str, *, revision: str | None) -> None:
+        self.calls.append(status)
+
+
+def _pusher(rules: Any, engine: Engine, order_id: int) -> tuple[OrderService, _Channel, SimpleNamespace]:
+    """The status-push handler on a recording channel, and a context pushing "processing" for the order."""
+    channel = _Channel()
+    service = OrderService(SimpleNamespace(get=lambda name: channel), rules, None)  # type: ignore[arg-type]
+    ctx = SimpleNamespace(payload={"order_id": order_id, "status": "processing"}, session=lambda: transaction(engine))
+    return service, channel, ctx
+
+
 def test_a_status_the_channel_shows_already_is_not_sent(order_fakes: None, db_url: str, engine: Engine,
                                                         tmp_path: Path) -> None:
     rules = _rules(tmp_path, db_url, engine)
@@ -84,16 +103,7 @@ def test_a_status_the_channel_shows_already_is_not_sent(order_fakes: None, db_ur
         order_id = intake.accept(s, rules, make_order("shop", "P1", [("A", None, 1, "10.00")])).order_id
         s.get(Order, order_id).channel_status = "processing"
 
-    class Channel:
-        calls: list[str] = []
-
-        def set_order_status(self, external_id: str, status: str, *, revision: str | None) -> None:
-            self.calls.append(status)
-
-    channel = Channel()
-    service = OrderService(SimpleNamespace(get=lambda name: channel), rules, None)  # type: ignore[arg-type]
-    ctx = SimpleNamespace(payload={"order_id": order_id, "status": "processing"},
-                          session=lambda: transaction(engine))
+    service, channel, ctx = _pusher(rules, engine, order_id)
     assert service.handle_push_status(ctx) == {"sent": False, "reason": "shop shows processing already"}
     with transaction(engine) as s:
         move(s, s.get(Order, order_id), "cancelled", "operator", utcnow(), push=False)
@@ -114,16 +124,7 @@ def test_a_push_goes_for_the_latest_status_the_channel_has_a_value_for(order_fak
         move(s, order, "ready_to_ship", "operator", utcnow(), push=False)
         order_id = order.id
 
-    class Channel:
-        calls: list[str] = []
-
-        def set_order_status(self, external_id: str, status: str, *, revision: str | None) -> None:
-            self.calls.append(status)
-
-    channel = Channel()
-    service = OrderService(SimpleNamespace(get=lambda name: channel), rules, None)  # type: ignore[arg-type]
-    ctx = SimpleNamespace(payload={"order_id": order_id, "status": "processing"},
-                          session=lambda: transaction(engine))
+    service, channel, ctx = _pusher(rules, engine, order_id)
     assert service.handle_push_status(ctx)["sent"] == "processing" and channel.calls == ["processing"]
     with transaction(engine) as s:
         s.get(Order, order_id).channel_status = None
