@@ -12,9 +12,10 @@ from typing import Any
 from sqlalchemy import Engine, update
 
 from hub.app.wiring import order_rules
-from hub.catalog import mark_dirty
+from hub.catalog import DirtySku, mark_dirty
 from hub.kernel.clock import utcnow
 from hub.listings.models import Listing
+from hub.listings.plan import plan
 from hub.listings.reconcile import reconcile
 from hub.listings.rules import load_rules
 from hub.listings.service import SyncService
@@ -166,3 +167,24 @@ def test_a_sale_while_our_push_was_in_flight_is_explained_by_its_order(fakes: No
     service.poll_erp("erp")
     with transaction(engine) as s:
         assert _quantities(service.plan_all(s)) == [8]  # 9 less the reserved unit, none held back
+
+
+def test_an_order_in_before_its_recompute_does_not_put_its_unit_back_on_sale(
+        fakes: None, db_url: str, engine: Engine, tmp_path: Path) -> None:
+    """A held sale's order comes in (reserving the unit, marking the SKU) and a push's follow-up plan runs
+    before any recompute: the order explains the hold, but the desired quantity still counts its unit.
+    Sending it would offer the sold unit again until the next plan (the cross-channel race showed
+    Allegro at 1 for half a second): the marked SKU waits for its recompute instead."""
+    loaded, service, _, shop = _pushed(tmp_path, db_url, engine, 5)
+    shop.offers["o1"]["quantity"] = 4
+    with transaction(engine) as s:
+        assert reconcile(s, "shop", shop.listings()).sales_held == 1
+    with transaction(engine) as s:
+        intake.accept(s, order_rules(loaded), make_order("shop", "S1", [("A", None, 1, "100.00")], placed_at=utcnow()))
+    with transaction(engine) as s:
+        assert s.get(DirtySku, "A") is not None  # the order marked its SKU
+        assert s.query(Listing).one().desired_quantity == 5  # not recomputed yet
+        assert _quantities(plan(s, service.rules, "shop", batch_size=100)) == []
+    with transaction(engine) as s:
+        assert _quantities(service.plan_all(s)) == []  # recomputed: 4, what the shop shows
+        assert s.query(Listing).one().desired_quantity == 4
