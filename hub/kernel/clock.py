@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def utcnow() -> datetime:
@@ -16,3 +16,12 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def round_down(value: datetime, resolution: timedelta) -> datetime:
+    """``value`` to the start of its ``resolution`` step (counted from the epoch): the earliest moment a
+    time stamped that coarsely may stand for."""
+    if resolution <= timedelta(0):
+        return value
+    epoch = datetime(1970, 1, 1, tzinfo=value.tzinfo or UTC)
+    return value - (value - epoch) % resolution

@@ -51,6 +51,9 @@ class Listing(Base):
     # channel's orders count towards them (our last acknowledged push): once they cover it, it ends
     sale_hold_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sale_hold_units: Mapped[int | None] = mapped_column(Integer)
+    # sale_hold_since rounded down to the channel's order-time resolution: an order stamped in that same
+    # second, imported after the hold began, may be the sale (it cannot be told from one placed before)
+    sale_hold_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # the last moment the hub knew what the channel showed: a push's start (the channel applies it later)
     # or a reconcile's read start; a sale found later happened after it, so its order counts from there
     known_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -61,7 +61,7 @@ def _explained() -> Any:
     """Units of the listing's SKU in the channel's orders placed since its sale hold's start (our last
     acknowledgement before the sale): they explain the hold's units (only computed for a listing held
     now). The units they do not explain yet are kept off sale by every quantity the plan sends."""
-    sold = units_ordered_since(Listing.sku, Listing.channel, Listing.sale_hold_since)
+    sold = units_ordered_since(Listing.sku, Listing.channel, Listing.sale_hold_since, Listing.sale_hold_from)
     return case((and_(Listing.sale_hold_until > bindparam("now"), Listing.sale_hold_since.is_not(None)), sold),
                 else_=None)
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from hub import catalog
 from hub.catalog import Product
 from hub.jobs.models import OPEN_STATES, Job
-from hub.kernel.clock import utcnow
+from hub.kernel.clock import round_down, utcnow
 from hub.listings.models import Listing
 from hub.listings.plan import serialize
 
@@ -39,12 +39,14 @@ SALE_HOLD = timedelta(minutes=5)
 
 
 def reconcile(session: Session, channel: str, listings: Iterable[Any],
-              read_started: datetime | None = None) -> ReconcileResult:
+              read_started: datetime | None = None, *,
+              order_time_resolution: timedelta = timedelta(0)) -> ReconcileResult:
     """Store what the channel really shows, bind offers to SKUs, and turn drift into differences.
 
     ``read_started``: when the read of ``listings`` began. A listing acknowledged since then (a push
     that completed while the channel was being read) is newer than what was read: its acknowledged
-    state stands, and the older read is neither a sale nor drift."""
+    state stands, and the older read is neither a sale nor drift. ``order_time_resolution``: how
+    finely the channel stamps its orders (a sale hold counts orders from its start rounded down to it)."""
     serialize(session)
     now = utcnow()
     result = ReconcileResult()
@@ -114,6 +116,7 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any],
                     row.sale_hold_units = (row.sale_hold_units or 0) + sold  # another sale in the same hold
                 else:  # the sale came after the last moment the hub knew the channel's quantity
                     row.sale_hold_units, row.sale_hold_since = sold, row.known_at or row.acked_at or now
+                    row.sale_hold_from = round_down(row.sale_hold_since, order_time_resolution)
                 row.sale_hold_until = now + SALE_HOLD
                 result.sales_held += 1
             elif row.ack_quantity is not None or row.ack_price is not None:

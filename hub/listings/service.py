@@ -126,7 +126,8 @@ class SyncService:
         read_started = utcnow()
         offers = list(port.listings())
         with ctx.session() as session:
-            result = reconcile(session, channel, offers, read_started)
+            result = reconcile(session, channel, offers, read_started,
+                               order_time_resolution=getattr(port, "order_time_resolution", timedelta(0)))
             planned = self.plan_all(session, only=channel)
         return {"seen": result.seen, "new_bindings": result.new_bindings, "drift": result.drift,
                 "unmatched": result.unmatched, "deactivated": result.deactivated, "pushes": len(planned)}

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from hub.catalog import StockLevel, stock_changed
@@ -124,12 +124,20 @@ def consume_reflected(session: Session, skus: Iterable[str], grace: timedelta, n
     return ended
 
 
-def units_ordered_since(sku: Any, channel: Any, since: Any) -> Any:
+def units_ordered_since(sku: Any, channel: Any, since: Any, earliest: Any = None) -> Any:
     """A scalar SQL expression: units of ``sku`` in the orders the hub has of ``channel`` that were
     placed there at or after ``since`` (columns of the caller's query, which it correlates to): the
     sales after a moment the hub knew the channel's quantity. They explain the units a listing's sale
-    hold stands for (hub.listings.plan); an order placed before, imported later, explains none."""
+    hold stands for (hub.listings.plan); an order placed before, imported later, explains none.
+
+    ``earliest``: ``since`` rounded down to the channel's order-time resolution. An order stamped
+    between the two may have been placed after ``since`` (a shop stamping to the second); it counts
+    if the hub had not imported it by ``since`` (one it had was in what the hub knew)."""
+    placed_after = Order.placed_at >= since
+    if earliest is not None:
+        placed_after = or_(placed_after, and_(Order.placed_at >= func.coalesce(earliest, since),
+                                              Order.created_at >= since))
     return (select(func.coalesce(func.sum(OrderLineRow.quantity), 0))
             .select_from(OrderLineRow).join(Order, Order.id == OrderLineRow.order_id)
-            .where(OrderLineRow.sku == sku, Order.channel == channel, Order.placed_at >= since)
+            .where(OrderLineRow.sku == sku, Order.channel == channel, placed_after)
             .scalar_subquery())

@@ -51,6 +51,10 @@ class WooCommerceChannel:
     """Listings, batch pushes, orders and refunds for one shop; vendor details stay in client.py,
     mapping.py and order_mapping.py."""
 
+    # date_created_gmt is ISO 8601 to the second: an order in the same second as the hub's last push may
+    # have come after it (hub.listings.reconcile counts it towards a sale hold)
+    order_time_resolution = timedelta(seconds=1)
+
     def __init__(
         self, name: str, client: WooClient, *, currency: str = "PLN", batch_size: int = BATCH_LIMIT,
         api_refund: bool = False, nip_meta_keys: Sequence[str] = om.DEFAULT_NIP_META_KEYS,

@@ -158,6 +158,8 @@ class RefundResult:
 @runtime_checkable
 class SalesChannel(Protocol):
     name: str
+    # optional: ``order_time_resolution`` (a timedelta), how finely the channel stamps its orders'
+    # times, when coarser than a microsecond (WooCommerce: a second); read with getattr
 
     def listings(self) -> Iterator[Listing]:
         """Every offer as the channel shows it now (for reconciliation and binding discovery)."""
