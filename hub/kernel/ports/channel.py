@@ -155,6 +155,17 @@ class RefundResult:
     status: str  # the channel's status of the refund (e.g. NEW, SUCCESS)
 
 
+@dataclass(frozen=True)
+class TrackingNotice:
+    """Tracking numbers for the buyer, on the channel's order."""
+
+    order_external_id: str
+    operator: str  # who delivers, as the hub names carriers (hub.kernel.ports.carrier.Booking.operator)
+    tracking_numbers: Sequence[str]
+    # True: the parcel was booked through the channel's own shipping, which attaches it by itself
+    booked_by_channel: bool = False
+
+
 @runtime_checkable
 class SalesChannel(Protocol):
     name: str
@@ -197,6 +208,18 @@ class OrderChannel(Protocol):
     def set_order_status(self, external_id: str, status: str, *, revision: str | None) -> str | None:
         """Push the channel's own status value (mapped by mappings/order_status.toml); returns the
         order's new revision. A stale ``revision`` is the connector's to resolve (refetch, retry)."""
+        ...
+
+
+@runtime_checkable
+class TrackingChannel(Protocol):
+    """Channels that show the buyer a parcel's tracking numbers (Capability.TRACKING_PUSH)."""
+
+    name: str
+
+    def add_tracking(self, notice: TrackingNotice, *, idempotency_key: str) -> None:
+        """Show the tracking numbers on the order. Idempotent: a number the order shows already is not
+        added again (a retry; a parcel the channel's own shipping attached by itself)."""
         ...
 
 
