@@ -101,7 +101,8 @@ SPEC = ConnectorSpec(
     description="Allegro marketplace: offers, batch price and stock commands, orders from the event journal, "
                 "fulfillment status, customer returns and refunds (REST API, OAuth2 device flow)",
     capabilities=frozenset({Capability.LISTINGS_READ, Capability.BATCH_STOCK, Capability.BATCH_PRICE,
-                            Capability.ORDERS, Capability.ORDER_STATUS, Capability.RETURNS, Capability.REFUNDS}),
+                            Capability.ORDERS, Capability.ORDER_STATUS, Capability.TRACKING_PUSH,
+                            Capability.RETURNS, Capability.REFUNDS}),
     factory=_factory,
     options_model=AllegroOptions,
     default_rate_limit_per_minute=9000,

@@ -1,5 +1,5 @@
 """The SalesChannel port for one Allegro account: listings by paging, pushes by batch commands.
-(Orders, returns and refunds: orders.py, mixed in.)
+(Orders, returns and refunds: orders.py; tracking numbers: tracking.py; both mixed in.)
 
 A push turns listing changes into price, quantity and publication commands
 (mapping.py) whose ids derive from the job's idempotency key, sends each one
@@ -48,6 +48,7 @@ from connectors.allegro.mapping import (
 from connectors.allegro.offer_statuses import OfferStatuses
 from connectors.allegro.options import AllegroOptions
 from connectors.allegro.orders import AllegroOrders
+from connectors.allegro.tracking import AllegroTracking
 from hub.kernel.clock import utcnow
 from hub.kernel.errors import LoginNeeded, PermanentError, RetryableError
 from hub.kernel.ports.channel import ChangeResult, Listing, ListingChange
@@ -74,9 +75,9 @@ class _EanRead:
 _EAN_TOPIC = "offer-ean"  # offer id -> the EAN of its product (None: it has none)
 
 
-class AllegroChannel(AllegroOrders):
-    """hub.kernel.ports.SalesChannel, OrderChannel and ReturnsChannel for one Allegro account (one connector
-    name = one seller login)."""
+class AllegroChannel(AllegroOrders, AllegroTracking):
+    """hub.kernel.ports.SalesChannel, OrderChannel, ReturnsChannel and TrackingChannel for one Allegro account
+    (one connector name = one seller login)."""
 
     def __init__(
         self,
@@ -113,6 +114,7 @@ class AllegroChannel(AllegroOrders):
         self._memory = services.memory
         self._eans_recalled = False
         self._init_orders()
+        self._init_tracking()
 
     def close(self) -> None:
         self.http.close()

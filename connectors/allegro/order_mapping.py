@@ -413,3 +413,91 @@ def refund_body(request: RefundRequest, *, command_id: str, payment_id: str,
 
 def is_our_refund(refund: Mapping[str, Any], command_id: str) -> bool:
     return command_id in str(refund.get("sellerComment") or "")
+
+
+# --- tracking numbers (POST /order/checkout-forms/{id}/shipments) ----------------------------------
+
+MAX_WAYBILL = 64  # CheckoutFormAddWaybillRequest.waybill: "no longer than 64 characters"
+MAX_CARRIER_NAME = 30  # CheckoutFormAddWaybillRequest.carrierName: "no longer than 30 characters"
+OTHER_CARRIER = "OTHER"  # OrdersShippingCarrier.id for a carrier Allegro does not integrate
+# the hub's operator names (hub.kernel.ports.carrier.Booking.operator) -> Allegro carrier ids, best first.
+# The ids are those the spec names (Courier.id: ALLEGRO, DB_SCHENKER, DHL, DPD, DPD_SK, INPOST, ORLEN,
+# POCZTA_POLSKA, SUUS, UPS); GLS and FEDEX are tried by id and name in case GET /order/carriers has them.
+# Allegro One parcels (and InPost/Orlen ones shipped through Allegro) are tracked under ALLEGRO (#11643).
+OPERATOR_CARRIERS: dict[str, tuple[str, ...]] = {
+    "inpost": ("INPOST",), "dpd": ("DPD",), "poczta-polska": ("POCZTA_POLSKA",), "dhl": ("DHL",), "ups": ("UPS",),
+    "gls": ("GLS",), "fedex": ("FEDEX",), "orlen": ("ORLEN",), "allegro-one": ("ALLEGRO",),
+}
+# what the buyer reads when the carrier goes as OTHER (carrierName), and what a name match looks for
+OPERATOR_NAMES: dict[str, str] = {
+    "inpost": "InPost", "dpd": "DPD", "poczta-polska": "Poczta Polska", "dhl": "DHL", "ups": "UPS", "gls": "GLS",
+    "fedex": "FedEx", "orlen": "ORLEN Paczka", "allegro-one": "Allegro One",
+}
+
+
+def waybill_key(waybill: Any) -> str:
+    """How two waybills compare: without blanks, upper case (a number keyed by hand in Moje Allegro may
+    carry either); what is sent stays as the carrier gave it."""
+    return "".join(str(waybill or "").split()).upper()
+
+
+def notice_waybills(numbers: Iterable[str]) -> list[str]:
+    """The notice's tracking numbers, trimmed, each once, in order. ValueError for an empty or too long one
+    (the vendor's 400 would say the same, after a round trip)."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for raw in numbers:
+        waybill = str(raw).strip()
+        if not waybill:
+            raise ValueError("an empty tracking number")
+        if len(waybill) > MAX_WAYBILL:
+            raise ValueError(f"tracking number {waybill!r} is longer than Allegro's {MAX_WAYBILL} characters")
+        if waybill_key(waybill) not in seen:
+            seen.add(waybill_key(waybill))
+            out.append(waybill)
+    if not out:
+        raise ValueError("no tracking number to add")
+    return out
+
+
+def shown_waybills(answer: Mapping[str, Any]) -> set[str]:
+    """The waybills a CheckoutFormOrderWaybillResponse shows (ours, the seller's, Allegro's own shipping's)."""
+    return {waybill_key(s.get("waybill")) for s in answer.get("shipments") or []
+            if isinstance(s, Mapping) and s.get("waybill")}
+
+
+def line_item_ids(form: Mapping[str, Any]) -> list[str]:
+    """Every line item id of a CheckoutForm: the parcel carries the whole order (the hub books one
+    shipment per order)."""
+    return [str(i["id"]) for i in form.get("lineItems") or [] if isinstance(i, Mapping) and i.get("id")]
+
+
+def _name_key(name: Any) -> str:
+    return "".join(ch for ch in str(name or "").lower() if ch.isalnum())
+
+
+def carrier_for(operator: str, carriers: Iterable[Mapping[str, Any]]) -> tuple[str, str | None]:
+    """(carrierId, carrierName) for a hub operator, given GET /order/carriers: the operator's Allegro id
+    when the list has it, else a carrier of the same name, else OTHER with the operator's name (the
+    buyer then sees the name, without Allegro's automatic parcel status)."""
+    known = [c for c in carriers if isinstance(c, Mapping) and c.get("id")]
+    ids = {str(c["id"]) for c in known}
+    for carrier_id in OPERATOR_CARRIERS.get(operator, ()):
+        if carrier_id in ids:
+            return carrier_id, None
+    name = OPERATOR_NAMES.get(operator) or operator.strip() or "Przewoźnik"
+    wanted = {_name_key(name), _name_key(operator)}
+    for carrier in known:
+        if str(carrier["id"]) != OTHER_CARRIER and _name_key(carrier.get("name")) in wanted:
+            return str(carrier["id"]), None
+    return OTHER_CARRIER, name[:MAX_CARRIER_NAME]
+
+
+def shipment_body(carrier_id: str, carrier_name: str | None, waybill: str,
+                  line_items: Sequence[str]) -> dict[str, Any]:
+    """CheckoutFormAddWaybillRequest; carrierName only with OTHER (the vendor ignores it otherwise)."""
+    body: dict[str, Any] = {"carrierId": carrier_id, "waybill": waybill}
+    if carrier_id == OTHER_CARRIER and carrier_name:
+        body["carrierName"] = carrier_name[:MAX_CARRIER_NAME]
+    body["lineItems"] = [{"id": line_id} for line_id in line_items]
+    return body

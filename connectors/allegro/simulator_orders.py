@@ -7,10 +7,17 @@ listed by ``updatedAt`` from an append-only index. Every change of a form gives 
 journals an event. The journal's documented quirks are switchable: duplicate READY_FOR_PROCESSING
 events and out-of-order entries (``duplicate_event_rate``, ``out_of_order_rate``, or per order).
 Refunds honour ``commandId``: the same command sent again answers the refund it made, once.
+
+Tracking numbers (``/order/checkout-forms/{id}/shipments``, ``/order/carriers``) are kept per form as the spec's
+CheckoutFormAddWaybillCreated. Like the vendor, the simulator does NOT deduplicate: the same waybill posted twice
+is two shipments (shared/notes/allegro.md: posting a Ship-with-Allegro parcel's waybill again "makes a
+duplicate"), so a connector that posts blindly shows in ``shipments()``. ``attach_waybill`` is Allegro's own
+shipping attaching its parcel by itself (allegro-api #11643).
 """
 
 from __future__ import annotations
 
+import base64
 import bisect
 import hashlib
 import itertools
@@ -36,9 +43,22 @@ REFUND_REASONS = ("REFUND", "COMPLAINT", "PRODUCT_NOT_AVAILABLE", "PAID_VALUE_TO
 REJECTION_CODES = ("REFUND_REJECTED", "NEW_ITEM_SENT", "ITEM_FIXED", "MISSING_PART_SENT", "ITEM_MISMATCH",
                    "BUSINESS_PURCHASE", "NO_RETURN_RIGHT")
 FIRST_EVENT_ID = 1_532_603_898_317_497
+# the fulfillment statuses a tracking number moves to SENT (with the seller's setting on): those before it
+BEFORE_SENT = frozenset({"NEW", "PROCESSING", "READY_FOR_SHIPMENT", "READY_FOR_PICKUP"})
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _FORM = re.compile(r"^/order/checkout-forms/([^/]+)(/fulfillment)?$")
 _RETURN = re.compile(r"^/order/customer-returns/([^/]+)(/rejection)?$")
+_SHIPMENTS = re.compile(r"^/order/checkout-forms/([^/]+)/shipments$")
+# GET /order/carriers (OrdersShippingCarriersResponse): the ids are the spec's own (Courier.id: "ALLEGRO,
+# DB_SCHENKER, DHL, DPD, DPD_SK, INPOST, ORLEN, POCZTA_POLSKA, SUUS, UPS", and the order-carriers example:
+# POCZTA_POLSKA "Poczta Polska", DHL "DHL", YUN_EXPRESS "Yun Express", OTHER without a name); the names of
+# the ones the example does not show are the simulator's. GLS and FedEx are in neither list: not here.
+CARRIERS: tuple[tuple[str, str | None], ...] = (
+    ("ALLEGRO", "Allegro"), ("DB_SCHENKER", "DB Schenker"), ("DHL", "DHL"), ("DPD", "DPD"), ("DPD_SK", "DPD SK"),
+    ("INPOST", "InPost"), ("ORLEN", "ORLEN Paczka"), ("POCZTA_POLSKA", "Poczta Polska"), ("SUUS", "Suus"),
+    ("UPS", "UPS"), ("YUN_EXPRESS", "Yun Express"), ("OTHER", None))
+MAX_WAYBILL = 64  # CheckoutFormAddWaybillRequest.waybill maxLength
+MAX_CARRIER_NAME = 30  # CheckoutFormAddWaybillRequest.carrierName maxLength
 Answer = tuple[int, Any, list[tuple[str, str]]]
 
 
@@ -116,6 +136,15 @@ class SimCheckoutForm:
     update_seq: int = 0
     changes: int = 0
     status_ops: int = 0  # fulfillment changes the seller made through the API
+    shipments: list[dict[str, Any]] = field(default_factory=list)  # CheckoutFormAddWaybillCreated, oldest first
+
+    @property
+    def line_items_sent(self) -> str:
+        """CheckoutFormFulfillmentShipmentSummaryLineItemsSent: whether none, some or all of the line items
+        have a tracking number (the spec's fulfillment.shipmentSummary.lineItemsSent filter)."""
+        sent = {i.get("id") for s in self.shipments for i in s.get("lineItems") or []}
+        covered = sum(1 for line in self.lines if line.id in sent)
+        return "NONE" if not covered else "ALL" if covered == len(self.lines) else "SOME"
 
     @property
     def total(self) -> Decimal:
@@ -129,7 +158,7 @@ class SimCheckoutForm:
         """A CheckoutForm."""
         out: dict[str, Any] = {
             "id": self.id, "buyer": self.buyer, "payment": self.payment, "status": self.status,
-            "fulfillment": {"status": self.fulfillment, "shipmentSummary": {"lineItemsSent": "NONE"},
+            "fulfillment": {"status": self.fulfillment, "shipmentSummary": {"lineItemsSent": self.line_items_sent},
                             "provider": {"id": "SELLER"}},
             "delivery": self.delivery, "lineItems": [line.dto() for line in self.lines], "surcharges": [],
             "marketplace": {"id": MARKETPLACE}, "summary": {"totalToPay": _money(self.total, self.currency)},
@@ -225,6 +254,16 @@ class OrdersSimulator:
         self._refund_commands: dict[str, str] = {}
         self.refund_posts: Counter[str] = Counter()  # POSTs per commandId (a resend counts, a refund does not)
         self.fulfillment_puts = 0
+        self.carriers: list[dict[str, Any]] = [{"id": i} if n is None else {"id": i, "name": n} for i, n in CARRIERS]
+        # the spec: GET /order/carriers "can be stored in accordance with returned caching headers" (which
+        # ones it does not say): a Cache-Control value to send, or None for none
+        self.carriers_cache_control: str | None = None
+        self.shipment_posts: Counter[str] = Counter()  # POSTs per checkout form (each one applied or refused)
+        # 409 "Maximum waybill usage exceeded (e.g. used in too many orders)": how many orders one waybill may
+        # be on (None: no limit; the vendor does not publish its number)
+        self.waybill_orders_limit: int | None = None
+        # the seller's setting (notes: "adding a tracking number switches the order to SENT automatically")
+        self.sent_on_tracking = False
 
     # --- seeding ---------------------------------------------------------------------------------
 
@@ -456,6 +495,18 @@ class OrdersSimulator:
         with self._lock:
             return json.loads(json.dumps(self._returns[return_id].dto()))
 
+    def shipments(self, order_id: str) -> list[dict[str, Any]]:
+        """The order's tracking numbers as GET /order/checkout-forms/{id}/shipments shows them."""
+        with self._lock:
+            return json.loads(json.dumps(self._forms[order_id].shipments))
+
+    def attach_waybill(self, order_id: str, waybill: str, carrier_id: str = "ALLEGRO") -> None:
+        """Allegro's own shipping attaches its parcel's waybill to the order by itself (#11643; InPost and
+        Orlen parcels shipped through Allegro are under carrier ALLEGRO)."""
+        with self._lock:
+            form = self._forms[order_id]
+            self._add_shipment(form, carrier_id, waybill, None, [line.id for line in form.lines])
+
     def refunds(self, order_id: str | None = None) -> list[SimRefund]:
         with self._lock:
             every = (self._refunds[i] for i in self._refund_order)
@@ -471,6 +522,12 @@ class OrdersSimulator:
             return self._event_stats() if method == "GET" else _not_allowed()
         if path == "/order/checkout-forms":
             return self._list_forms(params) if method == "GET" else _not_allowed()
+        if path == "/order/carriers":
+            return self._get_carriers() if method == "GET" else _not_allowed()
+        if (match := _SHIPMENTS.match(path)) is not None:
+            if method == "GET":
+                return self._get_shipments(match.group(1))
+            return self._post_shipment(match.group(1), body) if method == "POST" else _not_allowed()
         if (match := _FORM.match(path)) is not None:
             if match.group(2):
                 return self._put_fulfillment(match.group(1), params, body) if method == "PUT" else _not_allowed()
@@ -611,6 +668,71 @@ class OrdersSimulator:
         form.fulfillment = status
         self._change(form, "FULFILLMENT_STATUS_CHANGED")
         return 204, None, []
+
+    def _get_carriers(self) -> Answer:
+        extra = [("Cache-Control", self.carriers_cache_control)] if self.carriers_cache_control else []
+        return 200, {"carriers": [dict(c) for c in self.carriers]}, extra
+
+    def _get_shipments(self, form_id: str) -> Answer:
+        form = self._forms.get(form_id)
+        if form is None:
+            return 404, _error("NotFoundException", f"Checkout form {form_id} not found"), []
+        return 200, {"shipments": [dict(s) for s in form.shipments]}, []
+
+    def _post_shipment(self, form_id: str, raw: bytes) -> Answer:
+        """The checks the spec lists: 400 for a missing field or an invalid value (unknown carrier id, carrier
+        name too long, a waybill empty or over 64 characters), 404 for an order not found, 409 for a waybill
+        used too many times, 422 for a line item not of the order. No deduplication (see the module)."""
+        form = self._forms.get(form_id)
+        if form is None:
+            return 404, _error("NotFoundException", f"Checkout form {form_id} not found"), []
+        self.shipment_posts[form_id] += 1
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return 400, _error("VALIDATION_ERROR", "Malformed JSON"), []
+        if not isinstance(body, dict):
+            return 400, _error("VALIDATION_ERROR", "The body must be an object"), []
+        carrier_id, waybill, name = body.get("carrierId"), body.get("waybill"), body.get("carrierName")
+        if carrier_id not in {c["id"] for c in self.carriers}:
+            return 400, _error("VALIDATION_ERROR", f"carrierId: unknown carrier id {carrier_id!r}"), []
+        if not isinstance(waybill, str) or not waybill.strip() or len(waybill) > MAX_WAYBILL:
+            return 400, _error("VALIDATION_ERROR", f"waybill: required, 1..{MAX_WAYBILL} characters"), []
+        if name is not None and (not isinstance(name, str) or len(name) > MAX_CARRIER_NAME):
+            return 400, _error("VALIDATION_ERROR", f"carrierName: at most {MAX_CARRIER_NAME} characters"), []
+        items = body.get("lineItems")
+        if items is None:
+            items = []
+        if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("id"), str)
+                                                  for i in items):
+            return 400, _error("VALIDATION_ERROR", "lineItems: each item needs an id"), []
+        own = {line.id for line in form.lines}
+        wanted = [i["id"] for i in items]
+        if any(line_id not in own for line_id in wanted):
+            return 422, _error("VALIDATION_ERROR", "A line item does not belong to the order"), []
+        if self.waybill_orders_limit is not None:
+            elsewhere = sum(1 for f in self._forms.values()
+                            if f.id != form.id and any(s["waybill"] == waybill for s in f.shipments))
+            if elsewhere >= self.waybill_orders_limit:
+                return 409, _error("WAYBILL_USAGE_EXCEEDED", "Maximum waybill usage exceeded"), []
+        created = self._add_shipment(form, carrier_id, waybill, name if carrier_id == "OTHER" else None,
+                                     wanted or [line.id for line in form.lines])
+        if self.sent_on_tracking and form.fulfillment in BEFORE_SENT:
+            form.fulfillment = "SENT"
+            self._change(form, "FULFILLMENT_STATUS_CHANGED")
+        return 201, created, []
+
+    def _add_shipment(self, form: SimCheckoutForm, carrier_id: str, waybill: str, name: str | None,
+                      line_ids: Sequence[str]) -> dict[str, Any]:
+        """A CheckoutFormAddWaybillCreated; its id as the spec's example has it (base64 of "DHL:12345678910PL")."""
+        created: dict[str, Any] = {"id": base64.b64encode(f"{carrier_id}:{waybill}".encode()).decode(),
+                                   "waybill": waybill, "carrierId": carrier_id}
+        if name:
+            created["carrierName"] = name
+        created["lineItems"] = [{"id": line_id} for line_id in line_ids]
+        created["createdAt"] = _iso(self._stamp())
+        form.shipments.append(created)
+        return dict(created)
 
     def _list_returns(self, params: list[tuple[str, str]]) -> Answer:
         values = {k: v[-1] for k, v in _values(params).items()}

@@ -130,7 +130,8 @@ SPEC = ConnectorSpec(
                 "orders polled by modification time, order status, refunds",
     capabilities=frozenset({
         Capability.LISTINGS_READ, Capability.BATCH_STOCK, Capability.BATCH_PRICE,
-        Capability.ORDERS, Capability.ORDER_STATUS, Capability.RETURNS, Capability.REFUNDS,
+        Capability.ORDERS, Capability.ORDER_STATUS, Capability.TRACKING_PUSH, Capability.RETURNS,
+        Capability.REFUNDS,
     }),
     factory=_factory,
     options_model=WooCommerceOptions,

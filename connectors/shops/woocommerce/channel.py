@@ -15,6 +15,11 @@ meanwhile moves to the end and the rest shift forward), so every page after
 the first starts again from the newest second already read ("re-anchoring");
 only when a whole page shares that second does the poll ask for the next
 page of the same query.
+
+Tracking numbers go to the buyer as a customer note (the shop e-mails it) and into the order's meta
+(order_mapping.TRACKING_META_KEY). Neither write carries a key, so ``add_tracking`` reads the order's
+customer notes and meta first and writes only what they do not show; the note is posted once per
+attempt (no in-call retry: a second note is a second e-mail), and a lost answer is found by the next call.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from hub.kernel.ports.channel import (
     OrderEvent,
     RefundRequest,
     RefundResult,
+    TrackingNotice,
 )
 
 from . import mapping
@@ -302,6 +308,40 @@ class WooCommerceChannel:
         # the revision after our PUT, only when the order held nothing newer than the hub's revision:
         # otherwise the hub keeps its own, and its intake applies the shop's change
         return om.revision(answer, self.nip_meta_keys) if unchanged else None
+
+    # --- tracking numbers ------------------------------------------------------------------------
+
+    def add_tracking(self, notice: TrackingNotice, *, idempotency_key: str) -> None:
+        """A customer note naming the carrier and the numbers the order's customer notes do not show yet, then
+        the order meta with every number. A number the seller wrote in a customer note by hand counts as
+        shown; a private note does not (the buyer cannot see it).
+
+        WooCommerce has no shipping of its own that would attach a parcel by itself, so ``booked_by_channel``
+        changes nothing here: whatever the order does not show is added.
+        """
+        woo_id = self._order_id(notice.order_external_id)
+        try:
+            numbers = om.tracking_numbers(notice.tracking_numbers)
+        except ValueError as exc:
+            raise PermanentError(f"WooCommerce order {woo_id}: {exc}") from exc
+        path = f"/orders/{woo_id}/notes"
+        notes, _headers = self.client.get(path, {"type": "customer"})
+        if not isinstance(notes, list):
+            raise RetryableError(f"WooCommerce GET {path}: expected a JSON list, got {type(notes).__name__}")
+        shown = om.numbers_in_notes(notes, numbers)
+        order = self._get_order(woo_id)
+        unnoted = [n for n in numbers if om.tracking_key(n) not in shown]
+        if unnoted:
+            answer = self.client.post(path, om.tracking_note(notice.operator, unnoted), retry=False)
+            if not isinstance(answer, Mapping) or not om.parse_id(answer.get("id")):
+                raise RetryableError(f"WooCommerce POST {path}: no note in the answer")
+        update = om.tracking_meta_update(om.tracking_meta(order), notice.operator, numbers)
+        if update is not None:
+            answer = self.client.put(f"/orders/{woo_id}", update)
+            if not isinstance(answer, Mapping):
+                raise RetryableError(f"WooCommerce PUT /orders/{woo_id}: expected a JSON object")
+        self.client.log.info("woocommerce.tracking", order=woo_id, noted=unnoted, shown=len(numbers) - len(unnoted),
+                             meta_written=update is not None, key=idempotency_key)
 
     # --- returns and refunds -------------------------------------------------------------------
 

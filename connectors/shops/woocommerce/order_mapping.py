@@ -610,3 +610,104 @@ def channel_return(refund: Mapping[str, Any], order_id: str, account: str) -> Ch
     return ChannelReturn(channel_account=account, external_id=str(refund["id"]), order_external_id=order_id,
                          status=REFUNDED, lines=lines, reason=_text(refund.get("reason")), created_at=created,
                          updated_at=created, refunded=True)
+
+
+# --- tracking numbers: a customer note and the hub's order meta ---------------------------------------------
+#
+# The REST API v3 reference has no shipment tracking: it documents order notes (_order-notes.md: "customer_note
+# ... If true, the note will be shown to customers and they will be notified") and order meta_data ({id, key,
+# value}, value a string). The Shipment Tracking extension's endpoint and meta are not in the reference the
+# hub works from, and a shop without that paid extension answers its route with 404 rest_no_route; so the buyer
+# is told in a customer note, and the numbers are kept, for the hub and for other plugins, in the order meta
+# TRACKING_META_KEY as a JSON string.
+
+TRACKING_META_KEY = "_hub_tracking"
+# the hub's operator names (hub.kernel.ports.carrier.Booking.operator) as the buyer reads them
+CARRIER_NAMES: dict[str, str] = {
+    "inpost": "InPost", "dpd": "DPD", "poczta-polska": "Poczta Polska", "dhl": "DHL", "ups": "UPS", "gls": "GLS",
+    "fedex": "FedEx", "orlen": "ORLEN Paczka", "allegro-one": "Allegro One",
+}
+NOTE_HEADLINE = "Twoja przesyłka została nadana."
+
+
+def tracking_key(number: Any) -> str:
+    """How two tracking numbers compare: without blanks, upper case; what is shown stays as given."""
+    return "".join(str(number or "").split()).upper()
+
+
+def tracking_numbers(numbers: Iterable[str]) -> list[str]:
+    """The notice's numbers, trimmed, each once, in order; ValueError for an empty one or none at all."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for raw in numbers:
+        number = str(raw).strip()
+        if not number:
+            raise ValueError("an empty tracking number")
+        if tracking_key(number) not in seen:
+            seen.add(tracking_key(number))
+            out.append(number)
+    if not out:
+        raise ValueError("no tracking number to add")
+    return out
+
+
+def carrier_name(operator: str) -> str | None:
+    """The carrier's name for the buyer; None for "other" (no name is known)."""
+    if operator in CARRIER_NAMES:
+        return CARRIER_NAMES[operator]
+    return None if operator.strip() in ("", "other") else operator.strip()
+
+
+def tracking_note(operator: str, numbers: Sequence[str]) -> dict[str, Any]:
+    """POST /orders/{id}/notes: a customer note (the shop e-mails it to the buyer), one line per fact, each
+    number on its own line so that nothing sticks to it when the buyer copies it."""
+    lines = [NOTE_HEADLINE]
+    name = carrier_name(operator)
+    if name:
+        lines.append(f"Przewoźnik: {name}")
+    label = "Numer przesyłki" if len(numbers) == 1 else "Numery przesyłek"
+    lines.append(f"{label}:")
+    lines += list(numbers)
+    return {"note": "\n".join(lines), "customer_note": True}
+
+
+def numbers_in_notes(notes: Iterable[Mapping[str, Any]], numbers: Sequence[str]) -> set[str]:
+    """The keys of ``numbers`` that a customer note shows already (ours, or one the seller wrote by hand),
+    each as a whole word: 123 is not in 01234."""
+    texts = [str(n.get("note") or "") for n in notes if isinstance(n, Mapping) and n.get("customer_note") is True]
+    found = set()
+    for number in numbers:
+        pattern = re.compile(r"(?<![0-9A-Za-z])" + re.escape(number) + r"(?![0-9A-Za-z])", re.IGNORECASE)
+        if any(pattern.search(text) for text in texts):
+            found.add(tracking_key(number))
+    return found
+
+
+def tracking_meta(order: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The entries of the hub's tracking meta ({"number", "operator", "carrier"}); an unreadable value (edited
+    by hand) counts as none, and the next write replaces it."""
+    for meta in _list(order.get("meta_data")):
+        if meta.get("key") == TRACKING_META_KEY:
+            try:
+                value = json.loads(meta.get("value")) if isinstance(meta.get("value"), str) else meta.get("value")
+            except ValueError:
+                return []
+            if isinstance(value, list):
+                return [{k: str(v) for k, v in e.items() if isinstance(v, str)} for e in value
+                        if isinstance(e, Mapping) and isinstance(e.get("number"), str)]
+            return []
+    return []
+
+
+def tracking_meta_update(existing: Sequence[Mapping[str, str]], operator: str,
+                         numbers: Sequence[str]) -> dict[str, Any] | None:
+    """PUT /orders/{id} with the meta entry holding every number, the ones it has and ``numbers``; None when
+    it has them all. Without the entry's id: the shop replaces the value of the key (an absolute write, so a
+    repeat is harmless)."""
+    known = {tracking_key(e.get("number")) for e in existing}
+    added = [{"number": n, "operator": operator, "carrier": carrier_name(operator) or ""}
+             for n in numbers if tracking_key(n) not in known]
+    if not added:
+        return None
+    value = json.dumps([*[dict(e) for e in existing], *added], ensure_ascii=False, separators=(",", ":"))
+    return {"meta_data": [{"key": TRACKING_META_KEY, "value": value}]}

@@ -43,6 +43,14 @@ variations) that manage stock, once per order (the ``_order_stock_reduced`` orde
 reference's order examples show); cancelled or pending puts back what was taken; a refund created
 with ``api_restock`` (default true) puts back its lines' quantities. Refunded and failed do not
 touch stock.
+
+Order notes follow _order-notes.md: ``POST /orders/<id>/notes`` (``note`` mandatory, ``customer_note`` and
+``added_by_user`` default false), ``GET /orders/<id>/notes`` (``type`` any, customer or internal; newest first,
+as the reference's list example), ``GET`` and ``DELETE`` (``force=true`` required) of one note. A note is a
+comment on the order, not a change of the order: it leaves ``date_modified`` alone. Every customer note is
+counted in ``customer_emails`` ("they will be notified"). ``PUT /orders/<id>`` takes ``meta_data`` entries
+({key, value}, or with the id of an entry to change): an entry without an id sets the key's value, replacing
+the entries of that key (WooCommerce's update_meta_data; the reference documents only the properties).
 """
 
 from __future__ import annotations
@@ -180,6 +188,9 @@ class WooSimulator:
         self.clock = START
         self._next_item_id = 500  # order items have their own table
         self._next_meta_id = 9000
+        self.notes: dict[int, list[dict[str, Any]]] = {}  # order id -> its notes, oldest first
+        self._next_note_id = 270  # notes are comments: their own table
+        self.customer_emails: list[tuple[int, str]] = []  # (order id, note) of every customer note e-mailed
         self._burst_left = 0
         self._lock = threading.RLock()
         self._loopback = LoopbackServer(self, "woo-simulator")
@@ -539,6 +550,32 @@ class WooSimulator:
             order["meta_data"] = [m for m in order["meta_data"] if m["key"] != key] + [self._meta(key, value)]
             self._touch(order)
 
+    def add_note(self, oid: int, note: str, *, customer_note: bool = False, author: str = "system") -> int:
+        """A note on the order as the admin (or a plugin) adds it; returns its id."""
+        with self._lock:
+            return self._new_note(oid, note, customer_note, author)["id"]
+
+    def order_notes(self, oid: int) -> list[dict[str, Any]]:
+        """The order's notes, oldest first."""
+        with self._lock:
+            return copy.deepcopy(self.notes.get(oid, []))
+
+    def _new_note(self, oid: int, note: str, customer_note: bool, author: str) -> dict[str, Any]:
+        self._next_note_id += 1
+        local, gmt = self._stamp()
+        created = {"id": self._next_note_id, "author": author, "date_created": local, "date_created_gmt": gmt,
+                   "note": note, "customer_note": customer_note}
+        self.notes.setdefault(oid, []).append(created)
+        if customer_note:
+            self.customer_emails.append((oid, note))
+        return created
+
+    def _note_dto(self, oid: int, note: Mapping[str, Any]) -> dict[str, Any]:
+        """An order note with the reference's _links."""
+        base = f"https://example.com{API_PREFIX}/orders/{oid}"
+        return {**note, "_links": {"self": [{"href": f"{base}/notes/{note['id']}"}],
+                                   "collection": [{"href": f"{base}/notes"}], "up": [{"href": base}]}}
+
     def refund_by_hand(self, oid: int, amount: str, reason: str = "",
                        lines: Iterable[tuple[int, int]] = ()) -> int:
         """The seller refunds in the admin ("Refund manually"): ``lines`` are (order item id, quantity),
@@ -748,6 +785,8 @@ class WooSimulator:
                 return self._page(items, exchange)
             if method == "POST":
                 return 201, self._refund(oid, body), []
+        if m := re.fullmatch(r"/orders/(\d+)/notes(?:/(\d+))?", path):
+            return self._notes(method, int(m.group(1)), int(m.group(2)) if m.group(2) else None, exchange, body)
         if m := re.fullmatch(r"/orders/(\d+)", path):
             oid = int(m.group(1))
             if method == "GET":
@@ -839,7 +878,68 @@ class WooSimulator:
             if isinstance(body.get("customer_note"), str) and body["customer_note"] != order["customer_note"]:
                 order["customer_note"] = body["customer_note"]
                 self._touch(order)
+            if "meta_data" in body and self._update_meta(order, body["meta_data"]):
+                self._touch(order)
             return copy.deepcopy(order)
+
+    def _update_meta(self, order: dict[str, Any], entries: Any) -> bool:
+        """Apply ``meta_data`` entries; whether anything changed."""
+        if not isinstance(entries, list) or not all(isinstance(e, Mapping) and isinstance(e.get("key"), str)
+                                                    and e["key"] for e in entries):
+            raise _Reply(400, "rest_invalid_param", "Invalid parameter(s): meta_data")
+        before = copy.deepcopy(order["meta_data"])
+        for entry in entries:
+            key, value, meta_id = entry["key"], entry.get("value"), entry.get("id")
+            same_id = [m for m in order["meta_data"] if meta_id is not None and m["id"] == meta_id]
+            if same_id:
+                same_id[0].update(key=key, value=value)
+                continue
+            same_key = [m for m in order["meta_data"] if m["key"] == key]
+            if same_key:  # the first entry of the key keeps its id and takes the value; the others go
+                same_key[0]["value"] = value
+                order["meta_data"] = [m for m in order["meta_data"] if m["key"] != key or m is same_key[0]]
+            else:
+                order["meta_data"].append(self._meta(key, value))
+        return order["meta_data"] != before
+
+    def _notes(self, method: str, oid: int, note_id: int | None, exchange: Exchange,
+               body: Any) -> tuple[int, Any, list[tuple[str, str]]]:
+        """/orders/<id>/notes[/<note_id>] as _order-notes.md describes them."""
+        with self._lock:
+            self._order_or_404(oid, "woocommerce_rest_invalid_order_id", "Invalid order ID.")
+            notes = self.notes.setdefault(oid, [])
+            if note_id is None and method == "GET":
+                kind = exchange.query.get("type", "any")
+                if kind not in ("any", "customer", "internal"):
+                    raise _Reply(400, "rest_invalid_param", "Invalid parameter(s): type")
+                shown = [n for n in notes if kind == "any" or n["customer_note"] == (kind == "customer")]
+                return 200, [self._note_dto(oid, n) for n in sorted(shown, key=lambda n: -n["id"])], []
+            if note_id is None and method == "POST":
+                if body is _INVALID_JSON:
+                    raise _Reply(400, "rest_invalid_json", "Invalid JSON body passed.")
+                body = body if isinstance(body, Mapping) else {}
+                if not isinstance(body.get("note"), str) or not body["note"]:
+                    raise _Reply(400, "rest_missing_callback_param", "Missing parameter(s): note")
+                for flag in ("customer_note", "added_by_user"):
+                    if not isinstance(body.get(flag, False), bool):
+                        raise _Reply(400, "rest_invalid_param", f"Invalid parameter(s): {flag}")
+                author = "shop manager" if body.get("added_by_user") else "system"
+                created = self._new_note(oid, body["note"], body.get("customer_note", False), author)
+                return 201, self._note_dto(oid, created), []
+            if note_id is None:
+                raise _Reply(404, "rest_no_route", "No route was found matching the URL and request method.")
+            found = next((n for n in notes if n["id"] == note_id), None)
+            if found is None:
+                raise _Reply(404, "woocommerce_rest_invalid_id", "Invalid resource ID.")
+            if method == "GET":
+                return 200, self._note_dto(oid, found), []
+            if method == "DELETE":
+                if exchange.query.get("force") != "true":  # "Required to be true, as resource does not support
+                    raise _Reply(501, "woocommerce_rest_trash_not_supported",  # trashing."
+                                 "The order note does not support trashing.")
+                notes.remove(found)
+                return 200, self._note_dto(oid, found), []
+            raise _Reply(404, "rest_no_route", "No route was found matching the URL and request method.")
 
     def _refund(self, oid: int, body: Any) -> dict[str, Any]:
         if body is _INVALID_JSON:
@@ -1023,8 +1123,8 @@ class LossyTransport(httpx.BaseTransport):
 
 _INVALID_JSON = object()
 _REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-            413: "Payload Too Large", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-            503: "Service Unavailable"}
+            413: "Payload Too Large", 429: "Too Many Requests", 500: "Internal Server Error", 501: "Not Implemented",
+            502: "Bad Gateway", 503: "Service Unavailable"}
 
 
 def _read_body(environ: Mapping[str, Any]) -> bytes:

@@ -144,7 +144,8 @@ def test_task_failures() -> None:
 def test_spec_declaration() -> None:
     assert SPEC.kind == "allegro" and SPEC.role == "channel"
     assert SPEC.capabilities == {Capability.LISTINGS_READ, Capability.BATCH_STOCK, Capability.BATCH_PRICE,
-                                 Capability.ORDERS, Capability.ORDER_STATUS, Capability.RETURNS, Capability.REFUNDS}
+                                 Capability.ORDERS, Capability.ORDER_STATUS, Capability.TRACKING_PUSH,
+                                 Capability.RETURNS, Capability.REFUNDS}
     assert SPEC.default_rate_limit_per_minute == 9000
     assert SPEC.push_batch_size == 10_000  # the channel cuts commands of 1,000 per target value itself
     assert SPEC.options_model is AllegroOptions

@@ -187,7 +187,8 @@ def test_registered_through_the_entry_point_and_built_by_the_factory(sim: WooSim
     assert registry.get("woocommerce") is SPEC
     assert (SPEC.role, SPEC.push_batch_size, SPEC.default_rate_limit_per_minute) == ("channel", 100, 300)
     assert SPEC.capabilities == {Capability.LISTINGS_READ, Capability.BATCH_STOCK, Capability.BATCH_PRICE,
-                                 Capability.ORDERS, Capability.ORDER_STATUS, Capability.RETURNS, Capability.REFUNDS}
+                                 Capability.ORDERS, Capability.ORDER_STATUS, Capability.TRACKING_PUSH,
+                                 Capability.RETURNS, Capability.REFUNDS}
     options = SPEC.options_model.model_validate(  # type: ignore[union-attr]
         {"base_url": BASE_URL + "/", "consumer_key": KEY, "consumer_secret": SECRET})
     throttle = Throttle(LocalRateLimiter(), "woocommerce:sklep", 300.0, 5.0, sleep=lambda _s: None)
