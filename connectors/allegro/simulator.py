@@ -37,6 +37,7 @@ from urllib.parse import parse_qsl
 import httpx
 
 from connectors.allegro.simulator_orders import OrdersSimulator
+from connectors.allegro.simulator_shipping import ShippingSimulator
 from connectors.simserver import LoopbackServer
 
 PUBLIC = "application/vnd.allegro.public.v1+json"
@@ -189,7 +190,7 @@ def media_type_for(path: str) -> str:
     return BETA if path.startswith("/order/customer-returns") else PUBLIC
 
 
-class AllegroSimulator(OrdersSimulator):
+class AllegroSimulator(OrdersSimulator, ShippingSimulator):
     def __init__(
         self,
         *,
@@ -240,6 +241,7 @@ class AllegroSimulator(OrdersSimulator):
         self.refreshes = 0
         self._loopback = LoopbackServer(self, "allegro-simulator")
         self._init_orders(seed, wall)
+        self._init_shipping(seed)  # Ship with Allegro and parcel tracking: simulator_shipping.py
 
     # --- seeding and reading back ------------------------------------------------------
 
@@ -394,7 +396,8 @@ class AllegroSimulator(OrdersSimulator):
                 media = media_type_for(path)
             self.requests.append(RequestRecord(method, path, query, status, body))
             trace_id = str(uuid.UUID(int=self._ids.getrandbits(128)))
-        data = b"" if payload is None else json.dumps(payload).encode()
+        data = b"" if payload is None else payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        media = "application/octet-stream" if isinstance(payload, bytes) else media  # a label or a protocol
         response_headers = [("Content-Length", str(len(data))), ("trace-id", trace_id), *extra]
         if data:
             response_headers.insert(0, ("Content-Type", media))
@@ -481,6 +484,8 @@ class AllegroSimulator(OrdersSimulator):
             return self._too_many(token.client_id, now)
         if self.faults.error_5xx_rate and self._rng.random() < self.faults.error_5xx_rate:
             return 503, _error("ServiceUnavailableException", "Service temporarily unavailable"), []
+        if (answer := self._shipping_api(method, path, query, body, headers)) is not None:
+            return answer  # Ship with Allegro checks its own media types (the label is a file)
         media = media_type_for(path)
         if media not in headers.get("accept", ""):
             return 406, _error("NotAcceptableException",
