@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from hub.platform import db
 from tests.support import pgtemp, test_connector
+from tests.support.fake_carrier import shipping_fakes  # noqa: F401  (fixture: the fake carrier kinds)
 from tests.support.fake_connectors import fakes, order_fakes  # noqa: F401  (fixtures: the fake connector kinds)
 
 test_connector.register()  # the daemon's tests use the test-shop kind

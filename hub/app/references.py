@@ -28,6 +28,7 @@ def unknown_connectors(loaded: LoadedConfig, mappings: Mapping[str, Any]) -> lis
                 problems.append(f"{loaded_file.path}: {table}.{name}: no channel connector named {name!r} "
                                 f"(configured channels: {', '.join(channels) or 'none'})")
     problems += _status_kinds(mappings) + _automation_channels(mappings, channels)
+    problems += _delivery_names(loaded, mappings, channels)
     for schedule, entry in sorted(loaded.settings.schedule.items()):
         for key, role in _PAYLOAD_ROLES.items():
             value = entry.payload.get(key)
@@ -60,3 +61,34 @@ def _automation_channels(mappings: Mapping[str, Any], channels: list[str]) -> li
             f"(configured channels: {', '.join(channels) or 'none'})"
             for number, rule in enumerate(loaded_file.data.rules) for name in rule.when.channel or ()
             if name not in channels]
+
+
+def _delivery_names(loaded: LoadedConfig, mappings: Mapping[str, Any], channels: list[str]) -> list[str]:
+    """Carrier accounts and channels named by delivery.toml, automation's book_shipment and
+    [shipping]: a name that points nowhere would leave orders unshipped without a word."""
+    carriers = registry.names_with_role(loaded, "carrier")
+    known = f"(configured carriers: {', '.join(carriers) or 'none'})"
+    problems = []
+    delivery = mappings.get("delivery.toml")
+    if delivery is not None:
+        for where, route in delivery.data.routes():
+            if route.carrier not in carriers:
+                problems.append(f"{delivery.path}: {where}.carrier = {route.carrier!r}: no carrier connector of "
+                                f"that name {known}")
+            channel = getattr(route, "channel", None)
+            if channel is not None and channel not in channels:
+                problems.append(f"{delivery.path}: {where}.channel = {channel!r}: no channel connector of that name "
+                                f"(configured channels: {', '.join(channels) or 'none'})")
+            sender = route.sender or delivery.data.templates[route.template].sender
+            if sender is not None and sender not in loaded.settings.shipping.senders:
+                problems.append(f"{delivery.path}: {where}: sender {sender!r} is not in [shipping.senders]")
+    automation = mappings.get("automation.toml")
+    if automation is not None:
+        problems += [f"{automation.path}: rules.{number}.do.{i}.carrier = {action.carrier!r}: no carrier connector "
+                     f"of that name {known}"
+                     for number, rule in enumerate(automation.data.rules) for i, action in enumerate(rule.do)
+                     if action.action == "book_shipment" and action.carrier is not None
+                     and action.carrier not in carriers]
+    problems += [f"{loaded.source_label}: shipping.standing_pickups: {name!r} is no carrier connector {known}"
+                 for name in loaded.settings.shipping.standing_pickups if name not in carriers]
+    return problems

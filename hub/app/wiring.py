@@ -29,11 +29,20 @@ from hub.orders.service import OrderService
 from hub.platform import registry
 from hub.platform.config import LoadedConfig
 from hub.platform.connectors import Connectors
+from hub.platform.mappings import load_all
+from hub.shipping.delivery_map import DeliveryFile
+from hub.shipping.kinds import SCHEDULE_PAYLOADS as shipping_payloads
+from hub.shipping.service import HANDLERS as shipping_handlers
+from hub.shipping.service import ShippingService
 
 
 def order_rules(loaded: LoadedConfig) -> OrderRules:
     """The seller's order rules, with the listings' offer bindings for intake."""
     return order_rules_module.order_rules(loaded, offer_skus)
+
+
+def delivery_map(loaded: LoadedConfig) -> DeliveryFile:
+    return load_all(loaded.settings.mappings.dir)["delivery.toml"].data  # type: ignore[return-value]
 
 
 class ProcessServices:
@@ -44,6 +53,7 @@ class ProcessServices:
         self.transports = transports or {}
         self._sync: SyncService | None = None
         self._orders: OrderService | None = None
+        self._shipping: ShippingService | None = None
         self._lock = threading.Lock()
 
     def sync(self, engine: Engine) -> SyncService:
@@ -61,6 +71,14 @@ class ProcessServices:
                 self._orders = OrderService(sync.connectors, order_rules(self.loaded), sync.erp_stock_grace)
             return self._orders
 
+    def shipping(self, engine: Engine) -> ShippingService:
+        sync = self.sync(engine)
+        with self._lock:
+            if self._shipping is None:
+                self._shipping = ShippingService(sync.connectors, order_rules(self.loaded),
+                                                 delivery_map(self.loaded), self.loaded)
+            return self._shipping
+
     def register(self, handlers: HandlerRegistry) -> None:
         for kind, sync_handler in sync_handlers.items():
             handlers.register(kind, lambda ctx, h=sync_handler: h(self.sync(ctx.engine), ctx),
@@ -68,6 +86,9 @@ class ProcessServices:
         for kind, order_handler in order_handlers.items():
             handlers.register(kind, lambda ctx, h=order_handler: h(self.orders(ctx.engine), ctx),
                               order_payloads[kind])
+        for kind, shipping_handler in shipping_handlers.items():
+            handlers.register(kind, lambda ctx, h=shipping_handler: h(self.shipping(ctx.engine), ctx),
+                              shipping_payloads[kind])
 
 
 def build_handlers(

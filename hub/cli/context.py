@@ -86,6 +86,6 @@ def connector_named(loaded: LoadedConfig, name: str, role: str) -> str:
     """A --channel or --erp filter must name a configured connector of that role (exit 2 otherwise)."""
     names = registry.names_with_role(loaded, role)
     if name not in names:
-        what = "channel" if role == "channel" else "ERP"
+        what = {"channel": "channel", "erp": "ERP", "carrier": "carrier"}.get(role, role)
         raise HubError(f"no {what} named {name!r} in the config (configured: {', '.join(names) or 'none'})")
     return name

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from hub.jobs import queue
-from hub.orders.kinds import TO_ERP
+from hub.orders.kinds import CREATE_SHIPMENT, TO_ERP
 from hub.orders.models import Order, RuleRun
 from hub.orders.rules import OrderRules
 from hub.orders.status import FINAL, RANK, TransitionError, move, path_to
@@ -68,6 +68,15 @@ def _act(session: Session, order: Order, action: Any, rule: str, now: datetime) 
         if order.problem:
             raise ValueError(f"the order is quarantined ({order.problem_kind}); fix it first")
         queue.enqueue(session, TO_ERP, {"order_id": order.id}, key=f"erp-doc:{order.channel}/{order.external_id}")
+        return None
+    if action.action == "book_shipment":
+        if order.problem:
+            raise ValueError(f"the order is quarantined ({order.problem_kind}); fix it first")
+        # once per order whatever fires the rule again (hub.shipping creates and books the shipment)
+        payload: dict[str, Any] = {"order_id": order.id, "source": f"rule:{rule}"[:60]}
+        if action.carrier is not None:
+            payload |= {"carrier": action.carrier, "service": action.service}
+        queue.enqueue(session, CREATE_SHIPMENT, payload, key=f"ship:{order.channel}/{order.external_id}")
         return None
     if action.action == "add_tag":
         if action.tag not in (order.tags or []):

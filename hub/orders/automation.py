@@ -24,10 +24,11 @@ from hub.platform.mappings import register_schema
 EVENTS = (
     "order.created", "order.paid", "order.cancelled", "order.status_changed", "order.oversold",
     "order.problem", "return.accepted", "return.rejected",
+    "shipment.booked", "shipment.shipped", "shipment.delivered", "shipment.exception",
 )
-ACTIONS = ("set_status", "send_to_erp", "add_tag", "remove_tag")
+ACTIONS = ("set_status", "send_to_erp", "add_tag", "remove_tag", "book_shipment")
 # actions later capabilities add; a rule naming one now is refused at load with this message
-LATER_ACTIONS = {"book_shipment": "shipping", "issue_invoice": "invoicing"}
+LATER_ACTIONS = {"issue_invoice": "invoicing"}
 
 
 Amount = Annotated[Decimal, Field(ge=0, le=Decimal(10) ** 9, decimal_places=2, allow_inf_nan=False)]
@@ -95,6 +96,9 @@ class Action(BaseModel):
     action: str
     status: str | None = None
     tag: str | None = None
+    # book_shipment: a carrier connector and its service instead of the delivery mapping's (both or neither)
+    carrier: str | None = Field(None, min_length=1)
+    service: str | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _arguments(self) -> Action:
@@ -107,7 +111,10 @@ class Action(BaseModel):
             raise ValueError(f"set_status needs status = one of {', '.join(ORDER_STATES)}")
         if self.action in ("add_tag", "remove_tag") and not self.tag:
             raise ValueError(f"{self.action} needs tag = \"...\"")
-        takes = {"set_status": {"status"}, "add_tag": {"tag"}, "remove_tag": {"tag"}}.get(self.action, set())
+        if self.action == "book_shipment" and (self.carrier is None) != (self.service is None):
+            raise ValueError("book_shipment takes carrier and service together (or neither: the delivery mapping)")
+        takes = {"set_status": {"status"}, "add_tag": {"tag"}, "remove_tag": {"tag"},
+                 "book_shipment": {"carrier", "service"}}.get(self.action, set())
         ignored = sorted(self.model_fields_set - {"action"} - takes)
         if ignored:
             raise ValueError(f"{self.action} takes no {', '.join(ignored)}")

@@ -15,6 +15,8 @@ RETURNS_POLL = "returns.poll"  # read a channel's returns
 REFUND = "returns.refund"  # money back through the channel, once
 RESTOCK = "returns.restock"  # returned goods back into the ERP's stock
 REJECT = "returns.reject"  # tell the channel a return was rejected
+# handled by hub.shipping (the capability above the orders), named here so automation can ask for it
+CREATE_SHIPMENT = "shipping.create"  # a shipment for an order, from the delivery mapping
 
 
 class ReconcilePayload(ChannelPayload):

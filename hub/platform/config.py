@@ -277,6 +277,43 @@ class MappingsSettings(_Strict):
     dir: Path | None = None
 
 
+HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class SenderSettings(_Strict):
+    """Where parcels leave from (a shop, a warehouse): the sender on every label and the pickup address."""
+
+    name: str = Field(min_length=1)
+    company: str | None = None
+    street: str = Field(min_length=1)
+    city: str = Field(min_length=1)
+    postal_code: str = Field(pattern=r"^[0-9]{2}-?[0-9]{3}$")
+    country: str = Field("PL", pattern=r"^[A-Z]{2}$")
+    phone: str = Field(min_length=6)
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    # the account carriers pay collected cash-on-delivery money to (PL IBAN: PL + 26 digits)
+    bank_account: str | None = Field(None, pattern=r"^PL[0-9]{26}$")
+
+
+class ShippingSettings(_Strict):
+    label_dir: Path = Path("labels")  # label files, one per shipment, with their checksum in the database
+    senders: dict[str, SenderSettings] = Field(default_factory=dict)
+    default_sender: str | None = None  # the key of senders to use when a delivery mapping names none
+    timezone: str = "Europe/Warsaw"  # the carriers' and the warehouse's clock: pickup days and cut-off
+    pickup_cutoff: HHMM = "13:00"  # the day's pickups are booked at this local time
+    # carrier accounts whose courier comes every working day anyway: no pickup is booked for them
+    standing_pickups: list[str] = Field(default_factory=list)
+    tracking_every: SecondsDuration = 1800.0  # a parcel on the move is tracked this often
+    tracking_quiet_every: SecondsDuration = 14400.0  # one that has not moved for a day, this often
+
+    @model_validator(mode="after")
+    def _default_sender_exists(self) -> ShippingSettings:
+        if self.default_sender is not None and self.default_sender not in self.senders:
+            raise ValueError(f"default_sender {self.default_sender!r} is not one of the senders "
+                             f"({', '.join(sorted(self.senders)) or 'none configured'})")
+        return self
+
+
 class ConnectorSettings(BaseModel):
     """The part of ``[connectors.NAME]`` the spine reads; the rest is the connector's own."""
 
@@ -301,6 +338,7 @@ class Settings(_Strict):
     metrics: MetricsSettings = MetricsSettings()
     mappings: MappingsSettings = MappingsSettings()
     orders: OrdersSettings = OrdersSettings()
+    shipping: ShippingSettings = ShippingSettings()
     connectors: dict[str, ConnectorSettings] = Field(default_factory=dict)
 
 

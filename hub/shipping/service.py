@@ -1,0 +1,397 @@
+"""The shipping job handlers: create, book (exactly once), label, tracking to the channel, tracking
+from the carrier, cancel.
+
+Every carrier call happens outside a transaction and its outcome is committed after it. A worker that
+dies between the carrier's answer and our commit leaves the job to be run again, and the carrier
+connector finds the first booking by our reference (hub.kernel.ports.carrier): one booking, one label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from hub.jobs import queue
+from hub.jobs.handlers import JobContext
+from hub.kernel.clock import utcnow
+from hub.kernel.errors import PermanentError
+from hub.kernel.ports.capability import Capability
+from hub.kernel.ports.carrier import (
+    BookedParcel,
+    Booking,
+    CancelRefused,
+    CashOnDelivery,
+    Parcel,
+    ShipmentRequest,
+    TrackingEvent,
+)
+from hub.kernel.ports.channel import TrackingNotice
+from hub.kernel.types import Address, PickupPoint
+from hub.orders import Order, OrderRules, can_move, move, path_to, run_rules
+from hub.platform.config import LoadedConfig, SenderSettings
+from hub.shipping.create import ShippingProblem, create_shipment
+from hub.shipping.delivery_map import DeliveryFile
+from hub.shipping.kinds import (
+    BOOK,
+    BOOK_PICKUP,
+    CANCEL,
+    CANCEL_PICKUP,
+    CREATE_SHIPMENT,
+    LABEL,
+    PICKUPS,
+    PUSH_TRACKING,
+    TRACK,
+)
+from hub.shipping.labels import store_label
+from hub.shipping.models import Shipment, ShipmentParcel
+from hub.shipping.pickups import PickupPlanner
+from hub.shipping.states import ON_THE_WAY, advance
+from hub.shipping.states import move as move_shipment
+
+LIVE = ("draft", "booking", "booked", "label_ready", "handed_over", "in_transit", "out_for_delivery")
+TRACKED = ("booked", "label_ready", "handed_over", "in_transit", "out_for_delivery")
+TRACK_BATCHES_PER_RUN = 50  # per carrier account; the next run goes on where this one stopped
+# a tracking status -> the shipment state it means (ready_for_pickup: waiting at the locker or point)
+STATE_OF = {"in_transit": "in_transit", "out_for_delivery": "out_for_delivery",
+            "ready_for_pickup": "out_for_delivery", "delivered": "delivered", "returned": "returned_to_sender"}
+
+
+def sender_address(sender: SenderSettings) -> Address:
+    return Address(name=sender.name, street=sender.street, city=sender.city, postal_code=sender.postal_code,
+                   country=sender.country, company=sender.company, phone=sender.phone, email=sender.email)
+
+
+def booking_of(shipment: Shipment, parcels: list[ShipmentParcel]) -> Booking:
+    return Booking(reference=shipment.reference, external_id=shipment.external_id or "",
+                   parcels=[BookedParcel(tracking_number=p.tracking_number or "", external_id=p.external_id)
+                            for p in parcels], operator=shipment.operator or "other",
+                   handles=dict(shipment.handles or {}))
+
+
+def flag_order(session: Session, rules: OrderRules, order: Order, problem: str, now: datetime,
+               event: str = "order.problem") -> None:
+    """A shipping problem on the order (kept beside any problem it has), and the rules hear of it."""
+    text = f"shipping: {problem}"
+    if order.problem is None:
+        order.problem, order.problem_kind = text, "shipping"
+    elif text not in order.problem:
+        order.problem = f"{order.problem}; {text}"
+    order.updated_at = now
+    run_rules(session, rules, order, event, now)
+
+
+class ShippingService:
+    def __init__(self, connectors: Any, rules: OrderRules, delivery: DeliveryFile, loaded: LoadedConfig):
+        self.connectors = connectors
+        self.rules = rules
+        self.delivery = delivery
+        self.settings = loaded.settings.shipping
+        base = loaded.path.parent if loaded.path is not None else Path.cwd()
+        self.label_dir = self.settings.label_dir if self.settings.label_dir.is_absolute() \
+            else base / self.settings.label_dir
+        self.pickups = PickupPlanner(connectors, self.settings)
+
+    def carrier(self, name: str) -> Any:
+        if name not in self.connectors.names(role="carrier"):
+            raise PermanentError(f"no carrier connector named {name!r} "
+                                 f"(carriers: {', '.join(self.connectors.names(role='carrier')) or 'none'})")
+        return self.connectors.get(name)
+
+    # creating and booking
+
+    def handle_create(self, ctx: JobContext) -> dict[str, Any]:
+        payload = ctx.payload
+        if payload.get("carrier") is None and not self.delivery.configured:
+            return {"shipment": None, "skipped": "mappings/delivery.toml routes nothing (shipping not set up)"}
+        now = utcnow()
+        with ctx.session() as session:
+            order = session.get(Order, payload["order_id"])
+            if order is None:
+                raise PermanentError(f"order {payload['order_id']} does not exist")
+            live = session.execute(select(Shipment.id).where(Shipment.order_id == order.id,
+                                                             Shipment.state.in_(LIVE))).first()
+            if live is not None and not payload.get("another"):
+                return {"shipment": live[0], "skipped": "the order has a shipment already"}
+            try:
+                shipment = create_shipment(session, order, self.delivery, self.settings,
+                                           payload.get("source") or "job", now, carrier=payload.get("carrier"),
+                                           service=payload.get("service"), reference=payload.get("reference"))
+            except ShippingProblem as exc:
+                flag_order(session, self.rules, order, str(exc), now)
+                return {"shipment": None, "problem": str(exc)}
+            return {"shipment": None if shipment is None else shipment.id}
+
+    def _request(self, session: Session, shipment: Shipment) -> ShipmentRequest:
+        order = session.get(Order, shipment.order_id)
+        assert order is not None
+        sender = self.settings.senders[shipment.sender]
+        parcels = session.execute(select(ShipmentParcel).where(ShipmentParcel.shipment_id == shipment.id)
+                                  .order_by(ShipmentParcel.seq)).scalars().all()
+        receiver = shipment.receiver or {}
+        cod = None
+        if shipment.cod_amount is not None:
+            cod = CashOnDelivery(amount=Decimal(shipment.cod_amount), currency=shipment.cod_currency or "PLN",
+                                 bank_account=sender.bank_account or "")
+        return ShipmentRequest(
+            reference=shipment.reference, service=shipment.service, sender=sender_address(sender),
+            receiver=Address(name=receiver.get("name") or "", street=receiver.get("street") or "",
+                             city=receiver.get("city") or "", postal_code=receiver.get("postal_code") or "",
+                             country=receiver.get("country") or "PL", company=receiver.get("company"),
+                             phone=receiver.get("phone"), email=receiver.get("email")),
+            parcels=[Parcel(weight_kg=Decimal(p.weight_kg), length_cm=p.length_cm, width_cm=p.width_cm,
+                            height_cm=p.height_cm, template=p.template, reference=f"{shipment.reference}-{p.seq}")
+                     for p in parcels],
+            pickup_point=PickupPoint(id=shipment.pickup_point) if shipment.pickup_point else None,
+            cod=cod, insurance=None if shipment.insurance is None else Decimal(shipment.insurance),
+            currency=shipment.currency, label_format="zpl" if shipment.label_format == "zpl" else "pdf",
+            content=f"order {order.external_id}"[:100], order_channel=order.channel,
+            order_external_id=order.external_id)
+
+    def handle_book(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            shipment = session.get(Shipment, ctx.payload["shipment_id"])
+            if shipment is None:
+                raise PermanentError(f"shipment {ctx.payload['shipment_id']} does not exist")
+            if shipment.state != "booking":
+                return {"shipment": shipment.id, "recorded_already": shipment.state}
+            request = self._request(session, shipment)
+            carrier_name = shipment.carrier
+        carrier = self.carrier(carrier_name)
+        try:
+            booking = carrier.book(request)
+        except PermanentError as exc:
+            now = utcnow()
+            with ctx.session() as session:
+                shipment = session.get(Shipment, ctx.payload["shipment_id"])
+                assert shipment is not None
+                if shipment.state != "booking":
+                    return {"shipment": shipment.id, "recorded_already": shipment.state}
+                shipment.problem = f"{carrier_name} refused the booking: {exc}"
+                move_shipment(session, shipment, "failed", "carrier", now, str(exc)[:500])
+                order = session.get(Order, shipment.order_id)
+                assert order is not None
+                flag_order(session, self.rules, order, shipment.problem, now, "shipment.exception")
+            return {"shipment": request.reference, "failed": str(exc)}
+        if len(booking.parcels) != len(request.parcels):
+            raise PermanentError(f"{carrier_name} booked {len(booking.parcels)} parcels for "
+                                 f"{request.reference}, which has {len(request.parcels)}")
+        now = utcnow()
+        with ctx.session() as session:
+            shipment = session.get(Shipment, ctx.payload["shipment_id"])
+            assert shipment is not None
+            if shipment.state != "booking":  # another run recorded it (a lease that ran out)
+                return {"shipment": shipment.id, "recorded_already": shipment.state}
+            shipment.external_id, shipment.operator = booking.external_id, booking.operator
+            shipment.handles = dict(booking.handles)
+            shipment.problem = None
+            parcels = session.execute(select(ShipmentParcel).where(ShipmentParcel.shipment_id == shipment.id)
+                                      .order_by(ShipmentParcel.seq)).scalars().all()
+            for row, booked in zip(parcels, booking.parcels, strict=True):
+                row.tracking_number, row.external_id = booked.tracking_number, booked.external_id
+            move_shipment(session, shipment, "booked", "carrier", now)
+            queue.enqueue(session, LABEL, {"shipment_id": shipment.id}, key=f"ship-label:{shipment.reference}",
+                          connector=carrier_name)
+            queue.enqueue(session, PUSH_TRACKING, {"shipment_id": shipment.id},
+                          key=f"ship-tracking:{shipment.reference}")
+            order = session.get(Order, shipment.order_id)
+            assert order is not None
+            run_rules(session, self.rules, order, "shipment.booked", now)
+        return {"shipment": request.reference, "external_id": booking.external_id,
+                "tracking": [p.tracking_number for p in booking.parcels]}
+
+    def handle_label(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            shipment = session.get(Shipment, ctx.payload["shipment_id"])
+            if shipment is None:
+                raise PermanentError(f"shipment {ctx.payload['shipment_id']} does not exist")
+            if shipment.state != "booked" or shipment.label_sha256:
+                return {"shipment": shipment.id, "recorded_already": shipment.state}
+            parcels = list(session.execute(select(ShipmentParcel).where(ShipmentParcel.shipment_id == shipment.id)
+                                           .order_by(ShipmentParcel.seq)).scalars())
+            booking, fmt, name = booking_of(shipment, parcels), shipment.label_format, shipment.carrier
+            day, reference = shipment.created_at.date(), shipment.reference
+        label = self.carrier(name).label(booking, "zpl" if fmt == "zpl" else "pdf", "A6")
+        path, digest = store_label(self.label_dir, day, reference, label)
+        now = utcnow()
+        with ctx.session() as session:
+            shipment = session.get(Shipment, ctx.payload["shipment_id"])
+            assert shipment is not None
+            if shipment.state != "booked":
+                return {"shipment": shipment.id, "recorded_already": shipment.state}
+            shipment.label_path, shipment.label_sha256, shipment.label_format = str(path), digest, label.format
+            move_shipment(session, shipment, "label_ready", "carrier", now)
+        return {"shipment": reference, "label": str(path), "sha256": digest}
+
+    # the channel hears of the parcel
+
+    def handle_push_tracking(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            shipment = session.get(Shipment, ctx.payload["shipment_id"])
+            if shipment is None:
+                raise PermanentError(f"shipment {ctx.payload['shipment_id']} does not exist")
+            if shipment.tracking_pushed_at is not None or shipment.state in ("cancelled", "failed"):
+                return {"shipment": shipment.id, "recorded_already": True}
+            order = session.get(Order, shipment.order_id)
+            assert order is not None
+            numbers = [n for (n,) in session.execute(
+                select(ShipmentParcel.tracking_number).where(ShipmentParcel.shipment_id == shipment.id)
+                .order_by(ShipmentParcel.seq)) if n]
+            channel, carrier_name = order.channel, shipment.carrier
+            notice = TrackingNotice(order_external_id=order.external_id, operator=shipment.operator or "other",
+                                    tracking_numbers=numbers,
+                                    booked_by_channel=self._books_for(carrier_name) == channel)
+        sent = False
+        if Capability.TRACKING_PUSH in self.connectors.spec(channel).capabilities:
+            self.connectors.get(channel).add_tracking(notice, idempotency_key=ctx.job.idempotency_key)
+            sent = True
+        now = utcnow()
+        with ctx.session() as session:
+            shipment = session.get(Shipment, ctx.payload["shipment_id"])
+            order = session.get(Order, shipment.order_id) if shipment is not None else None
+            assert shipment is not None and order is not None
+            shipment.tracking_pushed_at = now
+            moved = self._order_to(session, order, "shipped", now)
+            if moved:
+                run_rules(session, self.rules, order, "shipment.shipped", now)
+        return {"shipment": shipment.reference, "tracking": numbers, "sent_to_channel": sent}
+
+    def _books_for(self, carrier_name: str) -> str | None:
+        """The channel account a carrier books for (Allegro's own shipping): that channel attaches the
+        parcel to its order by itself."""
+        return getattr(self.connectors.get(carrier_name), "channel_account", None)
+
+    @staticmethod
+    def _order_to(session: Session, order: Order, target: str, now: datetime) -> bool:
+        steps = path_to(order.status, target)
+        if not steps:
+            return False
+        for step in steps:
+            if not can_move(order.status, step):
+                return False
+            move(session, order, step, "shipping", now)
+        return True
+
+    # cancelling
+
+    def handle_cancel(self, ctx: JobContext) -> dict[str, Any]:
+        with ctx.session() as session:
+            shipment = session.get(Shipment, ctx.payload["shipment_id"])
+            if shipment is None:
+                raise PermanentError(f"shipment {ctx.payload['shipment_id']} does not exist")
+            if shipment.state == "cancelled":
+                return {"shipment": shipment.id, "recorded_already": "cancelled"}
+            if shipment.state in ("draft", "failed"):  # the carrier has nothing: ours alone
+                move_shipment(session, shipment, "cancelled", ctx.payload.get("source") or "job", utcnow())
+                return {"shipment": shipment.id, "cancelled": True, "carrier": False}
+            if shipment.state not in ("booking", "booked", "label_ready"):
+                shipment.problem = f"cannot cancel: the parcel is {shipment.state.replace('_', ' ')}"
+                return {"shipment": shipment.id, "refused": shipment.problem}
+            parcels = list(session.execute(select(ShipmentParcel).where(ShipmentParcel.shipment_id == shipment.id)
+                                           .order_by(ShipmentParcel.seq)).scalars())
+            booking, name = booking_of(shipment, parcels), shipment.carrier
+        try:
+            self.carrier(name).cancel(booking)
+        except CancelRefused as exc:
+            with ctx.session() as session:
+                session.execute(update(Shipment).where(Shipment.id == ctx.payload["shipment_id"])
+                                .values(problem=f"{name} refused to cancel: {exc}", updated_at=utcnow()))
+            return {"shipment": booking.reference, "refused": str(exc)}
+        with ctx.session() as session:
+            shipment = session.get(Shipment, ctx.payload["shipment_id"])
+            assert shipment is not None
+            if shipment.state != "cancelled":
+                move_shipment(session, shipment, "cancelled", ctx.payload.get("source") or "job", utcnow())
+        return {"shipment": booking.reference, "cancelled": True, "carrier": True}
+
+    # tracking
+
+    def handle_track(self, ctx: JobContext) -> dict[str, Any]:
+        """Every parcel on its way whose turn has come, per carrier account in its batch size; a parcel
+        that has not moved for a day is asked less often."""
+        now = utcnow()
+        busy = now - timedelta(seconds=self.settings.tracking_every)
+        quiet = now - timedelta(seconds=self.settings.tracking_quiet_every)
+        still = now - timedelta(days=1)
+        asked = moved = 0
+        for name in self.connectors.names(role="carrier"):
+            if Capability.TRACKING not in self.connectors.spec(name).capabilities:
+                continue
+            carrier = self.connectors.get(name)
+            size = max(1, int(getattr(carrier, "tracking_batch_size", 1)))
+            for _ in range(TRACK_BATCHES_PER_RUN):
+                with ctx.session() as session:
+                    due = session.execute(
+                        select(ShipmentParcel.tracking_number, Shipment.id)
+                        .join(Shipment, Shipment.id == ShipmentParcel.shipment_id)
+                        .where(Shipment.carrier == name, Shipment.state.in_(TRACKED),
+                               ShipmentParcel.tracking_number.is_not(None),
+                               or_(Shipment.tracked_at.is_(None),
+                                   and_(Shipment.tracked_at < busy,
+                                        or_(Shipment.moved_at.is_(None), Shipment.moved_at >= still)),
+                                   Shipment.tracked_at < quiet))
+                        .order_by(Shipment.tracked_at.is_not(None), Shipment.tracked_at, Shipment.id)
+                        .limit(size)).all()
+                if not due:
+                    break
+                events = carrier.track([number for number, _ in due])
+                asked += len(due)
+                with ctx.session() as session:
+                    moved += self._apply(session, {sid for _, sid in due}, events, now)
+        return {"asked": asked, "moved": moved}
+
+    def _apply(self, session: Session, shipment_ids: set[int], events: list[TrackingEvent] | Any,
+               now: datetime) -> int:
+        by_number: dict[str, list[TrackingEvent]] = {}
+        for event in events:
+            by_number.setdefault(event.tracking_number, []).append(event)
+        moved = 0
+        for shipment in session.execute(select(Shipment).where(Shipment.id.in_(shipment_ids))
+                                        .with_for_update()).scalars():
+            numbers = [n for (n,) in session.execute(select(ShipmentParcel.tracking_number)
+                                                     .where(ShipmentParcel.shipment_id == shipment.id))]
+            latest = sorted((e for n in numbers for e in by_number.get(n or "", [])), key=lambda e: e.occurred_at)
+            shipment.tracked_at = now
+            if not latest:
+                continue
+            last = latest[-1]
+            if shipment.moved_at is None or last.occurred_at > shipment.moved_at:
+                shipment.moved_at = last.occurred_at
+            shipment.tracking_status = last.status
+            order = session.get(Order, shipment.order_id)
+            assert order is not None
+            if last.status == "exception":
+                problem = f"parcel {last.tracking_number}: {last.description or last.code}"
+                if shipment.problem != problem:
+                    shipment.problem = problem
+                    flag_order(session, self.rules, order, problem, now, "shipment.exception")
+                continue
+            target = STATE_OF.get(last.status)
+            if target is None:
+                continue
+            if advance(session, shipment, target, "tracking", now, last.description):
+                moved += 1
+                if shipment.state == "delivered":
+                    self._order_to(session, order, "delivered", now)
+                    run_rules(session, self.rules, order, "shipment.delivered", now)
+                elif shipment.state in ON_THE_WAY and self._order_to(session, order, "shipped", now):
+                    run_rules(session, self.rules, order, "shipment.shipped", now)
+        return moved
+
+
+HANDLERS: dict[str, Callable[[ShippingService, JobContext], dict[str, Any]]] = {
+    CREATE_SHIPMENT: ShippingService.handle_create,
+    BOOK: ShippingService.handle_book,
+    LABEL: ShippingService.handle_label,
+    PUSH_TRACKING: ShippingService.handle_push_tracking,
+    CANCEL: ShippingService.handle_cancel,
+    TRACK: ShippingService.handle_track,
+    PICKUPS: lambda service, ctx: service.pickups.handle_pickups(ctx),
+    BOOK_PICKUP: lambda service, ctx: service.pickups.handle_book_pickup(ctx),
+    CANCEL_PICKUP: lambda service, ctx: service.pickups.handle_cancel_pickup(ctx),
+}

@@ -1,0 +1,301 @@
+"""Shipping end to end with in-memory connectors, on SQLite and PostgreSQL: a paid order is booked by
+the shipped automation rule with the mapped carrier, its label stored with its checksum, its tracking
+number on the channel and the order shipped; tracking takes it to delivered; the day's pickup is
+booked once; a shipment is cancelled or refused; a missing weight is a problem on the order."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from hub.app.wiring import build_handlers
+from hub.jobs.queue import enqueue, open_jobs
+from hub.jobs.worker import WorkerPool
+from hub.kernel.ports.carrier import TrackingEvent
+from hub.orders.models import Order
+from hub.platform.config import load
+from hub.platform.db import transaction
+from hub.shipping.models import Pickup, Shipment, ShipmentHistory, ShipmentParcel
+from tests.support.fake_carrier import FakeCarrier, FakeTrackingChannel, WeightedErp
+from tests.support.fake_connectors import INSTANCES, make_order
+
+STATUS_MAP = """
+[kinds.fake-channel.inbound]
+READY_FOR_PROCESSING = "paid"
+CANCELLED = "cancelled"
+[kinds.fake-channel.outbound]
+processing = "processing"
+shipped = "sent"
+"""
+
+DELIVERY = """
+[templates.box]
+packaging_kg = "0.25"
+length_cm = 30
+width_cm = 20
+height_cm = 10
+
+[templates.locker]
+packaging_kg = "0.10"
+lockers = [{ size = "small", max_kg = "1" }, { size = "medium", max_kg = "5" }, { size = "large", max_kg = "25" }]
+
+[default]
+carrier = "courier-a"
+service = "courier"
+template = "box"
+
+[[methods]]
+channel = "shop"
+method = "locker"
+carrier = "lockers-b"
+service = "locker"
+template = "locker"
+"""
+
+
+def config(tmp_path: Path, url: str) -> Any:
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    (maps / "order_status.toml").write_text(STATUS_MAP)
+    (maps / "delivery.toml").write_text(DELIVERY)
+    path = tmp_path / "hub.toml"
+    path.write_text(f"""
+[mappings]
+dir = "maps"
+[database]
+url = "{url}"
+[worker]
+concurrency = 2
+poll_interval = "20ms"
+backoff_initial = "50ms"
+backoff_max = "100ms"
+[shipping]
+label_dir = "labels"
+default_sender = "warehouse"
+[shipping.senders.warehouse]
+name = "Sklep Test"
+street = "Magazynowa 5"
+city = "Poznań"
+postal_code = "60-001"
+phone = "600700800"
+email = "magazyn@example.pl"
+bank_account = "PL61109010140000071219812874"
+[connectors.erp]
+kind = "fake-erp"
+[connectors.shop]
+kind = "fake-channel"
+[connectors.courier-a]
+kind = "fake-carrier"
+[connectors.lockers-b]
+kind = "fake-carrier"
+""")
+    return load(path, environ={})
+
+
+class Hub:
+    def __init__(self, engine: Engine, loaded: Any):
+        self.engine = engine
+        self.pool = WorkerPool(engine, build_handlers(loaded), loaded.settings.worker, name="shipping")
+
+    def run(self, kind: str, payload: dict[str, Any], key: str, connector: str | None = None) -> None:
+        with transaction(self.engine) as s:
+            enqueue(s, kind, payload, key=key, connector=connector)
+        self.quiet()
+
+    def quiet(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while open_jobs(self.engine) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert open_jobs(self.engine) == 0
+
+
+def _world(tmp_path: Path, db_url: str, engine: Engine) -> tuple[Hub, WeightedErp, FakeTrackingChannel]:
+    loaded = config(tmp_path, db_url)
+    hub = Hub(engine, loaded)
+    erp = INSTANCES.setdefault("erp", WeightedErp("erp"))
+    shop = INSTANCES.setdefault("shop", FakeTrackingChannel("shop"))
+    for name in ("courier-a", "lockers-b"):
+        INSTANCES.setdefault(name, FakeCarrier(name))
+    erp.set("A", 10, "100.00", cost="50.00")
+    erp.set("B", 10, "20.00", cost="5.00")
+    erp.weights = {"A": Decimal("1.200"), "B": None}
+    shop.offers = {"s-A": {"signature": "A", "quantity": 0, "price": Decimal("100.00")},
+                   "s-B": {"signature": "B", "quantity": 0, "price": Decimal("20.00")}}
+    hub.pool.start()
+    hub.run("erp.poll", {"erp": "erp"}, "poll-0", "erp")
+    hub.run("sync.reconcile", {"channel": "shop"}, "reconcile-shop", "shop")
+    hub.run("orders.poll", {"channel": "shop"}, "start-shop", "shop")
+    return hub, erp, shop
+
+
+def _shipment(engine: Engine, external_id: str) -> Shipment:
+    with transaction(engine) as s:
+        return s.execute(select(Shipment).join(Order, Order.id == Shipment.order_id)
+                         .where(Order.external_id == external_id)).scalar_one()
+
+
+def _order(engine: Engine, external_id: str) -> Order:
+    with transaction(engine) as s:
+        return s.execute(select(Order).where(Order.external_id == external_id)).scalar_one()
+
+
+def test_a_paid_order_is_booked_labelled_tracked_and_delivered(shipping_fakes: None, db_url: str, engine: Engine,
+                                                               tmp_path: Path) -> None:
+    hub, _, shop = _world(tmp_path, db_url, engine)
+    try:
+        courier: FakeCarrier = INSTANCES["courier-a"]
+        courier.pending_polls = 2  # the carrier confirms the booking only on the third ask
+        courier.label_not_ready = 1
+        shop.place(make_order("shop", "S1", [("A", "s-A", 2, "100.00")]))
+        hub.run("orders.poll", {"channel": "shop"}, "poll-1", "shop")
+
+        shipment = _shipment(engine, "S1")
+        assert (shipment.carrier, shipment.service, shipment.state) == ("courier-a", "courier", "label_ready")
+        assert len(courier.bookings) == 1 and len(courier.requests) == 3  # asked three times, booked once
+        request = courier.requests[0]
+        assert request.reference == shipment.reference == f"HUB-{shipment.order_id}-1"
+        assert request.parcels[0].weight_kg == Decimal("2.650")  # 2 x 1.2 kg + 0.25 kg packaging
+        assert (request.parcels[0].length_cm, request.sender.city, request.receiver.name) == (30, "Poznań",
+                                                                                               "Jan Kowalski")
+        assert request.cod is None
+        with transaction(engine) as s:
+            number = s.execute(select(ShipmentParcel.tracking_number)
+                               .where(ShipmentParcel.shipment_id == shipment.id)).scalar_one()
+            states = [h.to_state for h in s.execute(select(ShipmentHistory).where(
+                ShipmentHistory.shipment_id == shipment.id).order_by(ShipmentHistory.id)).scalars()]
+        assert states == ["draft", "booking", "booked", "label_ready"]
+        label = Path(shipment.label_path or "")
+        assert label.parent.parent == tmp_path / "labels" and label.read_bytes().startswith(b"%PDF")
+        assert hashlib.sha256(label.read_bytes()).hexdigest() == shipment.label_sha256
+
+        # the tracking number is on the channel and the order shipped (and the channel told)
+        assert [n.tracking_numbers for n in shop.notices] == [[number]]
+        assert shop.notices[0].operator == "inpost" and not shop.notices[0].booked_by_channel
+        assert _order(engine, "S1").status == "shipped"
+        assert ("S1", "sent") in [(e, st) for e, st, _ in shop.statuses]
+
+        # tracking: in transit, then delivered; an old event after that changes nothing
+        t0 = shipment.created_at
+        courier.events[number] = [TrackingEvent(number, "in_transit", t0, "ST1", "sorted in Poznań")]
+        hub.run("shipping.track", {}, "track-1")
+        assert _shipment(engine, "S1").state == "in_transit"
+        courier.events[number].append(TrackingEvent(number, "delivered", t0.replace(hour=(t0.hour + 1) % 24)
+                                                    if t0.hour < 23 else t0, "DL", "delivered"))
+        with transaction(engine) as s:  # its turn has come again
+            s.execute(Shipment.__table__.update().values(tracked_at=None))
+        hub.run("shipping.track", {}, "track-2")
+        done = _shipment(engine, "S1")
+        assert (done.state, done.tracking_status) == ("delivered", "delivered")
+        assert _order(engine, "S1").status == "delivered"
+        with transaction(engine) as s:
+            states = [h.to_state for h in s.execute(select(ShipmentHistory).where(
+                ShipmentHistory.shipment_id == shipment.id).order_by(ShipmentHistory.id)).scalars()]
+        assert states[-3:] == ["handed_over", "in_transit", "delivered"]  # handed over is implied, recorded
+    finally:
+        hub.pool.stop()
+
+
+def test_locker_route_missing_weight_and_pickup_once(shipping_fakes: None, db_url: str, engine: Engine,
+                                                     tmp_path: Path) -> None:
+    hub, _, shop = _world(tmp_path, db_url, engine)
+    try:
+        lockers: FakeCarrier = INSTANCES["lockers-b"]
+        locker_order = make_order("shop", "L1", [("A", "s-A", 1, "100.00")])
+        from dataclasses import replace
+
+        from hub.kernel.ports.channel import PickupPoint
+        shop.place(replace(locker_order, delivery_method="locker", pickup_point=PickupPoint("POZ01M")))
+        shop.place(make_order("shop", "W1", [("B", "s-B", 1, "20.00")]))  # B has no weight in the ERP
+        hub.run("orders.poll", {"channel": "shop"}, "poll-1", "shop")
+
+        locker = _shipment(engine, "L1")
+        assert (locker.carrier, locker.service, locker.pickup_point) == ("lockers-b", "locker", "POZ01M")
+        assert lockers.requests[0].parcels[0].template == "medium"  # 1.1 kg: over small's 1 kg
+        assert lockers.requests[0].pickup_point is not None and lockers.requests[0].pickup_point.id == "POZ01M"
+        w1 = _order(engine, "W1")
+        assert w1.problem_kind == "shipping" and "SKU B has no weight" in (w1.problem or "")
+        with transaction(engine) as s:
+            assert s.execute(select(func.count()).select_from(Shipment)
+                             .join(Order, Order.id == Shipment.order_id)
+                             .where(Order.external_id == "W1")).scalar_one() == 0  # never a 0 kg parcel
+
+        # the day's pickup: booked once per carrier account, whoever asks twice
+        hub.run("shipping.pickups", {"force": True}, "pickups-1")
+        hub.run("shipping.pickups", {"force": True}, "pickups-2")
+        with transaction(engine) as s:
+            pickups = s.execute(select(Pickup)).scalars().all()
+        assert [(p.carrier, p.state, p.parcels) for p in pickups] == [("lockers-b", "booked", 1)]
+        assert len(lockers.pickups) == 1 and lockers.pickup_requests[0].bookings[0].reference == locker.reference
+    finally:
+        hub.pool.stop()
+
+
+def test_cancel_before_handover_and_refused_after(shipping_fakes: None, db_url: str, engine: Engine,
+                                                 tmp_path: Path) -> None:
+    hub, _, shop = _world(tmp_path, db_url, engine)
+    try:
+        courier: FakeCarrier = INSTANCES["courier-a"]
+        shop.place(make_order("shop", "C1", [("A", "s-A", 1, "100.00")]))
+        shop.place(make_order("shop", "C2", [("A", "s-A", 1, "100.00")]))
+        hub.run("orders.poll", {"channel": "shop"}, "poll-1", "shop")
+        c1, c2 = _shipment(engine, "C1"), _shipment(engine, "C2")
+        hub.run("shipping.cancel", {"shipment_id": c1.id, "source": "cli"}, "cancel-c1", "courier-a")
+        assert _shipment(engine, "C1").state == "cancelled" and c1.reference in courier.cancelled
+        courier.handed_over.add(c2.reference)
+        hub.run("shipping.cancel", {"shipment_id": c2.id, "source": "cli"}, "cancel-c2", "courier-a")
+        refused = _shipment(engine, "C2")
+        assert refused.state == "label_ready" and "handed over to the courier" in (refused.problem or "")
+    finally:
+        hub.pool.stop()
+
+
+def test_a_refused_booking_fails_the_shipment_and_flags_the_order(shipping_fakes: None, db_url: str,
+                                                                  engine: Engine, tmp_path: Path) -> None:
+    hub, _, shop = _world(tmp_path, db_url, engine)
+    try:
+        INSTANCES["courier-a"].refuse = "receiver postal code 99-999 does not exist"
+        shop.place(make_order("shop", "R1", [("A", "s-A", 1, "100.00")]))
+        hub.run("orders.poll", {"channel": "shop"}, "poll-1", "shop")
+        failed = _shipment(engine, "R1")
+        assert failed.state == "failed" and "99-999 does not exist" in (failed.problem or "")
+        assert "99-999 does not exist" in (_order(engine, "R1").problem or "")
+        assert shop.notices == []
+    finally:
+        hub.pool.stop()
+
+
+def test_a_worker_dying_after_the_carriers_answer_books_once(shipping_fakes: None, db_url: str, engine: Engine,
+                                                             tmp_path: Path, monkeypatch: Any) -> None:
+    """The carrier booked the parcel and answered; the worker dies before our commit (here: the commit
+    fails once, which rolls back exactly what a kill would lose). The job runs again and the carrier,
+    asked by our reference, hands back the first booking: one booking, one label, one tracking push."""
+    import hub.shipping.service as service_module
+
+    real_move = service_module.move_shipment
+    died: list[str] = []
+
+    def dying_move(session: Any, shipment: Shipment, target: str, *args: Any) -> None:
+        if target == "booked" and not died:
+            died.append(shipment.reference)
+            raise RuntimeError("worker killed between the carrier's answer and the commit")
+        real_move(session, shipment, target, *args)
+
+    monkeypatch.setattr(service_module, "move_shipment", dying_move)
+    hub, _, shop = _world(tmp_path, db_url, engine)
+    try:
+        courier: FakeCarrier = INSTANCES["courier-a"]
+        shop.place(make_order("shop", "K1", [("A", "s-A", 1, "100.00")]))
+        hub.run("orders.poll", {"channel": "shop"}, "poll-1", "shop")
+        shipment = _shipment(engine, "K1")
+        assert died == [shipment.reference]
+        assert len(courier.requests) == 2 and len(courier.bookings) == 1  # asked twice, booked once
+        assert shipment.state == "label_ready" and shipment.external_id == "courier-a-1"
+        assert len(list((tmp_path / "labels").rglob("*.pdf"))) == 1
+        assert len(shop.notices) == 1
+    finally:
+        hub.pool.stop()
