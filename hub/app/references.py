@@ -75,6 +75,11 @@ def _delivery_names(loaded: LoadedConfig, mappings: Mapping[str, Any], channels:
             if route.carrier not in carriers:
                 problems.append(f"{delivery.path}: {where}.carrier = {route.carrier!r}: no carrier connector of "
                                 f"that name {known}")
+            else:
+                offered = _services(loaded, route.carrier)
+                if offered and route.service not in offered:
+                    problems.append(f"{delivery.path}: {where}.service = {route.service!r}: carrier {route.carrier} "
+                                    f"does not offer it (services: {', '.join(offered)})")
             channel = getattr(route, "channel", None)
             if channel is not None and channel not in channels:
                 problems.append(f"{delivery.path}: {where}.channel = {channel!r}: no channel connector of that name "
@@ -92,3 +97,11 @@ def _delivery_names(loaded: LoadedConfig, mappings: Mapping[str, Any], channels:
     problems += [f"{loaded.source_label}: shipping.standing_pickups: {name!r} is no carrier connector {known}"
                  for name in loaded.settings.shipping.standing_pickups if name not in carriers]
     return problems
+
+
+def _services(loaded: LoadedConfig, carrier: str) -> list[str]:
+    """The service codes a carrier account's options list (its ``services``); empty when the carrier
+    reads them from its API at run time (then the carrier refuses an unknown one at booking)."""
+    conn = loaded.settings.connectors[carrier]
+    options = registry.options_for(carrier, conn, loaded.environ)
+    return list(getattr(options, "services", None) or [])

@@ -14,6 +14,7 @@ from hub.kernel.errors import NotFoundError
 from hub.orders.models import Order
 from hub.platform.config import LoadedConfig
 from hub.platform.schema import ConnectorHealth
+from hub.shipping.models import Pickup, Shipment
 
 
 def _iso(value: Any) -> Any:
@@ -133,8 +134,18 @@ def status(engine: Engine, session: Session, loaded: LoadedConfig, dead_limit: i
     quarantine = [{"erp": erp, "records": count, "since": _iso(since)} for erp, count, since in session.execute(
         select(ErpReject.erp, func.count(), func.min(ErpReject.first_seen)).group_by(ErpReject.erp)
         .order_by(ErpReject.erp)).all()]
+    shipment_problems = [
+        {"id": s.id, "order_id": s.order_id, "carrier": s.carrier, "state": s.state, "problem": s.problem}
+        for s in session.execute(select(Shipment).where(Shipment.problem.is_not(None))
+                                 .order_by(Shipment.updated_at.desc()).limit(dead_limit)).scalars()]
+    shipment_problem_count = session.execute(select(func.count()).select_from(Shipment).where(
+        Shipment.problem.is_not(None))).scalar_one()
+    failed_pickups = session.execute(select(func.count()).select_from(Pickup).where(
+        Pickup.state == "failed")).scalar_one()
     return {
         "orders": {"problems": problems, "oversold": oversold},
+        "shipments": {"problems": shipment_problem_count, "failed_pickups": failed_pickups,
+                      "with_problems": shipment_problems},
         "erp_quarantine": quarantine,
         "queue": {s: counts.get(s, 0) for s in JOB_STATES},
         "dead_jobs": [job_summary(j) for j in dead],

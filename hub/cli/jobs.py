@@ -80,6 +80,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     _say("queue:  " + "  ".join(f"{state} {count}" for state, count in q.items()))
     o = data["orders"]
     _say(f"orders with problems: {o['problems']} ({o['oversold']} oversold) - hub orders list --problems")
+    sh = data["shipments"]
+    _say(f"shipments with problems: {sh['problems']}, failed pickups: {sh['failed_pickups']}"
+         " - hub shipments list --problems, hub pickups list")
+    for s in sh["with_problems"]:
+        _say(f"  shipment {s['id']} (order {s['order_id']}, {s['carrier']}, {s['state']}): {s['problem']}")
     quarantine = data["erp_quarantine"]
     _say("ERP quarantine: " + (", ".join(f"{q['erp']} {q['records']} record(s) since {q['since']}"
                                          for q in quarantine) + " - hub erp rejects" if quarantine else "none"))

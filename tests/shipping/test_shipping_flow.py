@@ -100,6 +100,7 @@ kind = "fake-carrier"
 class Hub:
     def __init__(self, engine: Engine, loaded: Any):
         self.engine = engine
+        self.loaded = loaded
         self.pool = WorkerPool(engine, build_handlers(loaded), loaded.settings.worker, name="shipping")
 
     def run(self, kind: str, payload: dict[str, Any], key: str, connector: str | None = None) -> None:
@@ -265,6 +266,11 @@ def test_a_refused_booking_fails_the_shipment_and_flags_the_order(shipping_fakes
         assert failed.state == "failed" and "99-999 does not exist" in (failed.problem or "")
         assert "99-999 does not exist" in (_order(engine, "R1").problem or "")
         assert shop.notices == []
+        from hub.app.status import status
+
+        with transaction(engine) as s:
+            shown = status(engine, s, hub.loaded)["shipments"]
+        assert shown["problems"] == 1 and shown["with_problems"][0]["state"] == "failed"
     finally:
         hub.pool.stop()
 
