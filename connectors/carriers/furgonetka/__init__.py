@@ -70,6 +70,13 @@ def _factory(name: str, options: Any, services: Any) -> FurgonetkaCarrier:
     return build_carrier(name, options, services)
 
 
+def _demo() -> Any:
+    """`hub demo`: the simulator on loopback, booking DPD and InPost (imported only by the demo)."""
+    from .demo import FurgonetkaDemo
+
+    return FurgonetkaDemo()
+
+
 SPEC = ConnectorSpec(
     kind=KIND,
     role="carrier",
@@ -82,6 +89,7 @@ SPEC = ConnectorSpec(
     factory=_factory,
     options_model=FurgonetkaOptions,
     default_rate_limit_per_minute=120,
+    extra={"demo": _demo},
 )
 
 __all__ = ["KIND", "SPEC", "FurgonetkaOptions", "build_carrier"]

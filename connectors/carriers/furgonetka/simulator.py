@@ -68,6 +68,7 @@ LABEL_PAGES = ("a4", "a6")  # [kwarcek] Entity/Label.php
 LABEL_FILES = ("pdf", "zpl", "epl")
 COMMAND_KINDS = ("order-commands", "pickup-commands", "cancel-command")
 WINDOWS = (("09:00", "12:00"), ("12:00", "16:00"))  # [sim]
+PAGE_SIZES = {"a4": (595, 842), "a6": (298, 420)}  # PDF points
 _POSTCODE = re.compile(r"^\d{2}-\d{3}$")
 _IBAN_PL = re.compile(r"^(PL)?\d{26}$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -156,6 +157,9 @@ class FurgonetkaSimulator:
         self.faults = Faults()
         self.refused_orders: dict[str, str] = {}  # user_reference_number -> why the carrier refuses it
         self.unavailable_days: set[date] = set()
+        # the pickup windows it proposes (HH:MM pairs) and whether on Saturdays and Sundays too [sim]
+        self.pickup_hours: tuple[tuple[str, str], ...] = WINDOWS
+        self.weekend_pickups = False
         self._label_pending: dict[int, int] = {}
         self._script: list[tuple[str, re.Pattern[str], str]] = []
         self._rng = random.Random(seed)
@@ -580,11 +584,13 @@ class FurgonetkaSimulator:
             file_format = query.get("file_format", settings["file_format"])
             page_format = query.get("page_format", settings["page_format"])
             numbers = [p["package_no"] for p in package["parcels"]]
+            service, receiver = package["service"], package["receiver"]
         if file_format not in LABEL_FILES or page_format not in LABEL_PAGES:
             raise _Reply(400, "file_format must be pdf|zpl|epl and page_format a4|a6.")
         if file_format == "pdf":
-            text = f"%PDF-1.4\n% furgonetka simulator label {pid} {page_format} {' '.join(numbers)}\n%%EOF\n"
-            return 200, text.encode(), [("Content-Type", "application/pdf")]
+            pages = [[f"furgonetka simulator label {pid} {page_format} {n}", f"{service.upper()} {n}",
+                      f"{receiver['name']}", f"{receiver['postcode']} {receiver['city']}"] for n in numbers]
+            return 200, label_pdf(pages, PAGE_SIZES[page_format]), [("Content-Type", "application/pdf")]
         zpl = "".join(f"^XA^FO40,40^A0N,40,40^FD{n}^FS^FO40,100^BCN,120^FD{n}^FS^XZ\n" for n in numbers)
         if file_format == "epl":
             zpl = "".join(f'N\nB40,40,0,1,2,6,120,B,"{n}"\nP1\n' for n in numbers)
@@ -594,9 +600,9 @@ class FurgonetkaSimulator:
         out = []
         for offset in range(days_ahead + 1):
             day = ready + timedelta(days=offset)
-            if day.weekday() >= 5:
+            if day.weekday() >= 5 and not self.weekend_pickups:
                 continue
-            for start, end in WINDOWS:
+            for start, end in self.pickup_hours:
                 digest = hashlib.sha1(f"{package['service']}|{day}|{start}|{end}".encode()).hexdigest()[:16]
                 out.append({"date": day.isoformat(), "min_time": start, "max_time": end,
                             "available": day not in self.unavailable_days, "hash": digest})
@@ -728,6 +734,34 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def label_pdf(pages: list[list[str]], size: tuple[int, int] = PAGE_SIZES["a4"]) -> bytes:
+    """A small valid PDF (pypdf reads it): one page of ``size`` points per entry, its lines in Helvetica."""
+    objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b"",
+                            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    kids = []
+    for lines in pages:
+        text = f"BT /F1 10 Tf 20 {size[1] - 30} Td 14 TL " + " ".join(
+            "(" + line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ") '" for line in lines) + " ET"
+        stream = text.encode("latin-1", "replace")
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+        content = len(objects)
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Resources << /Font << /F1 3 0 R >> >> "
+                       b"/Contents %d 0 R >>" % (size[0], size[1], content))
+        kids.append(len(objects))
+    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % k for k in kids), len(kids))
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
 def _tracking_number(service: str, pid: int, n: int) -> str:
     """[sim] numbers only, unique per parcel."""
     return f"{zlib.crc32(service.encode()) % 90 + 10}{pid:010d}{n:02d}"
@@ -741,4 +775,4 @@ def _read_body(environ: Mapping[str, Any]) -> bytes:
     return environ["wsgi.input"].read(length) if length > 0 else b""
 
 
-__all__ = ["Exchange", "Faults", "FurgonetkaSimulator", "LossyTransport"]
+__all__ = ["Exchange", "Faults", "FurgonetkaSimulator", "LossyTransport", "label_pdf"]

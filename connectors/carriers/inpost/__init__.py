@@ -67,6 +67,13 @@ def _factory(name: str, options: Any, services: Any) -> InPostCarrier:
     return build_carrier(name, options, services)
 
 
+def _demo() -> Any:
+    """`hub demo`: the ShipX simulator on loopback (imported only by the demo)."""
+    from .demo import InPostDemo
+
+    return InPostDemo()
+
+
 SPEC = ConnectorSpec(
     kind=KIND,
     role="carrier",
@@ -79,6 +86,7 @@ SPEC = ConnectorSpec(
     factory=_factory,
     options_model=InPostOptions,
     default_rate_limit_per_minute=300,
+    extra={"demo": _demo},
 )
 
 __all__ = ["KIND", "SPEC", "InPostOptions", "build_carrier"]

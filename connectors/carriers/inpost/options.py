@@ -39,6 +39,8 @@ INSURANCE_REQUIRED: tuple[str, ...] = (
     "inpost_courier_express_1200",
     "inpost_courier_express_1700",
 )
+_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+WEEKDAYS = {**{name[:3]: n for n, name in enumerate(_DAY_NAMES)}, **{name: n for n, name in enumerate(_DAY_NAMES)}}
 # custom_attributes.sending_method values ShipX knows; dispatch_order = a courier collects (our pickups)
 SendingMethod = Literal["dispatch_order", "parcel_locker", "pok", "courier_pok", "branch", "any_point", "pop"]
 
@@ -72,7 +74,8 @@ class InPostOptions(BaseModel):
     # ShipX has no pickup-window API: the window a courier is asked for is configured here (local time)
     pickup_window_start: time = time(10, 0)
     pickup_window_end: time = time(16, 0)
-    pickup_weekdays: tuple[StrictInt, ...] = (0, 1, 2, 3, 4)  # Monday = 0
+    # Monday = 0, or the days' names: ["mon", "tue", "wed", "thu", "fri"]
+    pickup_weekdays: tuple[StrictInt, ...] = (0, 1, 2, 3, 4)
     pickup_same_day_cutoff: time = time(12, 0)  # after this, today offers no window
     pickup_skip_holidays: StrictBool = True  # Polish public holidays offer no window
     # the contact a dispatch order names when the pickup address has none
@@ -88,6 +91,22 @@ class InPostOptions(BaseModel):
             return None
         return check_base_url(value, what="an http:// or https:// URL", example=ENVIRONMENTS["production"],
                               secret="the API token travels there")
+
+    @field_validator("pickup_weekdays", mode="before")
+    @classmethod
+    def _weekday_names(cls, days: object) -> object:
+        """"mon".."sun" or the whole English names (any case) stand for 0..6."""
+        if not isinstance(days, list | tuple):
+            return days
+        out: list[object] = []
+        for day in days:
+            if isinstance(day, str):
+                name = day.strip().lower()
+                if name not in WEEKDAYS:
+                    raise ValueError(f"{day!r} is not a weekday: mon, tue, wed, thu, fri, sat, sun (or 0 to 6)")
+                day = WEEKDAYS[name]
+            out.append(day)
+        return out
 
     @field_validator("pickup_weekdays")
     @classmethod

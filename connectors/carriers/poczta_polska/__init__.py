@@ -70,6 +70,13 @@ def _factory(name: str, options: Any, services: Any) -> PocztaPolskaCarrier:
     return build_carrier(name, options, services)
 
 
+def _demo() -> Any:
+    """`hub demo`: the EN simulator on loopback (imported only by the demo)."""
+    from .demo import PocztaPolskaDemo
+
+    return PocztaPolskaDemo()
+
+
 SPEC = ConnectorSpec(
     kind=KIND,
     role="carrier",
@@ -83,6 +90,7 @@ SPEC = ConnectorSpec(
     factory=_factory,
     options_model=PocztaPolskaOptions,
     default_rate_limit_per_minute=300,  # EN publishes no limit; each booking is about four calls
+    extra={"demo": _demo},
 )
 
 __all__ = ["KIND", "SPEC", "PocztaPolskaOptions", "build_carrier"]
