@@ -67,6 +67,15 @@ def check_all(loaded: LoadedConfig) -> tuple[Any, Any]:
     return mappings, handlers
 
 
+def _writes_to(loaded: LoadedConfig) -> dict[str, list[str]]:
+    """Every folder the config makes the hub write into: the connectors' (an ERP outbox), and the
+    shipping labels when a carrier is configured."""
+    writes = {name: [str(p) for p in paths] for name, paths in registry.written_paths(loaded).items()}
+    if registry.names_with_role(loaded, "carrier"):
+        writes["shipping labels"] = [str(loaded.label_dir)]
+    return writes
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     loaded = load_config(args)
     mappings, handlers = check_all(loaded)
@@ -83,7 +92,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         "mappings": {n: {"path": str(m.path), "overridden": m.overridden} for n, m in sorted(mappings.items())},
         "job_kinds": sorted(handlers.kinds()),
         "metrics": f"http://{s.metrics.host}:{s.metrics.port}/metrics" if s.metrics.enabled else None,
-        "writes_to": {name: [str(p) for p in paths] for name, paths in registry.written_paths(loaded).items()},
+        "writes_to": _writes_to(loaded),
         "warnings": registry.path_warnings(loaded),
     }
     if args.json:

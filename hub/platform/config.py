@@ -296,7 +296,10 @@ class SenderSettings(_Strict):
 
 
 class ShippingSettings(_Strict):
-    label_dir: Path = Path("labels")  # label files, one per shipment, with their checksum in the database
+    # label files, one per shipment, with their checksum in the database; a relative folder is taken from
+    # the config file's folder (under systemd name one in the unit's StateDirectory or ReadWritePaths=)
+    label_dir: Path = Path("labels")
+    label_format: Literal["pdf", "zpl"] = "pdf"  # what the packer's printer takes
     senders: dict[str, SenderSettings] = Field(default_factory=dict)
     default_sender: str | None = None  # the key of senders to use when a delivery mapping names none
     timezone: str = "Europe/Warsaw"  # the carriers' and the warehouse's clock: pickup days and cut-off
@@ -355,6 +358,14 @@ class LoadedConfig:
     @property
     def source_label(self) -> str:
         return str(self.path) if self.path else "built-in defaults"
+
+    @property
+    def label_dir(self) -> Path:
+        """[shipping] label_dir, a relative one taken from the config file's folder."""
+        folder = self.settings.shipping.label_dir
+        if folder.is_absolute():
+            return folder
+        return (self.path.parent if self.path is not None else Path.cwd()) / folder
 
     def source_of(self, key: str) -> str:
         """Where the value at a dotted key (``connectors.erp.settle``) came from, for a problem's line:

@@ -89,7 +89,7 @@ def create_shipment(session: Session, order: Order, delivery: DeliveryFile, sett
     values = {"order_id": order.id, "reference": reference, "carrier": choice.carrier, "service": choice.service,
               "sender": choice.sender, "state": "draft", "receiver": receiver, "pickup_point": point,
               "cod_amount": cod, "cod_currency": order.currency if cod is not None else None,
-              "insurance": cod, "currency": order.currency, "label_format": "pdf", "handles": {},
+              "insurance": cod, "currency": order.currency, "label_format": settings.label_format, "handles": {},
               "created_at": now, "updated_at": now}
     stmt = insert_for(session)(Shipment).values(values).on_conflict_do_nothing(index_elements=["reference"])
     inserted = session.execute(stmt.returning(Shipment.id)).scalar()

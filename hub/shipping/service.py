@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
@@ -92,9 +91,7 @@ class ShippingService:
         self.rules = rules
         self.delivery = delivery
         self.settings = loaded.settings.shipping
-        base = loaded.path.parent if loaded.path is not None else Path.cwd()
-        self.label_dir = self.settings.label_dir if self.settings.label_dir.is_absolute() \
-            else base / self.settings.label_dir
+        self.label_dir = loaded.label_dir
         self.pickups = PickupPlanner(connectors, self.settings)
 
     def carrier(self, name: str) -> Any:
