@@ -4,6 +4,7 @@ benchmarks; tests use the apps in-process through httpx.WSGITransport instead.""
 from __future__ import annotations
 
 import threading
+import time
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -18,6 +19,15 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class _Delayed:
+    def __init__(self, app: Any, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        time.sleep(self.seconds)
+        return self.app(environ, start_response)
+
+
 class LoopbackServer:
     def __init__(self, app: Any, name: str):
         self._app = app
@@ -25,11 +35,13 @@ class LoopbackServer:
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve (port 0: a free one); returns the base URL."""
+    def start(self, host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0) -> str:
+        """Serve (port 0: a free one); returns the base URL. ``latency``: seconds every request waits
+        before it is answered, as a vendor's API far away does (benchmarks)."""
         if self._server is not None:
             raise RuntimeError(f"{self._name} is already serving")
-        server = make_server(host, port, self._app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+        app = self._app if latency <= 0 else _Delayed(self._app, latency)
+        server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=self._name, daemon=True)

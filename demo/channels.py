@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import func, select
 from stdnum import ean as gtin
 
+from demo.shipping import carrier_hooks, config_sections, delivery_toml, run_shipping
 from hub.app.wiring import build_handlers
 from hub.catalog.models import DirtySku, ErpReject
 from hub.jobs.daemon import Daemon
@@ -43,7 +44,7 @@ PRODUCTS = 300
 WITHOUT_OFFER = 20  # SKUs the channels do not list (hub listings unmatched shows them)
 UNDER_FLOOR = 5
 LAST_UNIT = 40
-HEADER = ["sku", "name", "ean", "stock", "price_gross", "vat_rate", "cost_net", "warehouse"]
+HEADER = ["sku", "name", "ean", "stock", "price_gross", "vat_rate", "cost_net", "warehouse", "weight_kg"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class FeedRow:
     price: Decimal
     vat: str
     cost: Decimal
+    weight: Decimal = Decimal("0.500")
 
 
 def _catalogue(rng: random.Random) -> list[FeedRow]:
@@ -76,6 +78,7 @@ def _catalogue(rng: random.Random) -> list[FeedRow]:
             sku=f"DEMO-{i:03d}", name=f"Produkt demo {i} - zażółć gęślą jaźń", ean=code + gtin.calc_check_digit(code),
             stock=rng.randrange(0, 25), price=price, vat=rng.choice(["23", "23", "23", "8", "5"]),
             cost=(price / Decimal("1.23") * Decimal("0.55")).quantize(Decimal("0.01")),
+            weight=Decimal(100 + i * 137 % 3900) / 1000,  # kg, without drawing from rng (the rows stay as they were)
         ))
     for row in rows[10:10 + UNDER_FLOOR]:  # the cost went up in the ERP, the price did not
         row.cost = (row.price * Decimal("0.95")).quantize(Decimal("0.01"))
@@ -85,12 +88,12 @@ def _catalogue(rng: random.Random) -> list[FeedRow]:
 
 
 BAD_ROWS = [
-    ["BAD-EAN", "Zły kod EAN", "5901234123450", "3", "19,99", "23", "10,00", "MAG"],
-    ["BAD-VAT", "Stawka 17%", "", "3", "19,99", "17", "10,00", "MAG"],
-    ["BAD-STOCK", "Ujemny stan", "", "-2", "19,99", "23", "10,00", "MAG"],
-    ["BAD-PRICE", "Cena tekstem", "", "3", "abc", "23", "10,00", "MAG"],
-    ["BAD-ZERO", "Cena zero", "", "3", "0,00", "23", "10,00", "MAG"],
-    ["BAD-NAME", "", "", "3", "9,99", "23", "5,00", "MAG"],
+    ["BAD-EAN", "Zły kod EAN", "5901234123450", "3", "19,99", "23", "10,00", "MAG", "1,0"],
+    ["BAD-VAT", "Stawka 17%", "", "3", "19,99", "17", "10,00", "MAG", "1,0"],
+    ["BAD-STOCK", "Ujemny stan", "", "-2", "19,99", "23", "10,00", "MAG", "1,0"],
+    ["BAD-PRICE", "Cena tekstem", "", "3", "abc", "23", "10,00", "MAG", "1,0"],
+    ["BAD-ZERO", "Cena zero", "", "3", "0,00", "23", "10,00", "MAG", "1,0"],
+    ["BAD-NAME", "", "", "3", "9,99", "23", "5,00", "MAG", "1,0"],
 ]
 
 
@@ -105,7 +108,8 @@ def write_feed(path: Path, rows: list[FeedRow]) -> None:
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
     writer.writerow(HEADER)
     for r in rows:
-        writer.writerow([r.sku, r.name, r.ean, r.stock, _money(r.price), r.vat, _money(r.cost), "MAG"])
+        writer.writerow([r.sku, r.name, r.ean, r.stock, _money(r.price), r.vat, _money(r.cost), "MAG",
+                         f"{r.weight:.3f}".replace(".", ",")])
     writer.writerows(BAD_ROWS)
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(buffer.getvalue().encode("windows-1250"))
@@ -156,7 +160,8 @@ settle = 0
 # accepted orders become sales documents here (JSON and EDI++ files for the ERP to import)
 outbox = "{outbox}"
 
-{channels}"""
+{channels}
+{carriers}"""
 
 
 def _toml_value(value: Any) -> str:
@@ -164,6 +169,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -218,7 +225,8 @@ def run_channels_demo(base: Path, timeout: float = 90.0) -> bool:
     catalogue += [DemoItem("OLD-OFFER-1", None, 2, Decimal("9.99")), DemoItem("OLD-OFFER-2", None, 1, Decimal("5.00"))]
 
     channel_sections, pricing_sections, reconcile_sections = [], [], []
-    started = []
+    started: list[Any] = []
+    carriers = carrier_hooks()
     try:
         for kind, hook in hooks:
             options = hook.start(catalogue)
@@ -238,7 +246,11 @@ def run_channels_demo(base: Path, timeout: float = 90.0) -> bool:
             out(f"1. {hook.label}: {len(catalogue)} offers on {options.get('api_url') or options.get('base_url')}\n"
                 if len(started) == 1 else
                 f"   {hook.label}: {len(catalogue)} offers on {options.get('api_url') or options.get('base_url')}\n")
+        carrier_config = config_sections(carriers, started) if carriers else ""
         (base / "mappings").mkdir(exist_ok=True)
+        if carriers:
+            allegro = next((hook.name for kind, hook in hooks if kind == "allegro"), None)
+            (base / "mappings" / "delivery.toml").write_text(delivery_toml(carriers, allegro), encoding="utf-8")
         (base / "mappings" / "pricing.toml").write_text(
             "# Written by `hub demo`: per-channel rules over the shipped defaults\n[defaults]\n\n"
             + "\n".join(pricing_sections), encoding="utf-8")
@@ -253,7 +265,7 @@ def run_channels_demo(base: Path, timeout: float = 90.0) -> bool:
                 old.unlink()
         config_path.write_text(CONFIG.format(
             path=config_path, db=database, feed=feed, outbox=outbox, reconcile="\n".join(reconcile_sections),
-            channels="\n".join(channel_sections)), encoding="utf-8")
+            channels="\n".join(channel_sections), carriers=carrier_config), encoding="utf-8")
         loaded = load(config_path, environ={})
         log_file = (base / "hub.log").open("a", encoding="utf-8")
         configure_logging(LogSettings(level="info", format="json"), stream=log_file)
@@ -277,6 +289,10 @@ def run_channels_demo(base: Path, timeout: float = 90.0) -> bool:
             _report_channels(engine, hooks, rows)
             ok = _change_and_watch(feed, rows, hooks, rng)
             ok = _orders(engine, hooks, rows, outbox, loaded) and ok
+            if carriers:
+                sellers = [hook for _, hook in hooks if hasattr(hook, "place_order")]
+                ok = run_shipping(engine, loaded, config_path, carriers, sellers,
+                                  [r.sku for r in rows[50:53]]) and ok
         finally:
             daemon.stop(timeout=10)
         _summary(engine, hooks, config_path)

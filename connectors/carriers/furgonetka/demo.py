@@ -51,8 +51,8 @@ class FurgonetkaDemo:
         self.sim.pickup_hours = PICKUP_HOURS
         self.sim.weekend_pickups = True
 
-    def start(self) -> dict[str, Any]:
-        url = self.sim.serve()
+    def start(self, latency: float = 0.0) -> dict[str, Any]:
+        url = self.sim.serve(latency=latency)
         return {
             "api_url": url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "username": USERNAME,
             "password": PASSWORD, "services": [self.services["courier"], self.services["locker"]],

@@ -223,8 +223,8 @@ class FurgonetkaSimulator:
     def transport(self) -> LossyTransport:
         return LossyTransport(httpx.WSGITransport(app=self), self)
 
-    def serve(self, host: str = "127.0.0.1") -> str:
-        return self._loopback.start(host)
+    def serve(self, host: str = "127.0.0.1", *, latency: float = 0.0) -> str:
+        return self._loopback.start(host, latency=latency)
 
     def stop(self) -> None:
         self._loopback.stop()

@@ -49,8 +49,8 @@ class InPostDemo:
     def __init__(self) -> None:
         self.sim = _WallClockShipX(TOKEN, ORGANIZATION_ID, seed=2026)
 
-    def start(self) -> dict[str, Any]:
-        url = self.sim.serve()
+    def start(self, latency: float = 0.0) -> dict[str, Any]:
+        url = self.sim.serve(latency=latency)
         return {
             "api_url": url, "token": TOKEN, "organization_id": ORGANIZATION_ID,
             # ShipX requires a declared value for inpost_courier_standard; the hub sends one only with COD

@@ -305,8 +305,8 @@ class ShipXSimulator:
     def transport(self) -> httpx.BaseTransport:
         return _SimTransport(self)
 
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        return self._loopback.start(host, port)
+    def serve(self, host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0) -> str:
+        return self._loopback.start(host, port, latency=latency)
 
     def stop(self) -> None:
         self._loopback.stop()

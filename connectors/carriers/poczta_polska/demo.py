@@ -27,13 +27,15 @@ class PocztaPolskaDemo:
     def __init__(self) -> None:
         self.sim: ENSimulator | None = None
 
-    def start(self) -> dict[str, Any]:
+    def start(self, latency: float = 0.0) -> dict[str, Any]:
         if self.sim is not None:
             raise RuntimeError("the EN simulator is already serving")
         # EN's date is the Warsaw date: the carrier creates today's buffer and orders couriers from it on
         self.sim = ENSimulator(LOGIN, PASSWORD, today=datetime.now(WARSAW).date(), urzedy=[(URZAD, "UP Poznań 1")])
-        url = self.sim.serve()
-        return {"service_url": url, "login": LOGIN, "password": PASSWORD, "urzad_nadania": URZAD}
+        url = self.sim.serve(latency=latency)
+        # the demo books its pickup "now", whatever the day and hour (the defaults: 09:00-16:00, Monday to Friday)
+        return {"service_url": url, "login": LOGIN, "password": PASSWORD, "urzad_nadania": URZAD,
+                "pickup_windows": ["00:00-23:59"], "pickup_weekdays": [1, 2, 3, 4, 5, 6, 7]}
 
     def deliver(self, tracking_number: str) -> None:
         """No tracking (see ``note``): nothing to report delivered."""

@@ -248,10 +248,10 @@ class ENSimulator:
         """A requests adapter that answers from this app in-process (no socket)."""
         return WsgiAdapter(self)
 
-    def serve(self, host: str = "127.0.0.1") -> str:
+    def serve(self, host: str = "127.0.0.1", *, latency: float = 0.0) -> str:
         """Serve on a free loopback port; returns the service URL."""
         self._server = LoopbackServer(self, "en-simulator")
-        return self._server.start(host) + "/websrv/en.php"
+        return self._server.start(host, latency=latency) + "/websrv/en.php"
 
     def stop(self) -> None:
         if self._server is not None:

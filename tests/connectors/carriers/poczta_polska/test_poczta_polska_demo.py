@@ -27,13 +27,10 @@ from hub.platform.connectors import Services
 
 
 def _toml(options: dict[str, Any]) -> str:
-    """The section as the demo writes it (str, int, bool values)."""
-    def value(v: Any) -> str:
-        assert isinstance(v, str | int | bool), f"{v!r} is not TOML-writable by the demo"
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        return str(v) if isinstance(v, int) else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return "\n".join(f"{k} = {value(v)}" for k, v in options.items())
+    """The section as the demo writes it (demo.channels._toml_value: str, int, bool and lists of them)."""
+    from demo.channels import _toml_value
+
+    return "\n".join(f"{k} = {_toml_value(v)}" for k, v in options.items())
 
 
 def _pdf_text(content: bytes) -> str:
