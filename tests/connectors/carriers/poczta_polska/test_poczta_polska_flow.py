@@ -68,7 +68,8 @@ def test_single_parcel_label_by_guid(wired: Callable[..., Wired], sim: ENSimulat
     booking = w.carrier.book(shipment(service="paczka_pocztowa", weights=("0.7",)))
     label = w.carrier.label(booking, "pdf", "A6")
     assert label.content.startswith(b"%PDF") and booking.parcels[0].tracking_number.encode() in label.content
-    (call,) = sim.calls("getAddresLabelByGuid")
+    lookup, call = sim.calls("getAddresLabelByGuid")  # the booking's look-up by guid, then the label
+    assert booking.external_id.encode() in lookup.request
     assert booking.external_id.encode() in call.request and b"<idBufor>" in call.request
 
 
@@ -121,12 +122,12 @@ def test_a_5xx_before_applying_then_a_clean_booking(wired: Callable[..., Wired],
 def test_reads_are_retried_with_backoff(wired: Callable[..., Wired], sim: ENSimulator) -> None:
     w = wired()
     sim.inject("getEnvelopeBuforList", "http_500")
-    sim.inject("getEnvelopeBufor", "soap_server_fault")
+    sim.inject("getAddresLabelByGuid", "soap_server_fault")
     booking = w.carrier.book(shipment())
     assert booking.parcels[0].tracking_number
     assert w.sleeps.calls == [0.5, 0.5]
-    sim.inject("getEnvelopeBufor", "http_500", times=3)
-    with pytest.raises(RetryableError, match="getEnvelopeBufor: HTTP 500 \\(after 3 attempts\\)"):
+    sim.inject("getAddresLabelByGuid", "http_500", times=3)
+    with pytest.raises(RetryableError, match="getAddresLabelByGuid: HTTP 500 \\(after 3 attempts\\)"):
         w.carrier.book(shipment("SH-OTHER"))
 
 
@@ -156,7 +157,8 @@ def test_a_configured_buffer_is_used_as_is(wired: Callable[..., Wired], sim: ENS
 def test_en_refusal_is_permanent_with_its_reason(wired: Callable[..., Wired], sim: ENSimulator) -> None:
     with pytest.raises(PermanentError) as caught:
         wired(bufor_id=9999).carrier.book(shipment())
-    assert str(caught.value) == "Poczta Polska (EN) getEnvelopeBufor: buffer 9999: [101] Bufor o id 9999 nie istnieje"
+    assert str(caught.value) == ("Poczta Polska (EN) addShipment: EN refused shipment SH-2025-0001: "
+                                 "[101] Bufor o id 9999 nie istnieje")
     assert sim.parcels() == {}
 
 
