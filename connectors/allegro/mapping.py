@@ -139,6 +139,7 @@ def listing_from_offer(offer: Mapping[str, Any]) -> Listing:
         price_gross=parse_amount(price.get("amount")),
         currency=price.get("currency") or "PLN",
         active=sellable,
+        stock=None if sellable else stock,
     )
 
 

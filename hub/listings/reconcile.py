@@ -107,11 +107,15 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any],
             result.unmatched += 1
         inflight = row.inflight_job_id in open_jobs
         newer = read_started is not None and row.acked_at is not None and row.acked_at >= read_started
+        # an offer not on sale shows 0; what it stores tells how many units it sold (our last quantity
+        # applied to an offer a buyer had just ended is not six units sold)
+        remaining = offer.stock if not getattr(offer, "active", True) and getattr(offer, "stock", None) is not None \
+            else offer.quantity
         if not inflight and not newer and (row.ack_quantity != offer.quantity or row.ack_price != price):
-            if row.ack_quantity is not None and offer.quantity < row.ack_quantity:
+            if row.ack_quantity is not None and remaining < row.ack_quantity:
                 # fewer units than we sent: the channel sold some, and the order is on its way to the
                 # journal; raising the quantity back now would put the sold unit on sale again
-                sold = row.ack_quantity - offer.quantity
+                sold = row.ack_quantity - remaining
                 if row.sale_hold_until is not None and row.sale_hold_until > now and row.sale_hold_since:
                     row.sale_hold_units = (row.sale_hold_units or 0) + sold  # another sale in the same hold
                 else:  # the sale came after the last moment the hub knew the channel's quantity

@@ -219,3 +219,21 @@ def test_an_order_stamped_in_the_second_the_hold_began(fakes: None, db_url: str,
     service.poll_erp("erp")
     with transaction(engine) as s:
         assert _quantities(service.plan_all(s)) == planned  # 7 while the sale is unexplained
+
+
+def test_an_offer_that_stopped_being_offered_with_its_units_is_no_sale(fakes: None, db_url: str, engine: Engine,
+                                                                      tmp_path: Path) -> None:
+    """A marketplace offer a buyer ended by taking its last unit, then our quantity of 5 applied to it: it
+    shows 0 (not on sale) but keeps 5. That is not five units sold (a hold would keep them off sale for
+    five minutes, as the chaos test saw): it is an offer to put on sale again, its stock intact."""
+    from hub.kernel.ports.channel import Listing as Offer
+
+    _, service, _, _ = _pushed(tmp_path, db_url, engine, 5)
+    with transaction(engine) as s:
+        result = reconcile(s, "shop", [Offer("o1", "A", None, 0, Decimal("100.00"), active=False, stock=5)])
+        assert (result.sales_held, result.drift) == (0, 1)
+        assert _quantities(service.plan_all(s)) == [5]  # on sale again, whole
+    with transaction(engine) as s:  # ended by a sale of its last 2 units: those are held
+        s.execute(update(Listing).values(ack_quantity=2, inflight_job_id=None))
+        result = reconcile(s, "shop", [Offer("o1", "A", None, 0, Decimal("100.00"), active=False, stock=0)])
+        assert result.sales_held == 1 and s.query(Listing).one().sale_hold_units == 2

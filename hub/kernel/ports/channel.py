@@ -24,6 +24,10 @@ class Listing:
     price_gross: Decimal | None  # what a buyer pays now
     currency: str = "PLN"
     active: bool = True
+    # an offer not on sale (``active`` False) that keeps a stock of its own (an ended marketplace offer
+    # shows 0 but stores what was last set): tells a sale (the stock went down) from an offer that
+    # stopped being offered with its units still there
+    stock: int | None = None
     content_hash: str | None = None
     # the price the hub sets, when a buyer pays another (a sale the seller runs in the shop, by their
     # configured choice): the hub acknowledges and corrects this one, and keeps price_gross as seen

@@ -113,8 +113,9 @@ def test_listing_from_offer() -> None:
     ended = {**offer, "publication": {"status": "ENDED"}}
     assert listing_from_offer(ended).quantity == 0  # not on sale: what the hub pushed as 0
     assert listing_from_offer(ended).active is False
+    assert listing_from_offer(ended).stock == 4  # what the ended offer keeps: no sale took it down to 0
     bare = {"id": "1", "publication": {"status": "INACTIVE"}}
-    assert listing_from_offer(bare) == Listing("1", None, None, 0, None, "PLN", False)
+    assert listing_from_offer(bare) == Listing("1", None, None, 0, None, "PLN", False, stock=0)
 
 
 def test_report_done_needs_scheduled_tasks() -> None:
