@@ -62,7 +62,9 @@ class AllegroShippingOptions(BaseModel):
     tracking_carrier: str = Field("ALLEGRO", min_length=1)
     # how long one book/cancel/pickup call waits for Allegro's asynchronous command before answering
     # "not confirmed yet" (the job queue calls again and it goes on polling the same command)
-    confirm_timeout: Duration = 10.0
+    # (short: a worker thread runs its batch of jobs one after another, and a booking that waits holds the
+    # batch's other jobs; the queue brings the job back soon instead)
+    confirm_timeout: Duration = 2.0
     poll_interval: Duration = 1.0  # between status reads when Allegro sends no Retry-After
     # waybill -> tracking carrier, learnt at booking, is kept this long
     waybill_memory: Duration = 180 * 86400.0

@@ -148,7 +148,7 @@ class FurgonetkaCarrier:
 
     def _not_confirmed(self, what: str, command: str, subject: str, status: str) -> RetryableError:
         return RetryableError(f"Furgonetka {what} command {command} for {subject} not confirmed yet (status {status})",
-                              retry_after=max(5.0, self.options.confirm_interval * 5))
+                              retry_after=max(2.0, self.options.confirm_interval * 4))
 
     def _package_id_by_reference(self, request: ShipmentRequest) -> str:
         found = self._find_package(lambda p: p.get("user_reference_number") == request.reference)

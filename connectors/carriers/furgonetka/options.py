@@ -44,8 +44,10 @@ class FurgonetkaOptions(BaseModel):
     attempts: int = Field(3, ge=1, le=10)
     # order, pickup and cancel commands run asynchronously: how often book() asks within one job before
     # handing the job back to the queue, and how long it waits between the questions
-    confirm_polls: int = Field(5, ge=1, le=60)
-    confirm_interval: Duration = 1.0
+    # (short: a worker thread runs its batch of jobs one after another, and a booking that waits holds the
+    # batch's other jobs; the queue brings the job back soon instead)
+    confirm_polls: int = Field(2, ge=1, le=60)
+    confirm_interval: Duration = 0.5
     # finding a package by our reference or a tracking number pages through the newest packages: at most
     # this many pages of 100
     lookup_pages: int = Field(10, ge=1, le=200)

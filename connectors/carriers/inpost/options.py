@@ -65,9 +65,11 @@ class InPostOptions(BaseModel):
     attempts: StrictInt = Field(3, ge=1, le=10)  # tries per idempotent request on 5xx/timeouts
     # ShipX confirms a shipment asynchronously: book() reads it this many times, this far apart, then hands
     # the job back to the queue (RetryableError) to come back after ``confirm_retry_after``
-    confirm_polls: StrictInt = Field(4, ge=0, le=60)
-    confirm_poll_interval: Duration = 1.0
-    confirm_retry_after: Duration = 30.0
+    # (short: a worker thread runs its batch of jobs one after another, and a booking that waits holds the
+    # batch's other jobs; the queue brings the job back soon instead)
+    confirm_polls: StrictInt = Field(2, ge=0, le=60)
+    confirm_poll_interval: Duration = 0.5
+    confirm_retry_after: Duration = 3.0
     # finding a shipment or a dispatch order by our reference: how far back, and how many pages of 100
     lookup_days: StrictInt = Field(30, ge=1, le=365)
     lookup_max_pages: StrictInt = Field(10, ge=1, le=100)

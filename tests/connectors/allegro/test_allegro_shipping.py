@@ -7,7 +7,6 @@ label and protocol, which it reads as JSON, by ``Checked`` below)."""
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
@@ -63,7 +62,6 @@ class Checked(httpx.BaseTransport):
 
     def __init__(self, validating: Any):
         self.validating = validating
-        self._support = sys.modules[type(validating).__module__]  # its request/response adapters
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.path not in BINARY_PATHS:
@@ -74,7 +72,10 @@ class Checked(httpx.BaseTransport):
         assert response.headers.get("trace-id")
         if response.headers.get("content-type") == "application/octet-stream":
             assert response.status_code == 200 and response.content
-            self.validating.spec.api.validate_response(self._support._Req(request), self._support._Resp(response))
+            # the request/response adapters of the module that defines the transport (not sys.modules["conftest"]:
+            # several conftest modules share that name, and under xdist another one may hold it)
+            adapters = type(self.validating).handle_request.__globals__
+            self.validating.spec.api.validate_response(adapters["_Req"](request), adapters["_Resp"](response))
         else:
             self.validating._check_response(request, response)
         self.validating.checked.append((request.method, request.url.path, response.status_code))
