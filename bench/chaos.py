@@ -96,6 +96,7 @@ from connectors.shops.woocommerce.simulator import Faults as WooFaults
 from connectors.shops.woocommerce.simulator import WooSimulator
 from connectors.simserver import LoopbackServer
 from demo.channels import FeedRow, _toml_value, write_feed
+from demo.shipping import carrier_hooks
 from hub.catalog.models import Product, StockLevel
 from hub.jobs.models import Job
 from hub.listings.desired import price_inputs
@@ -103,7 +104,7 @@ from hub.listings.models import Listing
 from hub.listings.pricing import decide
 from hub.listings.rules import load_rules
 from hub.orders.models import ChannelCursor, Order, OrderHistory, OrderLineRow, Reservation, ReturnRow
-from hub.platform import db, registry
+from hub.platform import db
 from hub.platform.config import LogSettings, load
 from hub.platform.logs import configure as configure_logging
 from tests.support import pgtemp
@@ -318,12 +319,8 @@ class World:
         self.allegro_url = self._server.start()
         self.woo_url = self.woo.serve()
         # the carriers that ship a demo hook (InPost, Furgonetka, Poczta Polska), on loopback
-        self.carriers: list[tuple[str, Any, dict[str, Any]]] = []
-        for kind, spec in sorted(registry.specs().items()) if shipments else ():
-            factory = spec.extra.get("demo")
-            if spec.role == "carrier" and callable(factory):
-                hook = factory()
-                self.carriers.append((kind, hook, hook.start()))
+        self.carriers: list[tuple[str, Any, dict[str, Any]]] = [
+            (kind, hook, hook.start()) for kind, hook in (carrier_hooks() if shipments else [])]
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick_loop, name="woo-clock", daemon=True)
         self._ticker.start()
@@ -1102,8 +1099,7 @@ def check_shipments(engine: Engine, world: World, orders: list[Order], history: 
     carrier (the simulator holds one booking per shipment) and its label stored as recorded."""
     if not world.carriers:
         return
-    import hashlib
-
+    from hub.shipping.labels import LabelFileError, read_checked
     from hub.shipping.models import Shipment
 
     with db.transaction(engine) as session:
@@ -1122,8 +1118,11 @@ def check_shipments(engine: Engine, world: World, orders: list[Order], history: 
     for s in shipments:
         if s.state in ("booking", "booked", "draft"):
             bad("labels missing or wrong", f"{s.reference} ({s.carrier}) still {s.state}: {s.problem or ''}")
-        elif s.label_path and hashlib.sha256(Path(s.label_path).read_bytes()).hexdigest() != s.label_sha256:
-            bad("labels missing or wrong", f"{s.reference}: {s.label_path} differs from its checksum")
+        elif s.label_path and s.label_sha256:
+            try:
+                read_checked(s.label_path, s.label_sha256)
+            except LabelFileError as exc:
+                bad("labels missing or wrong", f"{s.reference}: {exc}")
 
 
 def forensics(base: Path, database_url: str, world: World) -> list[str]:

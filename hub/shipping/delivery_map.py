@@ -101,10 +101,7 @@ class DeliveryFile(BaseModel):
 
     @model_validator(mode="after")
     def _templates_exist(self) -> DeliveryFile:
-        routes: list[tuple[str, Route]] = [(f"methods.{i}", m) for i, m in enumerate(self.methods)]
-        if self.default is not None:
-            routes.insert(0, ("default", self.default))
-        for where, route in routes:
+        for where, route in self.routes():
             if route.template not in self.templates:
                 raise ValueError(f"{where}.template = {route.template!r}: no such template "
                                  f"(templates: {', '.join(sorted(self.templates)) or 'none'})")

@@ -24,6 +24,7 @@ from hub.platform.config import SenderSettings, ShippingSettings
 from hub.platform.db import insert_for
 from hub.shipping.kinds import BOOK_PICKUP
 from hub.shipping.models import Pickup, Shipment, ShipmentParcel
+from hub.shipping.wire import booking_of, sender_address
 
 WAITING = ("booked", "label_ready")  # booked with the carrier, not yet handed over
 
@@ -95,8 +96,6 @@ class PickupPlanner:
         return self.settings.senders[name]
 
     def handle_book_pickup(self, ctx: JobContext) -> dict[str, Any]:
-        from hub.shipping.service import booking_of, sender_address
-
         with ctx.session() as session:
             pickup = session.get(Pickup, ctx.payload["pickup_id"])
             if pickup is None:

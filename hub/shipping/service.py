@@ -22,8 +22,6 @@ from hub.kernel.clock import utcnow
 from hub.kernel.errors import PermanentError
 from hub.kernel.ports.capability import Capability
 from hub.kernel.ports.carrier import (
-    BookedParcel,
-    Booking,
     CancelRefused,
     CashOnDelivery,
     Parcel,
@@ -33,7 +31,7 @@ from hub.kernel.ports.carrier import (
 from hub.kernel.ports.channel import TrackingNotice
 from hub.kernel.types import Address, PickupPoint
 from hub.orders import Order, OrderRules, can_move, move, path_to, run_rules
-from hub.platform.config import LoadedConfig, SenderSettings
+from hub.platform.config import LoadedConfig
 from hub.shipping.create import ShippingProblem, create_shipment
 from hub.shipping.delivery_map import DeliveryFile
 from hub.shipping.kinds import (
@@ -52,6 +50,7 @@ from hub.shipping.models import Shipment, ShipmentParcel
 from hub.shipping.pickups import PickupPlanner
 from hub.shipping.states import ON_THE_WAY, advance
 from hub.shipping.states import move as move_shipment
+from hub.shipping.wire import booking_of, sender_address
 
 LIVE = ("draft", "booking", "booked", "label_ready", "handed_over", "in_transit", "out_for_delivery")
 TRACKED = ("booked", "label_ready", "handed_over", "in_transit", "out_for_delivery")
@@ -59,18 +58,6 @@ TRACK_BATCHES_PER_RUN = 50  # per carrier account; the next run goes on where th
 # a tracking status -> the shipment state it means (ready_for_pickup: waiting at the locker or point)
 STATE_OF = {"in_transit": "in_transit", "out_for_delivery": "out_for_delivery",
             "ready_for_pickup": "out_for_delivery", "delivered": "delivered", "returned": "returned_to_sender"}
-
-
-def sender_address(sender: SenderSettings) -> Address:
-    return Address(name=sender.name, street=sender.street, city=sender.city, postal_code=sender.postal_code,
-                   country=sender.country, company=sender.company, phone=sender.phone, email=sender.email)
-
-
-def booking_of(shipment: Shipment, parcels: list[ShipmentParcel]) -> Booking:
-    return Booking(reference=shipment.reference, external_id=shipment.external_id or "",
-                   parcels=[BookedParcel(tracking_number=p.tracking_number or "", external_id=p.external_id)
-                            for p in parcels], operator=shipment.operator or "other",
-                   handles=dict(shipment.handles or {}))
 
 
 def flag_order(session: Session, rules: OrderRules, order: Order, problem: str, now: datetime,

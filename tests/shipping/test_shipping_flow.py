@@ -6,21 +6,18 @@ booked once; a shipment is cancelled or refused; a missing weight is a problem o
 from __future__ import annotations
 
 import hashlib
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from hub.app.wiring import build_handlers
-from hub.jobs.queue import enqueue, open_jobs
-from hub.jobs.worker import WorkerPool
 from hub.kernel.ports.carrier import TrackingEvent
 from hub.orders.models import Order
 from hub.platform.config import load
 from hub.platform.db import transaction
 from hub.shipping.models import Pickup, Shipment, ShipmentHistory, ShipmentParcel
+from tests.orders.test_orders_flow import Hub
 from tests.support.fake_carrier import FakeCarrier, FakeTrackingChannel, WeightedErp
 from tests.support.fake_connectors import INSTANCES, make_order
 
@@ -95,24 +92,6 @@ kind = "fake-carrier"
 kind = "fake-carrier"
 """)
     return load(path, environ={})
-
-
-class Hub:
-    def __init__(self, engine: Engine, loaded: Any):
-        self.engine = engine
-        self.loaded = loaded
-        self.pool = WorkerPool(engine, build_handlers(loaded), loaded.settings.worker, name="shipping")
-
-    def run(self, kind: str, payload: dict[str, Any], key: str, connector: str | None = None) -> None:
-        with transaction(self.engine) as s:
-            enqueue(s, kind, payload, key=key, connector=connector)
-        self.quiet()
-
-    def quiet(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while open_jobs(self.engine) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert open_jobs(self.engine) == 0
 
 
 def _world(tmp_path: Path, db_url: str, engine: Engine) -> tuple[Hub, WeightedErp, FakeTrackingChannel]:

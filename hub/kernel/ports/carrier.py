@@ -41,7 +41,7 @@ class Parcel:
     length_cm: int | None = None
     width_cm: int | None = None
     height_cm: int | None = None
-    template: str | None = None  # a locker size: "small" | "medium" | "large" (InPost A/B/C)
+    template: str | None = None  # a locker size: "small" | "medium" | "large" (each connector maps its own)
     reference: str | None = None  # our parcel reference (the shipment's reference + "-1", "-2", ...)
 
 
@@ -66,7 +66,7 @@ class ShipmentRequest:
     label_format: LabelFormat = "pdf"
     label_size: LabelSize = "A6"
     content: str | None = None  # what is in the parcel, for the waybill
-    # the channel's order, for carriers that tie a parcel to it (Allegro's own shipping)
+    # the channel's order, for carriers that tie a parcel to it (a marketplace's own shipping)
     order_channel: str | None = None
     order_external_id: str | None = None
     # carrier-specific extras from the delivery mapping (a posting office id, a sending method)
@@ -85,10 +85,10 @@ class Booking:
     of the request's parcels)."""
 
     reference: str
-    external_id: str  # the carrier's shipment id (Allegro shipmentId, InPost id, EN guid, DPD session)
+    external_id: str  # the carrier's own id of the shipment
     parcels: Sequence[BookedParcel]
-    # who delivers, as the hub names carriers (a broker or Allegro books with one of these):
-    # inpost | dpd | poczta-polska | dhl | ups | gls | fedex | orlen | allegro-one | other
+    # who delivers, as a lower-case carrier code that carrier and channel connectors share (a broker or a
+    # marketplace books with some carrier; the channels map the code to their own list); "other" if unknown
     operator: str
     # what the connector needs later to cancel or print (a DPD session id, an EN buffer id)
     handles: dict[str, str] = field(default_factory=dict)
