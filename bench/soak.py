@@ -18,9 +18,7 @@ threads, batches of 10, 1 s poll) and a busier schedule (ERP every 2 s, orders e
 every 5 min). Every 5 s the bench samples that process (RSS from /proc/PID/status, open file
 descriptors, threads, CPU) and the database (its size: the SQLite file with its -wal, or
 pg_database_size; the queue depth: open jobs; the wait of every job finished since the last sample:
-started_at - run_at). started_at is the claim of the job's batch, which one worker thread then runs
-job after job, so the bench also derives each job's time to start (run_at until the job before it in
-its batch had finished).
+started_at - run_at, started_at being when a worker thread began the job).
 
 After the load: the ERP keeps importing until the hub has settled (everything ordered is in, booked,
 imported, ingested and pushed, twice in a row 2 s apart), and the bench checks that every order placed
@@ -428,7 +426,7 @@ class FinishedJob:
     state: str
     priority: int
     run_at: datetime
-    started_at: datetime  # the claim of its batch (hub.jobs.queue.claim), not when the job itself began
+    started_at: datetime  # when a worker thread began the job (hub.jobs.queue.begin)
     finished_at: datetime  # when its outcome was settled
     at: float  # bench clock when the bench saw it finished
 
@@ -442,21 +440,9 @@ class FinishedJob:
 
 
 def start_delays(jobs: Iterable[FinishedJob]) -> dict[int, float]:
-    """Per job: run_at until it really began. A worker thread claims up to batch_size jobs at once (one
-    started_at for all) and runs them one after the other, highest priority and then lowest id first
-    (hub.jobs.worker); a job begins when the one before it in its batch has finished. The finish is
-    known to the settle (outcomes are flushed every 50 ms), so a job is taken to begin at the latest
-    finish of the jobs before it that were settled before it."""
-    batches: dict[datetime, list[FinishedJob]] = defaultdict(list)
-    for job in jobs:
-        batches[job.started_at].append(job)
-    delays = {}
-    for batch in batches.values():
-        batch.sort(key=lambda j: (-j.priority, j.id))
-        for i, job in enumerate(batch):
-            began = max([job.started_at, *(b.finished_at for b in batch[:i] if b.finished_at < job.finished_at)])
-            delays[job.id] = (began - job.run_at).total_seconds()
-    return delays
+    """Per job: run_at until it really began (hub.jobs.queue.begin stamps started_at when a worker
+    thread starts the job, not when it claimed the job's batch)."""
+    return {job.id: job.wait for job in jobs}
 
 
 class Probe:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,6 +56,9 @@ class ClaimedJob:
     max_attempts: int | None
     priority: int
     lease_token: str
+    # the attempt is counted when the job starts (``begin``), not when it is claimed: a job waiting in
+    # a batch behind a slow one spends nothing if its process dies first
+    begun: bool = False
 
 
 @dataclass
@@ -180,6 +183,9 @@ def claim(
     PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so workers never wait on each
     other's rows. SQLite: the transaction starts with BEGIN IMMEDIATE, which
     serializes claims across threads and processes.
+
+    Only the first job of the batch (the one the worker runs at once) has its attempt counted here;
+    the others count theirs in ``begin`` when their turn comes.
     """
     if kinds is not None and not kinds:
         return []
@@ -194,8 +200,6 @@ def claim(
         "lease_owner": worker,
         "lease_token": token,
         "lease_expires_at": now + timedelta(seconds=lease),
-        "attempts": Job.attempts + 1,
-        "started_at": now,
         "updated_at": now,
     }
     returning = (
@@ -209,9 +213,23 @@ def claim(
         stmt = update(Job).where(Job.id.in_(due.scalar_subquery())).values(**values).returning(*returning)
     with engine.begin() as conn:
         rows = conn.execute(stmt).all()
-    jobs = [ClaimedJob(*row, lease_token=token) for row in rows]
-    jobs.sort(key=lambda j: (-j.priority, j.id))
+        jobs = sorted((ClaimedJob(*row, lease_token=token) for row in rows), key=lambda j: (-j.priority, j.id))
+        if jobs:
+            conn.execute(update(Job).where(Job.id == jobs[0].id).values(attempts=Job.attempts + 1, started_at=now))
+            jobs[0] = replace(jobs[0], attempts=jobs[0].attempts + 1, begun=True)
     return jobs
+
+
+def begin(engine: Engine, job: ClaimedJob) -> ClaimedJob | None:
+    """Count the attempt of a claimed job about to run; None if its lease is no longer ours."""
+    if job.begun:
+        return job
+    now = utcnow()
+    fence = and_(Job.id == job.id, Job.lease_token == job.lease_token, Job.state == "running")
+    with engine.begin() as conn:
+        attempts = conn.execute(update(Job).where(fence).values(attempts=Job.attempts + 1, started_at=now)
+                                .returning(Job.attempts)).scalar()
+    return None if attempts is None else replace(job, attempts=attempts, begun=True)
 
 
 def renew(engine: Engine, jobs: Sequence[ClaimedJob], lease: float) -> set[int]:
@@ -329,7 +347,8 @@ def _record_health(session: Session, outcomes: Sequence[Outcome], settled: set[i
 
 
 def release(engine: Engine, jobs: Sequence[ClaimedJob], *, started: bool, reason: str, worker: str) -> int:
-    """Give claimed jobs back: unstarted ones without using an attempt, started ones as a failed attempt."""
+    """Give claimed jobs back: unstarted ones without using an attempt (a begun one gets it back),
+    started ones as a failed attempt."""
     if not jobs:
         return 0
     now = utcnow()
@@ -343,7 +362,7 @@ def release(engine: Engine, jobs: Sequence[ClaimedJob], *, started: bool, reason
             if started:
                 values.update(state="failed-retrying", last_error=reason)
             else:
-                values.update(state="pending", attempts=Job.attempts - 1)
+                values.update(state="pending", attempts=Job.attempts - (1 if job.begun else 0))
             stmt = (
                 update(Job)
                 .where(Job.id == job.id, Job.lease_token == job.lease_token, Job.state == "running")

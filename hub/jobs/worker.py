@@ -153,9 +153,24 @@ class WorkerPool:
             for job in jobs:
                 if self._stopping.is_set():
                     break
+                try:
+                    begun = queue.begin(self.engine, job)
+                except Exception as exc:  # the database blinked: what is left of the batch goes back
+                    self.errors_in_loop += 1
+                    log.error("could not start a claimed job; giving the batch back", worker=worker,
+                              job=job.id, error=str(exc))
+                    break
                 with self._held_lock:
-                    held.started.add(job.id)
-                outcome = self._run_one(worker, job)
+                    if begun is None:
+                        held.jobs.pop(job.id, None)
+                    else:
+                        held.jobs[job.id] = begun
+                        held.started.add(job.id)
+                if begun is None:
+                    log.warning("lease lost before the job started; another worker owns it now",
+                                worker=worker, job=job.id)
+                    continue
+                outcome = self._run_one(worker, begun)
                 if outcome.ok:
                     pending.append(outcome)
                 else:

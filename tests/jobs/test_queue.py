@@ -79,16 +79,22 @@ def test_claim_order_priority_then_age_and_only_due_and_known_kinds(engine: Engi
     other = add(engine, "other", kind="unknown")
     claimed = queue.claim(engine, "w", limit=10, lease=30, kinds={"k"})
     assert [j.id for j in claimed] == [high, low]
-    assert all(j.attempts == 1 for j in claimed)
+    assert [(j.attempts, j.begun) for j in claimed] == [(1, True), (0, False)]  # the first runs at once
     assert queue.claim(engine, "w", limit=10, lease=30, kinds={"k"}) == []
     assert job(engine, later).state == "pending"
     assert job(engine, other).state == "pending"
     assert queue.claim(engine, "w", limit=10, lease=30, kinds=set()) == []
 
 
+def begun(engine: Engine, claimed: list[queue.ClaimedJob]) -> dict[int, queue.ClaimedJob]:
+    started = {j.id: queue.begin(engine, j) for j in claimed}
+    assert all(started.values())
+    return {jid: j for jid, j in started.items() if j is not None}
+
+
 def test_success_failure_backoff_and_dead(engine: Engine) -> None:
     ok, flaky, bad = add(engine, "ok"), add(engine, "flaky"), add(engine, "bad")
-    claimed = {j.id: j for j in queue.claim(engine, "w", limit=10, lease=30)}
+    claimed = begun(engine, queue.claim(engine, "w", limit=10, lease=30))
     before = utcnow()
     settled = queue.settle(engine, [
         Outcome(claimed[ok], ok=True, result={"done": 1}),
@@ -145,10 +151,42 @@ def test_expired_lease_on_last_attempt_goes_dead(engine: Engine) -> None:
     assert job(engine, jid).state == "dead"
 
 
+def test_a_job_waiting_in_its_batch_spends_no_attempt_when_its_worker_dies(engine: Engine) -> None:
+    """A batch's jobs run one after another: when the process dies during the first (a slow booking),
+    the ones still waiting behind it did not run, so crashes must not use up their attempts."""
+    ids = [add(engine, f"b{i}", max_attempts=2) for i in range(3)]
+    firsts = []
+    for _ in range(3):  # three crashes, each during its batch's first job
+        first, *waiting = queue.claim(engine, "w", limit=3, lease=30)
+        firsts.append(first.id)
+        assert first.begun and not any(j.begun for j in waiting)
+        with transaction(engine) as s:
+            expired = utcnow() - timedelta(seconds=1)
+            s.execute(update(Job).where(Job.state == "running").values(lease_expires_at=expired))
+        queue.requeue_expired(engine, SETTINGS)
+    assert firsts == [ids[0], ids[0], ids[1]]
+    assert [(job(engine, i).state, job(engine, i).attempts) for i in ids] == [
+        ("dead", 2), ("failed-retrying", 1), ("failed-retrying", 0)]
+
+
+def test_begin_counts_the_attempt_and_is_fenced_by_the_lease(engine: Engine) -> None:
+    a, b = add(engine, "a"), add(engine, "b")
+    first, second = queue.claim(engine, "w", limit=2, lease=30)
+    assert queue.begin(engine, first) is first  # counted by the claim already
+    started = queue.begin(engine, second)
+    assert started is not None and started.begun and started.attempts == 1 == job(engine, b).attempts
+    assert queue.release(engine, [started], started=False, reason="stopping", worker="w") == 1
+    assert (job(engine, b).state, job(engine, b).attempts) == ("pending", 0)
+    assert queue.begin(engine, second) is None  # released: the lease is gone
+    assert job(engine, a).attempts == 1
+
+
 def test_release_unstarted_does_not_use_an_attempt(engine: Engine) -> None:
     a, b = add(engine, "a"), add(engine, "b")
     claimed = queue.claim(engine, "w", limit=2, lease=30)
     by_id = {j.id: j for j in claimed}
+    assert by_id[a].begun and not by_id[b].begun
+    by_id[b] = queue.begin(engine, by_id[b]) or by_id[b]
     assert queue.release(engine, [by_id[a]], started=False, reason="stopping", worker="w") == 1
     assert queue.release(engine, [by_id[b]], started=True, reason="timeout", worker="w") == 1
     assert (job(engine, a).state, job(engine, a).attempts) == ("pending", 0)
