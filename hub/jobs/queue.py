@@ -7,6 +7,7 @@ complete or fail the job any more.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -22,7 +23,7 @@ from hub.kernel.clock import utcnow
 from hub.platform import credentials
 from hub.platform.config import WorkerSettings
 from hub.platform.db import insert_for, transaction
-from hub.platform.health import set_health
+from hub.platform.health import note_ok, set_health
 from hub.platform.logs import redact_text
 
 MAX_ERROR_CHARS = 4000
@@ -92,6 +93,18 @@ def _row(job: NewJob, now: datetime) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _insert_statement(dialect_insert: Any, exclusive: bool) -> Any:
+    """One statement per dialect, values bound at execution: compiled once, not per job (a Core insert,
+    so the ORM's bulk machinery stays out of the hot path)."""
+    insert = dialect_insert(Job.__table__)
+    if exclusive:
+        insert = insert.on_conflict_do_nothing()  # the key, or an open job of the same exclusive value
+    else:
+        insert = insert.on_conflict_do_nothing(index_elements=["idempotency_key"])
+    return insert.returning(Job.__table__.c.id)
+
+
 def enqueue(
     session: Session,
     kind: str,
@@ -111,13 +124,10 @@ def enqueue(
     (pending, running, retrying) also wins: its id comes back and nothing is added.
     """
     job = NewJob(kind, payload, key, connector, priority, run_at, max_attempts)
-    insert = insert_for(session)(Job).values(**_row(job, utcnow()), exclusive=exclusive)
-    if exclusive is None:
-        insert = insert.on_conflict_do_nothing(index_elements=["idempotency_key"])
-    else:
-        insert = insert.on_conflict_do_nothing()  # the key, or an open job of the same exclusive value
+    insert = _insert_statement(insert_for(session), exclusive is not None)
+    row = {**_row(job, utcnow()), "exclusive": exclusive}
     for _ in range(3):  # the open job may finish between our insert and our look: insert again
-        new_id = session.execute(insert.returning(Job.id)).scalar()
+        new_id = session.execute(insert, row).scalar()
         if new_id is not None:
             return Enqueued(new_id, True)
         existing = session.execute(select(Job.id, Job.kind).where(Job.idempotency_key == key)).one_or_none()
@@ -343,7 +353,10 @@ def _record_health(session: Session, outcomes: Sequence[Outcome], settled: set[i
             status = "ok" if outcome.ok else "login-needed" if outcome.hold else "failing"
             health[outcome.job.connector] = (status, outcome.error)
     for connector, (status, error) in sorted(health.items()):
-        set_health(session, connector, status, error, now)
+        if status == "ok":
+            note_ok(session, connector, now)
+        else:
+            set_health(session, connector, status, error, now)
 
 
 def release(engine: Engine, jobs: Sequence[ClaimedJob], *, started: bool, reason: str, worker: str) -> int:

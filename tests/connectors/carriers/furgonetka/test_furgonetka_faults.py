@@ -72,6 +72,17 @@ def test_a_502_after_the_draft_was_saved_is_not_resent(wire: Wire, sim: Furgonet
     assert len(sim.with_reference("SHP-502")) == 1 and len(sim.requests("POST", "^/packages$")) == 1
 
 
+def test_with_its_memory_a_first_booking_never_reads_the_package_list(
+        wire: Wire, sim: FurgonetkaSimulator, memory: object) -> None:
+    """The draft lookup pages through the account's packages (thousands in a busy account): only a
+    reference that may have been POSTed before needs it, and the memory says which."""
+    for n in range(3):
+        wire().carrier.book(shipment(f"SHP-NEW-{n}"))
+    listed = len(sim.requests("GET", "^/packages$"))
+    assert listed == (0 if memory is not None else 3)
+    assert len(sim.requests("POST", "^/packages$")) == 3
+
+
 def test_a_draft_that_never_arrived_is_created_on_the_next_call(wire: Wire, sim: FurgonetkaSimulator) -> None:
     sim.script("POST", "^/packages$", "timeout")
     with pytest.raises(RetryableError, match=r"POST /packages: timed out .*not retried: the request may have landed"):
