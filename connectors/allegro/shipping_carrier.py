@@ -116,11 +116,12 @@ class AllegroShippingCarrier:
 
     # --- commands ------------------------------------------------------------------------
 
-    def _send(self, kind: str, command: str, body: dict[str, Any] | Callable[[], dict[str, Any]], what: str
-              ) -> tuple[dict[str, Any] | None, float]:
+    def _send(self, kind: str, command: str, body: dict[str, Any] | Callable[[], dict[str, Any]], what: str,
+              *, look: bool = True) -> tuple[dict[str, Any] | None, float]:
         """Look the command up; POST it only when Allegro does not know it (``body`` may be built only then).
+        ``look=False``: the caller knows the command was never sent (no lookup).
         Returns (the command's status, or None when just sent; the delay Allegro asked for)."""
-        status = self.client.command(kind, command)
+        status = self.client.command(kind, command) if look else None
         if status is not None:
             return status, 0.0
         try:
@@ -166,7 +167,7 @@ class AllegroShippingCarrier:
         # a request Allegro cannot take fails before any call
         body = create_command(request, command, self.options.template_sizes)
         what = f"shipment {request.reference}"
-        status, delay = self._send("create", command, body, what)
+        status, delay = self._send("create", command, body, what, look=not request.first_call)
         status = self._settle("create", command, status, delay, what)
         call = "GET /shipment-management/shipments/create-commands/{commandId}"
         if command_status(status, call) == "ERROR":

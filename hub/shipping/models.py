@@ -40,6 +40,9 @@ class Shipment(Base):
     external_id: Mapped[str | None] = mapped_column(String(200))  # the carrier's shipment id
     operator: Mapped[str | None] = mapped_column(String(30))  # who delivers (a broker books with one)
     handles: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)  # what the carrier needs to cancel
+    # booking calls set out on, each counted (committed) before the call: at 0 none can have reached the
+    # carrier, so the connector need not look for an earlier booking first
+    book_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="1")
     label_path: Mapped[str | None] = mapped_column(Text)  # under [shipping] label_dir
     label_sha256: Mapped[str | None] = mapped_column(String(64))
     label_printed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

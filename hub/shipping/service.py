@@ -9,6 +9,7 @@ connector finds the first booking by our reference (hub.kernel.ports.carrier): o
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -144,7 +145,12 @@ class ShippingService:
                 raise PermanentError(f"shipment {ctx.payload['shipment_id']} does not exist")
             if shipment.state != "booking":
                 return {"shipment": shipment.id, "recorded_already": shipment.state}
-            request = self._request(session, shipment)
+            # counted and committed before the call: the first call books without a lookup, any later one
+            # (a crash, a lost answer, a lease that ran out) makes the connector look for it first
+            calls = session.execute(update(Shipment).where(Shipment.id == shipment.id)
+                                    .values(book_calls=Shipment.book_calls + 1)
+                                    .returning(Shipment.book_calls)).scalar_one()
+            request = replace(self._request(session, shipment), first_call=calls == 1)
             carrier_name = shipment.carrier
         carrier = self.carrier(carrier_name)
         try:

@@ -137,6 +137,7 @@ def test_a_paid_order_is_booked_labelled_tracked_and_delivered(shipping_fakes: N
         shipment = _shipment(engine, "S1")
         assert (shipment.carrier, shipment.service, shipment.state) == ("courier-a", "courier", "label_ready")
         assert len(courier.bookings) == 1 and len(courier.requests) == 3  # asked three times, booked once
+        assert [r.first_call for r in courier.requests] == [True, False, False]  # a retry looks first
         request = courier.requests[0]
         assert request.reference == shipment.reference == f"HUB-{shipment.order_id}-1"
         assert request.parcels[0].weight_kg == Decimal("2.650")  # 2 x 1.2 kg + 0.25 kg packaging
@@ -279,6 +280,7 @@ def test_a_worker_dying_after_the_carriers_answer_books_once(shipping_fakes: Non
         shipment = _shipment(engine, "K1")
         assert died == [shipment.reference]
         assert len(courier.requests) == 2 and len(courier.bookings) == 1  # asked twice, booked once
+        assert [r.first_call for r in courier.requests] == [True, False]
         assert shipment.state == "label_ready" and shipment.external_id == "courier-a-1"
         assert len(list((tmp_path / "labels").rglob("*.pdf"))) == 1
         assert len(shop.notices) == 1

@@ -4,12 +4,11 @@ Exactly once, per our reference:
 
 - ``book``: the order command's UUID is uuid5(our namespace, "order:<reference>"). Called again, book()
   first asks for that command (GET /order-commands/{uuid}); if Furgonetka knows it, it only goes on
-  polling. If not, and an earlier call may have POSTed the draft, it looks for the draft package whose
-  ``user_reference_number`` is our reference (paging GET /packages, newest first) before it POSTs a new
-  one, and POSTs once (no automatic repeat; a lost answer is followed by the same lookup). "May have"
-  is written down in the connector's memory (topic ``draft_posted``) before every POST: a reference
-  never marked was never POSTed, so the first call books without reading the account's package list.
-  The PUT of the order command is idempotent by design: the same UUID can never order twice.
+  polling. If not, it looks for the draft package whose ``user_reference_number`` is our reference
+  (paging GET /packages, newest first) before it ever POSTs a new draft, and POSTs once (no automatic
+  repeat; a lost answer is followed by the same lookup). The PUT of the order command is idempotent by
+  design: the same UUID can never order twice. A request marked ``first_call`` (the hub knows no call
+  for this reference was ever set out on) skips both lookups: nothing can be found.
 - ``book_pickup``: the pickup command's UUID is uuid5(.., "pickup:<reference>"), same pattern.
 - ``cancel``: the cancel command's UUID is uuid5(.., "cancel:<booking reference>"); a package already in
   state ``canceled`` is not sent again.
@@ -24,7 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from hub.kernel.errors import PermanentError, RetryableError
@@ -49,8 +48,6 @@ from .options import FurgonetkaOptions
 
 PAGE_SIZE = 100  # packages per GET /packages page (u: Kwarcek PackageRequest::getPackagesList's limit)
 MEMORY_TOPIC = "package_of_number"  # tracking number -> package id, for track()
-DRAFTS_TOPIC = "draft_posted"  # our reference -> when a POST /packages for it was about to be sent
-DRAFT_MARKS_KEPT = timedelta(days=30)  # a booking job gives up long before
 _RECENT = 200  # packages remembered per pickup address for pickup_windows() without bookings
 
 
@@ -74,7 +71,6 @@ class FurgonetkaCarrier:
         self._service_ids: dict[str, int] | None = None
         self._package_of: dict[str, str] = {}  # tracking number -> package id
         self._recent: dict[tuple[str, str, str], deque[str]] = {}  # pickup address -> package ids
-        self._marks_pruned_at: datetime | None = None
 
     def services(self) -> Sequence[str]:
         return self.options.services
@@ -86,7 +82,7 @@ class FurgonetkaCarrier:
             raise PermanentError(f"Furgonetka connector {self.name}: service {request.service!r} is not one of "
                                  f"its services ({', '.join(self.options.services)})")
         command = mapping.command_uuid("order", request.reference)
-        report = self.client.get_command("order-commands", command)
+        report = None if request.first_call else self.client.get_command("order-commands", command)
         package_id: str | None = None
         if report is None:
             package = self._draft(request)
@@ -104,14 +100,13 @@ class FurgonetkaCarrier:
 
     def _draft(self, request: ShipmentRequest) -> Any:
         """Our draft package: the one holding our reference, else a new one (POSTed once)."""
-        if self._maybe_posted(request.reference):
-            found = self._find_package(lambda p: p.get("user_reference_number") == request.reference)
-            if found is not None:
-                self.log.info("furgonetka.draft_found", reference=request.reference,
-                              package_id=found.get("package_id"))
-                return found
+        found = None if request.first_call else self._find_package(
+            lambda p: p.get("user_reference_number") == request.reference)
+        if found is not None:
+            self.log.info("furgonetka.draft_found", reference=request.reference,
+                          package_id=found.get("package_id"))
+            return found
         body = mapping.package_body(request, self._service_id(request.service))
-        self._mark_posted(request.reference)
         try:
             return self.client.create_package(body)
         except FurgonetkaUnavailable:
@@ -120,24 +115,6 @@ class FurgonetkaCarrier:
             if found is not None:
                 return found
             raise
-
-    def _maybe_posted(self, reference: str) -> bool:
-        """Whether a draft for ``reference`` may exist already; without a memory, always."""
-        if self.memory is None:
-            return True
-        return bool(self.memory.recall(DRAFTS_TOPIC, [reference]))
-
-    def _mark_posted(self, reference: str) -> None:
-        if self.memory is None:
-            return
-        now = datetime.now(UTC)
-        self.memory.remember(DRAFTS_TOPIC, {reference: Learnt(None, now)})
-        with self._lock:
-            prune = self._marks_pruned_at is None or now - self._marks_pruned_at > timedelta(hours=1)
-            if prune:
-                self._marks_pruned_at = now
-        if prune:
-            self.memory.forget_except(DRAFTS_TOPIC, (), learnt_before=now - DRAFT_MARKS_KEPT)
 
     def _confirm_order(self, request: ShipmentRequest, command: str, package_id: str | None,
                        report: Any) -> Booking:

@@ -93,7 +93,7 @@ class InPostCarrier:
             raise PermanentError(f"InPost book {ref}: service {request.service!r} is not one of the connector's "
                                  f"services ({', '.join(self._options.services)})")
         payload = mapping.shipment_payload(request, self._rules)  # refuses a bad request before any call
-        shipment = self._find_shipment(ref)
+        shipment = None if request.first_call else self._find_shipment(ref)  # a first call finds nothing
         if shipment is None:
             shipment = self._create(ref, payload)
         else:

@@ -97,7 +97,7 @@ class PocztaPolskaCarrier:
         type_name, fields = mapping.przesylka(request)  # refuses bad data before any call
         guids = mapping.guids_for(request.reference, len(request.parcels))
         bufor = self._bufor(request.options.get("idBufor"))
-        found = self._find(guids, bufor)
+        found = None if request.first_call else self._find(guids, bufor)  # a first call finds nothing
         if found is not None:
             return mapping.booking(request.reference, guids, found.numbers, found.handles)
         retval = self.client.add_shipment([self.client.new(type_name, fields)], bufor)

@@ -71,6 +71,10 @@ class ShipmentRequest:
     order_external_id: str | None = None
     # carrier-specific extras from the delivery mapping (a posting office id, a sending method)
     options: dict[str, str] = field(default_factory=dict)
+    # True only when the caller knows no earlier call with this reference was ever set out on (it counts
+    # them in a committed transaction before each call): the connector may then book without looking
+    # for an earlier booking first. False (unknown) always looks.
+    first_call: bool = False
 
 
 @dataclass(frozen=True)

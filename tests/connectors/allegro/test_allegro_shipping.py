@@ -263,6 +263,20 @@ def test_crash_after_booking_books_nothing_twice(rig: Rig) -> None:
     assert again.external_id == rig.sim.booked_shipments()[0].id
 
 
+def test_a_first_call_posts_without_looking_and_a_retry_finds_it(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Marked first by the hub, book() POSTs the create-command at once (then polls it); unmarked, it
+    looks the command up first and finds it."""
+    calls: list[str] = []
+    client = rig.carrier.client
+    command, post = client.command, client.post_command
+    monkeypatch.setattr(client, "command", lambda kind, cid: calls.append(f"GET {kind}") or command(kind, cid))
+    monkeypatch.setattr(client, "post_command", lambda kind, body: calls.append(f"POST {kind}") or post(kind, body))
+    first = rig.carrier.book(shipment_request(first_call=True))
+    assert calls[0] == "POST create" and rig.posts() == 1
+    again = rig.build().book(shipment_request())
+    assert rig.posts() == 1 and again.external_id == first.external_id
+
+
 def test_answer_lost_after_allegro_applied_the_post(rig: Rig) -> None:
     rig.drops.lose("POST", f"{SM}/shipments/create-commands")
     booking = rig.carrier.book(shipment_request())  # the GET after the lost answer finds the command

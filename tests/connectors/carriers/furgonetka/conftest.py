@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from furgonetka_testkit import Clock, DictMemory, Recording, Sleeps, Wired, options, services
+from furgonetka_testkit import Clock, Recording, Sleeps, Wired, options, services
 from tenacity import wait_none
 
 from connectors.carriers.furgonetka import build_carrier
@@ -26,20 +26,14 @@ def sim(clock: Clock) -> FurgonetkaSimulator:
     return FurgonetkaSimulator(CLIENT_ID, CLIENT_SECRET, USERNAME, PASSWORD, seed=20260528, clock=clock)
 
 
-@pytest.fixture(params=["memory", "no-memory"])
-def memory(request: pytest.FixtureRequest) -> DictMemory | None:
-    """With the connector memory the runtime gives it (shared by its processes), and without."""
-    return DictMemory() if request.param == "memory" else None
-
-
 @pytest.fixture
-def wire(sim: FurgonetkaSimulator, clock: Clock, memory: DictMemory | None) -> Callable[..., Wired]:
+def wire(sim: FurgonetkaSimulator, clock: Clock) -> Callable[..., Wired]:
     def make(**more: object) -> Wired:
         """``more``: connector options (e.g. ``confirm_polls=2``); each call is a fresh process."""
         sleeps = Sleeps()
         recording = Recording(sim.transport())
         throttle = Throttle(LocalRateLimiter(), "furgonetka:test", per_minute=60000.0, burst=1000.0, sleep=sleeps)
-        carrier = build_carrier("furgonetka", options(**more), services(recording, throttle, memory), sleep=sleeps,
+        carrier = build_carrier("furgonetka", options(**more), services(recording, throttle), sleep=sleeps,
                                 retry_wait=wait_none(), clock=clock)
         return Wired(carrier, sim, sleeps, recording.sent)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +14,6 @@ from connectors.carriers.furgonetka.carrier import FurgonetkaCarrier
 from connectors.carriers.furgonetka.simulator import FurgonetkaSimulator
 from hub.kernel.ports.carrier import CashOnDelivery, Parcel, ShipmentRequest
 from hub.kernel.types import Address, PickupPoint
-from hub.platform.memory import Learnt
 
 CLIENT_ID, CLIENT_SECRET = "app-7f3c", "app-secret-91b2"
 USERNAME, PASSWORD = "magazyn@sklep.example.pl", "Haslo-2024!"
@@ -71,29 +69,8 @@ def options(**more: Any) -> FurgonetkaOptions:
         "password": PASSWORD, "confirm_interval": "2s", **more})
 
 
-class DictMemory:
-    """hub.platform.memory.Memory's calls over a dict (that class has its own tests against both
-    databases): what the connector's processes share through the database."""
-
-    def __init__(self) -> None:
-        self.facts: dict[tuple[str, str], Learnt] = {}
-
-    def recall(self, topic: str, keys: Any = None) -> dict[str, Learnt]:
-        return {k: v for (t, k), v in self.facts.items() if t == topic and (keys is None or k in keys)}
-
-    def remember(self, topic: str, facts: dict[str, Learnt], *, newer_only: bool = False) -> None:
-        self.facts.update({(topic, k): v for k, v in facts.items()})
-
-    def forget_except(self, topic: str, keep: Any, *, learnt_before: datetime | None = None) -> int:
-        gone = [(t, k) for (t, k), v in self.facts.items() if t == topic and k not in keep
-                and (learnt_before is None or v.at < learnt_before)]
-        for key in gone:
-            del self.facts[key]
-        return len(gone)
-
-
-def services(transport: httpx.BaseTransport | None, throttle: Any, memory: Any = None) -> dict[str, Any]:
-    return {"transport": transport, "throttle": throttle, "memory": memory,
+def services(transport: httpx.BaseTransport | None, throttle: Any) -> dict[str, Any]:
+    return {"transport": transport, "throttle": throttle, "memory": None,
             "log": structlog.get_logger("connectors.furgonetka").bind(connector="furgonetka")}
 
 

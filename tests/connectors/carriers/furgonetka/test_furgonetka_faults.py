@@ -46,6 +46,17 @@ def test_crash_after_booking_then_book_again_finds_the_first(wire: Wire, sim: Fu
     assert len(sim.requests("PUT", "^/order-commands/")) == 1
 
 
+def test_a_first_call_books_without_the_lookups_and_a_retry_finds_it(wire: Wire, sim: FurgonetkaSimulator) -> None:
+    """Marked first by the hub: no GET of the order command before its PUT, no page of the package list
+    (thousands in a busy account). Called again unmarked, it finds the first booking."""
+    first = wire().carrier.book(shipment("SHP-FIRST", first_call=True))
+    assert sim.requests("GET", "^/packages$") == []
+    assert [e.method for e in sim.requests(None, "^/order-commands/")][:1] == ["PUT"]
+    again = wire().carrier.book(shipment("SHP-FIRST"))
+    assert again.external_id == first.external_id and len(sim.with_reference("SHP-FIRST")) == 1
+    assert len(sim.requests("POST", "^/packages$")) == 1 and len(sim.requests("PUT", "^/order-commands/")) == 1
+
+
 def test_crash_between_the_draft_and_the_order_reuses_the_draft(wire: Wire, sim: FurgonetkaSimulator) -> None:
     sim.script("PUT", "^/order-commands/", "timeout", "timeout")  # the draft exists, the order never arrived
     timed_out = r"PUT /order-commands/\S+: timed out \(ConnectTimeout\) \(after 2 attempts\)"
@@ -70,17 +81,6 @@ def test_a_502_after_the_draft_was_saved_is_not_resent(wire: Wire, sim: Furgonet
     sim.script("POST", "^/packages$", "502-after-apply")
     wire().carrier.book(shipment("SHP-502"))
     assert len(sim.with_reference("SHP-502")) == 1 and len(sim.requests("POST", "^/packages$")) == 1
-
-
-def test_with_its_memory_a_first_booking_never_reads_the_package_list(
-        wire: Wire, sim: FurgonetkaSimulator, memory: object) -> None:
-    """The draft lookup pages through the account's packages (thousands in a busy account): only a
-    reference that may have been POSTed before needs it, and the memory says which."""
-    for n in range(3):
-        wire().carrier.book(shipment(f"SHP-NEW-{n}"))
-    listed = len(sim.requests("GET", "^/packages$"))
-    assert listed == (0 if memory is not None else 3)
-    assert len(sim.requests("POST", "^/packages$")) == 3
 
 
 def test_a_draft_that_never_arrived_is_created_on_the_next_call(wire: Wire, sim: FurgonetkaSimulator) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import date, time
 
 import pytest
-from furgonetka_testkit import RECEIVER, SENDER, Clock, DictMemory, Wired, shipment
+from furgonetka_testkit import RECEIVER, SENDER, Clock, Wired, shipment
 
 from connectors.carriers.furgonetka import SPEC, FurgonetkaOptions
 from connectors.carriers.furgonetka.simulator import Faults, FurgonetkaSimulator
@@ -154,12 +154,9 @@ def test_label_not_ready_yet_is_retried_later(wire: Wire, sim: FurgonetkaSimulat
     assert carrier.label(booking, "pdf", "A4").content.startswith(b"%PDF")
 
 
-def test_numbers_booked_elsewhere_are_found_in_the_package_list(wire: Wire, sim: FurgonetkaSimulator,
-                                                                memory: DictMemory | None) -> None:
+def test_numbers_booked_elsewhere_are_found_in_the_package_list(wire: Wire, sim: FurgonetkaSimulator) -> None:
     first = wire().carrier
     bookings = [first.book(shipment(f"SHP-{n}")) for n in range(3)]
-    if memory is not None:
-        memory.facts.clear()  # booked elsewhere: nothing of them in the connector's memory
     for _ in range(120):  # push them past the first page of the listing
         sim._next_package += 1
         sim.packages[sim._next_package] = {**sim.package(int(bookings[2].external_id)),

@@ -5,6 +5,7 @@ same reference whenever a RetryableError comes out; these tests do the same in a
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -55,6 +56,16 @@ def test_crash_test_is_not_a_tautology_without_the_lookup(sim: ShipXSimulator, w
     carrier.book(courier_request())
     carrier.book(courier_request())
     assert len(sim.by_reference("ORD-2002")) == 2
+
+
+def test_a_first_call_books_without_the_lookup_and_a_retry_finds_it(sim: ShipXSimulator, wired: Wire) -> None:
+    """The hub marks a call that no earlier call can have preceded: no list is read for it. The next
+    call (its answer lost, the worker killed) is not marked, and finds the first booking."""
+    first = wired().carrier.book(replace(courier_request(), first_call=True))
+    assert sim.exchanges("GET", r"/organizations/[^/]+/shipments$") == []
+    again = wired().carrier.book(courier_request())
+    assert len(sim.exchanges("GET", r"/organizations/[^/]+/shipments$")) >= 1
+    assert len(sim.by_reference("ORD-2002")) == 1 and again.external_id == first.external_id
 
 
 @pytest.mark.parametrize("fault", ["lost", "5xx_after", "5xx", "timeout"])

@@ -83,6 +83,15 @@ def test_crash_after_booking_books_again_and_finds_the_first(wired: Callable[...
     assert len(sim.buffers) == 1  # the buffer was found by its description, not created twice
 
 
+def test_a_first_call_books_without_the_lookup_and_a_retry_finds_it(wired: Callable[..., Wired],
+                                                                    sim: ENSimulator) -> None:
+    first = wired().carrier.book(shipment(first_call=True))
+    assert sim.calls("getAddresLabelByGuid") == [] and sim.calls("getEnvelopeList") == []
+    again = wired().carrier.book(shipment())  # its answer was lost: not a first call
+    assert again == first and len(sim.calls("addShipment")) == 1 and len(sim.parcels()) == 1
+    assert len(sim.calls("getAddresLabelByGuid")) == 1
+
+
 def test_answer_lost_after_add_shipment_was_applied(wired: Callable[..., Wired], sim: ENSimulator) -> None:
     w = wired()
     sim.inject("addShipment", "lost")
