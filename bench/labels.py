@@ -16,7 +16,10 @@ per shipment times 1,000 is what one at a time would take. The bench prints both
 Goal (from the issue): <= 30 s on 2 cores, 0 duplicate bookings.
 
 The carriers' own rate limits are lifted for the run (rate_limit_per_minute): the figure is the hub's
-concurrency against latency, not a vendor's quota.
+concurrency against latency, not a vendor's quota. The orders' channel is not part of the benchmark:
+their shipments are stored as if the channel had been told their tracking numbers (tracking_pushed_at),
+so each tracking-push job the booking queues ends at its first read (its claim, read and settle are
+still timed).
 
 Run: .venv/bin/python bench/labels.py [--shipments 1000] [--latency 0.1] [--threads 8] [--sample 10]
 """
@@ -121,8 +124,10 @@ def seed(engine: Any, loaded: Any, carriers: list[tuple[str, Any, dict[str, Any]
         orders = session.execute(select(Order).order_by(Order.id)).scalars().all()
         for n, order in enumerate(orders):
             _, hook, _ = carriers[n % len(carriers)]
-            create_shipment(session, order, delivery, loaded.settings.shipping, "bench", now,
-                            carrier=hook.name, service=hook.services["courier"])
+            shipment = create_shipment(session, order, delivery, loaded.settings.shipping, "bench", now,
+                                       carrier=hook.name, service=hook.services["courier"])
+            assert shipment is not None
+            shipment.tracking_pushed_at = now  # the channel is not part of this benchmark (module docstring)
 
 
 def baseline(loaded: Any, engine: Any, carriers: list[tuple[str, Any, dict[str, Any]]], sample: int) -> float:

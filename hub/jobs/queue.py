@@ -146,6 +146,21 @@ def enqueue(
     return Enqueued(existing.id, False)
 
 
+def run_now(session: Session, key: str) -> bool:
+    """Make a pending job (queued to run later) due now; False if it is no longer pending."""
+    now = utcnow()
+    return session.execute(update(Job).where(Job.idempotency_key == key, Job.state == "pending")
+                           .values(run_at=now, updated_at=now)).rowcount > 0
+
+
+def done_without_running(session: Session, key: str, result: dict[str, Any]) -> bool:
+    """A pending job whose work its caller did itself (in this transaction): done, never run. False if a
+    worker has it already (it will find the work done)."""
+    now = utcnow()
+    return session.execute(update(Job).where(Job.idempotency_key == key, Job.state == "pending")
+                           .values(state="done", result=result, updated_at=now, finished_at=now)).rowcount > 0
+
+
 def enqueue_coalesced(
     session: Session, kind: str, payload: dict[str, Any], *, group: str, priority: int = 0
 ) -> Enqueued:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +23,7 @@ from hub.kernel.clock import utcnow
 from hub.kernel.errors import PermanentError
 from hub.kernel.ports.capability import Capability
 from hub.kernel.ports.carrier import (
+    Booking,
     CancelRefused,
     CashOnDelivery,
     Parcel,
@@ -53,6 +54,8 @@ from hub.shipping.states import ON_THE_WAY, advance
 from hub.shipping.states import move as move_shipment
 from hub.shipping.wire import booking_of, sender_address
 
+# a booking's label job waits this long for the booking's own fetch of the label (hub.shipping.service)
+LABEL_SAFETY_NET = timedelta(seconds=60)
 LIVE = ("draft", "booking", "booked", "label_ready", "handed_over", "in_transit", "out_for_delivery")
 TRACKED = ("booked", "label_ready", "handed_over", "in_transit", "out_for_delivery")
 TRACK_BATCHES_PER_RUN = 50  # per carrier account; the next run goes on where this one stopped
@@ -185,15 +188,46 @@ class ShippingService:
             for row, booked in zip(parcels, booking.parcels, strict=True):
                 row.tracking_number, row.external_id = booked.tracking_number, booked.external_id
             move_shipment(session, shipment, "booked", "carrier", now)
-            queue.enqueue(session, LABEL, {"shipment_id": shipment.id}, key=f"ship-label:{shipment.reference}",
-                          connector=carrier_name)
+            # the label is fetched right below; its job is the safety net of a worker that dies first
+            label_key = f"ship-label:{shipment.reference}"
+            queue.enqueue(session, LABEL, {"shipment_id": shipment.id}, key=label_key, connector=carrier_name,
+                          run_at=now + LABEL_SAFETY_NET)
             queue.enqueue(session, PUSH_TRACKING, {"shipment_id": shipment.id},
                           key=f"ship-tracking:{shipment.reference}")
             order = session.get(Order, shipment.order_id)
             assert order is not None
             run_rules(session, self.rules, order, "shipment.booked", now)
-        return {"shipment": request.reference, "external_id": booking.external_id,
-                "tracking": [p.tracking_number for p in booking.parcels]}
+            fmt, day = shipment.label_format, shipment.created_at.date()
+        result = {"shipment": request.reference, "external_id": booking.external_id,
+                  "tracking": [p.tracking_number for p in booking.parcels]}
+        label = self._label_at_once(ctx, carrier, booking, fmt, day, label_key)
+        return {**result, "label": label}
+
+    def _label_at_once(self, ctx: JobContext, carrier: Any, booking: Booking, fmt: str, day: date,
+                       label_key: str) -> str | None:
+        """The label of a parcel just booked, in the booking's job: a job of its own per label cost as much
+        as the booking (claim, reads, settle). Anything short of a stored label (not ready yet, a fault)
+        leaves it to the label job, made due at once; a worker dying here leaves that job due later."""
+        try:
+            label = carrier.label(booking, "zpl" if fmt == "zpl" else "pdf", "A6")
+            path, digest = store_label(self.label_dir, day, booking.reference, label)
+        except Exception as exc:  # the label job repeats the call, with the queue's handling of errors
+            ctx.log.info("label not fetched with the booking; its job will", reference=booking.reference,
+                         error=str(exc)[:300])
+            with ctx.session() as session:
+                queue.run_now(session, label_key)
+            return None
+        now = utcnow()
+        with ctx.session() as session:
+            shipment = session.get(Shipment, ctx.payload["shipment_id"])
+            assert shipment is not None
+            if shipment.state != "booked" or shipment.label_sha256:
+                return None
+            shipment.label_path, shipment.label_sha256, shipment.label_format = str(path), digest, label.format
+            move_shipment(session, shipment, "label_ready", "carrier", now)
+            queue.done_without_running(session, label_key, {"shipment": booking.reference, "label": str(path),
+                                                            "sha256": digest, "with_the_booking": True})
+        return str(path)
 
     def handle_label(self, ctx: JobContext) -> dict[str, Any]:
         with ctx.session() as session:
@@ -236,6 +270,11 @@ class ShippingService:
             notice = TrackingNotice(order_external_id=order.external_id, operator=shipment.operator or "other",
                                     tracking_numbers=numbers,
                                     booked_by_channel=self._books_for(carrier_name) == channel)
+        if channel not in self.connectors.names(role="channel"):
+            raise PermanentError(f"order {notice.order_external_id} came from channel {channel!r}, which is not "
+                                 f"configured or is disabled (channels: "
+                                 f"{', '.join(self.connectors.names(role='channel')) or 'none'}): its tracking "
+                                 "numbers were not sent; `hub jobs retry` once the channel is back")
         sent = False
         if Capability.TRACKING_PUSH in self.connectors.spec(channel).capabilities:
             self.connectors.get(channel).add_tracking(notice, idempotency_key=ctx.job.idempotency_key)

@@ -6,11 +6,13 @@ booked once; a shipment is cancelled or refused; a missing weight is a problem o
 from __future__ import annotations
 
 import hashlib
+import time
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from hub.kernel.ports.carrier import TrackingEvent
 from hub.orders.models import Order
@@ -284,5 +286,100 @@ def test_a_worker_dying_after_the_carriers_answer_books_once(shipping_fakes: Non
         assert shipment.state == "label_ready" and shipment.external_id == "courier-a-1"
         assert len(list((tmp_path / "labels").rglob("*.pdf"))) == 1
         assert len(shop.notices) == 1
+    finally:
+        hub.pool.stop()
+
+
+def test_tracking_for_an_order_of_a_channel_no_longer_configured_is_one_clear_dead_job(
+        shipping_fakes: None, db_url: str, engine: Engine, tmp_path: Path) -> None:
+    """The order came from a channel since removed from the config: its push cannot be sent. One
+    attempt, dead with a line naming the order and the channel (not a KeyError retried to the end)."""
+    from hub.jobs.models import Job
+
+    hub, _, shop = _world(tmp_path, db_url, engine)
+    try:
+        shop.place(make_order("shop", "G1", [("A", "s-A", 1, "100.00")]))
+        hub.run("orders.poll", {"channel": "shop"}, "poll-1", "shop")
+        shipment = _shipment(engine, "G1")
+        with transaction(engine) as s:
+            s.execute(update(Order).where(Order.id == shipment.order_id).values(channel="old-shop"))
+            s.execute(update(Shipment).where(Shipment.id == shipment.id).values(tracking_pushed_at=None))
+        hub.run("shipping.push_tracking", {"shipment_id": shipment.id}, "push-again")
+        with transaction(engine) as s:
+            job = s.execute(select(Job).where(Job.idempotency_key == "push-again")).scalar_one()
+        assert (job.state, job.attempts) == ("dead", 1)
+        assert job.last_error == ("order G1 came from channel 'old-shop', which is not configured or is disabled "
+                                  "(channels: shop): its tracking numbers were not sent; `hub jobs retry` once "
+                                  "the channel is back")
+    finally:
+        hub.pool.stop()
+
+
+def _label_job(engine: Engine, reference: str) -> Any:
+    from hub.jobs.models import Job
+
+    with transaction(engine) as s:
+        return s.execute(select(Job).where(Job.idempotency_key == f"ship-label:{reference}")).scalar_one()
+
+
+def test_the_label_comes_with_the_booking_and_its_job_never_runs(shipping_fakes: None, db_url: str,
+                                                                 engine: Engine, tmp_path: Path) -> None:
+    hub, _, shop = _world(tmp_path, db_url, engine)
+    try:
+        courier: FakeCarrier = INSTANCES["courier-a"]
+        shop.place(make_order("shop", "L1", [("A", "s-A", 1, "100.00")]))
+        hub.run("orders.poll", {"channel": "shop"}, "poll-1", "shop")
+        shipment = _shipment(engine, "L1")
+        assert shipment.state == "label_ready" and courier.label_calls == [shipment.reference]
+        job = _label_job(engine, shipment.reference)
+        assert (job.state, job.attempts, job.result["with_the_booking"]) == ("done", 0, True)
+        assert job.result["sha256"] == shipment.label_sha256
+    finally:
+        hub.pool.stop()
+
+
+def test_a_worker_dying_before_the_label_leaves_it_to_the_label_job(shipping_fakes: None, db_url: str,
+                                                                     engine: Engine, tmp_path: Path,
+                                                                     monkeypatch: Any) -> None:
+    """Booked and committed, then the worker dies before the label: the label job, queued with the
+    booking to run a little later, fetches it. One booking, one label."""
+    import hub.shipping.service as service_module
+
+    died: list[str] = []
+
+    def dies(self: Any, ctx: Any, carrier: Any, booking: Any, *args: Any) -> None:
+        died.append(booking.reference)
+        raise RuntimeError("worker killed after the booking's commit")
+
+    monkeypatch.setattr(service_module, "LABEL_SAFETY_NET", timedelta(milliseconds=300))
+    monkeypatch.setattr(service_module.ShippingService, "_label_at_once", dies)
+    hub, _, shop = _world(tmp_path, db_url, engine)
+    try:
+        courier: FakeCarrier = INSTANCES["courier-a"]
+        shop.place(make_order("shop", "L2", [("A", "s-A", 1, "100.00")]))
+        hub.run("orders.poll", {"channel": "shop"}, "poll-1", "shop")
+        shipment = _shipment(engine, "L2")
+        assert died == [shipment.reference] and len(courier.bookings) == 1
+        assert shipment.state == "label_ready" and courier.label_calls == [shipment.reference]
+        job = _label_job(engine, shipment.reference)
+        assert (job.state, job.attempts) == ("done", 1) and "with_the_booking" not in job.result
+        assert len(list((tmp_path / "labels").rglob("*.pdf"))) == 1
+    finally:
+        hub.pool.stop()
+
+
+def test_a_label_not_ready_with_the_booking_is_fetched_by_its_job_at_once(shipping_fakes: None, db_url: str,
+                                                                          engine: Engine, tmp_path: Path) -> None:
+    hub, _, shop = _world(tmp_path, db_url, engine)
+    try:
+        courier: FakeCarrier = INSTANCES["courier-a"]
+        courier.label_not_ready = 1
+        shop.place(make_order("shop", "L3", [("A", "s-A", 1, "100.00")]))
+        started = time.monotonic()
+        hub.run("orders.poll", {"channel": "shop"}, "poll-1", "shop")
+        shipment = _shipment(engine, "L3")
+        assert shipment.state == "label_ready" and courier.label_calls == [shipment.reference] * 2
+        assert time.monotonic() - started < 30  # made due at once, not after the safety net's minute
+        assert _label_job(engine, shipment.reference).attempts == 1
     finally:
         hub.pool.stop()

@@ -59,6 +59,7 @@ class FakeCarrier:
     pending_polls: int = 0  # book() answers "not confirmed yet" this many times first
     refuse: str | None = None  # book() refuses with this reason
     label_not_ready: int = 0
+    label_calls: list[str] = field(default_factory=list)  # every label() call, by reference
     cancelled: set[str] = field(default_factory=set)
     events: dict[str, list[TrackingEvent]] = field(default_factory=dict)
     pickups: dict[str, BookedPickup] = field(default_factory=dict)
@@ -88,6 +89,7 @@ class FakeCarrier:
         return booking
 
     def label(self, booking: Booking, fmt: LabelFormat, size: LabelSize) -> Label:
+        self.label_calls.append(booking.reference)
         if self.label_not_ready > 0:
             self.label_not_ready -= 1
             raise RetryableError(f"{self.name}: label of {booking.reference} not ready yet")
