@@ -12,6 +12,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: with dozens of hub workers connecting at once, connections
+    # beyond it wait for a SYN retransmit (a second or more), which no vendor's front end does
+    request_queue_size = 256
 
 
 class _QuietHandler(WSGIRequestHandler):

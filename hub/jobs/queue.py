@@ -27,6 +27,9 @@ from hub.platform.health import note_ok, set_health
 from hub.platform.logs import redact_text
 
 MAX_ERROR_CHARS = 4000
+# statements run in a caller's ORM session name the table, not the entity: the ORM's bulk update path
+# (identity-map sync, per-statement compile) cost more than the statement itself
+JOBS = Job.__table__
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ def enqueue(
 def run_now(session: Session, key: str) -> bool:
     """Make a pending job (queued to run later) due now; False if it is no longer pending."""
     now = utcnow()
-    return session.execute(update(Job).where(Job.idempotency_key == key, Job.state == "pending")
+    return session.execute(update(JOBS).where(JOBS.c.idempotency_key == key, JOBS.c.state == "pending")
                            .values(run_at=now, updated_at=now)).rowcount > 0
 
 
@@ -157,7 +160,7 @@ def done_without_running(session: Session, key: str, result: dict[str, Any]) -> 
     """A pending job whose work its caller did itself (in this transaction): done, never run. False if a
     worker has it already (it will find the work done)."""
     now = utcnow()
-    return session.execute(update(Job).where(Job.idempotency_key == key, Job.state == "pending")
+    return session.execute(update(JOBS).where(JOBS.c.idempotency_key == key, JOBS.c.state == "pending")
                            .values(state="done", result=result, updated_at=now, finished_at=now)).rowcount > 0
 
 
@@ -310,11 +313,11 @@ def _settle_plain_successes(session: Session, outcomes: Sequence[Outcome], now: 
     settled: set[int] = set()
     for token, ids in by_token.items():
         stmt = (
-            update(Job)
-            .where(Job.lease_token == token, Job.id.in_(ids), Job.state == "running")
+            update(JOBS)
+            .where(JOBS.c.lease_token == token, JOBS.c.id.in_(ids), JOBS.c.state == "running")
             .values(state="done", last_error=None, lease_owner=None, lease_token=None, lease_expires_at=None,
                     updated_at=now, finished_at=now)
-            .returning(Job.id)
+            .returning(JOBS.c.id)
         )
         settled.update(session.execute(stmt).scalars())
     return settled
@@ -334,7 +337,7 @@ def _outcome_values(outcome: Outcome, settings: WorkerSettings, now: datetime) -
         return {"state": "done", "result": outcome.result, "last_error": None}
     if outcome.hold:
         return {"last_error": _stored(outcome.error or "held"), "state": "failed-retrying",
-                "attempts": Job.attempts - 1,
+                "attempts": JOBS.c.attempts - 1,
                 "run_at": now + timedelta(seconds=outcome.retry_after or settings.backoff_max)}
     error = _stored(outcome.error or "unknown error")
     if not outcome.retryable or job.attempts >= _effective_max(job, settings):
@@ -349,8 +352,8 @@ def _settle_one(session: Session, outcome: Outcome, settings: WorkerSettings, wo
     values = _outcome_values(outcome, settings, now)
     values.update(lease_owner=None, lease_token=None, lease_expires_at=None, updated_at=now,
                   finished_at=now if values["state"] in ("done", "dead") else None)
-    fence = and_(Job.id == job.id, Job.lease_token == job.lease_token, Job.state == "running")
-    hit = session.execute(update(Job).where(fence).values(**values).returning(Job.id)).scalar()
+    fence = and_(JOBS.c.id == job.id, JOBS.c.lease_token == job.lease_token, JOBS.c.state == "running")
+    hit = session.execute(update(JOBS).where(fence).values(**values).returning(JOBS.c.id)).scalar()
     if hit is None:
         return set()
     if not outcome.ok:

@@ -6,8 +6,9 @@ caller takes its token at once and sleeps off the debt, which keeps callers in
 arrival order. ``block`` pushes the bucket into debt for a vendor's block
 window (a 429 with a one-minute ban), so nobody sends until it is over.
 
-On PostgreSQL the bucket is a row updated with one atomic upsert on the
-database's clock, so it holds across processes and machines. On SQLite (one
+On PostgreSQL the bucket is a row updated with one atomic statement on the
+database's clock, so it holds across processes and machines; with room to spare a
+process takes a block of tokens at once (PostgresRateLimiter). On SQLite (one
 machine, usually one process) it lives in memory.
 """
 
@@ -86,17 +87,80 @@ _PG_BLOCK = text(
 )
 
 
+# a block of tokens is taken only while the bucket holds at least twice the block after its refill, so
+# near the limit every request still takes its own token (and waits its turn in the shared debt)
+_PG_TAKE_BLOCK = text(
+    """
+    UPDATE rate_buckets SET
+        tokens = LEAST(
+            :burst,
+            tokens + GREATEST(0, EXTRACT(EPOCH FROM clock_timestamp() - updated_at)) * :rate
+        ) - :block,
+        updated_at = clock_timestamp()
+    WHERE key = :key
+      AND LEAST(:burst, tokens + GREATEST(0, EXTRACT(EPOCH FROM clock_timestamp() - updated_at)) * :rate)
+          >= 2 * :block
+    RETURNING tokens
+    """
+)
+
+BLOCK_SECONDS = 0.25  # a process's block is at most what the bucket refills in this time, and expires then
+MAX_BLOCK = 50
+
+
 class PostgresRateLimiter:
-    def __init__(self, engine: Engine):
-        self._engine = engine
+    """The bucket is a row every process shares. Each call is one statement in autocommit: the row is
+    locked only while the server runs it (in a transaction the lock was held until the client's COMMIT
+    came, and every request of every worker queued behind a client waiting for its turn on the GIL).
+    While the bucket has room to spare, a process takes a block of tokens at once and hands them to its
+    threads from memory: one statement per block, not per request. A block's unused tokens lapse after
+    ``BLOCK_SECONDS``, so a process never holds more than the bucket refills in that time."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.monotonic):
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._blocks: dict[str, tuple[int, float]] = {}  # key -> (tokens left, usable until)
+        self._no_room_until: dict[str, float] = {}  # key -> no block asked for before then
+        self.statements = 0
+        self.blocks_taken = 0
+
+    @staticmethod
+    def block_size(per_second: float, burst: float) -> int:
+        return max(1, min(MAX_BLOCK, int(burst // 4), int(per_second * BLOCK_SECONDS)))
 
     def reserve(self, key: str, per_second: float, burst: float) -> float:
-        with self._engine.begin() as conn:
+        block = self.block_size(per_second, burst)
+        if block > 1:
+            with self._lock:
+                left, until = self._blocks.get(key, (0, 0.0))
+                now = self._clock()
+                if left > 0 and now < until:
+                    self._blocks[key] = (left - 1, until)
+                    return 0.0
+                room = now >= self._no_room_until.get(key, 0.0)
+            if room:
+                with self._engine.connect() as conn:
+                    self.statements += 1
+                    got = conn.execute(_PG_TAKE_BLOCK, {"key": key, "burst": burst, "rate": per_second,
+                                                        "block": block}).first()
+                if got is not None:
+                    with self._lock:
+                        self.blocks_taken += 1
+                        self._blocks[key] = (block - 1, self._clock() + BLOCK_SECONDS)
+                    return 0.0
+        with self._engine.connect() as conn:
+            self.statements += 1
             tokens = float(conn.execute(_PG_RESERVE, {"key": key, "burst": burst, "rate": per_second}).scalar_one())
+        if block > 1 and tokens < 2 * block:  # near the limit: single tokens for a while, one statement each
+            with self._lock:
+                self._no_room_until[key] = self._clock() + BLOCK_SECONDS
         return 0.0 if tokens >= 0 else -tokens / per_second
 
     def block(self, key: str, seconds: float, per_second: float) -> None:
-        with self._engine.begin() as conn:
+        with self._lock:  # what this process holds goes too: nobody sends
+            self._blocks.pop(key, None)
+        with self._engine.connect() as conn:
             conn.execute(_PG_BLOCK, {"key": key, "seconds": seconds, "rate": per_second})
 
 

@@ -150,9 +150,9 @@ class ShippingService:
                 return {"shipment": shipment.id, "recorded_already": shipment.state}
             # counted and committed before the call: the first call books without a lookup, any later one
             # (a crash, a lost answer, a lease that ran out) makes the connector look for it first
-            calls = session.execute(update(Shipment).where(Shipment.id == shipment.id)
-                                    .values(book_calls=Shipment.book_calls + 1)
-                                    .returning(Shipment.book_calls)).scalar_one()
+            row = Shipment.__table__.c
+            calls = session.execute(update(Shipment.__table__).where(row.id == shipment.id)
+                                    .values(book_calls=row.book_calls + 1).returning(row.book_calls)).scalar_one()
             request = replace(self._request(session, shipment), first_call=calls == 1)
             carrier_name = shipment.carrier
         carrier = self.carrier(carrier_name)
