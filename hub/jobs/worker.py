@@ -33,6 +33,7 @@ from hub.platform.ratelimit import Throttle
 log = get_logger("hub.jobs.worker")
 
 FLUSH_AFTER = 0.05  # seconds: completions wait at most this long to be written in one batch
+IDLE_FALLBACK_POLLS = 10  # an idle thread not polling looks itself after this many poll intervals
 
 
 def process_name() -> str:
@@ -67,6 +68,8 @@ class WorkerPool:
         self._stopping = threading.Event()
         self._heartbeat_stop = threading.Event()
         self._wake = threading.Event()
+        self._poller = threading.Lock()  # held by the one idle thread that polls for the others
+        self._work_found = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._heartbeat: threading.Thread | None = None
         self._held: dict[str, _Held] = {}
@@ -92,6 +95,8 @@ class WorkerPool:
     def wake(self) -> None:
         """New work is waiting: skip the rest of the poll interval."""
         self._wake.set()
+        with self._work_found:
+            self._work_found.notify_all()
 
     def healthy(self) -> bool:
         threads = [*self._threads, *([self._heartbeat] if self._heartbeat else [])]
@@ -101,7 +106,7 @@ class WorkerPool:
         """Stop claiming; wait for running handlers; give back every lease still held."""
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         self._stopping.set()
-        self._wake.set()
+        self.wake()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -138,10 +143,29 @@ class WorkerPool:
                 self._stopping.wait(min(5.0, self.settings.poll_interval * 2))
                 continue
             if not jobs:
+                self._idle()
+                continue
+            with self._work_found:  # a full batch: more may be due, every idle thread looks; else one
+                if len(jobs) >= self.settings.batch_size:  # takes over the polling this thread leaves
+                    self._work_found.notify_all()
+                else:
+                    self._work_found.notify()
+            self._run_batch(worker, jobs)
+
+    def _idle(self) -> None:
+        """Nothing was due. One idle thread polls the queue every poll interval (or at a wake); the other
+        idle threads wait until it finds a full batch. Every idle thread polling on its own made dozens
+        of empty claims a second for nothing, each a transaction on both sides."""
+        if self._poller.acquire(blocking=False):
+            try:
                 self._wake.wait(self.settings.poll_interval)
                 self._wake.clear()
-                continue
-            self._run_batch(worker, jobs)
+            finally:
+                self._poller.release()
+            return
+        with self._work_found:
+            if not self._stopping.is_set():
+                self._work_found.wait(self.settings.poll_interval * IDLE_FALLBACK_POLLS)
 
     def _run_batch(self, worker: str, jobs: list[ClaimedJob]) -> None:
         held = self._held[worker]

@@ -240,3 +240,35 @@ def test_the_heartbeat_does_not_call_jobs_it_has_finished_lost(engine: Engine, m
     finally:
         pool.stop(timeout=5)
     assert ("warning", "lease renewal found jobs no longer ours") not in recorder.events
+
+
+def test_idle_threads_leave_the_polling_to_one_of_them(engine: Engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Eight idle threads polling every 50 ms on their own made 160 empty claims a second (a transaction
+    each on both sides); one polls for all, and a job that comes in is still taken within a poll."""
+    claims: list[float] = []
+    real_claim = queue.claim
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        claims.append(time.monotonic())
+        return real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(queue, "claim", counted)
+    handlers = HandlerRegistry()
+    ran: list[float] = []
+    handlers.register("quick", lambda ctx: ran.append(time.monotonic()))
+    settings = WorkerSettings(concurrency=8, batch_size=4, lease=5, poll_interval=0.05, max_attempts=3)
+    pool = WorkerPool(engine, handlers, settings)
+    pool.start()
+    try:
+        time.sleep(0.3)  # everyone idle by now
+        claims.clear()
+        time.sleep(1.0)
+        idle_claims = len(claims)
+        with transaction(engine) as s:
+            queue.enqueue(s, "quick", {}, key="quick-1")
+        added = time.monotonic()
+        wait_until(lambda: bool(ran))
+    finally:
+        pool.stop(timeout=5)
+    assert idle_claims < 60, f"{idle_claims} claims in an idle second"
+    assert ran[0] - added < 0.5
