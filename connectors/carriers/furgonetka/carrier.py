@@ -134,12 +134,13 @@ class FurgonetkaCarrier:
 
     def _poll(self, kind: str, command: str, report: Any) -> tuple[Any, str]:
         """The command's report once it has ended (successful, partial_success or error), asking up to
-        ``confirm_polls`` times; (None, its last status) while it is still running."""
+        ``confirm_polls`` times, ``confirm_interval`` apart; (None, its last status) while it is still
+        running. A command just sent (no report yet) is first asked after an interval: Furgonetka runs it
+        asynchronously, and an immediate GET only ever says it is running."""
         status = "not visible yet"
         for attempt in range(self.options.confirm_polls):
-            if attempt > 0:
-                self.sleep(self.options.confirm_interval)
             if attempt > 0 or report is None:
+                self.sleep(self.options.confirm_interval)
                 report = self.client.get_command(kind, command)
             if report is None:
                 continue

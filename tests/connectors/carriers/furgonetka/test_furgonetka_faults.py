@@ -107,7 +107,7 @@ def test_slow_confirmation_hands_back_to_the_queue_and_goes_on(wire: Wire, sim: 
     slow = r"order command \S+ for shipment SHP-SLOW not confirmed yet \(status running\)"
     with pytest.raises(RetryableError, match=slow):
         wired.carrier.book(shipment("SHP-SLOW"))
-    assert wired.sleeps.calls == [2.0, 2.0]  # polled 3 times, confirm_interval apart
+    assert wired.sleeps.calls == [2.0, 2.0, 2.0]  # polled 3 times, each confirm_interval after the last call
     booking, failures = like_the_queue(lambda: wire(confirm_polls=3).carrier.book(shipment("SHP-SLOW")))
     assert len(failures) == 1 and isinstance(booking, Booking)
     assert len(sim.requests("POST", "^/packages$")) == 1 and len(sim.requests("PUT", "^/order-commands/")) == 1
