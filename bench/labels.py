@@ -203,6 +203,7 @@ def main() -> int:
     parser.add_argument("--shipments", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=16, help="worker threads per hub process")
+    parser.add_argument("--processes", type=int, default=2, help="hub run processes")
     parser.add_argument("--sample", type=int, default=10, help="shipments per carrier in the baseline")
     parser.add_argument("--profile", action="store_true", help="run the hub processes under cProfile (work dir)")
     args = parser.parse_args()
@@ -226,11 +227,12 @@ def main() -> int:
         per_shipment = baseline(loaded, engine, carriers, args.sample)
         before = {h.name: h.bookings() for _, h, _ in carriers}
         seed(engine, args.shipments)
-        print(f"{args.shipments} paid orders; starting two hub processes, {args.threads} worker threads each")
+        print(f"{args.shipments} paid orders; starting {args.processes} hub processes, {args.threads} worker "
+              "threads each")
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(str(base / "notify.sock"))
         env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "NOTIFY_SOCKET": str(base / "notify.sock")}
-        for n in range(2):
+        for n in range(args.processes):
             log = (base / f"hub-{n}.log").open("wb")
             profile = ["-m", "cProfile", "-o", str(base / f"hub-{n}.prof")] if args.profile else []
             procs.append(subprocess.Popen([sys.executable, *profile, "-m", "hub", "--config", str(config), "run"],

@@ -318,6 +318,7 @@ CONFIG = """\
 # Written by bench/soak.py: the production settings of deploy/hub.example.toml, a busier schedule.
 [database]
 url = "{db}"
+pool_size = 10
 
 [worker]
 concurrency = 4

@@ -76,6 +76,7 @@ class Outcome:
     retryable: bool = True
     retry_after: float | None = None
     hold: bool = False  # the connector needs an operator (login): wait without spending an attempt
+    deferred: bool = False  # the connector's quota is spent: run again at retry_after, no attempt spent
 
 
 def _row(job: NewJob, now: datetime) -> dict[str, Any]:
@@ -335,6 +336,9 @@ def _outcome_values(outcome: Outcome, settings: WorkerSettings, now: datetime) -
     job = outcome.job
     if outcome.ok:
         return {"state": "done", "result": outcome.result, "last_error": None}
+    if outcome.deferred:  # not a failure: back in the queue as it was, due when the quota allows
+        return {"last_error": _stored(outcome.error or "deferred"), "state": "pending",
+                "attempts": JOBS.c.attempts - 1, "run_at": now + timedelta(seconds=outcome.retry_after or 1.0)}
     if outcome.hold:
         return {"last_error": _stored(outcome.error or "held"), "state": "failed-retrying",
                 "attempts": JOBS.c.attempts - 1,
@@ -356,7 +360,7 @@ def _settle_one(session: Session, outcome: Outcome, settings: WorkerSettings, wo
     hit = session.execute(update(JOBS).where(fence).values(**values).returning(JOBS.c.id)).scalar()
     if hit is None:
         return set()
-    if not outcome.ok:
+    if not outcome.ok and not outcome.deferred:
         kind = "held" if outcome.hold else "dead" if values["state"] == "dead" else "retry"
         session.add(JobFailure(job_id=job.id, attempt=job.attempts, outcome=kind, error=values["last_error"],
                                worker=worker, at=now))
@@ -367,7 +371,7 @@ def _record_health(session: Session, outcomes: Sequence[Outcome], settled: set[i
     """Each connector's health from its jobs' latest outcome in this batch."""
     health: dict[str, tuple[str, str | None]] = {}
     for outcome in outcomes:
-        if outcome.job.connector and outcome.job.id in settled:
+        if outcome.job.connector and outcome.job.id in settled and not outcome.deferred:
             status = "ok" if outcome.ok else "login-needed" if outcome.hold else "failing"
             health[outcome.job.connector] = (status, outcome.error)
     for connector, (status, error) in sorted(health.items()):

@@ -25,7 +25,7 @@ from hub.jobs import queue
 from hub.jobs.handlers import HandlerRegistry, JobContext
 from hub.jobs.metrics import JOB_DURATION
 from hub.jobs.queue import ClaimedJob, Outcome
-from hub.kernel.errors import LoginNeeded, PermanentError, RetryableError
+from hub.kernel.errors import Deferred, LoginNeeded, PermanentError, RetryableError
 from hub.platform.config import WorkerSettings
 from hub.platform.logs import get_logger
 from hub.platform.ratelimit import Throttle
@@ -259,6 +259,9 @@ class WorkerPool:
             except PermanentError as exc:
                 outcome = Outcome(job, ok=False, error=str(exc) or type(exc).__name__, retryable=False)
                 jlog.error("job failed permanently", error=outcome.error)
+            except Deferred as exc:
+                outcome = Outcome(job, ok=False, error=str(exc), deferred=True, retry_after=exc.retry_after)
+                jlog.info("job deferred", error=outcome.error, retry_after=exc.retry_after)
             except LoginNeeded as exc:
                 outcome = Outcome(job, ok=False, error=str(exc), hold=True, retry_after=exc.retry_after)
                 jlog.warning("connector needs a login; job held", error=outcome.error)

@@ -58,6 +58,12 @@ class OrderChangedOnChannel(JobError):
     cancelled it): the hub reads the order again instead of writing over the change."""
 
 
+class Deferred(RetryableError):
+    """Not now: the connector's own request quota is spent for longer than a worker thread should sleep.
+    The job runs again after ``retry_after`` without spending an attempt, and the thread serves other
+    jobs meanwhile (a thread asleep on one vendor's quota held up every other connector's work)."""
+
+
 class LoginNeeded(RetryableError):
     """The connector's credentials were revoked or expired for good: an operator must log in again.
 

@@ -72,6 +72,11 @@ def make_engine(settings: DatabaseSettings | str, **overrides: Any) -> Engine:
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": settings.sqlite_busy_timeout, "check_same_thread": False}
+        if database and database != ":memory:" and not database.startswith("file:"):
+            # connections are kept, not opened and closed past a pool of 5 (each new one's page cache
+            # was allocated and freed again, and the process grew with the churn)
+            kwargs["pool_size"] = settings.pool_size
+            kwargs["max_overflow"] = settings.pool_size
     else:
         kwargs["pool_size"] = settings.pool_size
         kwargs["max_overflow"] = settings.pool_size
@@ -92,6 +97,9 @@ def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
         cur.execute(f"PRAGMA busy_timeout={busy_ms}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
+        # each connection's page cache is capped at 1 MiB (SQLite's default is 2): the pool keeps up to
+        # twice pool_size connections, and the operating system caches the file for all of them
+        cur.execute("PRAGMA cache_size=-1024")
         cur.close()
 
     @event.listens_for(engine, "begin")

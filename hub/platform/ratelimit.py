@@ -22,12 +22,16 @@ from typing import Protocol
 
 from sqlalchemy import Engine, text
 
+from hub.kernel.errors import Deferred
 from hub.platform.config import ConnectorSettings
 
 
 class RateLimiter(Protocol):
     def reserve(self, key: str, per_second: float, burst: float) -> float:
         """Take one token; return the seconds the caller must wait before sending."""
+
+    def give_back(self, key: str, per_second: float, burst: float) -> None:
+        """Return a token taken by ``reserve`` that will not be used (the caller will not wait for it)."""
 
     def block(self, key: str, seconds: float, per_second: float) -> None:
         """Nobody sends on ``key`` for ``seconds``."""
@@ -49,6 +53,11 @@ class LocalRateLimiter:
             tokens = self._refilled(key, per_second, burst, now) - 1
             self._buckets[key] = (tokens, now)
         return 0.0 if tokens >= 0 else -tokens / per_second
+
+    def give_back(self, key: str, per_second: float, burst: float) -> None:
+        with self._lock:
+            now = self._clock()
+            self._buckets[key] = (min(burst, self._refilled(key, per_second, burst, now) + 1), now)
 
     def block(self, key: str, seconds: float, per_second: float) -> None:
         with self._lock:
@@ -104,6 +113,8 @@ _PG_TAKE_BLOCK = text(
     """
 )
 
+_PG_GIVE_BACK = text("UPDATE rate_buckets SET tokens = LEAST(:burst, tokens + 1) WHERE key = :key")
+
 BLOCK_SECONDS = 0.25  # a process's block is at most what the bucket refills in this time, and expires then
 MAX_BLOCK = 50
 
@@ -157,6 +168,10 @@ class PostgresRateLimiter:
                 self._no_room_until[key] = self._clock() + BLOCK_SECONDS
         return 0.0 if tokens >= 0 else -tokens / per_second
 
+    def give_back(self, key: str, per_second: float, burst: float) -> None:
+        with self._engine.connect() as conn:
+            conn.execute(_PG_GIVE_BACK, {"key": key, "burst": burst})
+
     def block(self, key: str, seconds: float, per_second: float) -> None:
         with self._lock:  # what this process holds goes too: nobody sends
             self._blocks.pop(key, None)
@@ -170,6 +185,9 @@ def make_rate_limiter(engine: Engine) -> RateLimiter:
     return LocalRateLimiter()
 
 
+MAX_SLEEP = 2.0
+
+
 @dataclass(frozen=True)
 class Throttle:
     """One connector account's view of its bucket: ``wait()`` before every request."""
@@ -179,6 +197,9 @@ class Throttle:
     per_minute: float
     burst: float
     sleep: Callable[[float], None] = time.sleep
+    # a worker thread sleeps off at most this much of the debt; a longer wait gives the token back and
+    # hands the job back to the queue (Deferred) so the thread serves other connectors meanwhile
+    max_sleep: float = MAX_SLEEP
 
     @property
     def per_second(self) -> float:
@@ -186,6 +207,10 @@ class Throttle:
 
     def wait(self) -> float:
         delay = self.limiter.reserve(self.key, self.per_second, self.burst)
+        if delay > self.max_sleep:
+            self.limiter.give_back(self.key, self.per_second, self.burst)
+            raise Deferred(f"{self.key}: the request quota ({self.per_minute:g}/min) is spent for the next "
+                           f"{delay:.1f} s; the job runs again then", retry_after=delay)
         if delay > 0:
             self.sleep(delay)
         return delay

@@ -14,6 +14,7 @@ from hub.jobs.queue import NewJob, Outcome
 from hub.kernel.clock import utcnow
 from hub.platform.config import WorkerSettings
 from hub.platform.db import transaction
+from hub.platform.schema import ConnectorHealth
 
 SETTINGS = WorkerSettings(max_attempts=3, backoff_initial=10, backoff_max=100)
 
@@ -123,6 +124,20 @@ def test_attempts_run_out(engine: Engine) -> None:
         queue.settle(engine, [Outcome(claimed, ok=False, error=f"fail {attempt}")], SETTINGS, "w")
     final = job(engine, jid)
     assert final.state == "dead" and final.attempts == 3 and final.last_error == "fail 3"
+
+
+def test_a_deferred_job_goes_back_pending_without_spending_an_attempt_or_a_failure(engine: Engine) -> None:
+    jid = add(engine, "quota", connector="furgonetka")
+    (claimed,) = queue.claim(engine, "w", limit=1, lease=30)
+    before = utcnow()
+    queue.settle(engine, [Outcome(claimed, ok=False, error="quota spent for 40 s", deferred=True, retry_after=40)],
+                 SETTINGS, "w")
+    deferred = job(engine, jid)
+    assert (deferred.state, deferred.attempts, deferred.lease_token) == ("pending", 0, None)
+    assert deferred.run_at >= before + timedelta(seconds=40)
+    with transaction(engine) as s:
+        assert s.execute(select(JobFailure)).first() is None
+        assert s.execute(select(ConnectorHealth)).first() is None  # not a failure of the connector
 
 
 def test_stale_lease_cannot_settle(engine: Engine) -> None:

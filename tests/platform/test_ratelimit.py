@@ -52,3 +52,24 @@ def test_throttle_defaults_and_shared_key() -> None:
     assert slept == [1.0]  # the second account of the same client waited for the first
     c = throttle_for(limiter, "acc-c", ConnectorSettings(kind="x"), 600)
     assert (c.key, c.per_minute, c.burst) == ("x:acc-c", 600.0, 10.0)
+
+
+def test_a_wait_longer_than_a_worker_should_sleep_defers_the_job_and_gives_the_token_back() -> None:
+    """A thread asleep for a minute on one vendor's quota serves nobody: past max_sleep the token goes
+    back to the bucket and the job is handed back to the queue (Deferred) with the time to wait."""
+    import pytest
+
+    from hub.kernel.errors import Deferred
+    from hub.platform.ratelimit import Throttle
+
+    clock = FakeClock()
+    limiter = LocalRateLimiter(clock)
+    slept: list[float] = []
+    throttle = Throttle(limiter, "furgonetka:main", per_minute=60, burst=2, sleep=slept.append, max_sleep=2.0)
+    assert [throttle.wait(), throttle.wait(), throttle.wait(), throttle.wait()] == [0.0, 0.0, 1.0, 2.0]
+    with pytest.raises(Deferred, match=r"furgonetka:main: the request quota \(60/min\) is spent for the next 3.0 s") \
+            as deferred:
+        throttle.wait()
+    assert deferred.value.retry_after == 3.0 and slept == [1.0, 2.0]
+    clock.now = 3.0  # the debt of the two sleepers is paid off: the token given back is there
+    assert throttle.wait() == 0.0

@@ -43,7 +43,10 @@ def wire(sim: WooSimulator) -> Callable[..., Wired]:
         checking = CheckingTransport(transport or sim.transport())
         sleeps = Sleeps()
         limiter = LocalRateLimiter()
-        throttle = Throttle(limiter, f"woocommerce:{name}", per_minute=300.0, burst=5.0, sleep=sleeps)
+        # sleeps are recorded, not slept, so the bucket's clock never pays a debt off: no deferring here
+        # (tests/platform/test_ratelimit.py and test_http.py hold the Deferred path)
+        throttle = Throttle(limiter, f"woocommerce:{name}", per_minute=300.0, burst=5.0, sleep=sleeps,
+                            max_sleep=float("inf"))
         options = WooCommerceOptions.model_validate(
             {"base_url": BASE_URL, "consumer_key": key, "consumer_secret": secret, "attempts": attempts, **more})
         channel = build_channel(name, options, services(name, throttle, checking), retry_wait=wait_none())

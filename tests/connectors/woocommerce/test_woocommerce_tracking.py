@@ -108,7 +108,8 @@ def wire(shop: WooSimulator) -> Callable[..., tuple[WooCommerceChannel, Checking
     def make(wrap: Wrap | None = None) -> tuple[WooCommerceChannel, Checking]:
         inner: httpx.BaseTransport = shop.transport()
         checking = Checking(wrap(inner) if wrap else inner)
-        throttle = Throttle(LocalRateLimiter(), "woocommerce:sklep", per_minute=300.0, burst=5.0, sleep=Sleeps())
+        throttle = Throttle(LocalRateLimiter(), "woocommerce:sklep", per_minute=300.0, burst=5.0, sleep=Sleeps(),
+                            max_sleep=float("inf"))  # sleeps recorded, never paid off: no deferring
         options = WooCommerceOptions.model_validate({"base_url": BASE_URL, "consumer_key": KEY,
                                                      "consumer_secret": SECRET, "attempts": 3})
         return build_channel("sklep", options, services("sklep", throttle, checking), retry_wait=wait_none()), checking
