@@ -1131,11 +1131,6 @@ def report(r: Result) -> list[str]:
                      f"{statistics.median(waits):.2f} s, p95 {percentile(waits, 0.95):.2f} s, max {waits[-1]:.2f} s; "
                      f"after the warm-up median {statistics.median(late) if late else float('nan'):.2f} s; "
                      f"{_verdict(meets)} the goal of a median <= {WAIT_GOAL:g} s")
-    delays = sorted(r.start_delays().values())
-    if delays:
-        lines.append(f"{r.backend}: time to start (run_at until the job began: started_at is its batch's claim, and "
-                     f"a batch runs one job after the other): median {statistics.median(delays):.2f} s, p95 "
-                     f"{percentile(delays, 0.95):.2f} s, p99 {percentile(delays, 0.99):.2f} s, max {delays[-1]:.2f} s")
     lines += _by_kind(r)
     per_1000 = r.mib_per_1000_orders
     main_per_1000 = (r.db_end_main_mib - r.db_start_main_mib) / max(1, r.orders_total) * 1000
