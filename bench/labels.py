@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func, insert, select
 
 from demo.channels import _toml_value
-from demo.shipping import carrier_hooks
+from demo.shipping import SENDER, carrier_hooks
 from hub.kernel.errors import RetryableError
 from hub.kernel.ports.carrier import Parcel, ShipmentRequest
 from hub.kernel.types import Address
@@ -58,20 +58,6 @@ from hub.platform.config import load
 from hub.platform.logs import configure as configure_logging
 from hub.shipping.labels import LabelFileError, read_checked
 from tests.support import pgtemp
-
-SENDER = """
-[shipping]
-label_dir = "labels"
-default_sender = "magazyn"
-[shipping.senders.magazyn]
-name = "Sklep Bench"
-street = "Magazynowa 5"
-city = "Poznań"
-postal_code = "60-001"
-phone = "600700800"
-email = "magazyn@example.pl"
-bank_account = "PL61109010140000071219812874"
-"""
 
 
 def write_config(base: Path, url: str, carriers: list[tuple[str, Any, dict[str, Any]]], threads: int) -> Path:

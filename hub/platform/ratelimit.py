@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, text
 
@@ -151,32 +151,31 @@ class PostgresRateLimiter:
                     return 0.0
                 room = now >= self._no_room_until.get(key, 0.0)
             if room:
-                with self._engine.connect() as conn:
-                    self.statements += 1
-                    got = conn.execute(_PG_TAKE_BLOCK, {"key": key, "burst": burst, "rate": per_second,
-                                                        "block": block}).first()
+                got = self._run(_PG_TAKE_BLOCK, key=key, burst=burst, rate=per_second, block=block).first()
                 if got is not None:
                     with self._lock:
                         self.blocks_taken += 1
                         self._blocks[key] = (block - 1, self._clock() + BLOCK_SECONDS)
                     return 0.0
-        with self._engine.connect() as conn:
-            self.statements += 1
-            tokens = float(conn.execute(_PG_RESERVE, {"key": key, "burst": burst, "rate": per_second}).scalar_one())
+        tokens = float(self._run(_PG_RESERVE, key=key, burst=burst, rate=per_second).scalar_one())
         if block > 1 and tokens < 2 * block:  # near the limit: single tokens for a while, one statement each
             with self._lock:
                 self._no_room_until[key] = self._clock() + BLOCK_SECONDS
         return 0.0 if tokens >= 0 else -tokens / per_second
 
     def give_back(self, key: str, per_second: float, burst: float) -> None:
+        self._run(_PG_GIVE_BACK, key=key, burst=burst)
+
+    def _run(self, statement: Any, **params: Any) -> Any:
+        """One statement on its own autocommit connection, its result read before the connection goes back."""
         with self._engine.connect() as conn:
-            conn.execute(_PG_GIVE_BACK, {"key": key, "burst": burst})
+            self.statements += 1
+            return conn.execute(statement, params).freeze()()
 
     def block(self, key: str, seconds: float, per_second: float) -> None:
         with self._lock:  # what this process holds goes too: nobody sends
             self._blocks.pop(key, None)
-        with self._engine.connect() as conn:
-            conn.execute(_PG_BLOCK, {"key": key, "seconds": seconds, "rate": per_second})
+        self._run(_PG_BLOCK, key=key, seconds=seconds, rate=per_second)
 
 
 def make_rate_limiter(engine: Engine) -> RateLimiter:

@@ -209,25 +209,33 @@ class ShippingService:
         as the booking (claim, reads, settle). Anything short of a stored label (not ready yet, a fault)
         leaves it to the label job, made due at once; a worker dying here leaves that job due later."""
         try:
-            label = carrier.label(booking, "zpl" if fmt == "zpl" else "pdf", "A6")
-            path, digest = store_label(self.label_dir, day, booking.reference, label)
+            stored = self._store_label(ctx, carrier, booking, fmt, day, done_key=label_key)
         except Exception as exc:  # the label job repeats the call, with the queue's handling of errors
             ctx.log.info("label not fetched with the booking; its job will", reference=booking.reference,
                          error=str(exc)[:300])
             with ctx.session() as session:
                 queue.run_now(session, label_key)
             return None
-        now = utcnow()
+        return None if isinstance(stored, str) else stored[0]
+
+    def _store_label(self, ctx: JobContext, carrier: Any, booking: Booking, fmt: str, day: date, *,
+                     done_key: str | None = None) -> tuple[str, str] | str:
+        """Fetch the label, store its file and record it on the shipment (label_ready): its path and
+        checksum, or the shipment's state when another run recorded it first. ``done_key``: the label job
+        whose work this is, marked done in the same transaction."""
+        label = carrier.label(booking, "zpl" if fmt == "zpl" else "pdf", "A6")
+        path, digest = store_label(self.label_dir, day, booking.reference, label)
         with ctx.session() as session:
             shipment = session.get(Shipment, ctx.payload["shipment_id"])
             assert shipment is not None
             if shipment.state != "booked" or shipment.label_sha256:
-                return None
+                return shipment.state
             shipment.label_path, shipment.label_sha256, shipment.label_format = str(path), digest, label.format
-            move_shipment(session, shipment, "label_ready", "carrier", now)
-            queue.done_without_running(session, label_key, {"shipment": booking.reference, "label": str(path),
-                                                            "sha256": digest, "with_the_booking": True})
-        return str(path)
+            move_shipment(session, shipment, "label_ready", "carrier", utcnow())
+            if done_key is not None:
+                queue.done_without_running(session, done_key, {"shipment": booking.reference, "label": str(path),
+                                                               "sha256": digest, "with_the_booking": True})
+        return str(path), digest
 
     def handle_label(self, ctx: JobContext) -> dict[str, Any]:
         with ctx.session() as session:
@@ -239,18 +247,11 @@ class ShippingService:
             parcels = list(session.execute(select(ShipmentParcel).where(ShipmentParcel.shipment_id == shipment.id)
                                            .order_by(ShipmentParcel.seq)).scalars())
             booking, fmt, name = booking_of(shipment, parcels), shipment.label_format, shipment.carrier
-            day, reference = shipment.created_at.date(), shipment.reference
-        label = self.carrier(name).label(booking, "zpl" if fmt == "zpl" else "pdf", "A6")
-        path, digest = store_label(self.label_dir, day, reference, label)
-        now = utcnow()
-        with ctx.session() as session:
-            shipment = session.get(Shipment, ctx.payload["shipment_id"])
-            assert shipment is not None
-            if shipment.state != "booked":
-                return {"shipment": shipment.id, "recorded_already": shipment.state}
-            shipment.label_path, shipment.label_sha256, shipment.label_format = str(path), digest, label.format
-            move_shipment(session, shipment, "label_ready", "carrier", now)
-        return {"shipment": reference, "label": str(path), "sha256": digest}
+            day, shipment_id = shipment.created_at.date(), shipment.id
+        stored = self._store_label(ctx, self.carrier(name), booking, fmt, day)
+        if isinstance(stored, str):
+            return {"shipment": shipment_id, "recorded_already": stored}
+        return {"shipment": booking.reference, "label": stored[0], "sha256": stored[1]}
 
     # the channel hears of the parcel
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
+from hub.jobs.models import Job
 from hub.kernel.ports.carrier import TrackingEvent
 from hub.orders.models import Order
 from hub.platform.config import load
@@ -294,8 +295,6 @@ def test_tracking_for_an_order_of_a_channel_no_longer_configured_is_one_clear_de
         shipping_fakes: None, db_url: str, engine: Engine, tmp_path: Path) -> None:
     """The order came from a channel since removed from the config: its push cannot be sent. One
     attempt, dead with a line naming the order and the channel (not a KeyError retried to the end)."""
-    from hub.jobs.models import Job
-
     hub, _, shop = _world(tmp_path, db_url, engine)
     try:
         shop.place(make_order("shop", "G1", [("A", "s-A", 1, "100.00")]))
@@ -305,8 +304,7 @@ def test_tracking_for_an_order_of_a_channel_no_longer_configured_is_one_clear_de
             s.execute(update(Order).where(Order.id == shipment.order_id).values(channel="old-shop"))
             s.execute(update(Shipment).where(Shipment.id == shipment.id).values(tracking_pushed_at=None))
         hub.run("shipping.push_tracking", {"shipment_id": shipment.id}, "push-again")
-        with transaction(engine) as s:
-            job = s.execute(select(Job).where(Job.idempotency_key == "push-again")).scalar_one()
+        job = _job(engine, "push-again")
         assert (job.state, job.attempts) == ("dead", 1)
         assert job.last_error == ("order G1 came from channel 'old-shop', which is not configured or is disabled "
                                   "(channels: shop): its tracking numbers were not sent; `hub jobs retry` once "
@@ -315,11 +313,13 @@ def test_tracking_for_an_order_of_a_channel_no_longer_configured_is_one_clear_de
         hub.pool.stop()
 
 
-def _label_job(engine: Engine, reference: str) -> Any:
-    from hub.jobs.models import Job
-
+def _job(engine: Engine, key: str) -> Job:
     with transaction(engine) as s:
-        return s.execute(select(Job).where(Job.idempotency_key == f"ship-label:{reference}")).scalar_one()
+        return s.execute(select(Job).where(Job.idempotency_key == key)).scalar_one()
+
+
+def _label_job(engine: Engine, reference: str) -> Job:
+    return _job(engine, f"ship-label:{reference}")
 
 
 def test_the_label_comes_with_the_booking_and_its_job_never_runs(shipping_fakes: None, db_url: str,

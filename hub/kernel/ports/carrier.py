@@ -94,7 +94,7 @@ class Booking:
     # who delivers, as a lower-case carrier code that carrier and channel connectors share (a broker or a
     # marketplace books with some carrier; the channels map the code to their own list); "other" if unknown
     operator: str
-    # what the connector needs later to cancel or print (a DPD session id, an EN buffer id)
+    # what the connector needs later to cancel or print (a session id, a buffer id)
     handles: dict[str, str] = field(default_factory=dict)
 
 
@@ -127,7 +127,7 @@ class BookedPickup:
     reference: str
     external_id: str  # the carrier's order number
     window: PickupWindow
-    handles: dict[str, str] = field(default_factory=dict)  # e.g. DPD's checkSum, needed to cancel
+    handles: dict[str, str] = field(default_factory=dict)  # e.g. a checksum the carrier needs to cancel
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class TrackingEvent:
 @runtime_checkable
 class Carrier(Protocol):
     name: str
-    # most tracking numbers one ``track`` call takes (Allegro: 20); the hub batches by it
+    # most tracking numbers one ``track`` call takes; the hub batches by it
     tracking_batch_size: int
 
     def services(self) -> Sequence[str]:
@@ -168,7 +168,7 @@ class Carrier(Protocol):
 
     def pickup_windows(self, address: Address, day: date, bookings: Sequence[Booking] = ()) -> Sequence[PickupWindow]:
         """The windows a courier can come on ``day`` for these shipments (none: no pickup that day).
-        Some carriers propose windows per shipment (Allegro, Furgonetka), others per address."""
+        Some carriers propose windows per shipment, others per address."""
         ...
 
     def book_pickup(self, request: PickupRequest) -> BookedPickup:

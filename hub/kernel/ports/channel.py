@@ -174,7 +174,7 @@ class TrackingNotice:
 class SalesChannel(Protocol):
     name: str
     # optional: ``order_time_resolution`` (a timedelta), how finely the channel stamps its orders'
-    # times, when coarser than a microsecond (WooCommerce: a second); read with getattr
+    # times, when coarser than a microsecond (e.g. a second); read with getattr
 
     def listings(self) -> Iterator[Listing]:
         """Every offer as the channel shows it now (for reconciliation and binding discovery)."""
