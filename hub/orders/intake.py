@@ -35,7 +35,7 @@ from hub.orders.models import Order, OrderHistory, OrderLineRow, Reservation
 from hub.orders.reservations import reserve, reserve_in_order
 from hub.orders.rules import OrderRules
 from hub.orders.sales_documents import nip_problem
-from hub.orders.status import RANK, StatusMap, can_move, move, path_to
+from hub.orders.status import RANK, StatusMap, can_move, move, path_to, withdraw_shipments
 from hub.platform.db import insert_for
 from hub.platform.logs import get_logger
 
@@ -328,6 +328,10 @@ def _apply_channel_status(session: Session, rules: OrderRules, order: Order, co:
         if can_move(order.status, "cancelled"):
             move(session, order, "cancelled", "channel", now, note=co.status, push=False)
             result.events.append("order.cancelled")
+        elif order.status in ("shipped", "delivered"):
+            # cancelled after the hub shipped it: hub.shipping stops the parcels it can and then recalls
+            # the order, or puts a problem on it for the seller (a parcel on its way, none in the hub)
+            withdraw_shipments(session, order)
         return
     steps = path_to(order.status, target)
     if not steps:

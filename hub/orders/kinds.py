@@ -17,6 +17,9 @@ RESTOCK = "returns.restock"  # returned goods back into the ERP's stock
 REJECT = "returns.reject"  # tell the channel a return was rejected
 # handled by hub.shipping (the capability above the orders), named here so automation can ask for it
 CREATE_SHIPMENT = "shipping.create"  # a shipment for an order, from the delivery mapping
+# the parcels of a cancelled order stopped (cancelled with the carrier) before they leave; for an order the
+# channel cancelled after the hub shipped it, the order is cancelled once none is on its way
+WITHDRAW_SHIPMENTS = "shipping.withdraw"
 
 
 class ReconcilePayload(ChannelPayload):

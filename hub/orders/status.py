@@ -2,6 +2,7 @@
 
     new -> paid -> processing -> ready_to_ship -> shipped -> delivered
     any state before shipped -> cancelled;  shipped / delivered -> returned
+    shipped -> cancelled only by recall(): the channel cancelled it and no parcel of it left
 
 Only these transitions happen; a channel reporting a status behind the hub's (an old
 event, a journal out of order) never moves an order backwards.
@@ -17,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.jobs import queue
-from hub.orders.kinds import ERP_CANCEL, PUSH_STATUS
+from hub.orders.kinds import ERP_CANCEL, PUSH_STATUS, WITHDRAW_SHIPMENTS
 from hub.orders.models import ORDER_STATES, RMA_STATES, Order, OrderHistory
 from hub.orders.reservations import release
 from hub.platform.mappings import register_schema
@@ -140,6 +141,24 @@ def enqueue_erp_cancel(session: Session, order: Order) -> None:
     queue.enqueue(session, ERP_CANCEL, {"order_id": order.id}, key=f"erp-cancel:{order.channel}/{order.external_id}")
 
 
+def withdraw_shipments(session: Session, order: Order) -> None:
+    """Ask hub.shipping to stop the order's parcels, once per order (the key), whoever asks first: an
+    order with no shipment makes a job that finds nothing to do."""
+    queue.enqueue(session, WITHDRAW_SHIPMENTS, {"order_id": order.id},
+                  key=f"ship-withdraw:{order.channel}/{order.external_id}")
+
+
+def _cancelled(session: Session, order: Order, now: datetime) -> None:
+    """What a cancellation undoes: the reservations, the ERP's sale (if booked), the parcels."""
+    release(session, order, now)
+    # already booked: the ERP reverses the sale and its stock takes the goods back. A locking read,
+    # not the loaded value: a booking committing at this moment is seen (or it sees this status)
+    booked = session.execute(select(Order.erp_ref).where(Order.id == order.id).with_for_update()).scalar()
+    if booked:
+        enqueue_erp_cancel(session, order)
+    withdraw_shipments(session, order)
+
+
 def move(session: Session, order: Order, target: str, source: str, now: datetime, note: str | None = None,
          *, push: bool = True) -> None:
     """One allowed transition, recorded; the channel hears of it through a job (unless it told us)."""
@@ -149,16 +168,20 @@ def move(session: Session, order: Order, target: str, source: str, now: datetime
     order.status = target
     order.updated_at = now
     if target == "cancelled":
-        release(session, order, now)
-        # already booked: the ERP reverses the sale and its stock takes the goods back. A locking read,
-        # not the loaded value: a booking committing at this moment is seen (or it sees this status)
-        booked = session.execute(select(Order.erp_ref).where(Order.id == order.id).with_for_update()).scalar()
-        if booked:
-            enqueue_erp_cancel(session, order)
+        _cancelled(session, order, now)
     if push:
         queue.enqueue(session, PUSH_STATUS, {"order_id": order.id, "status": target},
                       key=f"status:{order.id}:{target}:{uuid.uuid4().hex[:8]}", connector=order.channel)
 
 
-
-
+def recall(session: Session, order: Order, source: str, now: datetime, note: str | None = None) -> None:
+    """A shipped order the channel cancelled, once hub.shipping stopped every parcel of it before it left:
+    cancelled after all (the one move back from shipped, outside TRANSITIONS so no rule or operator
+    makes it). The channel told us, so nothing is pushed."""
+    if order.status != "shipped":
+        raise TransitionError(f"only a shipped order is recalled, not a {order.status} one")
+    session.add(OrderHistory(order_id=order.id, from_status=order.status, to_status="cancelled", source=source,
+                             note=note, at=now))
+    order.status = "cancelled"
+    order.updated_at = now
+    _cancelled(session, order, now)

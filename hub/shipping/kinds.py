@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hub.jobs.handlers import NOT_PERIODIC, SchedulePayload
-from hub.orders import CREATE_SHIPMENT
+from hub.orders import CREATE_SHIPMENT, WITHDRAW_SHIPMENTS
 
 BOOK = "shipping.book"  # book one shipment with its carrier, once (our reference)
 LABEL = "shipping.label"  # fetch and store its label
@@ -15,5 +15,5 @@ BOOK_PICKUP = "shipping.book_pickup"  # one carrier account's pickup for one day
 CANCEL_PICKUP = "shipping.cancel_pickup"
 
 SCHEDULE_PAYLOADS = {TRACK: SchedulePayload, PICKUPS: SchedulePayload,
-                     **dict.fromkeys((CREATE_SHIPMENT, BOOK, LABEL, PUSH_TRACKING, CANCEL, BOOK_PICKUP,
-                                      CANCEL_PICKUP), NOT_PERIODIC)}
+                     **dict.fromkeys((CREATE_SHIPMENT, WITHDRAW_SHIPMENTS, BOOK, LABEL, PUSH_TRACKING, CANCEL,
+                                      BOOK_PICKUP, CANCEL_PICKUP), NOT_PERIODIC)}

@@ -46,6 +46,7 @@ from hub.shipping.kinds import (
     PICKUPS,
     PUSH_TRACKING,
     TRACK,
+    WITHDRAW_SHIPMENTS,
 )
 from hub.shipping.labels import store_label
 from hub.shipping.models import Shipment, ShipmentParcel
@@ -53,6 +54,7 @@ from hub.shipping.pickups import PickupPlanner
 from hub.shipping.states import ON_THE_WAY, advance
 from hub.shipping.states import move as move_shipment
 from hub.shipping.wire import booking_of, sender_address
+from hub.shipping.withdraw import flag_order, settle, stop, wants_withdrawal, withdraw
 
 # a booking's label job waits this long for the booking's own fetch of the label (hub.shipping.service)
 LABEL_SAFETY_NET = timedelta(seconds=60)
@@ -62,18 +64,6 @@ TRACK_BATCHES_PER_RUN = 50  # per carrier account; the next run goes on where th
 # a tracking status -> the shipment state it means (ready_for_pickup: waiting at the locker or point)
 STATE_OF = {"in_transit": "in_transit", "out_for_delivery": "out_for_delivery",
             "ready_for_pickup": "out_for_delivery", "delivered": "delivered", "returned": "returned_to_sender"}
-
-
-def flag_order(session: Session, rules: OrderRules, order: Order, problem: str, now: datetime,
-               event: str = "order.problem") -> None:
-    """A shipping problem on the order (kept beside any problem it has), and the rules hear of it."""
-    text = f"shipping: {problem}"
-    if order.problem is None:
-        order.problem, order.problem_kind = text, "shipping"
-    elif text not in order.problem:
-        order.problem = f"{order.problem}; {text}"
-    order.updated_at = now
-    run_rules(session, rules, order, event, now)
 
 
 class ShippingService:
@@ -102,6 +92,8 @@ class ShippingService:
             order = session.get(Order, payload["order_id"])
             if order is None:
                 raise PermanentError(f"order {payload['order_id']} does not exist")
+            if order.status == "cancelled":
+                return {"shipment": None, "skipped": "the order is cancelled"}
             live = session.execute(select(Shipment.id).where(Shipment.order_id == order.id,
                                                              Shipment.state.in_(LIVE))).first()
             if live is not None and not payload.get("another"):
@@ -148,11 +140,20 @@ class ShippingService:
                 raise PermanentError(f"shipment {ctx.payload['shipment_id']} does not exist")
             if shipment.state != "booking":
                 return {"shipment": shipment.id, "recorded_already": shipment.state}
+            order = session.get(Order, shipment.order_id)
+            assert order is not None
+            if order.status == "cancelled" and not shipment.book_calls:  # the carrier was never asked
+                move_shipment(session, shipment, "cancelled", "order cancelled", utcnow())
+                return {"shipment": shipment.id, "cancelled": True, "carrier": False}
             # counted and committed before the call: the first call books without a lookup, any later one
-            # (a crash, a lost answer, a lease that ran out) makes the connector look for it first
+            # (a crash, a lost answer, a lease that ran out) makes the connector look for it first. Only
+            # while booking: a withdrawal that cancelled it meanwhile (row locked) leaves no row to count
             row = Shipment.__table__.c
-            calls = session.execute(update(Shipment.__table__).where(row.id == shipment.id)
-                                    .values(book_calls=row.book_calls + 1).returning(row.book_calls)).scalar_one()
+            calls = session.execute(update(Shipment.__table__).where(row.id == shipment.id, row.state == "booking")
+                                    .values(book_calls=row.book_calls + 1).returning(row.book_calls)
+                                    ).scalar_one_or_none()
+            if calls is None:
+                return {"shipment": shipment.id, "recorded_already": "cancelled"}
             request = replace(self._request(session, shipment), first_call=calls == 1)
             carrier_name = shipment.carrier
         carrier = self.carrier(carrier_name)
@@ -188,14 +189,20 @@ class ShippingService:
             for row, booked in zip(parcels, booking.parcels, strict=True):
                 row.tracking_number, row.external_id = booked.tracking_number, booked.external_id
             move_shipment(session, shipment, "booked", "carrier", now)
+            # locked: an order cancelled while the carrier booked is seen here, or its withdrawal sees
+            # this booking (hub.shipping.withdraw)
+            order = session.get(Order, shipment.order_id, with_for_update=True, populate_existing=True)
+            assert order is not None
+            if order.status == "cancelled":
+                stop(session, shipment)
+                return {"shipment": request.reference, "external_id": booking.external_id,
+                        "cancelling": "the order was cancelled while the carrier booked it"}
             # the label is fetched right below; its job is the safety net of a worker that dies first
             label_key = f"ship-label:{shipment.reference}"
             queue.enqueue(session, LABEL, {"shipment_id": shipment.id}, key=label_key, connector=carrier_name,
                           run_at=now + LABEL_SAFETY_NET)
             queue.enqueue(session, PUSH_TRACKING, {"shipment_id": shipment.id},
                           key=f"ship-tracking:{shipment.reference}")
-            order = session.get(Order, shipment.order_id)
-            assert order is not None
             run_rules(session, self.rules, order, "shipment.booked", now)
             fmt, day = shipment.label_format, shipment.created_at.date()
         result = {"shipment": request.reference, "external_id": booking.external_id,
@@ -264,6 +271,8 @@ class ShippingService:
                 return {"shipment": shipment.id, "recorded_already": True}
             order = session.get(Order, shipment.order_id)
             assert order is not None
+            if order.status == "cancelled":  # its parcels are being withdrawn: no tracking number to tell
+                return {"shipment": shipment.id, "skipped": "the order is cancelled"}
             numbers = [n for (n,) in session.execute(
                 select(ShipmentParcel.tracking_number).where(ShipmentParcel.shipment_id == shipment.id)
                 .order_by(ShipmentParcel.seq)) if n]
@@ -328,16 +337,40 @@ class ShippingService:
         try:
             self.carrier(name).cancel(booking)
         except CancelRefused as exc:
+            now = utcnow()
             with ctx.session() as session:
-                session.execute(update(Shipment).where(Shipment.id == ctx.payload["shipment_id"])
-                                .values(problem=f"{name} refused to cancel: {exc}", updated_at=utcnow()))
+                shipment = session.get(Shipment, ctx.payload["shipment_id"])
+                assert shipment is not None
+                shipment.problem, shipment.updated_at = f"{name} refused to cancel: {exc}", now
+                order = session.get(Order, shipment.order_id, with_for_update=True)
+                assert order is not None
+                if wants_withdrawal(self.rules, order):  # a cancelled order's parcel is still live: say so
+                    flag_order(session, self.rules, order, f"the order is cancelled but {name} refused to cancel "
+                               f"parcel {booking.reference}: {exc}", now, "shipment.exception")
             return {"shipment": booking.reference, "refused": str(exc)}
+        now = utcnow()
         with ctx.session() as session:
             shipment = session.get(Shipment, ctx.payload["shipment_id"])
             assert shipment is not None
             if shipment.state != "cancelled":
-                move_shipment(session, shipment, "cancelled", ctx.payload.get("source") or "job", utcnow())
+                move_shipment(session, shipment, "cancelled", ctx.payload.get("source") or "job", now)
+            order = session.get(Order, shipment.order_id, with_for_update=True)
+            assert order is not None
+            if wants_withdrawal(self.rules, order):
+                settle(session, self.rules, order, now)
         return {"shipment": booking.reference, "cancelled": True, "carrier": True}
+
+    def handle_withdraw(self, ctx: JobContext) -> dict[str, Any]:
+        """A cancelled order's parcels: stopped here when the carrier has none of them yet, through a cancel
+        job each when it has; the order recalled or flagged once the outcome is known (withdraw.settle)."""
+        now = utcnow()
+        with ctx.session() as session:
+            order = session.get(Order, ctx.payload["order_id"], with_for_update=True)
+            if order is None:
+                raise PermanentError(f"order {ctx.payload['order_id']} does not exist")
+            if not wants_withdrawal(self.rules, order):
+                return {"order": order.id, "skipped": f"the order is {order.status}, not cancelled"}
+            return {"order": order.id, **withdraw(session, self.rules, order, now)}
 
     # tracking
 
@@ -420,6 +453,7 @@ HANDLERS: dict[str, Callable[[ShippingService, JobContext], dict[str, Any]]] = {
     LABEL: ShippingService.handle_label,
     PUSH_TRACKING: ShippingService.handle_push_tracking,
     CANCEL: ShippingService.handle_cancel,
+    WITHDRAW_SHIPMENTS: ShippingService.handle_withdraw,
     TRACK: ShippingService.handle_track,
     PICKUPS: lambda service, ctx: service.pickups.handle_pickups(ctx),
     BOOK_PICKUP: lambda service, ctx: service.pickups.handle_book_pickup(ctx),

@@ -1,7 +1,8 @@
 """The shipment state machine: only these moves happen, each recorded with its time and source.
 
     draft -> booking -> booked -> label_ready -> handed_over -> in_transit -> out_for_delivery -> delivered
-    a shipment not yet handed over -> cancelled;  booking -> failed (the carrier refused it);
+    a shipment not yet handed over -> cancelled;  booking -> failed (the carrier refused it) -> booking again
+    or cancelled;
     on the way -> returned_to_sender
 
 Tracking may skip steps (a parcel seen first in transit): the move walks the path forward, recording each
@@ -27,7 +28,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "delivered": frozenset(),
     "returned_to_sender": frozenset(),
     "cancelled": frozenset(),
-    "failed": frozenset({"booking"}),  # booked again after the operator fixed what the carrier refused
+    "failed": frozenset({"booking", "cancelled"}),  # booked again after the operator fixed what the carrier refused
 }
 FINAL = frozenset(s for s, onward in TRANSITIONS.items() if not onward)
 ON_THE_WAY = ("handed_over", "in_transit", "out_for_delivery")

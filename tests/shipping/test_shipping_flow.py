@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,8 +16,9 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 
 from hub.jobs.models import Job
+from hub.jobs.queue import enqueue
 from hub.kernel.ports.carrier import TrackingEvent
-from hub.orders.models import Order
+from hub.orders.models import Order, OrderHistory, Reservation
 from hub.platform.config import load
 from hub.platform.db import transaction
 from hub.shipping.models import Pickup, Shipment, ShipmentHistory, ShipmentParcel
@@ -190,8 +192,6 @@ def test_locker_route_missing_weight_and_pickup_once(shipping_fakes: None, db_ur
     try:
         lockers: FakeCarrier = INSTANCES["lockers-b"]
         locker_order = make_order("shop", "L1", [("A", "s-A", 1, "100.00")])
-        from dataclasses import replace
-
         from hub.kernel.ports.channel import PickupPoint
         shop.place(replace(locker_order, delivery_method="locker", pickup_point=PickupPoint("POZ01M")))
         shop.place(make_order("shop", "W1", [("B", "s-B", 1, "20.00")]))  # B has no weight in the ERP
@@ -234,6 +234,118 @@ def test_cancel_before_handover_and_refused_after(shipping_fakes: None, db_url: 
         hub.run("shipping.cancel", {"shipment_id": c2.id, "source": "cli"}, "cancel-c2", "courier-a")
         refused = _shipment(engine, "C2")
         assert refused.state == "label_ready" and "handed over to the courier" in (refused.problem or "")
+    finally:
+        hub.pool.stop()
+
+
+def _cancel_on_the_channel(shop: FakeTrackingChannel, external_id: str) -> None:
+    placed = shop.orders[external_id]
+    shop.place(replace(placed, status="CANCELLED", revision="r2"), kind="updated")
+
+
+def _open_reservations(engine: Engine, order_id: int) -> int:
+    with transaction(engine) as s:
+        return s.execute(select(func.count()).select_from(Reservation).where(
+            Reservation.order_id == order_id, Reservation.state == "open")).scalar_one()
+
+
+def test_an_order_cancelled_on_the_channel_after_shipping_is_recalled_or_flagged(
+        shipping_fakes: None, db_url: str, engine: Engine, tmp_path: Path) -> None:
+    """Found by the chaos run with shipments: a buyer cancelling after the hub sent the tracking number
+    left the order shipped, its reservation open, its sale in the ERP and its parcel booked."""
+    hub, erp, shop = _world(tmp_path, db_url, engine)
+    try:
+        courier: FakeCarrier = INSTANCES["courier-a"]
+        shop.place(make_order("shop", "R1", [("A", "s-A", 1, "100.00")]))
+        shop.place(make_order("shop", "R2", [("A", "s-A", 1, "100.00")]))
+        hub.run("orders.poll", {"channel": "shop"}, "poll-1", "shop")
+        r1, r2 = _shipment(engine, "R1"), _shipment(engine, "R2")
+        assert {_order(engine, "R1").status, _order(engine, "R2").status} == {"shipped"}
+        assert _order(engine, "R1").erp_ref is not None
+
+        courier.handed_over.add(r2.reference)  # R2's parcel left with the courier
+        _cancel_on_the_channel(shop, "R1")
+        _cancel_on_the_channel(shop, "R2")
+        hub.run("orders.poll", {"channel": "shop"}, "poll-2", "shop")
+
+        # R1: its parcel stopped with the carrier, the order cancelled after all, its sale reversed
+        assert _shipment(engine, "R1").state == "cancelled" and r1.reference in courier.cancelled
+        recalled = _order(engine, "R1")
+        assert recalled.status == "cancelled" and recalled.problem is None
+        assert _open_reservations(engine, recalled.id) == 0
+        assert len(erp.cancellations) == 1  # the sale reversed, once
+        with transaction(engine) as s:
+            moves = [(h.from_status, h.to_status, h.source) for h in s.execute(
+                select(OrderHistory).where(OrderHistory.order_id == recalled.id,
+                                           OrderHistory.from_status != OrderHistory.to_status)
+                .order_by(OrderHistory.id)).scalars()]
+        assert moves[-2:] == [("ready_to_ship", "shipped", "shipping"), ("shipped", "cancelled", "shipping")]
+        assert ("R1", "cancelled") not in [(e, st) for e, st, _ in shop.statuses]  # the channel told us
+
+        # R2: the carrier refuses (handed over): the order stays shipped with a problem naming the parcel
+        flagged = _order(engine, "R2")
+        assert flagged.status == "shipped" and r2.reference not in courier.cancelled
+        assert flagged.problem_kind == "shipping" and r2.reference in (flagged.problem or "")
+        assert "refused to cancel" in (flagged.problem or "")
+
+        # the channel reporting it again changes nothing: one withdrawal per order
+        hub.run("orders.poll", {"channel": "shop"}, "poll-3", "shop")
+        with transaction(engine) as s:
+            keys = s.execute(select(Job.idempotency_key).where(Job.kind == "shipping.withdraw")
+                             .order_by(Job.idempotency_key)).scalars().all()
+        assert keys == ["ship-withdraw:shop/R1", "ship-withdraw:shop/R2"]
+    finally:
+        hub.pool.stop()
+
+
+def test_an_order_cancelled_while_the_carrier_books_gets_no_label_and_its_parcel_is_cancelled(
+        shipping_fakes: None, db_url: str, engine: Engine, tmp_path: Path) -> None:
+    """The cancellation commits while the booking call is out: the withdrawal finds the shipment booking
+    and leaves it; the booking's own commit sees the order cancelled and asks the carrier to cancel."""
+    hub, _, shop = _world(tmp_path, db_url, engine)
+    try:
+        courier: FakeCarrier = INSTANCES["courier-a"]
+
+        def cancelled_meanwhile(request: Any) -> None:
+            courier.on_book = None
+            _cancel_on_the_channel(shop, "B1")
+            with transaction(engine) as s:
+                enqueue(s, "orders.poll", {"channel": "shop"}, key="poll-cancel", connector="shop")
+            deadline = time.monotonic() + 20
+            while _order(engine, "B1").status != "cancelled" and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+        courier.on_book = cancelled_meanwhile
+        shop.place(make_order("shop", "B1", [("A", "s-A", 1, "100.00")]))
+        hub.run("orders.poll", {"channel": "shop"}, "poll-1", "shop")
+
+        shipment = _shipment(engine, "B1")
+        assert len(courier.bookings) == 1 and shipment.reference in courier.cancelled
+        assert shipment.state == "cancelled" and shipment.label_path is None and not courier.label_calls
+        assert shop.notices == []  # no tracking number for a cancelled order
+        order = _order(engine, "B1")
+        assert order.status == "cancelled" and order.problem is None
+        with transaction(engine) as s:
+            states = [h.to_state for h in s.execute(select(ShipmentHistory).where(
+                ShipmentHistory.shipment_id == shipment.id).order_by(ShipmentHistory.id)).scalars()]
+        assert states == ["draft", "booking", "booked", "cancelled"]
+    finally:
+        hub.pool.stop()
+
+
+def test_an_order_cancelled_before_its_booking_call_is_never_booked(
+        shipping_fakes: None, db_url: str, engine: Engine, tmp_path: Path) -> None:
+    hub, _, shop = _world(tmp_path, db_url, engine)
+    try:
+        courier: FakeCarrier = INSTANCES["courier-a"]
+        courier.refuse = "the street does not exist"  # the first booking fails: the shipment is failed
+        shop.place(make_order("shop", "F1", [("A", "s-A", 1, "100.00")]))
+        hub.run("orders.poll", {"channel": "shop"}, "poll-1", "shop")
+        assert _shipment(engine, "F1").state == "failed"
+        _cancel_on_the_channel(shop, "F1")
+        hub.run("orders.poll", {"channel": "shop"}, "poll-2", "shop")
+        assert _shipment(engine, "F1").state == "cancelled" and courier.cancelled == set()
+        assert _order(engine, "F1").status == "cancelled"
     finally:
         hub.pool.stop()
 

@@ -5,7 +5,7 @@ says it is the first call."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, time
 from decimal import Decimal
@@ -65,12 +65,15 @@ class FakeCarrier:
     pickups: dict[str, BookedPickup] = field(default_factory=dict)
     pickup_requests: list[PickupRequest] = field(default_factory=list)
     handed_over: set[str] = field(default_factory=set)
+    on_book: Callable[[ShipmentRequest], None] | None = None  # what happens while the carrier books
 
     def services(self) -> Sequence[str]:
         return ["courier", "locker"]
 
     def book(self, request: ShipmentRequest) -> Booking:
         self.requests.append(request)
+        if self.on_book is not None:
+            self.on_book(request)
         if request.reference in self.bookings and not request.first_call:
             return self.bookings[request.reference]
         if self.refuse:
