@@ -48,9 +48,12 @@ request each simulator answered. ``--kills 0`` is the baseline: the same load wi
 ``--minutes`` (default as long as the default run).
 
 ``--shipments``: paid orders are also shipped with the carriers that ship a simulator (InPost, Furgonetka,
-Poczta Polska), and three more figures are checked: shipments missing (an order in processing without
-one), bookings duplicated (a carrier holding more bookings than the hub has shipments), labels missing
-or wrong (a shipment never labelled, or a label file that differs from its checksum).
+Poczta Polska), and four more figures are checked: shipments missing (an order in processing without
+one, unless cancelled), bookings duplicated (a carrier holding more bookings than the hub has shipments),
+labels missing or wrong (a shipment never labelled, or a label file that differs from its checksum),
+parcels of cancelled orders (one not cancelled: the packer would ship it). A carrier that will not cancel
+(InPost after confirming) leaves a problem on the order; the seller keeps the parcel and says so
+(``hub shipments cancel ID --withheld``), as the seller's step of the run does.
 
 Run: .venv/bin/python bench/chaos.py [--kills 100] [--interval 10] [--seed 1] [--minutes M] [--quick]
      [--keep-dir] [--database-url URL] [--shipments]
@@ -107,6 +110,7 @@ from hub.orders.models import ChannelCursor, Order, OrderHistory, OrderLineRow, 
 from hub.platform import db
 from hub.platform.config import LogSettings, load
 from hub.platform.logs import configure as configure_logging
+from hub.shipping.models import Shipment
 from tests.support import pgtemp
 
 ALLEGRO = "allegro-main"
@@ -123,7 +127,8 @@ CARRIER_QUOTA = 1200  # requests a minute per carrier account with --shipments (
 LOST_AFTER = REQUEST_TIMEOUT + 1.5  # a "lost" response is held back this long: the hub gave up before it
 FIGURES = ("orders lost", "orders duplicated", "reservations wrong", "ERP documents missing",
            "ERP documents duplicated", "refunds duplicated", "refunds missing", "listings not converged",
-           "shipments missing", "bookings duplicated", "labels missing or wrong", "jobs dead")
+           "shipments missing", "bookings duplicated", "labels missing or wrong", "parcels of cancelled orders",
+           "jobs dead")
 
 
 @dataclass(frozen=True)
@@ -504,6 +509,7 @@ class Ledger:
     accepted: set[int] = field(default_factory=set)  # hub return ids the operator accepted
     accept_failures: list[str] = field(default_factory=list)
     operator_cancelled: set[tuple[str, str]] = field(default_factory=set)  # oversold orders cancelled
+    withheld: set[int] = field(default_factory=set)  # parcels of cancelled orders a carrier would not cancel
     cancelled: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -654,6 +660,10 @@ class Load:
             ).scalars().all()
             oversold = session.execute(select(Order.channel, Order.external_id).where(
                 Order.oversold.is_(True), Order.status != "cancelled")).all()
+            withheld = [sid for sid, problem in session.execute(
+                select(Shipment.id, Order.problem).join(Order, Order.id == Shipment.order_id).where(
+                    Order.problem.like("%--withheld%"), Shipment.state.in_(("booked", "label_ready"))))
+                if f"cancel {sid} --withheld" in (problem or "")]
         for return_id in arrived:
             if return_id in self.ledger.accepted:
                 continue
@@ -668,6 +678,13 @@ class Load:
             if key not in self.ledger.operator_cancelled and not self.world.cancelled(channel, external_id):
                 self.world.cancel(channel, external_id)
                 self.ledger.operator_cancelled.add(key)
+        for shipment_id in withheld:  # a carrier would not cancel a cancelled order's parcel: the seller keeps it
+            done = subprocess.run(hub_command(self.config, "shipments", "cancel", str(shipment_id), "--withheld"),
+                                  env=child_env(), capture_output=True, text=True, timeout=60, cwd=self.config.parent)
+            if done.returncode == 0:
+                self.ledger.withheld.add(shipment_id)
+            else:
+                self.ledger.accept_failures.append(f"shipment {shipment_id} --withheld: {done.stderr.strip()}")
 
 
 # --- the killer --------------------------------------------------------------------------------------
@@ -1088,7 +1105,8 @@ def check(engine: Engine, world: World, erp: Erp, load_: Load, config: Path) -> 
 
     info = [f"orders placed {len(placed)} ({', '.join(f'{c} {n}' for c, n in Counter(k[0] for k in placed).items())}),"
             f" cancelled on the channel {ledger.cancelled}, oversold {sum(1 for o in orders if o.oversold)} "
-            f"(cancelled by the operator {len(ledger.operator_cancelled)}), returns accepted {len(accepted)}, "
+            f"(cancelled by the operator {len(ledger.operator_cancelled)}), parcels withheld {len(ledger.withheld)}, "
+            f"returns accepted {len(accepted)}, "
             f"shop refunds by hand {sum(p.refunded_by_hand for p in placed.values())}, ERP feed writes {erp.changes}, "
             f"ERP documents imported {sum(erp.imported.values())}"]
     counts = {"orders": len(placed), "cancelled": ledger.cancelled, "oversold": sum(1 for o in orders if o.oversold),
@@ -1111,7 +1129,8 @@ def check_shipments(engine: Engine, world: World, orders: list[Order], history: 
     shipped = {s.order_id for s in shipments}
     for order in orders:
         processed = any(">processing" in step for step in history[order.id])
-        if processed and not order.oversold and order.problem is None and order.id not in shipped:
+        cancelled = order.status == "cancelled"  # a cancelled order ships nothing (hub.shipping.withdraw)
+        if processed and not cancelled and not order.oversold and order.problem is None and order.id not in shipped:
             bad("shipments missing", f"{order.channel} {order.external_id}: in processing, no shipment")
     per_carrier = Counter(s.carrier for s in shipments if s.state not in ("draft", "failed"))
     for _, hook, _ in world.carriers:
@@ -1119,7 +1138,13 @@ def check_shipments(engine: Engine, world: World, orders: list[Order], history: 
         if held > per_carrier[hook.name]:
             bad("bookings duplicated", f"{hook.name}: the carrier holds {held} bookings for "
                                        f"{per_carrier[hook.name]} shipments", held - per_carrier[hook.name])
+    cancelled = {o.id: o for o in orders if o.status == "cancelled"}
     for s in shipments:
+        if s.order_id in cancelled and s.state not in ("cancelled", "failed"):
+            order = cancelled[s.order_id]
+            bad("parcels of cancelled orders", f"{s.reference} ({s.carrier}) is {s.state}, its order "
+                                               f"{order.channel} {order.external_id} cancelled: {order.problem or ''}")
+            continue
         if s.state in ("booking", "booked", "draft"):
             bad("labels missing or wrong", f"{s.reference} ({s.carrier}) still {s.state}: {s.problem or ''}")
         elif s.label_path and s.label_sha256:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
-from hub.app.wiring import delivery_map
+from hub.app.wiring import delivery_map, order_rules
 from hub.cli.context import connector_named, positive_int, runtime
 from hub.cli.output import emit_json, table
 from hub.cli.output import say as _say
@@ -25,6 +25,8 @@ from hub.shipping.create import ShippingProblem, create_shipment
 from hub.shipping.kinds import CANCEL, CANCEL_PICKUP, PICKUPS
 from hub.shipping.labels import LabelFileError, merge, read_checked
 from hub.shipping.models import SHIPMENT_STATES, Pickup, Shipment, ShipmentHistory, ShipmentParcel
+from hub.shipping.states import move as move_shipment
+from hub.shipping.withdraw import settle, wants_withdrawal
 
 CANCELLABLE = ("draft", "failed", "booking", "booked", "label_ready")
 
@@ -59,6 +61,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
     create.set_defaults(func=cmd_create)
     cancel = ssub.add_parser("cancel", parents=[common, listing], help="cancel with the carrier (queued)")
     cancel.add_argument("id", type=positive_int)
+    cancel.add_argument("--withheld", action="store_true",
+                        help="the carrier refused to cancel and the parcel stays in the warehouse: record it "
+                             "cancelled in the hub without asking the carrier (a cancelled order is then recalled)")
     cancel.set_defaults(func=cmd_cancel)
 
     labels = sub.add_parser("labels", parents=[common], help="the packer's labels")
@@ -208,7 +213,9 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    _, engine = runtime(args)
+    loaded, engine = runtime(args)
+    if args.withheld:
+        return _withheld(args, loaded, engine)
     with db.transaction(engine) as session:
         s = _shipment(session, args.id)
         if s.state not in CANCELLABLE:
@@ -220,6 +227,31 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         emit_json(data)
     else:
         _say(f"shipment {data['id']}: cancel queued (job {data['job']}); hub shipments show {data['id']} tells")
+    return 0
+
+
+def _withheld(args: argparse.Namespace, loaded: Any, engine: Any) -> int:
+    """The seller keeps a parcel the carrier would not cancel (InPost after confirming, DPD ever): the hub
+    records it cancelled, so it leaves the labels, the pickups and the protocol, and its order is settled."""
+    now = utcnow()
+    with db.transaction(engine) as session:
+        s = _shipment(session, args.id)
+        if s.state not in ("booked", "label_ready"):
+            raise HubError(f"shipment {s.id} is {s.state}: --withheld records a booked parcel the carrier refused "
+                           "to cancel (booked or label_ready)")
+        order = session.get(Order, s.order_id, with_for_update=True)
+        assert order is not None
+        move_shipment(session, s, "cancelled", "cli", now, "withheld: the carrier refused to cancel, the parcel "
+                      "stays in the warehouse")
+        rules = order_rules(loaded)
+        outcome = settle(session, rules, order, now) if wants_withdrawal(rules, order) else None
+        data = {"id": s.id, "reference": s.reference, "state": s.state, "order": order.id,
+                "order_status": order.status, "order_outcome": outcome}
+    if args.json:
+        emit_json(data)
+    else:
+        _say(f"shipment {data['id']} ({data['reference']}): cancelled in the hub (withheld); order {data['order']} "
+             f"is {data['order_status']}")
     return 0
 
 

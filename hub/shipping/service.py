@@ -8,6 +8,7 @@ connector finds the first booking by our reference (hub.kernel.ports.carrier): o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -61,6 +62,9 @@ LABEL_SAFETY_NET = timedelta(seconds=60)
 LIVE = ("draft", "booking", "booked", "label_ready", "handed_over", "in_transit", "out_for_delivery")
 TRACKED = ("booked", "label_ready", "handed_over", "in_transit", "out_for_delivery")
 TRACK_BATCHES_PER_RUN = 50  # per carrier account; the next run goes on where this one stopped
+# a run stops asking after this long, the next goes on: a periodic job that runs for minutes is killed with
+# its worker over and over (chaos: one died after 10 attempts), and blocks the next slot meanwhile
+TRACK_RUN_SECONDS = 10.0
 # a tracking status -> the shipment state it means (ready_for_pickup: waiting at the locker or point)
 STATE_OF = {"in_transit": "in_transit", "out_for_delivery": "out_for_delivery",
             "ready_for_pickup": "out_for_delivery", "delivered": "delivered", "returned": "returned_to_sender"}
@@ -346,7 +350,8 @@ class ShippingService:
                 assert order is not None
                 if wants_withdrawal(self.rules, order):  # a cancelled order's parcel is still live: say so
                     flag_order(session, self.rules, order, f"the order is cancelled but {name} refused to cancel "
-                               f"parcel {booking.reference}: {exc}", now, "shipment.exception")
+                               f"parcel {booking.reference}: {exc}. Keep the parcel, then record it: hub shipments "
+                               f"cancel {shipment.id} --withheld", now, "shipment.exception")
             return {"shipment": booking.reference, "refused": str(exc)}
         now = utcnow()
         with ctx.session() as session:
@@ -382,9 +387,11 @@ class ShippingService:
         quiet = now - timedelta(seconds=self.settings.tracking_quiet_every)
         still = now - timedelta(days=1)
         asked = moved = 0
-        for name in self.connectors.names(role="carrier"):
-            if Capability.TRACKING not in self.connectors.spec(name).capabilities:
-                continue
+        names = [name for name in self.connectors.names(role="carrier")
+                 if Capability.TRACKING in self.connectors.spec(name).capabilities]
+        late = []
+        for name in names:  # each account its share of the run's time: a slow one never starves the rest
+            deadline = time.monotonic() + TRACK_RUN_SECONDS / len(names)
             carrier = self.connectors.get(name)
             size = max(1, int(getattr(carrier, "tracking_batch_size", 1)))
             for _ in range(TRACK_BATCHES_PER_RUN):
@@ -406,7 +413,10 @@ class ShippingService:
                 asked += len(due)
                 with ctx.session() as session:
                     moved += self._apply(session, {sid for _, sid in due}, events, now)
-        return {"asked": asked, "moved": moved}
+                if time.monotonic() > deadline:
+                    late.append(name)  # the next run goes on where this one stopped
+                    break
+        return {"asked": asked, "moved": moved, **({"time_up": late} if late else {})}
 
     def _apply(self, session: Session, shipment_ids: set[int], events: list[TrackingEvent] | Any,
                now: datetime) -> int:

@@ -90,9 +90,11 @@ def settle(session: Session, rules: OrderRules, order: Order, now: datetime) -> 
         return "problem: a parcel has left"
     if pending:
         return "waiting for the carrier"
-    if order.status == "cancelled":
-        return "cancelled"
-    if order.status == "shipped" and shipments:
+    if order.status == "cancelled" or (order.status == "shipped" and shipments):
+        if order.problem_kind == "shipping":  # what it said (a refusal, a parcel to keep) is settled now
+            order.problem = order.problem_kind = None
+        if order.status == "cancelled":
+            return "cancelled"
         recall(session, order, "shipping", now, note=f"{where}: every parcel stopped before it left")
         run_rules(session, rules, order, "order.cancelled", now)
         return "recalled"

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
+from hub.cli.main import main
 from hub.jobs.models import Job
 from hub.jobs.queue import enqueue
 from hub.kernel.ports.carrier import TrackingEvent
@@ -286,7 +287,16 @@ def test_an_order_cancelled_on_the_channel_after_shipping_is_recalled_or_flagged
         flagged = _order(engine, "R2")
         assert flagged.status == "shipped" and r2.reference not in courier.cancelled
         assert flagged.problem_kind == "shipping" and r2.reference in (flagged.problem or "")
-        assert "refused to cancel" in (flagged.problem or "")
+        assert "refused to cancel" in (flagged.problem or "") and f"cancel {r2.id} --withheld" in flagged.problem
+
+        # the seller keeps the parcel and says so: the order is recalled like R1
+        assert main(["--config", str(tmp_path / "hub.toml"), "shipments", "cancel", str(r2.id), "--withheld",
+                     "--json"]) == 0
+        hub.quiet()  # the sale's reversal is a job
+        assert _shipment(engine, "R2").state == "cancelled"
+        withheld = _order(engine, "R2")
+        assert withheld.status == "cancelled" and withheld.problem is None  # the refusal is settled
+        assert len(erp.cancellations) == 2 and r2.reference not in courier.cancelled
 
         # the channel reporting it again changes nothing: one withdrawal per order
         hub.run("orders.poll", {"channel": "shop"}, "poll-3", "shop")
@@ -493,5 +503,30 @@ def test_a_label_not_ready_with_the_booking_is_fetched_by_its_job_at_once(shippi
         assert shipment.state == "label_ready" and courier.label_calls == [shipment.reference] * 2
         assert time.monotonic() - started < 30  # made due at once, not after the safety net's minute
         assert _label_job(engine, shipment.reference).attempts == 1
+    finally:
+        hub.pool.stop()
+
+
+def test_a_tracking_run_stops_when_its_time_is_up_and_the_next_goes_on(shipping_fakes: None, db_url: str,
+                                                                       engine: Engine, tmp_path: Path,
+                                                                       monkeypatch: Any) -> None:
+    """A periodic job that asks for minutes is killed with its worker again and again (chaos: a tracking
+    job died after 10 attempts): each run asks for its share of time, at least one batch per carrier."""
+    from hub.shipping import service
+
+    hub, _, shop = _world(tmp_path, db_url, engine)
+    try:
+        monkeypatch.setattr(service, "TRACK_RUN_SECONDS", 0.0)
+        for n in range(3):
+            shop.place(make_order("shop", f"T{n}", [("A", "s-A", 1, "100.00")]))
+        hub.run("orders.poll", {"channel": "shop"}, "poll-1", "shop")
+        hub.run("shipping.track", {}, "track-1")
+        first = _job(engine, "track-1").result
+        assert first == {"asked": 2, "moved": 0, "time_up": ["courier-a"]}  # one batch of courier-a's two
+        hub.run("shipping.track", {}, "track-2")
+        assert _job(engine, "track-2").result["asked"] == 1  # the one left: the first two are not due yet
+        with transaction(engine) as s:
+            assert s.execute(select(func.count()).select_from(Shipment)
+                             .where(Shipment.tracked_at.is_(None))).scalar_one() == 0
     finally:
         hub.pool.stop()
