@@ -50,7 +50,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
 
 def cmd_run(args: argparse.Namespace) -> int:
     from hub.jobs.daemon import Daemon
+    from hub.platform.malloc import limit_arenas
 
+    limit_arenas()  # before any worker thread: RSS stays flat across whole-catalogue jobs (hub.platform.malloc)
     loaded = load_config(args)
     configure_logging(loaded.settings.log)
     _, handlers = check_all(loaded)
