@@ -26,6 +26,7 @@ from hub.jobs.handlers import HandlerRegistry, JobContext
 from hub.jobs.metrics import JOB_DURATION
 from hub.jobs.queue import ClaimedJob, Outcome
 from hub.kernel.errors import Deferred, LoginNeeded, PermanentError, RetryableError
+from hub.platform import malloc
 from hub.platform.config import WorkerSettings
 from hub.platform.logs import get_logger
 from hub.platform.ratelimit import Throttle
@@ -33,6 +34,7 @@ from hub.platform.ratelimit import Throttle
 log = get_logger("hub.jobs.worker")
 
 FLUSH_AFTER = 0.05  # seconds: completions wait at most this long to be written in one batch
+TRIM_AFTER = 1.0  # seconds: a job that ran longer hands its freed memory back (hub.platform.malloc.trim)
 IDLE_FALLBACK_POLLS = 10  # an idle thread not polling looks itself after this many poll intervals
 
 
@@ -276,7 +278,10 @@ class WorkerPool:
             else:
                 outcome = Outcome(job, ok=True, result=_jsonable_result(result))
                 jlog.debug("job done")
-        JOB_DURATION.labels(job.kind, "done" if outcome.ok else "failed").observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        JOB_DURATION.labels(job.kind, "done" if outcome.ok else "failed").observe(elapsed)
+        if elapsed > TRIM_AFTER:  # a long job has just let go of much (a catalogue): its free pages go back
+            malloc.trim()
         return outcome
 
     # --- leases ---------------------------------------------------------------------
