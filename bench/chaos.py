@@ -120,7 +120,7 @@ CLIENT_ID, CLIENT_SECRET = "chaos-client", "chaos-secret"
 WOO_KEY, WOO_SECRET = "ck_chaos", "cs_chaos"
 EFFECT_KINDS = ("sync.push", "orders.to_erp", "orders.erp_cancel", "orders.push_status", "returns.refund",
                 "returns.restock", "returns.reject", "shipping.create", "shipping.book", "shipping.label",
-                "shipping.push_tracking")
+                "shipping.push_tracking", "shipping.withdraw", "shipping.cancel")
 OPEN = ("pending", "running", "failed-retrying")
 REQUEST_TIMEOUT = 4.0  # the hub's per-request timeout towards both channels (hub.toml)
 CARRIER_QUOTA = 1200  # requests a minute per carrier account with --shipments (see write_config)

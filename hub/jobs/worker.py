@@ -34,7 +34,10 @@ from hub.platform.ratelimit import Throttle
 log = get_logger("hub.jobs.worker")
 
 FLUSH_AFTER = 0.05  # seconds: completions wait at most this long to be written in one batch
-TRIM_AFTER = 1.0  # seconds: a job that ran longer hands its freed memory back (hub.platform.malloc.trim)
+# seconds: a job that ran longer (a whole-catalogue one) hands its freed memory back (hub.platform.malloc.trim).
+# Not lower: a trim holds malloc's locks for 40-140 ms, and threads allocating under the GIL wait that
+# long; at 1 s it followed busy ERP polls too and the soak's job wait tripled
+TRIM_AFTER = 5.0
 IDLE_FALLBACK_POLLS = 10  # an idle thread not polling looks itself after this many poll intervals
 
 

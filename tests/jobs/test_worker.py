@@ -272,3 +272,33 @@ def test_idle_threads_leave_the_polling_to_one_of_them(engine: Engine, monkeypat
         pool.stop(timeout=5)
     assert idle_claims < 60, f"{idle_claims} claims in an idle second"
     assert ran[0] - added < 0.5
+
+
+def test_a_long_job_hands_its_freed_memory_back(engine: Engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A whole-catalogue job leaves its freed pages inside the heap unless told (soak: RSS rose a step at
+    each reconcile): the worker trims after a job that ran longer than TRIM_AFTER, not after a short one."""
+    from hub.jobs import worker
+    from hub.platform import malloc
+
+    trims: list[int] = []
+    monkeypatch.setattr(malloc, "trim", lambda: trims.append(1) or True)
+    monkeypatch.setattr(worker, "TRIM_AFTER", 0.2)
+    handlers = HandlerRegistry()
+
+    @handlers.handler("long")
+    def long(ctx: JobContext) -> None:
+        time.sleep(0.3)
+
+    @handlers.handler("short")
+    def short(ctx: JobContext) -> None:
+        pass
+
+    with transaction(engine) as s:
+        queue.enqueue_many(s, [NewJob("short", {}, f"short{i}") for i in range(5)] + [NewJob("long", {}, "long")])
+    pool = WorkerPool(engine, handlers, FAST, name="t")
+    pool.start()
+    try:
+        wait_until(lambda: queue.open_jobs(engine) == 0)
+    finally:
+        pool.stop()
+    assert trims == [1]

@@ -53,3 +53,10 @@ def test_worker_threads_share_two_arenas() -> None:
 def test_the_environment_wins() -> None:
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     assert _heaps({**env, "MALLOC_ARENA_MAX": "3"}) == ("False", 3)
+
+
+@glibc
+def test_trim_calls_glibc() -> None:
+    from hub.platform import malloc
+
+    assert malloc._TRIM is not None and isinstance(malloc.trim(), bool)
