@@ -42,6 +42,9 @@ class _KeepAliveHandler(WSGIRequestHandler):
     thread here), which no real API costs."""
 
     protocol_version = "HTTP/1.1"
+    # the headers and the body go out as two writes: with Nagle on, the body waits for the client's
+    # delayed ACK of the headers (40 ms a response on a kept-alive connection); servers set TCP_NODELAY
+    disable_nagle_algorithm = True
     timeout = IDLE_TIMEOUT  # an idle connection is closed (longer than the clients' own keep-alive expiry)
     server: _ThreadingServer
 
