@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.jobs.backoff import retry_delay
@@ -30,6 +30,24 @@ MAX_ERROR_CHARS = 4000
 # statements run in a caller's ORM session name the table, not the entity: the ORM's bulk update path
 # (identity-map sync, per-statement compile) cost more than the statement itself
 JOBS = Job.__table__
+
+# The statements every job runs, built once: a statement object memoizes its cache key, so SQLAlchemy
+# neither rebuilds nor re-keys them per job (bench/labels: building and keying them per call was a
+# tenth of a booking's CPU)
+_RUNNING = and_(JOBS.c.id == bindparam("job_id"), JOBS.c.lease_token == bindparam("token"),
+                JOBS.c.state == "running")
+_BEGIN = (update(JOBS).where(_RUNNING).values(attempts=JOBS.c.attempts + 1, started_at=bindparam("now"))
+          .returning(JOBS.c.attempts))
+_DONE = (update(JOBS).where(_RUNNING)
+         .values(state="done", result=bindparam("result_value", type_=JOBS.c.result.type), last_error=None,
+                 lease_owner=None, lease_token=None, lease_expires_at=None, updated_at=bindparam("now"),
+                 finished_at=bindparam("now"))
+         .returning(JOBS.c.id))
+_PENDING = and_(JOBS.c.idempotency_key == bindparam("key"), JOBS.c.state == "pending")
+_RUN_NOW = update(JOBS).where(_PENDING).values(run_at=bindparam("now"), updated_at=bindparam("now"))
+_DONE_WITHOUT_RUNNING = update(JOBS).where(_PENDING).values(
+    state="done", result=bindparam("result_value", type_=JOBS.c.result.type), updated_at=bindparam("now"),
+    finished_at=bindparam("now"))
 
 
 @dataclass(frozen=True)
@@ -152,17 +170,14 @@ def enqueue(
 
 def run_now(session: Session, key: str) -> bool:
     """Make a pending job (queued to run later) due now; False if it is no longer pending."""
-    now = utcnow()
-    return session.execute(update(JOBS).where(JOBS.c.idempotency_key == key, JOBS.c.state == "pending")
-                           .values(run_at=now, updated_at=now)).rowcount > 0
+    return session.execute(_RUN_NOW, {"key": key, "now": utcnow()}).rowcount > 0
 
 
 def done_without_running(session: Session, key: str, result: dict[str, Any]) -> bool:
     """A pending job whose work its caller did itself (in this transaction): done, never run. False if a
     worker has it already (it will find the work done)."""
-    now = utcnow()
-    return session.execute(update(JOBS).where(JOBS.c.idempotency_key == key, JOBS.c.state == "pending")
-                           .values(state="done", result=result, updated_at=now, finished_at=now)).rowcount > 0
+    return session.execute(_DONE_WITHOUT_RUNNING, {"key": key, "result_value": result, "now": utcnow()}
+                           ).rowcount > 0
 
 
 def enqueue_coalesced(
@@ -253,11 +268,8 @@ def begin(engine: Engine, job: ClaimedJob) -> ClaimedJob | None:
     """Count the attempt of a claimed job about to run; None if its lease is no longer ours."""
     if job.begun:
         return job
-    now = utcnow()
-    fence = and_(Job.id == job.id, Job.lease_token == job.lease_token, Job.state == "running")
     with engine.begin() as conn:
-        attempts = conn.execute(update(Job).where(fence).values(attempts=Job.attempts + 1, started_at=now)
-                                .returning(Job.attempts)).scalar()
+        attempts = conn.execute(_BEGIN, {"job_id": job.id, "token": job.lease_token, "now": utcnow()}).scalar()
     return None if attempts is None else replace(job, attempts=attempts, begun=True)
 
 
@@ -353,6 +365,10 @@ def _outcome_values(outcome: Outcome, settings: WorkerSettings, now: datetime) -
 def _settle_one(session: Session, outcome: Outcome, settings: WorkerSettings, worker: str, now: datetime
                 ) -> set[int]:
     job = outcome.job
+    if outcome.ok:  # the common case, one prebuilt statement
+        hit = session.execute(_DONE, {"job_id": job.id, "token": job.lease_token, "result_value": outcome.result,
+                                      "now": now}).scalar()
+        return set() if hit is None else {hit}
     values = _outcome_values(outcome, settings, now)
     values.update(lease_owner=None, lease_token=None, lease_expires_at=None, updated_at=now,
                   finished_at=now if values["state"] in ("done", "dead") else None)

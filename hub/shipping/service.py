@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.jobs import queue
@@ -57,6 +57,9 @@ from hub.shipping.states import move as move_shipment
 from hub.shipping.wire import booking_of, sender_address
 from hub.shipping.withdraw import flag_order, settle, stop, wants_withdrawal, withdraw
 
+# built once (its cache key is memoized): the booking's commit runs it for every shipment
+_ORDER_STATUS_LOCKED = (select(Order.__table__.c.status).where(Order.__table__.c.id == bindparam("order_id"))
+                        .with_for_update())
 # a booking's label job waits this long for the booking's own fetch of the label (hub.shipping.service)
 LABEL_SAFETY_NET = timedelta(seconds=60)
 LIVE = ("draft", "booking", "booked", "label_ready", "handed_over", "in_transit", "out_for_delivery")
@@ -195,9 +198,7 @@ class ShippingService:
             move_shipment(session, shipment, "booked", "carrier", now)
             # locked: an order cancelled while the carrier booked is seen here, or its withdrawal sees
             # this booking (hub.shipping.withdraw)
-            order = session.get(Order, shipment.order_id, with_for_update=True, populate_existing=True)
-            assert order is not None
-            if order.status == "cancelled":
+            if session.execute(_ORDER_STATUS_LOCKED, {"order_id": shipment.order_id}).scalar() == "cancelled":
                 stop(session, shipment)
                 return {"shipment": request.reference, "external_id": booking.external_id,
                         "cancelling": "the order was cancelled while the carrier booked it"}
@@ -207,7 +208,10 @@ class ShippingService:
                           run_at=now + LABEL_SAFETY_NET)
             queue.enqueue(session, PUSH_TRACKING, {"shipment_id": shipment.id},
                           key=f"ship-tracking:{shipment.reference}")
-            run_rules(session, self.rules, order, "shipment.booked", now)
+            if self.rules.automation.for_event("shipment.booked"):
+                order = session.get(Order, shipment.order_id)
+                assert order is not None
+                run_rules(session, self.rules, order, "shipment.booked", now)
             fmt, day = shipment.label_format, shipment.created_at.date()
         result = {"shipment": request.reference, "external_id": booking.external_id,
                   "tracking": [p.tracking_number for p in booking.parcels]}
