@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.jobs import queue
@@ -50,7 +50,7 @@ from hub.shipping.kinds import (
     WITHDRAW_SHIPMENTS,
 )
 from hub.shipping.labels import store_label
-from hub.shipping.models import Shipment, ShipmentParcel
+from hub.shipping.models import Shipment, ShipmentHistory, ShipmentParcel
 from hub.shipping.pickups import PickupPlanner
 from hub.shipping.states import ON_THE_WAY, advance
 from hub.shipping.states import move as move_shipment
@@ -60,6 +60,13 @@ from hub.shipping.withdraw import flag_order, settle, stop, wants_withdrawal, wi
 # built once (its cache key is memoized): the booking's commit runs it for every shipment
 _ORDER_STATUS_LOCKED = (select(Order.__table__.c.status).where(Order.__table__.c.id == bindparam("order_id"))
                         .with_for_update())
+# the label recorded (booked -> label_ready, as hub.shipping.states allows) unless another run did
+_LABEL_RECORDED = (update(Shipment.__table__)
+                   .where(Shipment.__table__.c.id == bindparam("sid"), Shipment.__table__.c.state == "booked",
+                          Shipment.__table__.c.label_sha256.is_(None))
+                   .values(label_path=bindparam("label_file"), label_sha256=bindparam("checksum"),
+                           label_format=bindparam("label_kind"), state="label_ready", updated_at=bindparam("now"))
+                   .returning(Shipment.__table__.c.id))
 # a booking's label job waits this long for the booking's own fetch of the label (hub.shipping.service)
 LABEL_SAFETY_NET = timedelta(seconds=60)
 LIVE = ("draft", "booking", "booked", "label_ready", "handed_over", "in_transit", "out_for_delivery")
@@ -240,13 +247,15 @@ class ShippingService:
         whose work this is, marked done in the same transaction."""
         label = carrier.label(booking, "zpl" if fmt == "zpl" else "pdf", "A6")
         path, digest = store_label(self.label_dir, day, booking.reference, label)
-        with ctx.session() as session:
-            shipment = session.get(Shipment, ctx.payload["shipment_id"])
-            assert shipment is not None
-            if shipment.state != "booked" or shipment.label_sha256:
-                return shipment.state
-            shipment.label_path, shipment.label_sha256, shipment.label_format = str(path), digest, label.format
-            move_shipment(session, shipment, "label_ready", "carrier", utcnow())
+        now, sid = utcnow(), ctx.payload["shipment_id"]
+        with ctx.session() as session:  # Core, built once: every booking runs it (see _LABEL_RECORDED)
+            if session.execute(_LABEL_RECORDED, {"sid": sid, "label_file": str(path), "checksum": digest,
+                                                 "label_kind": label.format, "now": now}).scalar() is None:
+                return str(session.execute(select(Shipment.__table__.c.state)
+                                           .where(Shipment.__table__.c.id == sid)).scalar())
+            session.execute(insert(ShipmentHistory.__table__), {
+                "shipment_id": sid, "from_state": "booked", "to_state": "label_ready", "source": "carrier",
+                "note": None, "at": now})
             if done_key is not None:
                 queue.done_without_running(session, done_key, {"shipment": booking.reference, "label": str(path),
                                                                "sha256": digest, "with_the_booking": True})
