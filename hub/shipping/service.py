@@ -60,6 +60,25 @@ from hub.shipping.withdraw import flag_order, settle, stop, wants_withdrawal, wi
 # built once (its cache key is memoized): the booking's commit runs it for every shipment
 _ORDER_STATUS_LOCKED = (select(Order.__table__.c.status).where(Order.__table__.c.id == bindparam("order_id"))
                         .with_for_update())
+# the booking's reads and its call count, built once (statements memoize their cache keys)
+_SHIPMENT = select(Shipment).where(Shipment.id == bindparam("sid"))
+_PARCELS_OF = select(ShipmentParcel).where(ShipmentParcel.shipment_id == bindparam("sid")).order_by(ShipmentParcel.seq)
+_COUNT_CALL = (update(Shipment.__table__)
+               .where(Shipment.__table__.c.id == bindparam("sid"), Shipment.__table__.c.state == "booking")
+               .values(book_calls=Shipment.__table__.c.book_calls + 1).returning(Shipment.__table__.c.book_calls))
+# the carrier's answer recorded (booking -> booked, as hub.shipping.states allows) unless another run did
+_SHIPMENTS = Shipment.__table__
+_BOOKED = (update(_SHIPMENTS).where(_SHIPMENTS.c.id == bindparam("sid"), _SHIPMENTS.c.state == "booking")
+           .values(external_id=bindparam("carrier_id"), operator=bindparam("carrier_operator"),
+                   handles=bindparam("carrier_handles", type_=_SHIPMENTS.c.handles.type), problem=None,
+                   state="booked", updated_at=bindparam("now"))
+           .returning(_SHIPMENTS.c.order_id, _SHIPMENTS.c.reference, _SHIPMENTS.c.label_format,
+                      _SHIPMENTS.c.created_at))
+_PARCELS = ShipmentParcel.__table__
+_PARCEL_SEQS = select(_PARCELS.c.seq).where(_PARCELS.c.shipment_id == bindparam("sid")).order_by(_PARCELS.c.seq)
+_PARCEL_BOOKED = (update(_PARCELS).where(_PARCELS.c.shipment_id == bindparam("sid"),
+                                         _PARCELS.c.seq == bindparam("parcel_seq"))
+                  .values(tracking_number=bindparam("number"), external_id=bindparam("parcel_id")))
 # the label recorded (booked -> label_ready, as hub.shipping.states allows) unless another run did
 _LABEL_RECORDED = (update(Shipment.__table__)
                    .where(Shipment.__table__.c.id == bindparam("sid"), Shipment.__table__.c.state == "booked",
@@ -78,6 +97,25 @@ TRACK_RUN_SECONDS = 10.0
 # a tracking status -> the shipment state it means (ready_for_pickup: waiting at the locker or point)
 STATE_OF = {"in_transit": "in_transit", "out_for_delivery": "out_for_delivery",
             "ready_for_pickup": "out_for_delivery", "delivered": "delivered", "returned": "returned_to_sender"}
+
+
+def record_booking(session: Session, sid: int, booking: Booking, now: datetime) -> Any:
+    """The carrier's answer on the shipment (booking -> booked), its parcels' numbers and the history row,
+    in Core statements built once (every booking commits through here); None when another run did it.
+    Returns the shipment's order id, reference, label format and creation time."""
+    recorded = session.execute(_BOOKED, {"sid": sid, "carrier_id": booking.external_id,
+                                         "carrier_operator": booking.operator,
+                                         "carrier_handles": dict(booking.handles), "now": now}).one_or_none()
+    if recorded is None:
+        return None
+    seqs = session.execute(_PARCEL_SEQS, {"sid": sid}).scalars().all()
+    session.execute(_PARCEL_BOOKED, [{"sid": sid, "parcel_seq": seq, "number": booked.tracking_number,
+                                      "parcel_id": booked.external_id}
+                                     for seq, booked in zip(seqs, booking.parcels, strict=True)])
+    session.execute(insert(ShipmentHistory.__table__), {
+        "shipment_id": sid, "from_state": "booking", "to_state": "booked", "source": "carrier", "note": None,
+        "at": now})
+    return recorded
 
 
 class ShippingService:
@@ -125,8 +163,7 @@ class ShippingService:
         order = session.get(Order, shipment.order_id)
         assert order is not None
         sender = self.settings.senders[shipment.sender]
-        parcels = session.execute(select(ShipmentParcel).where(ShipmentParcel.shipment_id == shipment.id)
-                                  .order_by(ShipmentParcel.seq)).scalars().all()
+        parcels = session.execute(_PARCELS_OF, {"sid": shipment.id}).scalars().all()
         receiver = shipment.receiver or {}
         cod = None
         if shipment.cod_amount is not None:
@@ -149,7 +186,7 @@ class ShippingService:
 
     def handle_book(self, ctx: JobContext) -> dict[str, Any]:
         with ctx.session() as session:
-            shipment = session.get(Shipment, ctx.payload["shipment_id"])
+            shipment = session.execute(_SHIPMENT, {"sid": ctx.payload["shipment_id"]}).scalar_one_or_none()
             if shipment is None:
                 raise PermanentError(f"shipment {ctx.payload['shipment_id']} does not exist")
             if shipment.state != "booking":
@@ -162,10 +199,7 @@ class ShippingService:
             # counted and committed before the call: the first call books without a lookup, any later one
             # (a crash, a lost answer, a lease that ran out) makes the connector look for it first. Only
             # while booking: a withdrawal that cancelled it meanwhile (row locked) leaves no row to count
-            row = Shipment.__table__.c
-            calls = session.execute(update(Shipment.__table__).where(row.id == shipment.id, row.state == "booking")
-                                    .values(book_calls=row.book_calls + 1).returning(row.book_calls)
-                                    ).scalar_one_or_none()
+            calls = session.execute(_COUNT_CALL, {"sid": shipment.id}).scalar_one_or_none()
             if calls is None:
                 return {"shipment": shipment.id, "recorded_already": "cancelled"}
             request = replace(self._request(session, shipment), first_call=calls == 1)
@@ -189,37 +223,29 @@ class ShippingService:
         if len(booking.parcels) != len(request.parcels):
             raise PermanentError(f"{carrier_name} booked {len(booking.parcels)} parcels for "
                                  f"{request.reference}, which has {len(request.parcels)}")
-        now = utcnow()
+        now, sid = utcnow(), ctx.payload["shipment_id"]
         with ctx.session() as session:
-            shipment = session.get(Shipment, ctx.payload["shipment_id"])
-            assert shipment is not None
-            if shipment.state != "booking":  # another run recorded it (a lease that ran out)
-                return {"shipment": shipment.id, "recorded_already": shipment.state}
-            shipment.external_id, shipment.operator = booking.external_id, booking.operator
-            shipment.handles = dict(booking.handles)
-            shipment.problem = None
-            parcels = session.execute(select(ShipmentParcel).where(ShipmentParcel.shipment_id == shipment.id)
-                                      .order_by(ShipmentParcel.seq)).scalars().all()
-            for row, booked in zip(parcels, booking.parcels, strict=True):
-                row.tracking_number, row.external_id = booked.tracking_number, booked.external_id
-            move_shipment(session, shipment, "booked", "carrier", now)
+            recorded = record_booking(session, sid, booking, now)
+            if recorded is None:  # another run recorded it (a lease that ran out)
+                return {"shipment": sid, "recorded_already": str(session.execute(
+                    select(Shipment.__table__.c.state).where(Shipment.__table__.c.id == sid)).scalar())}
+            order_id, reference, fmt, created_at = recorded
             # locked: an order cancelled while the carrier booked is seen here, or its withdrawal sees
             # this booking (hub.shipping.withdraw)
-            if session.execute(_ORDER_STATUS_LOCKED, {"order_id": shipment.order_id}).scalar() == "cancelled":
-                stop(session, shipment)
+            if session.execute(_ORDER_STATUS_LOCKED, {"order_id": order_id}).scalar() == "cancelled":
+                stop(session, sid, reference, carrier_name)
                 return {"shipment": request.reference, "external_id": booking.external_id,
                         "cancelling": "the order was cancelled while the carrier booked it"}
             # the label is fetched right below; its job is the safety net of a worker that dies first
-            label_key = f"ship-label:{shipment.reference}"
-            queue.enqueue(session, LABEL, {"shipment_id": shipment.id}, key=label_key, connector=carrier_name,
+            label_key = f"ship-label:{reference}"
+            queue.enqueue(session, LABEL, {"shipment_id": sid}, key=label_key, connector=carrier_name,
                           run_at=now + LABEL_SAFETY_NET)
-            queue.enqueue(session, PUSH_TRACKING, {"shipment_id": shipment.id},
-                          key=f"ship-tracking:{shipment.reference}")
+            queue.enqueue(session, PUSH_TRACKING, {"shipment_id": sid}, key=f"ship-tracking:{reference}")
             if self.rules.automation.for_event("shipment.booked"):
-                order = session.get(Order, shipment.order_id)
+                order = session.get(Order, order_id)
                 assert order is not None
                 run_rules(session, self.rules, order, "shipment.booked", now)
-            fmt, day = shipment.label_format, shipment.created_at.date()
+            day = created_at.date()
         result = {"shipment": request.reference, "external_id": booking.external_id,
                   "tracking": [p.tracking_number for p in booking.parcels]}
         label = self._label_at_once(ctx, carrier, booking, fmt, day, label_key)
@@ -281,7 +307,7 @@ class ShippingService:
 
     def handle_push_tracking(self, ctx: JobContext) -> dict[str, Any]:
         with ctx.session() as session:
-            shipment = session.get(Shipment, ctx.payload["shipment_id"])
+            shipment = session.execute(_SHIPMENT, {"sid": ctx.payload["shipment_id"]}).scalar_one_or_none()
             if shipment is None:
                 raise PermanentError(f"shipment {ctx.payload['shipment_id']} does not exist")
             if shipment.tracking_pushed_at is not None or shipment.state in ("cancelled", "failed"):

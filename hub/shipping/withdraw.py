@@ -47,10 +47,10 @@ def wants_withdrawal(rules: OrderRules, order: Order) -> bool:
     return order.status == "cancelled" or (order.status in ("shipped", "delivered") and channel_cancelled(rules, order))
 
 
-def stop(session: Session, shipment: Shipment) -> None:
+def stop(session: Session, shipment_id: int, reference: str, carrier: str) -> None:
     """Ask the carrier to drop a booked parcel, once (the key)."""
-    queue.enqueue(session, CANCEL, {"shipment_id": shipment.id, "source": "order cancelled"},
-                  key=f"ship-cancel:{shipment.reference}", connector=shipment.carrier)
+    queue.enqueue(session, CANCEL, {"shipment_id": shipment_id, "source": "order cancelled"},
+                  key=f"ship-cancel:{reference}", connector=carrier)
 
 
 def _live(session: Session, order: Order) -> list[Shipment]:
@@ -68,7 +68,7 @@ def withdraw(session: Session, rules: OrderRules, order: Order, now: datetime) -
         elif shipment.state == "booking":
             booking.append(shipment.reference)  # its booking job, seeing the order cancelled, stops it
         elif shipment.state in AT_THE_CARRIER:
-            stop(session, shipment)
+            stop(session, shipment.id, shipment.reference, shipment.carrier)
             asked.append(shipment.reference)
     session.flush()
     return {"cancelled": cancelled, "asked_the_carrier": asked, "booking": booking,

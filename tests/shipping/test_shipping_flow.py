@@ -387,16 +387,17 @@ def test_a_worker_dying_after_the_carriers_answer_books_once(shipping_fakes: Non
     asked by our reference, hands back the first booking: one booking, one label, one tracking push."""
     import hub.shipping.service as service_module
 
-    real_move = service_module.move_shipment
+    real_record = service_module.record_booking
     died: list[str] = []
 
-    def dying_move(session: Any, shipment: Shipment, target: str, *args: Any) -> None:
-        if target == "booked" and not died:
-            died.append(shipment.reference)
+    def dying_record(session: Any, sid: int, booking: Any, now: Any) -> Any:
+        recorded = real_record(session, sid, booking, now)
+        if not died:  # recorded, not committed: the kill loses exactly this
+            died.append(booking.reference)
             raise RuntimeError("worker killed between the carrier's answer and the commit")
-        real_move(session, shipment, target, *args)
+        return recorded
 
-    monkeypatch.setattr(service_module, "move_shipment", dying_move)
+    monkeypatch.setattr(service_module, "record_booking", dying_record)
     hub, _, shop = _world(tmp_path, db_url, engine)
     try:
         courier: FakeCarrier = INSTANCES["courier-a"]
