@@ -62,6 +62,7 @@ _ORDER_STATUS_LOCKED = (select(Order.__table__.c.status).where(Order.__table__.c
                         .with_for_update())
 # the booking's reads and its call count, built once (statements memoize their cache keys)
 _SHIPMENT = select(Shipment).where(Shipment.id == bindparam("sid"))
+_SHIPMENT_LOCKED = _SHIPMENT.with_for_update()
 _PARCELS_OF = select(ShipmentParcel).where(ShipmentParcel.shipment_id == bindparam("sid")).order_by(ShipmentParcel.seq)
 _COUNT_CALL = (update(Shipment.__table__)
                .where(Shipment.__table__.c.id == bindparam("sid"), Shipment.__table__.c.state == "booking")
@@ -186,7 +187,8 @@ class ShippingService:
 
     def handle_book(self, ctx: JobContext) -> dict[str, Any]:
         with ctx.session() as session:
-            shipment = session.execute(_SHIPMENT, {"sid": ctx.payload["shipment_id"]}).scalar_one_or_none()
+            # locked: a withdrawal (hub.shipping.withdraw) and this job never both cancel it
+            shipment = session.execute(_SHIPMENT_LOCKED, {"sid": ctx.payload["shipment_id"]}).scalar_one_or_none()
             if shipment is None:
                 raise PermanentError(f"shipment {ctx.payload['shipment_id']} does not exist")
             if shipment.state != "booking":
