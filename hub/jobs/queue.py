@@ -274,7 +274,8 @@ def begin(engine: Engine, job: ClaimedJob) -> ClaimedJob | None:
 
 
 def renew(engine: Engine, jobs: Sequence[ClaimedJob], lease: float) -> set[int]:
-    """Extend the leases still held; returns the ids whose lease was renewed."""
+    """Extend the leases still held; returns the ids still ours: renewed, or locked by a transaction that
+    is finishing them (a settle), which the renewal skips rather than waits for."""
     if not jobs:
         return set()
     now = utcnow()
@@ -284,13 +285,15 @@ def renew(engine: Engine, jobs: Sequence[ClaimedJob], lease: float) -> set[int]:
         by_token.setdefault(job.lease_token, []).append(job.id)
     with engine.begin() as conn:
         for token, ids in by_token.items():
-            stmt = (
-                update(Job)
-                .where(Job.lease_token == token, Job.id.in_(ids), Job.state == "running")
-                .values(lease_expires_at=now + timedelta(seconds=lease), updated_at=now)
-                .returning(Job.id)
-            )
-            held.update(conn.execute(stmt).scalars())
+            # rows another transaction holds (a settle finishing them, in its own order) are skipped, not
+            # waited for: waiting deadlocked with a settle on PostgreSQL (soak); the next beat renews
+            # what is still running
+            ours = select(JOBS.c.id).where(JOBS.c.lease_token == token, JOBS.c.id.in_(ids),
+                                           JOBS.c.state == "running")
+            held.update(conn.execute(ours).scalars())
+            stmt = (update(JOBS).where(JOBS.c.id.in_(ours.with_for_update(skip_locked=True).scalar_subquery()))
+                    .values(lease_expires_at=now + timedelta(seconds=lease), updated_at=now))
+            conn.execute(stmt)
     return held
 
 

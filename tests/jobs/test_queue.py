@@ -277,3 +277,39 @@ def test_error_texts_are_stored_masked_like_the_logs(engine: Engine) -> None:
     for text in stored:
         assert "abcdEFGH1234xyz" not in text and "cs_secret_9f8e7d" not in text and "s3cr3tvalue" not in text, text
     assert stored[1].startswith("POST https://") and "shop.example.pl/wp-json/wc/v3" in stored[1]
+
+
+def test_renewal_skips_a_row_a_settle_holds_and_still_counts_it_ours(engine: Engine) -> None:
+    """A settle locks its jobs' rows in its own order; a renewal that waited for them deadlocked with it
+    on PostgreSQL (soak). The renewal skips a locked row (no wait), extends the others, and reports
+    both as ours, so the heartbeat never calls a job being finished lost."""
+    import threading
+
+    from sqlalchemy import text
+
+    a, b = add(engine, "a"), add(engine, "b")
+    first, second = queue.claim(engine, "w", limit=2, lease=30)
+    before = {j: job(engine, j).lease_expires_at for j in (a, b)}
+    if engine.dialect.name == "postgresql":
+        holding, release = threading.Event(), threading.Event()
+
+        def settle_in_progress() -> None:
+            with engine.begin() as conn:
+                conn.execute(text("SELECT id FROM jobs WHERE id = :id FOR UPDATE"), {"id": a})
+                holding.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=settle_in_progress)
+        holder.start()
+        assert holding.wait(10)
+        try:  # had it waited, the lock would go at the holder's 10 s timeout and the row be renewed
+            kept = queue.renew(engine, [first, second], lease=300)
+        finally:
+            release.set()
+            holder.join()
+        assert kept == {a, b}
+        assert job(engine, a).lease_expires_at == before[a]  # the locked row was left alone
+        assert job(engine, b).lease_expires_at > before[b]
+    else:  # SQLite serializes transactions: nothing can hold a row, both are renewed
+        assert queue.renew(engine, [first, second], lease=300) == {a, b}
+        assert all(job(engine, j).lease_expires_at > before[j] for j in (a, b))
