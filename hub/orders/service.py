@@ -221,9 +221,15 @@ class OrderService:
                 accept_many(session, self.rules, [fresh])
             return {"sent": False, "reason": str(changed)}
         with ctx.session() as session:
-            order = session.get(Order, ctx.payload["order_id"])
+            # locked: an intake committing the channel's own change meanwhile is seen here (or waits and
+            # writes over ours, being newer)
+            order = session.get(Order, ctx.payload["order_id"], with_for_update=True)
             assert order is not None
-            if order.revision == revision and new_revision:
+            if order.revision != revision:
+                # the channel changed the order since we read it (a cancellation, say): what it reported
+                # is newer than our push, so neither our revision nor our status goes over it
+                return {"sent": value, "revision": None, "channel_changed_meanwhile": order.channel_status}
+            if new_revision:
                 # only a revision that holds nothing but our change: one that also holds a change the
                 # channel made meanwhile would make the intake skip that change as seen
                 order.revision = new_revision

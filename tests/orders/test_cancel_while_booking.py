@@ -68,3 +68,38 @@ def test_cancelled_while_booking_is_booked_and_reversed(order_fakes: None, db_ur
     with transaction(engine) as s:
         assert s.get(Order, order_id).status == "cancelled"
     assert _cancel_jobs(engine) == ["erp-cancel:shop/C2"]
+
+
+def test_a_status_push_never_writes_over_a_cancellation_the_channel_reported_meanwhile(
+        order_fakes: None, db_url: str, engine: Engine, tmp_path: Path) -> None:
+    """Found by chaos with shipments: the channel cancelled a shipped order while the hub pushed "sent";
+    the push's commit then stored "sent" over the intake's CANCELLED, so the parcel's withdrawal read an
+    order the channel had not cancelled and left it shipped."""
+    from hub.kernel.clock import utcnow
+    from hub.orders.status import move
+
+    rules, service = _setup(tmp_path, db_url, engine)
+    order = make_order("shop", "C4", [("A", None, 1, "10.00")])
+    with transaction(engine) as s:
+        order_id = intake.accept(s, rules, order).order_id
+        placed = s.get(Order, order_id)
+        for step in ("processing", "ready_to_ship", "shipped"):
+            if placed.status != step:
+                move(s, placed, step, "shipping", utcnow(), push=False)
+    shop = service.connectors.get("shop")
+    pushed = shop.set_order_status
+
+    def push_while_the_channel_cancels(external_id, status, *, revision):  # type: ignore[no-untyped-def]
+        answer = pushed(external_id, status, revision=revision)
+        with transaction(engine) as s:  # the order poll commits the cancellation meanwhile
+            intake.accept(s, rules, replace(order, status="CANCELLED", revision="r2"))
+        return answer
+
+    shop.set_order_status = push_while_the_channel_cancels  # type: ignore[method-assign]
+    assert service.handle_push_status(SimpleNamespace(payload={"order_id": order_id, "status": "shipped"},
+                                                      session=lambda: transaction(engine)))["sent"] == "sent"
+    with transaction(engine) as s:
+        stored = s.get(Order, order_id)
+        assert (stored.status, stored.channel_status, stored.revision) == ("shipped", "CANCELLED", "r2")
+        assert s.execute(select(Job.idempotency_key).where(Job.kind == "shipping.withdraw")).scalars().all() == [
+            "ship-withdraw:shop/C4"]
