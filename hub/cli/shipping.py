@@ -25,8 +25,7 @@ from hub.shipping.create import ShippingProblem, create_shipment
 from hub.shipping.kinds import CANCEL, CANCEL_PICKUP, PICKUPS
 from hub.shipping.labels import LabelFileError, merge, read_checked
 from hub.shipping.models import SHIPMENT_STATES, Pickup, Shipment, ShipmentHistory, ShipmentParcel
-from hub.shipping.states import move as move_shipment
-from hub.shipping.withdraw import settle, wants_withdrawal
+from hub.shipping.withdraw import cancelled
 
 CANCELLABLE = ("draft", "failed", "booking", "booked", "label_ready")
 
@@ -239,12 +238,10 @@ def _withheld(args: argparse.Namespace, loaded: Any, engine: Any) -> int:
         if s.state not in ("booked", "label_ready"):
             raise HubError(f"shipment {s.id} is {s.state}: --withheld records a booked parcel the carrier refused "
                            "to cancel (booked or label_ready)")
-        order = session.get(Order, s.order_id, with_for_update=True)
+        outcome = cancelled(session, order_rules(loaded), s, "cli", now,
+                            "withheld: the carrier refused to cancel, the parcel stays in the warehouse")
+        order = session.get(Order, s.order_id)
         assert order is not None
-        move_shipment(session, s, "cancelled", "cli", now, "withheld: the carrier refused to cancel, the parcel "
-                      "stays in the warehouse")
-        rules = order_rules(loaded)
-        outcome = settle(session, rules, order, now) if wants_withdrawal(rules, order) else None
         data = {"id": s.id, "reference": s.reference, "state": s.state, "order": order.id,
                 "order_status": order.status, "order_outcome": outcome}
     if args.json:

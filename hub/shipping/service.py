@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.jobs import queue
@@ -50,43 +50,42 @@ from hub.shipping.kinds import (
     WITHDRAW_SHIPMENTS,
 )
 from hub.shipping.labels import store_label
-from hub.shipping.models import Shipment, ShipmentHistory, ShipmentParcel
+from hub.shipping.models import Shipment, ShipmentParcel
 from hub.shipping.pickups import PickupPlanner
-from hub.shipping.states import ON_THE_WAY, advance
+from hub.shipping.states import ON_THE_WAY, advance, record
 from hub.shipping.states import move as move_shipment
 from hub.shipping.wire import booking_of, sender_address
-from hub.shipping.withdraw import flag_order, settle, stop, wants_withdrawal, withdraw
+from hub.shipping.withdraw import cancelled, flag_order, stop, wants_withdrawal, withdraw
 
-# built once (its cache key is memoized): the booking's commit runs it for every shipment
+# The statements every booking runs, built once: a statement memoizes its cache key, so SQLAlchemy
+# neither rebuilds nor re-keys them per shipment (bench/labels)
+_SHIPMENTS, _PARCELS = Shipment.__table__, ShipmentParcel.__table__
 _ORDER_STATUS_LOCKED = (select(Order.__table__.c.status).where(Order.__table__.c.id == bindparam("order_id"))
                         .with_for_update())
-# the booking's reads and its call count, built once (statements memoize their cache keys)
 _SHIPMENT = select(Shipment).where(Shipment.id == bindparam("sid"))
 _SHIPMENT_LOCKED = _SHIPMENT.with_for_update()
+_STATE = select(_SHIPMENTS.c.state).where(_SHIPMENTS.c.id == bindparam("sid"))
 _PARCELS_OF = select(ShipmentParcel).where(ShipmentParcel.shipment_id == bindparam("sid")).order_by(ShipmentParcel.seq)
-_COUNT_CALL = (update(Shipment.__table__)
-               .where(Shipment.__table__.c.id == bindparam("sid"), Shipment.__table__.c.state == "booking")
-               .values(book_calls=Shipment.__table__.c.book_calls + 1).returning(Shipment.__table__.c.book_calls))
-# the carrier's answer recorded (booking -> booked, as hub.shipping.states allows) unless another run did
-_SHIPMENTS = Shipment.__table__
+_COUNT_CALL = (update(_SHIPMENTS).where(_SHIPMENTS.c.id == bindparam("sid"), _SHIPMENTS.c.state == "booking")
+               .values(book_calls=_SHIPMENTS.c.book_calls + 1).returning(_SHIPMENTS.c.book_calls))
+# the carrier's answer recorded (booking -> booked) unless another run did
 _BOOKED = (update(_SHIPMENTS).where(_SHIPMENTS.c.id == bindparam("sid"), _SHIPMENTS.c.state == "booking")
            .values(external_id=bindparam("carrier_id"), operator=bindparam("carrier_operator"),
                    handles=bindparam("carrier_handles", type_=_SHIPMENTS.c.handles.type), problem=None,
                    state="booked", updated_at=bindparam("now"))
            .returning(_SHIPMENTS.c.order_id, _SHIPMENTS.c.reference, _SHIPMENTS.c.label_format,
                       _SHIPMENTS.c.created_at))
-_PARCELS = ShipmentParcel.__table__
 _PARCEL_SEQS = select(_PARCELS.c.seq).where(_PARCELS.c.shipment_id == bindparam("sid")).order_by(_PARCELS.c.seq)
 _PARCEL_BOOKED = (update(_PARCELS).where(_PARCELS.c.shipment_id == bindparam("sid"),
                                          _PARCELS.c.seq == bindparam("parcel_seq"))
                   .values(tracking_number=bindparam("number"), external_id=bindparam("parcel_id")))
-# the label recorded (booked -> label_ready, as hub.shipping.states allows) unless another run did
-_LABEL_RECORDED = (update(Shipment.__table__)
-                   .where(Shipment.__table__.c.id == bindparam("sid"), Shipment.__table__.c.state == "booked",
-                          Shipment.__table__.c.label_sha256.is_(None))
+# the label recorded (booked -> label_ready) unless another run did
+_LABEL_RECORDED = (update(_SHIPMENTS)
+                   .where(_SHIPMENTS.c.id == bindparam("sid"), _SHIPMENTS.c.state == "booked",
+                          _SHIPMENTS.c.label_sha256.is_(None))
                    .values(label_path=bindparam("label_file"), label_sha256=bindparam("checksum"),
                            label_format=bindparam("label_kind"), state="label_ready", updated_at=bindparam("now"))
-                   .returning(Shipment.__table__.c.id))
+                   .returning(_SHIPMENTS.c.id))
 # a booking's label job waits this long for the booking's own fetch of the label (hub.shipping.service)
 LABEL_SAFETY_NET = timedelta(seconds=60)
 LIVE = ("draft", "booking", "booked", "label_ready", "handed_over", "in_transit", "out_for_delivery")
@@ -102,7 +101,7 @@ STATE_OF = {"in_transit": "in_transit", "out_for_delivery": "out_for_delivery",
 
 def record_booking(session: Session, sid: int, booking: Booking, now: datetime) -> Any:
     """The carrier's answer on the shipment (booking -> booked), its parcels' numbers and the history row,
-    in Core statements built once (every booking commits through here); None when another run did it.
+    in the prebuilt statements (every booking commits through here); None when another run did it.
     Returns the shipment's order id, reference, label format and creation time."""
     recorded = session.execute(_BOOKED, {"sid": sid, "carrier_id": booking.external_id,
                                          "carrier_operator": booking.operator,
@@ -113,9 +112,7 @@ def record_booking(session: Session, sid: int, booking: Booking, now: datetime) 
     session.execute(_PARCEL_BOOKED, [{"sid": sid, "parcel_seq": seq, "number": booked.tracking_number,
                                       "parcel_id": booked.external_id}
                                      for seq, booked in zip(seqs, booking.parcels, strict=True)])
-    session.execute(insert(ShipmentHistory.__table__), {
-        "shipment_id": sid, "from_state": "booking", "to_state": "booked", "source": "carrier", "note": None,
-        "at": now})
+    record(session, sid, "booking", "booked", "carrier", now)
     return recorded
 
 
@@ -229,8 +226,7 @@ class ShippingService:
         with ctx.session() as session:
             recorded = record_booking(session, sid, booking, now)
             if recorded is None:  # another run recorded it (a lease that ran out)
-                return {"shipment": sid, "recorded_already": str(session.execute(
-                    select(Shipment.__table__.c.state).where(Shipment.__table__.c.id == sid)).scalar())}
+                return {"shipment": sid, "recorded_already": str(session.execute(_STATE, {"sid": sid}).scalar())}
             order_id, reference, fmt, created_at = recorded
             # locked: an order cancelled while the carrier booked is seen here, or its withdrawal sees
             # this booking (hub.shipping.withdraw)
@@ -276,14 +272,11 @@ class ShippingService:
         label = carrier.label(booking, "zpl" if fmt == "zpl" else "pdf", "A6")
         path, digest = store_label(self.label_dir, day, booking.reference, label)
         now, sid = utcnow(), ctx.payload["shipment_id"]
-        with ctx.session() as session:  # Core, built once: every booking runs it (see _LABEL_RECORDED)
+        with ctx.session() as session:
             if session.execute(_LABEL_RECORDED, {"sid": sid, "label_file": str(path), "checksum": digest,
                                                  "label_kind": label.format, "now": now}).scalar() is None:
-                return str(session.execute(select(Shipment.__table__.c.state)
-                                           .where(Shipment.__table__.c.id == sid)).scalar())
-            session.execute(insert(ShipmentHistory.__table__), {
-                "shipment_id": sid, "from_state": "booked", "to_state": "label_ready", "source": "carrier",
-                "note": None, "at": now})
+                return str(session.execute(_STATE, {"sid": sid}).scalar())
+            record(session, sid, "booked", "label_ready", "carrier", now)
             if done_key is not None:
                 queue.done_without_running(session, done_key, {"shipment": booking.reference, "label": str(path),
                                                                "sha256": digest, "with_the_booking": True})
@@ -346,8 +339,8 @@ class ShippingService:
         return {"shipment": shipment.reference, "tracking": numbers, "sent_to_channel": sent}
 
     def _books_for(self, carrier_name: str) -> str | None:
-        """The channel account a carrier books for (Allegro's own shipping): that channel attaches the
-        parcel to its order by itself."""
+        """The channel account a carrier books for (a marketplace's own shipping): that channel attaches
+        the parcel to its order by itself."""
         return getattr(self.connectors.get(carrier_name), "channel_account", None)
 
     @staticmethod
@@ -394,16 +387,10 @@ class ShippingService:
                                f"parcel {booking.reference}: {exc}. Keep the parcel, then record it: hub shipments "
                                f"cancel {shipment.id} --withheld", now, "shipment.exception")
             return {"shipment": booking.reference, "refused": str(exc)}
-        now = utcnow()
         with ctx.session() as session:
             shipment = session.get(Shipment, ctx.payload["shipment_id"])
             assert shipment is not None
-            if shipment.state != "cancelled":
-                move_shipment(session, shipment, "cancelled", ctx.payload.get("source") or "job", now)
-            order = session.get(Order, shipment.order_id, with_for_update=True)
-            assert order is not None
-            if wants_withdrawal(self.rules, order):
-                settle(session, self.rules, order, now)
+            cancelled(session, self.rules, shipment, ctx.payload.get("source") or "job", utcnow())
         return {"shipment": booking.reference, "cancelled": True, "carrier": True}
 
     def handle_withdraw(self, ctx: JobContext) -> dict[str, Any]:

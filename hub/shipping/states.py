@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from hub.shipping.models import SHIPMENT_STATES, Shipment, ShipmentHistory
@@ -55,6 +56,16 @@ def move(session: Session, shipment: Shipment, target: str, source: str, now: da
                                 source=source[:60], note=note, at=now))
     shipment.state = target
     shipment.updated_at = now
+
+
+def record(session: Session, shipment_id: int, current: str, target: str, source: str, now: datetime,
+           note: str | None = None) -> None:
+    """The history row of a move a fenced Core update made (``WHERE state = current``): the same check
+    and record as ``move``, for the hot paths that write without loading the shipment."""
+    check_move(current, target)
+    session.execute(insert(ShipmentHistory.__table__), {"shipment_id": shipment_id, "from_state": current,
+                                                        "to_state": target, "source": source[:60], "note": note,
+                                                        "at": now})
 
 
 def advance(session: Session, shipment: Shipment, target: str, source: str, now: datetime,

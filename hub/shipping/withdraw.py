@@ -23,6 +23,7 @@ from hub.shipping.states import FINAL
 from hub.shipping.states import move as move_shipment
 
 AT_THE_CARRIER = ("booked", "label_ready")  # the carrier has them: a cancel job asks it to drop them
+NOT_YET_STOPPED = ("draft", "booking", *AT_THE_CARRIER)  # still ours to stop (or being stopped)
 STOPPED = ("cancelled", "failed")  # nothing of these leaves the warehouse
 
 
@@ -75,13 +76,24 @@ def withdraw(session: Session, rules: OrderRules, order: Order, now: datetime) -
             "order": settle(session, rules, order, now)}
 
 
+def cancelled(session: Session, rules: OrderRules, shipment: Shipment, source: str, now: datetime,
+              note: str | None = None) -> str | None:
+    """A parcel cancelled with its carrier, or kept by the seller after a refusal: recorded, and its order
+    settled if it is being withdrawn. The order's outcome, or None when the order is not cancelled."""
+    if shipment.state != "cancelled":
+        move_shipment(session, shipment, "cancelled", source, now, note)
+    order = session.get(Order, shipment.order_id, with_for_update=True)
+    assert order is not None
+    return settle(session, rules, order, now) if wants_withdrawal(rules, order) else None
+
+
 def settle(session: Session, rules: OrderRules, order: Order, now: datetime) -> str:
     """What the order's parcels mean for it now: nothing yet (a cancel or a booking still out), recalled
     (shipped, every parcel stopped), or a problem naming what left."""
     shipments = list(session.execute(select(Shipment).where(Shipment.order_id == order.id)
                                      .order_by(Shipment.id)).scalars())
-    gone = [s for s in shipments if s.state not in STOPPED and s.state not in ("draft", "booking", *AT_THE_CARRIER)]
-    pending = [s for s in shipments if s.state in ("draft", "booking", *AT_THE_CARRIER)]
+    gone = [s for s in shipments if s.state not in STOPPED and s.state not in NOT_YET_STOPPED]
+    pending = [s for s in shipments if s.state in NOT_YET_STOPPED]
     where = f"cancelled on {order.channel} ({order.channel_status})" if order.status != "cancelled" else "cancelled"
     if gone:
         names = ", ".join(f"{s.reference} ({s.carrier}, {s.state.replace('_', ' ')})" for s in gone)

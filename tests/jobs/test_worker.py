@@ -33,6 +33,18 @@ def wait_until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-unt
     raise AssertionError("condition not reached in time")
 
 
+def drain(engine: Engine, handlers: HandlerRegistry, jobs: list[NewJob]) -> None:
+    """Queue the jobs and run a pool until none is open."""
+    with transaction(engine) as s:
+        queue.enqueue_many(s, jobs)
+    pool = WorkerPool(engine, handlers, FAST, name="t")
+    pool.start()
+    try:
+        wait_until(lambda: queue.open_jobs(engine) == 0)
+    finally:
+        pool.stop()
+
+
 def states(engine: Engine) -> dict[str, str]:
     with transaction(engine) as s:
         return {k: st for k, st in s.execute(select(Job.idempotency_key, Job.state)).all()}
@@ -62,15 +74,8 @@ def test_pool_drains_and_one_failing_job_blocks_nothing(engine: Engine) -> None:
     def poison(ctx: JobContext) -> None:
         raise PermanentError("bad payload")
 
-    with transaction(engine) as s:
-        queue.enqueue_many(s, [NewJob("broken", {}, "broken", priority=5), NewJob("poison", {}, "poison"),
-                               NewJob("flaky", {}, "flaky")] + [NewJob("ok", {}, f"ok{i}") for i in range(60)])
-    pool = WorkerPool(engine, handlers, FAST, name="t")
-    pool.start()
-    try:
-        wait_until(lambda: queue.open_jobs(engine) == 0)
-    finally:
-        pool.stop()
+    drain(engine, handlers, [NewJob("broken", {}, "broken", priority=5), NewJob("poison", {}, "poison"),
+                             NewJob("flaky", {}, "flaky")] + [NewJob("ok", {}, f"ok{i}") for i in range(60)])
     final = states(engine)
     assert sorted(seen) == sorted(f"ok{i}" for i in range(60))  # each exactly once
     assert {k: v for k, v in final.items() if not k.startswith("ok")} == {
@@ -293,12 +298,5 @@ def test_a_long_job_hands_its_freed_memory_back(engine: Engine, monkeypatch) -> 
     def short(ctx: JobContext) -> None:
         pass
 
-    with transaction(engine) as s:
-        queue.enqueue_many(s, [NewJob("short", {}, f"short{i}") for i in range(5)] + [NewJob("long", {}, "long")])
-    pool = WorkerPool(engine, handlers, FAST, name="t")
-    pool.start()
-    try:
-        wait_until(lambda: queue.open_jobs(engine) == 0)
-    finally:
-        pool.stop()
+    drain(engine, handlers, [NewJob("short", {}, f"short{i}") for i in range(5)] + [NewJob("long", {}, "long")])
     assert trims == [1]
