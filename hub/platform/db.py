@@ -8,6 +8,7 @@ SQLite: WAL, a busy timeout, foreign keys, and every transaction opened with
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.kernel.errors import EnvironmentFailure, HubError, NotMigratedError
@@ -80,12 +82,40 @@ def make_engine(settings: DatabaseSettings | str, **overrides: Any) -> Engine:
     else:
         kwargs["pool_size"] = settings.pool_size
         kwargs["max_overflow"] = settings.pool_size
-        kwargs["pool_pre_ping"] = True
     kwargs.update(overrides)
     engine = create_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         _configure_sqlite(engine, busy_ms=int(settings.sqlite_busy_timeout * 1000))
+    elif not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine)
     return engine
+
+
+PING_IDLE_AFTER = 2.0  # seconds a pooled PostgreSQL connection may sit unused before its checkout pings it
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """A connection that sat in the pool longer than ``PING_IDLE_AFTER`` is pinged before use, and one
+    that fails the ping is replaced (the server restarted, a proxy cut it). One used a moment ago is
+    not: a ping on every checkout was a round trip before each of a busy worker's transactions (eight
+    per shipment booked). Should the server go away within that moment, the first statement fails,
+    SQLAlchemy sees the disconnect and renews the pool, and the job queue retries that one job."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < PING_IDLE_AFTER:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool catches this, drops the connection and opens another
+            raise DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("pooled connection failed its ping")
 
 
 def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
