@@ -29,6 +29,7 @@ from hub.orders.service import OrderService
 from hub.platform import registry
 from hub.platform.config import LoadedConfig
 from hub.platform.connectors import Connectors
+from hub.platform.logs import get_logger
 from hub.platform.mappings import load_all
 from hub.shipping.delivery_map import DeliveryFile
 from hub.shipping.kinds import SCHEDULE_PAYLOADS as shipping_payloads
@@ -43,6 +44,9 @@ def order_rules(loaded: LoadedConfig) -> OrderRules:
 
 def delivery_map(loaded: LoadedConfig) -> DeliveryFile:
     return load_all(loaded.settings.mappings.dir)["delivery.toml"].data  # type: ignore[return-value]
+
+
+log = get_logger(__name__)
 
 
 class ProcessServices:
@@ -89,6 +93,23 @@ class ProcessServices:
         for kind, shipping_handler in shipping_handlers.items():
             handlers.register(kind, lambda ctx, h=shipping_handler: h(self.shipping(ctx.engine), ctx),
                               shipping_payloads[kind])
+        handlers.on_start(self.warm)
+
+    def warm(self, engine: Engine) -> None:
+        """The services and every enabled connector, built before the first job: a carrier's WSDL parsed
+        by the first booking held its thread and the GIL while the others queued. A connector that cannot
+        be built is left to its jobs, which fail with the reason as before."""
+        try:
+            connectors = self.shipping(engine).connectors
+            self.orders(engine)
+        except Exception as exc:
+            log.warning("services not built at start; the first job will try", error=str(exc))
+            return
+        for name in connectors.names():
+            try:
+                connectors.get(name)
+            except Exception as exc:
+                log.warning("connector not built at start; its jobs will try", connector=name, error=str(exc))
 
 
 def build_handlers(

@@ -147,6 +147,7 @@ class Daemon:
 
     def start(self, *, schedule: bool = True) -> None:
         serve_with_queue_depth(self.settings.metrics, self.engine)
+        self.handlers.warm(self.engine)
         self.pool.start()
         if schedule and self.settings.scheduler.enabled and self.scheduler.schedule:
             self.scheduler.start()

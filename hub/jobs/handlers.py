@@ -65,6 +65,15 @@ class HandlerRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
         self._payloads: dict[str, type[SchedulePayload] | str] = {}
+        self._warmups: list[Callable[[Engine], None]] = []
+
+    def on_start(self, warm: Callable[[Engine], None]) -> None:
+        """Work a daemon does before it says it is ready (building what its first jobs need)."""
+        self._warmups.append(warm)
+
+    def warm(self, engine: Engine) -> None:
+        for warm in self._warmups:
+            warm(engine)
 
     def register(self, kind: str, handler: Handler,
                  payload: type[SchedulePayload] | str | None = None) -> None:

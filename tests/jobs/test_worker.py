@@ -300,3 +300,34 @@ def test_a_long_job_hands_its_freed_memory_back(engine: Engine, monkeypatch) -> 
 
     drain(engine, handlers, [NewJob("short", {}, f"short{i}") for i in range(5)] + [NewJob("long", {}, "long")])
     assert trims == [1]
+
+
+def test_the_daemon_builds_its_connectors_before_the_first_job(db_url: str, engine: Engine, tmp_path: Path,
+                                                                monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A carrier's WSDL parsed by the first booking held its thread and the GIL while the other
+    threads queued behind it; a connector that cannot be built is left to its jobs."""
+    from hub.platform.connectors import Connectors
+
+    built: list[str] = []
+    real_get = Connectors.get
+
+    def get(self: Connectors, name: str) -> object:
+        if name == "test-shop":
+            raise RuntimeError("secret missing")
+        built.append(name)
+        return real_get(self, name)
+
+    monkeypatch.setattr(Connectors, "get", get)
+    loaded = _config(tmp_path, db_url, '[connectors.other-shop]\nkind = "test-shop"\n')
+    handlers = build_handlers(loaded)
+    seen_by_first_job: list[list[str]] = []
+    handlers.register("probe", lambda ctx: seen_by_first_job.append(list(built)))
+    with transaction(engine) as s:
+        queue.enqueue(s, "probe", {}, key="probe")
+    daemon = Daemon(loaded, engine, handlers, name="warm")
+    daemon.start(schedule=False)
+    try:
+        wait_until(lambda: bool(seen_by_first_job))
+    finally:
+        daemon.stop()
+    assert seen_by_first_job == [["other-shop"]]  # built at start; test-shop's failure stopped nothing
