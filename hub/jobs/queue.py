@@ -235,40 +235,59 @@ def claim(
         return []
     now = utcnow()
     token = uuid.uuid4().hex
-    due = select(Job.id).where(Job.state.in_(RUNNABLE_STATES), Job.run_at <= now)
-    if kinds is not None:
-        due = due.where(Job.kind.in_(sorted(kinds)))
-    due = due.order_by(Job.priority.desc(), Job.run_at, Job.id).limit(limit)
-    values = {
-        "state": "running",
-        "lease_owner": worker,
-        "lease_token": token,
-        "lease_expires_at": now + timedelta(seconds=lease),
-        "updated_at": now,
-    }
-    returning = (
-        Job.id, Job.kind, Job.payload, Job.idempotency_key, Job.connector,
-        Job.attempts, Job.max_attempts, Job.priority,
-    )
-    if engine.dialect.name == "postgresql":
-        picked = due.with_for_update(skip_locked=True).cte("picked")
-        stmt = update(Job).where(Job.id == picked.c.id).values(**values).returning(*returning)
-    else:
-        stmt = update(Job).where(Job.id.in_(due.scalar_subquery())).values(**values).returning(*returning)
-    with engine.begin() as conn:
-        rows = conn.execute(stmt).all()
+    params = {"now": now, "limit": limit, "worker": worker, "token": token,
+              "expires": now + timedelta(seconds=lease)}
+    postgres = engine.dialect.name == "postgresql"
+    stmt = _claim_statement(postgres, None if kinds is None else tuple(sorted(kinds)))
+    # PostgreSQL: the claim is one statement and the first job's count another, each its own commit (a
+    # crash between them has run nothing); SQLite: one BEGIN IMMEDIATE transaction serializes claimers
+    with standalone(engine).begin() as conn:
+        rows = conn.execute(stmt, params).all()
         jobs = sorted((ClaimedJob(*row, lease_token=token) for row in rows), key=lambda j: (-j.priority, j.id))
         if jobs:
-            conn.execute(update(Job).where(Job.id == jobs[0].id).values(attempts=Job.attempts + 1, started_at=now))
+            conn.execute(_COUNT_FIRST, {"job_id": jobs[0].id, "now": now})
             jobs[0] = replace(jobs[0], attempts=jobs[0].attempts + 1, begun=True)
     return jobs
+
+
+_CLAIMED = (JOBS.c.id, JOBS.c.kind, JOBS.c.payload, JOBS.c.idempotency_key, JOBS.c.connector, JOBS.c.attempts,
+            JOBS.c.max_attempts, JOBS.c.priority)
+_COUNT_FIRST = (update(JOBS).where(JOBS.c.id == bindparam("job_id"))
+                .values(attempts=JOBS.c.attempts + 1, started_at=bindparam("now")))
+
+
+@functools.cache
+def _claim_statement(postgres: bool, kinds: tuple[str, ...] | None) -> Any:
+    """The claim for one registry's kinds, built once (its kinds are fixed for the process's life)."""
+    due = select(JOBS.c.id).where(JOBS.c.state.in_(sorted(RUNNABLE_STATES)), JOBS.c.run_at <= bindparam("now"))
+    if kinds is not None:
+        due = due.where(JOBS.c.kind.in_(kinds))
+    due = due.order_by(JOBS.c.priority.desc(), JOBS.c.run_at, JOBS.c.id).limit(bindparam("limit"))
+    values = {"state": "running", "lease_owner": bindparam("worker"), "lease_token": bindparam("token"),
+              "lease_expires_at": bindparam("expires"), "updated_at": bindparam("now")}
+    if postgres:
+        picked = due.with_for_update(skip_locked=True).cte("picked")
+        return update(JOBS).where(JOBS.c.id == picked.c.id).values(**values).returning(*_CLAIMED)
+    return update(JOBS).where(JOBS.c.id.in_(due.scalar_subquery())).values(**values).returning(*_CLAIMED)
+
+
+def standalone(engine: Engine) -> Engine:
+    """The engine for statements that stand alone, on PostgreSQL in autocommit: with psycopg a
+    transaction's BEGIN and COMMIT are a round trip each, which tripled a one-statement update (counting
+    a job's attempt, claiming a batch). SQLite keeps its BEGIN IMMEDIATE."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    found = engine.__dict__.get("_hub_standalone")  # kept on the engine: it lives and goes with it
+    if found is None:
+        found = engine.__dict__["_hub_standalone"] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return found
 
 
 def begin(engine: Engine, job: ClaimedJob) -> ClaimedJob | None:
     """Count the attempt of a claimed job about to run; None if its lease is no longer ours."""
     if job.begun:
         return job
-    with engine.begin() as conn:
+    with standalone(engine).begin() as conn:
         attempts = conn.execute(_BEGIN, {"job_id": job.id, "token": job.lease_token, "now": utcnow()}).scalar()
     return None if attempts is None else replace(job, attempts=attempts, begun=True)
 
