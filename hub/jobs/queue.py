@@ -22,7 +22,7 @@ from hub.jobs.models import OPEN_STATES, RUNNABLE_STATES, Job, JobFailure
 from hub.kernel.clock import utcnow
 from hub.platform import credentials
 from hub.platform.config import WorkerSettings
-from hub.platform.db import insert_for, transaction
+from hub.platform.db import insert_for, standalone, transaction
 from hub.platform.health import note_ok, set_health
 from hub.platform.logs import redact_text
 
@@ -271,18 +271,6 @@ def _claim_statement(postgres: bool, kinds: tuple[str, ...] | None) -> Any:
     return update(JOBS).where(JOBS.c.id.in_(due.scalar_subquery())).values(**values).returning(*_CLAIMED)
 
 
-def standalone(engine: Engine) -> Engine:
-    """The engine for statements that stand alone, on PostgreSQL in autocommit: with psycopg a
-    transaction's BEGIN and COMMIT are a round trip each, which tripled a one-statement update (counting
-    a job's attempt, claiming a batch). SQLite keeps its BEGIN IMMEDIATE."""
-    if engine.dialect.name != "postgresql":
-        return engine
-    found = engine.__dict__.get("_hub_standalone")  # kept on the engine: it lives and goes with it
-    if found is None:
-        found = engine.__dict__["_hub_standalone"] = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return found
-
-
 def begin(engine: Engine, job: ClaimedJob) -> ClaimedJob | None:
     """Count the attempt of a claimed job about to run; None if its lease is no longer ours."""
     if job.begun:
@@ -330,7 +318,9 @@ def settle(engine: Engine, outcomes: Sequence[Outcome], settings: WorkerSettings
     if not outcomes:
         return set()
     now = utcnow()
-    with transaction(engine) as session:
+    # successes are one fenced update each, in autocommit on PostgreSQL (no BEGIN and COMMIT round trips);
+    # a failure's update and its history row commit together
+    with transaction(standalone(engine) if all(o.ok for o in outcomes) else engine) as session:
         plain = [o for o in outcomes if o.ok and o.result is None]
         settled = _settle_plain_successes(session, plain, now)
         for outcome in outcomes:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, select
 
-from hub.platform.db import insert_for, transaction
+from hub.platform.db import insert_for, standalone, transaction
 from hub.platform.schema import ConnectorMemory
 
 _CHUNK = 1000
@@ -53,7 +53,7 @@ class Memory:
         # in key order: two processes upserting overlapping facts lock the rows in the same order
         rows = [{"connector": self.connector, "topic": topic, "key": key, "value": fact.value,
                  "learnt_at": fact.at} for key, fact in sorted(facts.items())]
-        with transaction(self.engine) as session:
+        with transaction(standalone(self.engine)) as session:  # one statement: no BEGIN/COMMIT round trips
             insert = insert_for(session)(ConnectorMemory)
             session.execute(insert.on_conflict_do_update(
                 index_elements=["connector", "topic", "key"],

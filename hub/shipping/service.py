@@ -9,7 +9,7 @@ connector finds the first booking by our reference (hub.kernel.ports.carrier): o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from hub.jobs import queue
 from hub.jobs.handlers import JobContext
+from hub.jobs.queue import NewJob
 from hub.kernel.clock import utcnow
 from hub.kernel.errors import PermanentError
 from hub.kernel.ports.capability import Capability
@@ -63,7 +64,11 @@ _SHIPMENTS, _PARCELS = Shipment.__table__, ShipmentParcel.__table__
 _ORDER_STATUS_LOCKED = (select(Order.__table__.c.status).where(Order.__table__.c.id == bindparam("order_id"))
                         .with_for_update())
 _SHIPMENT = select(Shipment).where(Shipment.id == bindparam("sid"))
-_SHIPMENT_LOCKED = _SHIPMENT.with_for_update()
+# the shipment locked, with what the booking needs of its order (one round trip, not two)
+_BOOKING_LOCKED = (select(Shipment, Order.__table__.c.status, Order.__table__.c.channel,
+                          Order.__table__.c.external_id)
+                   .join(Order.__table__, Order.__table__.c.id == Shipment.order_id)
+                   .where(Shipment.id == bindparam("sid")).with_for_update(of=Shipment))
 _STATE = select(_SHIPMENTS.c.state).where(_SHIPMENTS.c.id == bindparam("sid"))
 _PARCELS_OF = select(ShipmentParcel).where(ShipmentParcel.shipment_id == bindparam("sid")).order_by(ShipmentParcel.seq)
 _COUNT_CALL = (update(_SHIPMENTS).where(_SHIPMENTS.c.id == bindparam("sid"), _SHIPMENTS.c.state == "booking")
@@ -75,7 +80,6 @@ _BOOKED = (update(_SHIPMENTS).where(_SHIPMENTS.c.id == bindparam("sid"), _SHIPME
                    state="booked", updated_at=bindparam("now"))
            .returning(_SHIPMENTS.c.order_id, _SHIPMENTS.c.reference, _SHIPMENTS.c.label_format,
                       _SHIPMENTS.c.created_at))
-_PARCEL_SEQS = select(_PARCELS.c.seq).where(_PARCELS.c.shipment_id == bindparam("sid")).order_by(_PARCELS.c.seq)
 _PARCEL_BOOKED = (update(_PARCELS).where(_PARCELS.c.shipment_id == bindparam("sid"),
                                          _PARCELS.c.seq == bindparam("parcel_seq"))
                   .values(tracking_number=bindparam("number"), external_id=bindparam("parcel_id")))
@@ -99,16 +103,16 @@ STATE_OF = {"in_transit": "in_transit", "out_for_delivery": "out_for_delivery",
             "ready_for_pickup": "out_for_delivery", "delivered": "delivered", "returned": "returned_to_sender"}
 
 
-def record_booking(session: Session, sid: int, booking: Booking, now: datetime) -> Any:
-    """The carrier's answer on the shipment (booking -> booked), its parcels' numbers and the history row,
-    in the prebuilt statements (every booking commits through here); None when another run did it.
-    Returns the shipment's order id, reference, label format and creation time."""
+def record_booking(session: Session, sid: int, booking: Booking, now: datetime, seqs: Sequence[int]) -> Any:
+    """The carrier's answer on the shipment (booking -> booked), its parcels' numbers (``seqs``: the
+    parcels' numbers in the order the request listed them) and the history row, in the prebuilt
+    statements (every booking commits through here); None when another run did it. Returns the
+    shipment's order id, reference, label format and creation time."""
     recorded = session.execute(_BOOKED, {"sid": sid, "carrier_id": booking.external_id,
                                          "carrier_operator": booking.operator,
                                          "carrier_handles": dict(booking.handles), "now": now}).one_or_none()
     if recorded is None:
         return None
-    seqs = session.execute(_PARCEL_SEQS, {"sid": sid}).scalars().all()
     session.execute(_PARCEL_BOOKED, [{"sid": sid, "parcel_seq": seq, "number": booked.tracking_number,
                                       "parcel_id": booked.external_id}
                                      for seq, booked in zip(seqs, booking.parcels, strict=True)])
@@ -157,9 +161,10 @@ class ShippingService:
                 return {"shipment": None, "problem": str(exc)}
             return {"shipment": None if shipment is None else shipment.id}
 
-    def _request(self, session: Session, shipment: Shipment) -> ShipmentRequest:
-        order = session.get(Order, shipment.order_id)
-        assert order is not None
+    def _request(self, session: Session, shipment: Shipment, channel: str, order_external_id: str
+                 ) -> tuple[ShipmentRequest, list[int]]:
+        """What the carrier is asked, and the parcels' seqs in the order the request lists them (a
+        shipment's parcels do not change while it is booked)."""
         sender = self.settings.senders[shipment.sender]
         parcels = session.execute(_PARCELS_OF, {"sid": shipment.id}).scalars().all()
         receiver = shipment.receiver or {}
@@ -167,7 +172,7 @@ class ShippingService:
         if shipment.cod_amount is not None:
             cod = CashOnDelivery(amount=Decimal(shipment.cod_amount), currency=shipment.cod_currency or "PLN",
                                  bank_account=sender.bank_account or "")
-        return ShipmentRequest(
+        request = ShipmentRequest(
             reference=shipment.reference, service=shipment.service, sender=sender_address(sender),
             receiver=Address(name=receiver.get("name") or "", street=receiver.get("street") or "",
                              city=receiver.get("city") or "", postal_code=receiver.get("postal_code") or "",
@@ -179,20 +184,20 @@ class ShippingService:
             pickup_point=PickupPoint(id=shipment.pickup_point) if shipment.pickup_point else None,
             cod=cod, insurance=None if shipment.insurance is None else Decimal(shipment.insurance),
             currency=shipment.currency, label_format="zpl" if shipment.label_format == "zpl" else "pdf",
-            content=f"order {order.external_id}"[:100], order_channel=order.channel,
-            order_external_id=order.external_id)
+            content=f"order {order_external_id}"[:100], order_channel=channel,
+            order_external_id=order_external_id)
+        return request, [p.seq for p in parcels]
 
     def handle_book(self, ctx: JobContext) -> dict[str, Any]:
         with ctx.session() as session:
             # locked: a withdrawal (hub.shipping.withdraw) and this job never both cancel it
-            shipment = session.execute(_SHIPMENT_LOCKED, {"sid": ctx.payload["shipment_id"]}).scalar_one_or_none()
-            if shipment is None:
+            found = session.execute(_BOOKING_LOCKED, {"sid": ctx.payload["shipment_id"]}).one_or_none()
+            if found is None:
                 raise PermanentError(f"shipment {ctx.payload['shipment_id']} does not exist")
+            shipment, order_status, channel, order_external_id = found
             if shipment.state != "booking":
                 return {"shipment": shipment.id, "recorded_already": shipment.state}
-            order = session.get(Order, shipment.order_id)
-            assert order is not None
-            if order.status == "cancelled" and not shipment.book_calls:  # the carrier was never asked
+            if order_status == "cancelled" and not shipment.book_calls:  # the carrier was never asked
                 move_shipment(session, shipment, "cancelled", "order cancelled", utcnow())
                 return {"shipment": shipment.id, "cancelled": True, "carrier": False}
             # counted and committed before the call: the first call books without a lookup, any later one
@@ -201,7 +206,8 @@ class ShippingService:
             calls = session.execute(_COUNT_CALL, {"sid": shipment.id}).scalar_one_or_none()
             if calls is None:
                 return {"shipment": shipment.id, "recorded_already": "cancelled"}
-            request = replace(self._request(session, shipment), first_call=calls == 1)
+            request, seqs = self._request(session, shipment, channel, order_external_id)
+            request = replace(request, first_call=calls == 1)
             carrier_name = shipment.carrier
         carrier = self.carrier(carrier_name)
         try:
@@ -224,7 +230,7 @@ class ShippingService:
                                  f"{request.reference}, which has {len(request.parcels)}")
         now, sid = utcnow(), ctx.payload["shipment_id"]
         with ctx.session() as session:
-            recorded = record_booking(session, sid, booking, now)
+            recorded = record_booking(session, sid, booking, now, seqs)
             if recorded is None:  # another run recorded it (a lease that ran out)
                 return {"shipment": sid, "recorded_already": str(session.execute(_STATE, {"sid": sid}).scalar())}
             order_id, reference, fmt, created_at = recorded
@@ -236,9 +242,9 @@ class ShippingService:
                         "cancelling": "the order was cancelled while the carrier booked it"}
             # the label is fetched right below; its job is the safety net of a worker that dies first
             label_key = f"ship-label:{reference}"
-            queue.enqueue(session, LABEL, {"shipment_id": sid}, key=label_key, connector=carrier_name,
-                          run_at=now + LABEL_SAFETY_NET)
-            queue.enqueue(session, PUSH_TRACKING, {"shipment_id": sid}, key=f"ship-tracking:{reference}")
+            queue.enqueue_many(session, [  # one statement for both
+                NewJob(LABEL, {"shipment_id": sid}, label_key, carrier_name, run_at=now + LABEL_SAFETY_NET),
+                NewJob(PUSH_TRACKING, {"shipment_id": sid}, f"ship-tracking:{reference}")])
             if self.rules.automation.for_event("shipment.booked"):
                 order = session.get(Order, order_id)
                 assert order is not None

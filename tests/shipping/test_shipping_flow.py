@@ -390,8 +390,8 @@ def test_a_worker_dying_after_the_carriers_answer_books_once(shipping_fakes: Non
     real_record = service_module.record_booking
     died: list[str] = []
 
-    def dying_record(session: Any, sid: int, booking: Any, now: Any) -> Any:
-        recorded = real_record(session, sid, booking, now)
+    def dying_record(session: Any, sid: int, booking: Any, now: Any, seqs: Any) -> Any:
+        recorded = real_record(session, sid, booking, now, seqs)
         if not died:  # recorded, not committed: the kill loses exactly this
             died.append(booking.reference)
             raise RuntimeError("worker killed between the carrier's answer and the commit")
