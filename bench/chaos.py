@@ -88,7 +88,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, and_, func, or_, select
 from stdnum import ean as gtin
 
 from connectors.allegro.demo import AllegroDemo
@@ -658,8 +658,10 @@ class Load:
             arrived = session.execute(select(ReturnRow.id).where(
                 ReturnRow.channel == ALLEGRO, ReturnRow.status.in_(("requested", "in_transit", "received")))
             ).scalars().all()
-            oversold = session.execute(select(Order.channel, Order.external_id).where(
-                Order.oversold.is_(True), Order.status != "cancelled")).all()
+            # oversold, or reopened by its channel after the hub cancelled it (a payment arriving late)
+            # when the hub could not take it up again: the seller cancels it on its channel
+            oversold = session.execute(select(Order.channel, Order.external_id).where(or_(
+                and_(Order.oversold.is_(True), Order.status != "cancelled"), Order.problem_kind == "reopened"))).all()
             withheld = [sid for sid, problem in session.execute(
                 select(Shipment.id, Order.problem).join(Order, Order.id == Shipment.order_id).where(
                     Order.problem.like("%--withheld%"), Shipment.state.in_(("booked", "label_ready"))))
@@ -675,7 +677,7 @@ class Load:
                 self.ledger.accept_failures.append(f"return {return_id}: {done.stderr.strip()}")
         for channel, external_id in oversold:
             key = (channel, external_id)
-            if key not in self.ledger.operator_cancelled and not self.world.cancelled(channel, external_id):
+            if not self.world.cancelled(channel, external_id):  # again if its channel reopened it
                 self.world.cancel(channel, external_id)
                 self.ledger.operator_cancelled.add(key)
         for shipment_id in withheld:  # a carrier would not cancel a cancelled order's parcel: the seller keeps it

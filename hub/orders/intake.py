@@ -26,7 +26,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hub.catalog import Product
-from hub.kernel.clock import utcnow
+from hub.jobs.models import Job
+from hub.kernel.clock import as_utc, utcnow
 from hub.kernel.errors import HubError, NotFoundError
 from hub.kernel.ports.channel import ChannelOrder
 from hub.kernel.vat import HOME_COUNTRY
@@ -35,7 +36,7 @@ from hub.orders.models import Order, OrderHistory, OrderLineRow, Reservation
 from hub.orders.reservations import reserve, reserve_in_order
 from hub.orders.rules import OrderRules
 from hub.orders.sales_documents import nip_problem
-from hub.orders.status import RANK, StatusMap, can_move, move, path_to, withdraw_shipments
+from hub.orders.status import RANK, StatusMap, can_move, move, path_to, reopen, withdraw_shipments
 from hub.platform.db import insert_for
 from hub.platform.logs import get_logger
 
@@ -289,6 +290,8 @@ def _update(session: Session, rules: OrderRules, order: Order, co: ChannelOrder,
     """A revision of an order the hub has: the channel's values, then its status."""
     if order.revision == co.revision and co.revision is not None:
         return Accepted(order.id, created=False, changed=False)
+    known, told = as_utc(order.channel_updated_at), as_utc(co.updated_at)
+    newer = known is None or (told is not None and told > known)  # not an old read arriving late
     for column, value in _channel_values(co).items():
         setattr(order, column, value)
     order.updated_at = now
@@ -300,7 +303,7 @@ def _update(session: Session, rules: OrderRules, order: Order, co: ChannelOrder,
         _quarantine(order, changed_nip)
         result.events.append("order.problem")
         log.warning("order quarantined", channel=order.channel, order=order.external_id, problem=order.problem)
-    _apply_channel_status(session, rules, order, co, now, result)
+    _apply_channel_status(session, rules, order, co, now, result, newer=newer)
     for event in result.events:
         run_rules(session, rules, order, event, now)
     return result
@@ -320,9 +323,13 @@ def _inbound_target(order: Order, co: ChannelOrder, status_map: StatusMap) -> st
 
 
 def _apply_channel_status(session: Session, rules: OrderRules, order: Order, co: ChannelOrder, now: datetime,
-                          result: Accepted) -> None:
+                          result: Accepted, *, newer: bool = False) -> None:
+    """``newer``: this revision was made on the channel after the one the hub had (what may reopen a
+    cancelled order; an old read arriving late must not)."""
     target = _inbound_target(order, co, rules.status_map(order.channel))
     if target is None or target == order.status:
+        return
+    if order.status == "cancelled" and not (newer and _reopened(session, order, co, now, result)):
         return
     if target == "cancelled":
         if can_move(order.status, "cancelled"):
@@ -346,6 +353,48 @@ def _apply_channel_status(session: Session, rules: OrderRules, order: Order, co:
         if step == "paid":
             result.events.append("order.paid")
     result.events.append("order.status_changed")
+
+
+def _undone_outside(session: Session, order: Order) -> str | None:
+    """What of the order's first life reached another system (a sale in the ERP, a shipment asked for),
+    or None. Their jobs are keyed once per order, so a second life would find them done."""
+    if order.erp_ref is not None:
+        return f"its sale {order.erp_ref} was booked in the ERP and reversed"
+    keys = {f"erp-doc:{order.channel}/{order.external_id}": "its sale was sent to the ERP",
+            f"ship:{order.channel}/{order.external_id}": "a shipment was created for it"}
+    found = session.execute(select(Job.idempotency_key).where(Job.idempotency_key.in_(list(keys)))).scalars().first()
+    return None if found is None else keys[found]
+
+
+def _reopened(session: Session, order: Order, co: ChannelOrder, now: datetime, result: Accepted) -> bool:
+    """A cancelled order the channel took up again (a payment arriving after the cancellation:
+    WooCommerce completes it). New again, its goods reserved (or oversold) as when it arrived, so no
+    unit is sold twice; then the channel's status is followed. If its cancellation had undone anything
+    outside the hub, it stays cancelled with a problem for the seller. True when reopened."""
+    undone = _undone_outside(session, order)
+    if undone is not None:
+        order.problem_kind = "reopened"
+        order.problem = (f"the channel reopened this order ({co.status}) after the hub cancelled it, and {undone}: "
+                         "cancel it on the channel again and settle with the buyer, or have the buyer order anew")
+        result.events.append("order.problem")
+        log.warning("cancelled order reopened on its channel", channel=order.channel, order=order.external_id,
+                    problem=order.problem)
+        return False
+    reopen(session, order, "channel", now, note=f"reopened: {co.status}")
+    if order.problem_kind == "oversold":  # its first life's shortage: judged again below
+        order.oversold = False
+        order.problem = order.problem_kind = None
+    if order.problem is None:
+        lines = session.execute(select(OrderLineRow).where(OrderLineRow.order_id == order.id,
+                                                           OrderLineRow.kind == "goods")).scalars().all()
+        reasons = reserve(session, order, lines, now)
+        if reasons:
+            _oversold(order, reasons)
+            result.events.append("order.oversold")
+            log.warning("order oversold", channel=order.channel, order=order.external_id, problem=order.problem)
+    log.info("cancelled order reopened on its channel", channel=order.channel, order=order.external_id,
+             status=co.status)
+    return True
 
 
 # --- the operator's retry -------------------------------------------------------------------

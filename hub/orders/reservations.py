@@ -71,8 +71,16 @@ def reserve_in_order(session: Session, wants: Sequence[tuple[Order, Mapping[str,
             rows.append({"sku": sku, "quantity": quantity, "order_id": order.id, "state": "open",
                          "order_ref": f"{order.channel}/{order.external_id}", "created_at": now, "updated_at": now})
     if rows:
-        session.execute(insert_for(session)(Reservation).on_conflict_do_nothing(index_elements=["order_ref", "sku"]),
-                        rows)
+        # a released hold of the same order and SKU is taken up again (an order retried after its
+        # problem was fixed, or reopened by its channel): the unique key keeps one row per order and SKU,
+        # and skipping it left the order holding nothing. An open or consumed one stays as it is (two
+        # processes storing one new order: the loser changes nothing)
+        insert = insert_for(session)(Reservation)
+        session.execute(insert.on_conflict_do_update(
+            index_elements=["order_ref", "sku"],
+            set_={"state": "open", "quantity": insert.excluded.quantity, "order_id": insert.excluded.order_id,
+                  "updated_at": insert.excluded.updated_at},
+            where=Reservation.state == "released"), rows)
     stock_changed(session, skus, now, reason="reservations")
     return short
 

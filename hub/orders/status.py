@@ -3,6 +3,8 @@
     new -> paid -> processing -> ready_to_ship -> shipped -> delivered
     any state before shipped -> cancelled;  shipped / delivered -> returned
     shipped -> cancelled only by recall(): the channel cancelled it and no parcel of it left
+    cancelled -> new only by reopen(): the channel took the order up again (a payment arriving after
+    the cancellation: WooCommerce completes the payment of a cancelled order)
 
 Only these transitions happen; a channel reporting a status behind the hub's (an old
 event, a journal out of order) never moves an order backwards.
@@ -14,7 +16,7 @@ import uuid
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.jobs import queue
@@ -136,16 +138,28 @@ register_schema("order_status.toml", OrderStatusFile)
 
 
 
+def _life(session: Session, order: Order) -> str:
+    """The part of a per-order job key that tells an order's lives apart: '' until its channel reopens it
+    after a cancellation, then '#1', '#2'... (a second cancellation must withdraw what the second life
+    booked, not find the first one's job done)."""
+    reopened = session.execute(select(func.count()).select_from(OrderHistory).where(
+        OrderHistory.order_id == order.id, OrderHistory.from_status == "cancelled",
+        OrderHistory.to_status != "cancelled")).scalar() or 0
+    return f"#{reopened}" if reopened else ""
+
+
 def enqueue_erp_cancel(session: Session, order: Order) -> None:
-    """The reversal of a booked sale, once per order (the key), whoever notices the cancellation first."""
-    queue.enqueue(session, ERP_CANCEL, {"order_id": order.id}, key=f"erp-cancel:{order.channel}/{order.external_id}")
+    """The reversal of a booked sale, once per order's life (the key), whoever notices the cancellation
+    first."""
+    queue.enqueue(session, ERP_CANCEL, {"order_id": order.id},
+                  key=f"erp-cancel:{order.channel}/{order.external_id}{_life(session, order)}")
 
 
 def withdraw_shipments(session: Session, order: Order) -> None:
-    """Ask hub.shipping to stop the order's parcels, once per order (the key), whoever asks first: an
-    order with no shipment makes a job that finds nothing to do."""
+    """Ask hub.shipping to stop the order's parcels, once per order's life (the key), whoever asks first:
+    an order with no shipment makes a job that finds nothing to do."""
     queue.enqueue(session, WITHDRAW_SHIPMENTS, {"order_id": order.id},
-                  key=f"ship-withdraw:{order.channel}/{order.external_id}")
+                  key=f"ship-withdraw:{order.channel}/{order.external_id}{_life(session, order)}")
 
 
 def _cancelled(session: Session, order: Order, now: datetime) -> None:
@@ -185,3 +199,16 @@ def recall(session: Session, order: Order, source: str, now: datetime, note: str
     order.status = "cancelled"
     order.updated_at = now
     _cancelled(session, order, now)
+
+
+def reopen(session: Session, order: Order, source: str, now: datetime, note: str | None = None) -> None:
+    """A cancelled order its channel took up again: new once more (outside TRANSITIONS, so no rule or
+    operator makes it). Only for an order whose cancellation undid nothing outside the hub (see
+    hub.orders.intake); the caller reserves its goods again. The channel told us, so nothing is pushed."""
+    if order.status != "cancelled":
+        raise TransitionError(f"only a cancelled order is reopened, not a {order.status} one")
+    session.add(OrderHistory(order_id=order.id, from_status="cancelled", to_status="new", source=source,
+                             note=note, at=now))
+    order.status = "new"
+    order.updated_at = now
+    session.flush()  # the history row counts in the keys of this life's jobs (_life)
