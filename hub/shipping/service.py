@@ -90,7 +90,7 @@ _LABEL_RECORDED = (update(_SHIPMENTS)
                    .values(label_path=bindparam("label_file"), label_sha256=bindparam("checksum"),
                            label_format=bindparam("label_kind"), state="label_ready", updated_at=bindparam("now"))
                    .returning(_SHIPMENTS.c.id))
-# a booking's label job waits this long for the booking's own fetch of the label (hub.shipping.service)
+# a booking's label and tracking jobs wait this long for the booking's own fetch and push (hub.shipping.service)
 LABEL_SAFETY_NET = timedelta(seconds=60)
 LIVE = ("draft", "booking", "booked", "label_ready", "handed_over", "in_transit", "out_for_delivery")
 TRACKED = ("booked", "label_ready", "handed_over", "in_transit", "out_for_delivery")
@@ -240,11 +240,12 @@ class ShippingService:
                 stop(session, sid, reference, carrier_name)
                 return {"shipment": request.reference, "external_id": booking.external_id,
                         "cancelling": "the order was cancelled while the carrier booked it"}
-            # the label is fetched right below; its job is the safety net of a worker that dies first
-            label_key = f"ship-label:{reference}"
+            # the label is fetched and the tracking numbers told right below; their jobs are the safety net
+            # of a worker that dies first
+            label_key, tracking_key = f"ship-label:{reference}", f"ship-tracking:{reference}"
             queue.enqueue_many(session, [  # one statement for both
                 NewJob(LABEL, {"shipment_id": sid}, label_key, carrier_name, run_at=now + LABEL_SAFETY_NET),
-                NewJob(PUSH_TRACKING, {"shipment_id": sid}, f"ship-tracking:{reference}")])
+                NewJob(PUSH_TRACKING, {"shipment_id": sid}, tracking_key, run_at=now + LABEL_SAFETY_NET)])
             if self.rules.automation.for_event("shipment.booked"):
                 order = session.get(Order, order_id)
                 assert order is not None
@@ -253,7 +254,8 @@ class ShippingService:
         result = {"shipment": request.reference, "external_id": booking.external_id,
                   "tracking": [p.tracking_number for p in booking.parcels]}
         label = self._label_at_once(ctx, carrier, booking, fmt, day, label_key)
-        return {**result, "label": label}
+        pushed = self._push_at_once(ctx, sid, tracking_key)
+        return {**result, "label": label, "tracking_pushed": pushed is not None}
 
     def _label_at_once(self, ctx: JobContext, carrier: Any, booking: Booking, fmt: str, day: date,
                        label_key: str) -> str | None:
@@ -307,16 +309,40 @@ class ShippingService:
     # the channel hears of the parcel
 
     def handle_push_tracking(self, ctx: JobContext) -> dict[str, Any]:
+        return self._push_tracking(ctx, ctx.payload["shipment_id"], ctx.job.idempotency_key)
+
+    def _push_at_once(self, ctx: JobContext, sid: int, key: str) -> dict[str, Any] | None:
+        """The tracking numbers told to the channel in the booking's job, as its label is fetched: a job of
+        its own per shipment cost as much again (claim, reads, settle; bench/labels). Anything short of
+        done leaves it to the tracking job (key ``key``), made due at once."""
+        try:
+            return self._push_tracking(ctx, sid, key, inline=True)
+        except Exception as exc:  # the job repeats it, with the queue's handling of errors
+            ctx.log.info("tracking not pushed with the booking; its job will", shipment=sid, error=str(exc)[:300])
+            with ctx.session() as session:
+                queue.run_now(session, key)
+            return None
+
+    def _push_tracking(self, ctx: JobContext, sid: int, key: str, *, inline: bool = False) -> dict[str, Any]:
+        """Tell the order's channel the shipment's tracking numbers once (``key``: the tracking job's, the
+        channel's idempotency key); ``inline``: in the booking's job, which marks the tracking job done in
+        the transaction that records the outcome."""
+
+        def settled(session: Session, result: dict[str, Any]) -> dict[str, Any]:
+            if inline:
+                queue.done_without_running(session, key, {**result, "with_the_booking": True})
+            return result
+
         with ctx.session() as session:
-            shipment = session.execute(_SHIPMENT, {"sid": ctx.payload["shipment_id"]}).scalar_one_or_none()
+            shipment = session.execute(_SHIPMENT, {"sid": sid}).scalar_one_or_none()
             if shipment is None:
-                raise PermanentError(f"shipment {ctx.payload['shipment_id']} does not exist")
+                raise PermanentError(f"shipment {sid} does not exist")
             if shipment.tracking_pushed_at is not None or shipment.state in ("cancelled", "failed"):
-                return {"shipment": shipment.id, "recorded_already": True}
+                return settled(session, {"shipment": shipment.id, "recorded_already": True})
             order = session.get(Order, shipment.order_id)
             assert order is not None
             if order.status == "cancelled":  # its parcels are being withdrawn: no tracking number to tell
-                return {"shipment": shipment.id, "skipped": "the order is cancelled"}
+                return settled(session, {"shipment": shipment.id, "skipped": "the order is cancelled"})
             numbers = [n for (n,) in session.execute(
                 select(ShipmentParcel.tracking_number).where(ShipmentParcel.shipment_id == shipment.id)
                 .order_by(ShipmentParcel.seq)) if n]
@@ -331,18 +357,18 @@ class ShippingService:
                                  "numbers were not sent; `hub jobs retry` once the channel is back")
         sent = False
         if Capability.TRACKING_PUSH in self.connectors.spec(channel).capabilities:
-            self.connectors.get(channel).add_tracking(notice, idempotency_key=ctx.job.idempotency_key)
+            self.connectors.get(channel).add_tracking(notice, idempotency_key=key)
             sent = True
         now = utcnow()
         with ctx.session() as session:
-            shipment = session.get(Shipment, ctx.payload["shipment_id"])
+            shipment = session.get(Shipment, sid)
             order = session.get(Order, shipment.order_id) if shipment is not None else None
             assert shipment is not None and order is not None
             shipment.tracking_pushed_at = now
             moved = self._order_to(session, order, "shipped", now)
             if moved:
                 run_rules(session, self.rules, order, "shipment.shipped", now)
-        return {"shipment": shipment.reference, "tracking": numbers, "sent_to_channel": sent}
+            return settled(session, {"shipment": shipment.reference, "tracking": numbers, "sent_to_channel": sent})
 
     def _books_for(self, carrier_name: str) -> str | None:
         """The channel account a carrier books for (a marketplace's own shipping): that channel attaches

@@ -461,6 +461,41 @@ def test_the_label_comes_with_the_booking_and_its_job_never_runs(shipping_fakes:
         hub.pool.stop()
 
 
+def test_the_tracking_numbers_go_with_the_booking_and_their_job_never_runs(shipping_fakes: None, db_url: str,
+                                                                          engine: Engine, tmp_path: Path) -> None:
+    hub, _, shop = _world(tmp_path, db_url, engine)
+    try:
+        shop.place(make_order("shop", "T1", [("A", "s-A", 1, "100.00")]))
+        hub.run("orders.poll", {"channel": "shop"}, "poll-1", "shop")
+        shipment = _shipment(engine, "T1")
+        key = f"ship-tracking:{shipment.reference}"
+        assert shipment.tracking_pushed_at is not None and shop.tracking_keys == [key]
+        assert len(shop.notices) == 1 and _order(engine, "T1").status == "shipped"
+        job = _job(engine, key)
+        assert (job.state, job.attempts, job.result["with_the_booking"]) == ("done", 0, True)
+    finally:
+        hub.pool.stop()
+
+
+def test_a_channel_down_at_the_booking_gets_the_tracking_numbers_from_their_job_at_once(
+        shipping_fakes: None, db_url: str, engine: Engine, tmp_path: Path) -> None:
+    hub, _, shop = _world(tmp_path, db_url, engine)
+    try:
+        shop.tracking_failures = 1
+        shop.place(make_order("shop", "T2", [("A", "s-A", 1, "100.00")]))
+        started = time.monotonic()
+        hub.run("orders.poll", {"channel": "shop"}, "poll-1", "shop")
+        shipment = _shipment(engine, "T2")
+        key = f"ship-tracking:{shipment.reference}"
+        assert shipment.tracking_pushed_at is not None and shop.tracking_keys == [key, key]  # one key: no twin
+        assert time.monotonic() - started < 30  # made due at once, not after the safety net's minute
+        job = _job(engine, key)
+        assert (job.state, job.attempts) == ("done", 1) and "with_the_booking" not in job.result
+        assert len(shop.notices) == 1 and _order(engine, "T2").status == "shipped"
+    finally:
+        hub.pool.stop()
+
+
 def test_a_worker_dying_before_the_label_leaves_it_to_the_label_job(shipping_fakes: None, db_url: str,
                                                                      engine: Engine, tmp_path: Path,
                                                                      monkeypatch: Any) -> None:

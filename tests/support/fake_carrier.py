@@ -126,8 +126,14 @@ class FakeTrackingChannel(FakeOrderChannel):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.notices: list[TrackingNotice] = []
+        self.tracking_keys: list[str] = []
+        self.tracking_failures = 0  # the next N calls fail (the channel is down)
 
     def add_tracking(self, notice: TrackingNotice, *, idempotency_key: str) -> None:
+        self.tracking_keys.append(idempotency_key)
+        if self.tracking_failures:
+            self.tracking_failures -= 1
+            raise RetryableError("the shop did not answer (fake)")
         shown = {n for x in self.notices for n in x.tracking_numbers}
         if not set(notice.tracking_numbers) <= shown:
             self.notices.append(notice)
