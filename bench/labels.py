@@ -21,8 +21,8 @@ Goal (from the issue): <= 30 s on 2 cores, 0 duplicate bookings.
 The carriers' own rate limits are lifted for the run (rate_limit_per_minute): the figure is the hub's
 concurrency against latency, not a vendor's quota. The orders' channel is not part of the benchmark:
 their shipments are stored as if the channel had been told their tracking numbers (tracking_pushed_at),
-so each tracking-push job the booking queues ends at its first read (its claim, read and settle are
-still timed).
+so the booking's job, which tells the channel right after the label, ends that step at its first read
+(the read, and marking the tracking job done, are still timed).
 
 Run: .venv/bin/python bench/labels.py [--shipments 1000] [--latency 0.1] [--threads 16] [--sample 10]
 """
