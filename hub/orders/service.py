@@ -207,6 +207,10 @@ class OrderService:
                 None)
         if now_status != status and (latest != status or now_status == "cancelled"):
             return {"sent": False, "reason": f"the order is {now_status} now, not {status}"}
+        if self.rules.status_map(channel).inbound.get(shown or "") == "cancelled":
+            # the channel cancelled it (a shipped order's parcels are being withdrawn): no status of ours
+            # goes to it, nor over the cancellation the withdrawal reads
+            return {"sent": False, "reason": f"{channel} cancelled the order ({shown})"}
         value = outbound.get(status)
         if value is None:
             return {"sent": False, "reason": f"no outbound mapping for {status} on {channel}"}

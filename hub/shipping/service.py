@@ -489,6 +489,8 @@ class ShippingService:
             numbers = [n for (n,) in session.execute(select(ShipmentParcel.tracking_number)
                                                      .where(ShipmentParcel.shipment_id == shipment.id))]
             latest = sorted((e for n in numbers for e in by_number.get(n or "", [])), key=lambda e: e.occurred_at)
+            if shipment.state not in TRACKED:  # cancelled (or delivered) since this run picked it: its
+                continue  # carrier's word on a cancelled parcel is no exception of an order
             shipment.tracked_at = now
             if not latest:
                 continue

@@ -103,3 +103,30 @@ def test_a_status_push_never_writes_over_a_cancellation_the_channel_reported_mea
         assert (stored.status, stored.channel_status, stored.revision) == ("shipped", "CANCELLED", "r2")
         assert s.execute(select(Job.idempotency_key).where(Job.kind == "shipping.withdraw")).scalars().all() == [
             "ship-withdraw:shop/C4"]
+
+
+def test_no_status_is_pushed_to_an_order_its_channel_cancelled(order_fakes: None, db_url: str, engine: Engine,
+                                                               tmp_path: Path) -> None:
+    """Chaos with shipments: the intake stored the channel's CANCELLED on a shipped order, then a push of
+    "sent" read that, sent it, and stored "sent" over CANCELLED (the revision had not changed since its
+    read): the withdrawal found the order not cancelled, skipped, and used up its once-per-order key."""
+    from hub.kernel.clock import utcnow
+    from hub.orders.status import move
+
+    rules, service = _setup(tmp_path, db_url, engine)
+    order = make_order("shop", "C5", [("A", None, 1, "10.00")])
+    with transaction(engine) as s:
+        order_id = intake.accept(s, rules, order).order_id
+        placed = s.get(Order, order_id)
+        for step in ("processing", "ready_to_ship", "shipped"):
+            if placed.status != step:
+                move(s, placed, step, "shipping", utcnow(), push=False)
+        intake.accept(s, rules, replace(order, status="CANCELLED", revision="r2"))
+    shop = service.connectors.get("shop")
+    sent: list[str] = []
+    shop.set_order_status = lambda external_id, status, *, revision: sent.append(status)  # type: ignore[method-assign]
+    result = service.handle_push_status(SimpleNamespace(payload={"order_id": order_id, "status": "shipped"},
+                                                        session=lambda: transaction(engine)))
+    assert result == {"sent": False, "reason": "shop cancelled the order (CANCELLED)"} and sent == []
+    with transaction(engine) as s:
+        assert s.get(Order, order_id).channel_status == "CANCELLED"

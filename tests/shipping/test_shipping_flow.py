@@ -543,6 +543,34 @@ def test_a_label_not_ready_with_the_booking_is_fetched_by_its_job_at_once(shippi
         hub.pool.stop()
 
 
+def test_a_parcel_cancelled_while_its_tracking_is_read_puts_no_problem_on_its_order(
+        shipping_fakes: None, db_url: str, engine: Engine, tmp_path: Path, monkeypatch: Any) -> None:
+    """Chaos with shipments: the tracking run picked a parcel, the carrier then reported it cancelled
+    ("Przesyłka anulowana", an exception), and the withdrawal's cancel committed before the run did: the
+    recalled order was left with a shipping problem about a parcel the hub itself had cancelled."""
+    hub, _, shop = _world(tmp_path, db_url, engine)
+    try:
+        courier: FakeCarrier = INSTANCES["courier-a"]
+        shop.place(make_order("shop", "X1", [("A", "s-A", 1, "100.00")]))
+        hub.run("orders.poll", {"channel": "shop"}, "poll-1", "shop")
+        shipment = _shipment(engine, "X1")
+        number = courier.bookings[shipment.reference].parcels[0].tracking_number
+        real_track = courier.track
+
+        def cancelled_meanwhile(numbers: Any) -> Any:
+            with transaction(engine) as s:  # the cancel job commits while the carrier answers
+                s.execute(Shipment.__table__.update().where(Shipment.id == shipment.id).values(state="cancelled"))
+            courier.events[number] = [TrackingEvent(number, "exception", shipment.created_at, "CX",
+                                                    "Przesyłka anulowana")]
+            return real_track(numbers)
+
+        monkeypatch.setattr(courier, "track", cancelled_meanwhile)
+        hub.run("shipping.track", {}, "track-x")
+        assert (_shipment(engine, "X1").problem, _order(engine, "X1").problem) == (None, None)
+    finally:
+        hub.pool.stop()
+
+
 def test_a_tracking_run_stops_when_its_time_is_up_and_the_next_goes_on(shipping_fakes: None, db_url: str,
                                                                        engine: Engine, tmp_path: Path,
                                                                        monkeypatch: Any) -> None:
