@@ -367,8 +367,8 @@ def _undone_outside(session: Session, order: Order) -> str | None:
 
 
 def _reopened(session: Session, order: Order, co: ChannelOrder, now: datetime, result: Accepted) -> bool:
-    """A cancelled order the channel took up again (a payment arriving after the cancellation:
-    WooCommerce completes it). New again, its goods reserved (or oversold) as when it arrived, so no
+    """A cancelled order the channel took up again (a payment arriving after the cancellation: a
+    shop completes it). New again, its goods reserved (or oversold) as when it arrived, so no
     unit is sold twice; then the channel's status is followed. If its cancellation had undone anything
     outside the hub, it stays cancelled with a problem for the seller. True when reopened."""
     undone = _undone_outside(session, order)

@@ -4,7 +4,7 @@
     any state before shipped -> cancelled;  shipped / delivered -> returned
     shipped -> cancelled only by recall(): the channel cancelled it and no parcel of it left
     cancelled -> new only by reopen(): the channel took the order up again (a payment arriving after
-    the cancellation: WooCommerce completes the payment of a cancelled order)
+    the cancellation: a shop completes the payment of a cancelled order)
 
 Only these transitions happen; a channel reporting a status behind the hub's (an old
 event, a journal out of order) never moves an order backwards.

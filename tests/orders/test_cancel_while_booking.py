@@ -31,6 +31,20 @@ def _ctx(engine: Engine, order_id: int) -> SimpleNamespace:
     return SimpleNamespace(payload={"order_id": order_id}, session=lambda: transaction(engine))
 
 
+def _shipped(engine: Engine, rules, order) -> int:  # type: ignore[no-untyped-def]
+    """The order accepted and moved to shipped, as the booking's tracking push does."""
+    from hub.kernel.clock import utcnow
+    from hub.orders.status import move
+
+    with transaction(engine) as s:
+        order_id = intake.accept(s, rules, order).order_id
+        placed = s.get(Order, order_id)
+        for step in ("processing", "ready_to_ship", "shipped"):
+            if placed.status != step:
+                move(s, placed, step, "shipping", utcnow(), push=False)
+    return order_id
+
+
 def _cancel_jobs(engine: Engine) -> list[str]:
     with transaction(engine) as s:
         return list(s.execute(select(Job.idempotency_key).where(Job.kind == ERP_CANCEL)).scalars())
@@ -75,17 +89,9 @@ def test_a_status_push_never_writes_over_a_cancellation_the_channel_reported_mea
     """Found by chaos with shipments: the channel cancelled a shipped order while the hub pushed "sent";
     the push's commit then stored "sent" over the intake's CANCELLED, so the parcel's withdrawal read an
     order the channel had not cancelled and left it shipped."""
-    from hub.kernel.clock import utcnow
-    from hub.orders.status import move
-
     rules, service = _setup(tmp_path, db_url, engine)
     order = make_order("shop", "C4", [("A", None, 1, "10.00")])
-    with transaction(engine) as s:
-        order_id = intake.accept(s, rules, order).order_id
-        placed = s.get(Order, order_id)
-        for step in ("processing", "ready_to_ship", "shipped"):
-            if placed.status != step:
-                move(s, placed, step, "shipping", utcnow(), push=False)
+    order_id = _shipped(engine, rules, order)
     shop = service.connectors.get("shop")
     pushed = shop.set_order_status
 
@@ -110,17 +116,10 @@ def test_no_status_is_pushed_to_an_order_its_channel_cancelled(order_fakes: None
     """Chaos with shipments: the intake stored the channel's CANCELLED on a shipped order, then a push of
     "sent" read that, sent it, and stored "sent" over CANCELLED (the revision had not changed since its
     read): the withdrawal found the order not cancelled, skipped, and used up its once-per-order key."""
-    from hub.kernel.clock import utcnow
-    from hub.orders.status import move
-
     rules, service = _setup(tmp_path, db_url, engine)
     order = make_order("shop", "C5", [("A", None, 1, "10.00")])
+    order_id = _shipped(engine, rules, order)
     with transaction(engine) as s:
-        order_id = intake.accept(s, rules, order).order_id
-        placed = s.get(Order, order_id)
-        for step in ("processing", "ready_to_ship", "shipped"):
-            if placed.status != step:
-                move(s, placed, step, "shipping", utcnow(), push=False)
         intake.accept(s, rules, replace(order, status="CANCELLED", revision="r2"))
     shop = service.connectors.get("shop")
     sent: list[str] = []
