@@ -8,6 +8,7 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.catalog.models import ErpReject
+from hub.invoicing.models import Invoice
 from hub.jobs.models import JOB_STATES, Job, JobFailure, ScheduleRun
 from hub.jobs.queue import depth_by_state
 from hub.kernel.errors import NotFoundError
@@ -142,10 +143,20 @@ def status(engine: Engine, session: Session, loaded: LoadedConfig, dead_limit: i
         Shipment.problem.is_not(None))).scalar_one()
     failed_pickups = session.execute(select(func.count()).select_from(Pickup).where(
         Pickup.state == "failed")).scalar_one()
+    troubled = Invoice.state.in_(("problem", "rejected"))
+    invoice_problems = [
+        {"id": i.id, "number": i.number, "order_id": i.order_id, "state": i.state, "problem": i.problem}
+        for i in session.execute(select(Invoice).where(troubled).order_by(Invoice.updated_at.desc())
+                                 .limit(dead_limit)).scalars()]
+    invoice_counts = dict(session.execute(select(Invoice.state, func.count()).where(
+        Invoice.state.in_(("problem", "rejected", "issued", "sending", "sent"))).group_by(Invoice.state)).all())
     return {
         "orders": {"problems": problems, "oversold": oversold},
         "shipments": {"problems": shipment_problem_count, "failed_pickups": failed_pickups,
                       "with_problems": shipment_problems},
+        "invoices": {"problems": invoice_counts.get("problem", 0), "rejected": invoice_counts.get("rejected", 0),
+                     "waiting_for_ksef": sum(invoice_counts.get(k, 0) for k in ("issued", "sending", "sent")),
+                     "with_problems": invoice_problems},
         "erp_quarantine": quarantine,
         "queue": {s: counts.get(s, 0) for s in JOB_STATES},
         "dead_jobs": [job_summary(j) for j in dead],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hub.catalog import models as catalog_models
+from hub.invoicing import models as invoicing_models
 from hub.jobs import models as jobs_models
 from hub.listings import models as listings_models
 from hub.orders import models as orders_models
@@ -10,4 +11,4 @@ from hub.platform.schema import Base
 from hub.shipping import models as shipping_models
 
 metadata = Base.metadata
-MODEL_MODULES = (jobs_models, catalog_models, listings_models, orders_models, shipping_models)
+MODEL_MODULES = (jobs_models, catalog_models, listings_models, orders_models, shipping_models, invoicing_models)

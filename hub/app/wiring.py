@@ -14,6 +14,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from hub.invoicing.goods import InvoicingFile
+from hub.invoicing.kinds import SCHEDULE_PAYLOADS as invoicing_payloads
+from hub.invoicing.service import HANDLERS as invoicing_handlers
+from hub.invoicing.service import InvoicingService
 from hub.jobs.daemon import PRUNE_KIND, PrunePayload, prune_jobs
 from hub.jobs.handlers import HandlerRegistry
 from hub.listings.bindings import offer_skus
@@ -46,6 +50,10 @@ def delivery_map(loaded: LoadedConfig) -> DeliveryFile:
     return load_all(loaded.settings.mappings.dir)["delivery.toml"].data  # type: ignore[return-value]
 
 
+def invoicing_goods(loaded: LoadedConfig) -> InvoicingFile:
+    return load_all(loaded.settings.mappings.dir)["invoicing.toml"].data  # type: ignore[return-value]
+
+
 log = get_logger(__name__)
 
 
@@ -58,6 +66,7 @@ class ProcessServices:
         self._sync: SyncService | None = None
         self._orders: OrderService | None = None
         self._shipping: ShippingService | None = None
+        self._invoicing: InvoicingService | None = None
         self._lock = threading.Lock()
 
     def sync(self, engine: Engine) -> SyncService:
@@ -83,6 +92,14 @@ class ProcessServices:
                                                  delivery_map(self.loaded), self.loaded)
             return self._shipping
 
+    def invoicing(self, engine: Engine) -> InvoicingService:
+        sync = self.sync(engine)
+        with self._lock:
+            if self._invoicing is None:
+                self._invoicing = InvoicingService(sync.connectors, self.loaded.settings.invoicing,
+                                                   invoicing_goods(self.loaded))
+            return self._invoicing
+
     def register(self, handlers: HandlerRegistry) -> None:
         for kind, sync_handler in sync_handlers.items():
             handlers.register(kind, lambda ctx, h=sync_handler: h(self.sync(ctx.engine), ctx),
@@ -93,6 +110,9 @@ class ProcessServices:
         for kind, shipping_handler in shipping_handlers.items():
             handlers.register(kind, lambda ctx, h=shipping_handler: h(self.shipping(ctx.engine), ctx),
                               shipping_payloads[kind])
+        for kind, invoicing_handler in invoicing_handlers.items():
+            handlers.register(kind, lambda ctx, h=invoicing_handler: h(self.invoicing(ctx.engine), ctx),
+                              invoicing_payloads[kind])
         handlers.on_start(self.warm)
 
     def warm(self, engine: Engine) -> None:
@@ -102,6 +122,7 @@ class ProcessServices:
         try:
             connectors = self.shipping(engine).connectors
             self.orders(engine)
+            self.invoicing(engine)
         except Exception as exc:
             log.warning("services not built at start; the first job will try", error=str(exc))
             return

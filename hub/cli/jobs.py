@@ -87,6 +87,12 @@ def cmd_status(args: argparse.Namespace) -> int:
          " - hub shipments list --problems, hub pickups list")
     for s in sh["with_problems"]:
         _say(f"  shipment {s['id']} (order {s['order_id']}, {s['carrier']}, {s['state']}): {s['problem']}")
+    inv = data["invoices"]
+    _say(f"invoices with problems: {inv['problems']}, rejected by KSeF: {inv['rejected']}, waiting for KSeF: "
+         f"{inv['waiting_for_ksef']} - hub invoices list --state problem|rejected")
+    for i in inv["with_problems"]:
+        _say(f"  invoice {i['id']} {i['number'] or '(no number)'} (order {i['order_id']}, {i['state']}): "
+             f"{i['problem']}")
     quarantine = data["erp_quarantine"]
     _say("ERP quarantine: " + (", ".join(f"{q['erp']} {q['records']} record(s) since {q['since']}"
                                          for q in quarantine) + " - hub erp rejects" if quarantine else "none"))

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from hub.cli import catalog, jobs, listings, orders, platform, shipping
+from hub.cli import catalog, invoicing, jobs, listings, orders, platform, shipping
 from hub.cli.context import EXIT_FAILURE, EXIT_USAGE, Parser
 from hub.kernel.errors import ConfigError, EnvironmentFailure, HubError, PermanentError, RetryableError
 from hub.platform import registry
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = Parser(prog="hub", description="Multichannel commerce hub: admin command line.", parents=[common])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
-    for module in (platform, jobs, catalog, listings, orders, shipping):
+    for module in (platform, jobs, catalog, listings, orders, shipping, invoicing):
         module.add_parsers(sub, common, listing, Parser)
 
     hook = CommandHook(sub, common)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from hub.jobs import queue
-from hub.orders.kinds import CREATE_SHIPMENT, TO_ERP
+from hub.orders.kinds import CREATE_SHIPMENT, ISSUE_INVOICE, TO_ERP
 from hub.orders.models import Order, RuleRun
 from hub.orders.rules import OrderRules
 from hub.orders.status import FINAL, RANK, TransitionError, move, path_to
@@ -23,7 +23,7 @@ def _facts(order: Order) -> dict[str, Any]:
         "channel": order.channel, "delivery_method": order.delivery_method,
         "payment_method": payment.get("method"), "cash_on_delivery": bool(payment.get("cash_on_delivery")),
         "country": address.get("country", "PL"), "amount": order.total_gross, "tags": list(order.tags or []),
-        "invoice": order.invoice is not None,
+        "invoice": order.invoice is not None, "business": bool((order.invoice or {}).get("nip")),
     }
 
 
@@ -77,6 +77,13 @@ def _act(session: Session, order: Order, action: Any, rule: str, now: datetime) 
         if action.carrier is not None:
             payload |= {"carrier": action.carrier, "service": action.service}
         queue.enqueue(session, CREATE_SHIPMENT, payload, key=f"ship:{order.channel}/{order.external_id}")
+        return None
+    if action.action == "issue_invoice":
+        if order.problem:
+            raise ValueError(f"the order is quarantined ({order.problem_kind}); fix it first")
+        # once per order whatever fires the rule again (hub.invoicing issues it, numbered, and sends it to KSeF)
+        queue.enqueue(session, ISSUE_INVOICE, {"order_id": order.id, "source": f"rule:{rule}"[:60]},
+                      key=f"invoice:{order.channel}/{order.external_id}")
         return None
     if action.action == "add_tag":
         if action.tag not in (order.tags or []):

@@ -26,9 +26,9 @@ EVENTS = (
     "order.problem", "return.accepted", "return.rejected",
     "shipment.booked", "shipment.shipped", "shipment.delivered", "shipment.exception",
 )
-ACTIONS = ("set_status", "send_to_erp", "add_tag", "remove_tag", "book_shipment")
+ACTIONS = ("set_status", "send_to_erp", "add_tag", "remove_tag", "book_shipment", "issue_invoice")
 # actions later capabilities add; a rule naming one now is refused at load with this message
-LATER_ACTIONS = {"issue_invoice": "invoicing"}
+LATER_ACTIONS: dict[str, str] = {}
 
 
 Amount = Annotated[Decimal, Field(ge=0, le=Decimal(10) ** 9, decimal_places=2, allow_inf_nan=False)]
@@ -46,7 +46,8 @@ class Condition(BaseModel):
     max_amount: Amount | None = None
     tags_any: list[str] | None = None
     tags_none: list[str] | None = None
-    invoice: StrictBool | None = None
+    invoice: StrictBool | None = None  # the buyer asked for an invoice
+    business: StrictBool | None = None  # the buyer gave a tax id (NIP, EU VAT number): a B2B order
 
     @field_validator("min_amount", "max_amount", mode="before")
     @classmethod
@@ -74,6 +75,8 @@ class Condition(BaseModel):
             checks.append(("cash_on_delivery", facts["cash_on_delivery"] == self.cash_on_delivery))
         if self.country is not None:
             checks.append(("country", facts["country"] in self.country))
+        if self.business is not None:
+            checks.append(("business", facts["business"] == self.business))
         if self.min_amount is not None:
             checks.append(("min_amount", facts["amount"] >= self.min_amount))
         if self.max_amount is not None:

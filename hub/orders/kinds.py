@@ -20,6 +20,10 @@ CREATE_SHIPMENT = "shipping.create"  # a shipment for an order, from the deliver
 # the parcels of a cancelled order stopped (cancelled with the carrier) before they leave; for an order the
 # channel cancelled after the hub shipped it, the order is cancelled once none is on its way
 WITHDRAW_SHIPMENTS = "shipping.withdraw"
+# handled by hub.invoicing (above the orders): the order's invoice, issued once (the issue_invoice action);
+# a corrective invoice for an accepted return
+ISSUE_INVOICE = "invoicing.issue"
+CORRECT_INVOICE = "invoicing.correct"
 
 
 class ReconcilePayload(ChannelPayload):

@@ -14,7 +14,7 @@ from hub.jobs import queue
 from hub.kernel.clock import utcnow
 from hub.kernel.money import GROSZ
 from hub.orders.actions import run_rules
-from hub.orders.kinds import REFUND, REJECT, RESTOCK
+from hub.orders.kinds import CORRECT_INVOICE, REFUND, REJECT, RESTOCK
 from hub.orders.models import Order, OrderLineRow, ReturnRow
 from hub.orders.rules import OrderRules
 from hub.orders.status import move
@@ -40,6 +40,9 @@ def accept_return(session: Session, rules: OrderRules, return_id: int) -> Return
     queue.enqueue(session, REFUND, {"return_id": rma.id}, key=f"refund:{rma.channel}/{rma.external_id}",
                   connector=rma.channel)
     if order is not None:
+        # the order's invoice, if it has one, is corrected by the returned lines (hub.invoicing)
+        queue.enqueue(session, CORRECT_INVOICE, {"return_id": rma.id},
+                      key=f"invoice-return:{rma.channel}/{rma.external_id}")
         if order.status in ("shipped", "delivered"):
             move(session, order, "returned", "operator", now, note=f"return {rma.external_id} accepted")
         run_rules(session, rules, order, "return.accepted", now)

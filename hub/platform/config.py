@@ -16,6 +16,7 @@ import tomllib
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -34,6 +35,7 @@ from pydantic import (
 from pydantic_core import core_schema
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+from stdnum.pl import nip as pl_nip
 
 from hub.kernel.errors import ConfigError, EnvironmentFailure
 
@@ -317,6 +319,83 @@ class ShippingSettings(_Strict):
         return self
 
 
+class SellerSettings(_Strict):
+    """The seller as every invoice names it (Podmiot1 of FA(3)): checked when the config loads."""
+
+    name: str = Field(min_length=1, max_length=512)
+    nip: str = Field(pattern=r"^[0-9]{10}$")  # 10 digits; its check digit is verified below
+    street: str = Field(min_length=1)
+    city: str = Field(min_length=1)
+    postal_code: str = Field(pattern=r"^[0-9]{2}-[0-9]{3}$")
+    country: str = Field("PL", pattern=r"^[A-Z]{2}$")
+    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+$")
+    phone: str | None = Field(None, min_length=6, max_length=16)
+    # the account buyers pay into (PL IBAN: PL + 26 digits); required for split payment (art. 108a)
+    bank_account: str | None = Field(None, pattern=r"^PL[0-9]{26}$")
+    place: str | None = None  # where invoices are issued (P_1M), e.g. "Warszawa"
+
+    @field_validator("nip")
+    @classmethod
+    def _nip_check_digit(cls, nip: str) -> str:
+        if not pl_nip.is_valid(nip):
+            raise ValueError(f"{nip} is not a valid NIP (wrong check digit)")
+        return nip
+
+
+class SeriesSettings(_Strict):
+    """A numbering series: ``{seq}`` is the number within the period; ``{MM}`` in the pattern makes the
+    sequence start again every month, ``{YYYY}``/``{YY}`` (without ``{MM}``) every year, neither never."""
+
+    pattern: str = Field(min_length=1, max_length=200)
+
+    @field_validator("pattern")
+    @classmethod
+    def _has_seq(cls, pattern: str) -> str:
+        fields = set(re.findall(r"{([^{}]*)}", pattern))
+        unknown = fields - {"seq", "MM", "YYYY", "YY"}
+        if unknown:
+            raise ValueError(f"unknown field {{{sorted(unknown)[0]}}} (use {{seq}}, {{MM}}, {{YYYY}}, {{YY}})")
+        if "seq" not in fields:
+            raise ValueError("the pattern has no {seq}: numbers would repeat")
+        if "MM" in fields and not fields & {"YYYY", "YY"}:
+            raise ValueError("a monthly pattern needs the year too ({YYYY} or {YY}): numbers would repeat")
+        return pattern
+
+
+class InvoicingSettings(_Strict):
+    """Invoices: the seller, the numbering series, KSeF, and the VAT choices only the seller can make."""
+
+    enabled: StrictBool = False
+    seller: SellerSettings | None = None
+    series: dict[str, SeriesSettings] = Field(default_factory=lambda: {
+        "FV": SeriesSettings(pattern="FV/{seq}/{MM}/{YYYY}"), "FK": SeriesSettings(pattern="FK/{seq}/{MM}/{YYYY}")})
+    invoice_series: str = "FV"  # VAT invoices
+    correction_series: str = "FK"  # corrective invoices
+    timezone: str = "Europe/Warsaw"  # invoice dates and numbering periods are the seller's calendar days
+    ksef: str | None = None  # the KSeF connector's name; None: invoices are issued but not sent
+    rates: str | None = None  # the exchange-rate connector (NBP); None: the only one configured
+    send_consumer_invoices: StrictBool = False  # B2C invoices to KSeF too (optional by law)
+    consumer_window_days: StrictInt = Field(90, ge=1, le=366)  # how long a consumer may ask for an invoice
+    payment_days: StrictInt = Field(14, ge=0, le=365)  # due date of an unpaid (bank transfer) invoice
+    # the legal basis printed on exempt (zw) lines (P_19A: a provision of the act, e.g. "art. 113 ust. 1")
+    exemption_basis: str | None = None
+    # 0% for intra-EU supplies to a buyer with an EU VAT number (0 WDT) and for exports (0 EX): only when the
+    # seller keeps the evidence the law asks for, so off unless the seller says so
+    zero_rate_intra_eu: StrictBool = False
+    zero_rate_export: StrictBool = False
+    split_payment_threshold: Decimal = Decimal("15000.00")  # PLN gross (art. 108a ust. 1a)
+
+    @model_validator(mode="after")
+    def _series_exist(self) -> InvoicingSettings:
+        for field_name in ("invoice_series", "correction_series"):
+            name = getattr(self, field_name)
+            if name not in self.series:
+                raise ValueError(f"{field_name} {name!r} is not one of the series ({', '.join(sorted(self.series))})")
+        if self.enabled and self.seller is None:
+            raise ValueError("invoicing is enabled but [invoicing.seller] is missing")
+        return self
+
+
 class ConnectorSettings(BaseModel):
     """The part of ``[connectors.NAME]`` the spine reads; the rest is the connector's own."""
 
@@ -342,6 +421,7 @@ class Settings(_Strict):
     mappings: MappingsSettings = MappingsSettings()
     orders: OrdersSettings = OrdersSettings()
     shipping: ShippingSettings = ShippingSettings()
+    invoicing: InvoicingSettings = InvoicingSettings()
     connectors: dict[str, ConnectorSettings] = Field(default_factory=dict)
 
 

@@ -22,3 +22,4 @@ UTCDateTime.process_bind_param  # SQLAlchemy's TypeDecorator interface
 UTCDateTime.process_result_value
 RateBucket  # the rate limiter's table: hub.platform.ratelimit reads and writes it in SQL
 TrackingChannel.add_tracking  # the channel's tracking push: hub/shipping calls it
+InvoiceCounter  # the numbering counters' table: hub.invoicing.numbering takes numbers from it in SQL

@@ -30,3 +30,6 @@ class Capability(StrEnum):
     CASH_ON_DELIVERY = "carrier.cod"
     PICKUP_POINTS = "carrier.pickup_points"
     LOOKUP_BY_REFERENCE = "carrier.lookup_by_reference"
+    # exchange rates (a central bank) and e-invoicing (KSeF)
+    EXCHANGE_RATES = "rates.exchange"  # the average rate of a currency published before a day
+    EINVOICE_ONLINE = "einvoicing.online"  # invoices sent in an online session, read back by their hash

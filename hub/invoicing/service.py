@@ -1,0 +1,430 @@
+"""The invoicing job handlers: issue an order's invoice, correct it for a return, send issued invoices
+to KSeF, and record what KSeF made of them (KSeF numbers, official receipts, rejections).
+
+Sending is exactly once per invoice:
+- One sender runs at a time: a send job that finds another one running (its lease alive) is deferred,
+  spending no attempt; so an invoice marked ``sending`` at the start of a run belongs to a run that died.
+- Before a batch is sent, its invoices are marked ``sending`` with the session in a committed
+  transaction; after the calls, KSeF's references are recorded.
+- A run first reads back the sessions of invoices left ``sending`` (``find_sent``, matched by the
+  invoice's SHA-256): found ones are ``sent``, the others never reached KSeF and are sent again.
+- Should an invoice reach KSeF twice anyway, KSeF refuses the second as a duplicate (440) naming the
+  first one's KSeF number, which the invoice takes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, func, select, update
+from sqlalchemy.orm import Session
+
+from hub.invoicing.amounts import LineIn
+from hub.invoicing.goods import InvoicingFile
+from hub.invoicing.issue import (
+    Draft,
+    InvoiceProblem,
+    Issued,
+    OnRequestOnly,
+    draft_for_order,
+    local_day,
+    seller_of,
+    store,
+)
+from hub.invoicing.kinds import SEND, STATUS
+from hub.invoicing.models import ExchangeRate, Invoice, InvoiceLine, KsefSession
+from hub.jobs import queue
+from hub.jobs.handlers import JobContext
+from hub.jobs.models import Job
+from hub.kernel.clock import utcnow
+from hub.kernel.errors import Deferred, NotFoundError, PermanentError
+from hub.kernel.ports.invoicing import EInvoicing, ExchangeRateSource, OutgoingInvoice, PublishedRate, SentInvoice
+from hub.orders import CORRECT_INVOICE, ISSUE_INVOICE, Order, ReturnRow
+from hub.platform.config import InvoicingSettings
+from hub.platform.db import insert_for, transaction
+
+SEND_BATCH = 100  # invoices marked sending per commit
+SESSION_INVOICES = 9_000  # a session takes up to 10,000 invoices (limity/)
+SESSION_REUSE_SECONDS = 3600.0  # an online session lives 12 h; a fresh one every hour bounds what one holds
+KSEF_NUMBER = re.compile(r"\b\d{10}-\d{8}-[0-9A-F]{6}-?[0-9A-F]{6}-[0-9A-F]{2}\b")
+_INVOICES = Invoice.__table__
+_MARK_SENDING = (update(_INVOICES).where(_INVOICES.c.id == bindparam("invoice_id"), _INVOICES.c.state == "issued")
+                 .values(state="sending", ksef_session=bindparam("session_ref"),
+                         send_calls=_INVOICES.c.send_calls + 1, updated_at=bindparam("now")))
+_MARK_SENT = (update(_INVOICES).where(_INVOICES.c.id == bindparam("invoice_id"), _INVOICES.c.state == "sending")
+              .values(state="sent", ksef_reference=bindparam("reference"), updated_at=bindparam("now")))
+
+
+class InvoicingService:
+    def __init__(self, connectors: Any, settings: InvoicingSettings, goods: InvoicingFile):
+        self.connectors = connectors
+        self.settings = settings
+        self.goods = goods
+        self._session_lock = threading.Lock()
+        self._live: tuple[str, float, int] | None = None  # (reference, opened at (monotonic), invoices sent)
+
+    # connectors
+
+    def ksef(self) -> EInvoicing:
+        name = self.settings.ksef
+        names = self.connectors.names(role="einvoicing")
+        if name is None or name not in names:
+            raise PermanentError(f"invoicing.ksef = {name!r} is not a KSeF connector "
+                                 f"(e-invoicing connectors: {', '.join(names) or 'none'})")
+        return self.connectors.get(name)  # type: ignore[no-any-return]
+
+    def rates_source(self) -> ExchangeRateSource:
+        names = self.connectors.names(role="rates")
+        name = self.settings.rates or (names[0] if len(names) == 1 else None)
+        if name is None or name not in names:
+            raise PermanentError(f"an invoice in a foreign currency needs the central bank's rate: invoicing.rates "
+                                 f"= {name!r} is not an exchange-rate connector "
+                                 f"(connectors: {', '.join(names) or 'none'})")
+        return self.connectors.get(name)  # type: ignore[no-any-return]
+
+    def sends(self, business: bool) -> bool:
+        """Whether an invoice goes to KSeF: a business buyer's always when KSeF is configured, a
+        consumer's when the seller says so."""
+        return self.settings.ksef is not None and (business or self.settings.send_consumer_invoices)
+
+    # exchange rates
+
+    def exchange_rate(self, engine: Engine, currency: str, tax_point: date) -> PublishedRate:
+        """The rate for a tax point: stored once per currency and day, read from the bank the first time
+        (outside any transaction)."""
+        with transaction(engine) as session:
+            row = session.get(ExchangeRate, (currency, tax_point))
+            if row is not None:
+                return PublishedRate(currency, row.effective_date, row.mid, row.table_no)
+        source = self.rates_source()
+        rate = source.rate_before(currency, tax_point)
+        with transaction(engine) as session:
+            session.execute(insert_for(session)(ExchangeRate).values(
+                currency=currency, tax_point=tax_point, effective_date=rate.effective_date, mid=rate.mid,
+                table_no=rate.table_no, source=source.name, fetched_at=utcnow())
+                .on_conflict_do_nothing(index_elements=["currency", "tax_point"]))
+            row = session.get(ExchangeRate, (currency, tax_point))
+            assert row is not None
+            return PublishedRate(currency, row.effective_date, row.mid, row.table_no)
+
+    def _with_rate(self, engine: Engine, draft: Draft) -> Draft:
+        if draft.currency == "PLN":
+            return draft
+        from dataclasses import replace
+
+        return replace(draft, exchange=self.exchange_rate(engine, draft.currency, draft.sale_date))
+
+    # issuing
+
+    def issue_order(self, engine: Engine, order_id: int, *, on_request: bool = False,
+                    now: datetime | None = None) -> Issued:
+        """The order's invoice, issued once. A problem that keeps it from being issued is stored on the
+        invoice (no number taken) and raised as an InvoiceProblem."""
+        now = now or utcnow()
+        problem: InvoiceProblem | None = None
+        with transaction(engine) as session:
+            order = _order(session, order_id)
+            try:
+                draft = draft_for_order(session, self.settings, self.goods, order, now=now, on_request=on_request)
+            except OnRequestOnly as exc:
+                problem = exc  # nothing to fix: no invoice until the buyer asks
+            except InvoiceProblem as exc:
+                record_problem(session, self.settings, f"order:{order_id}", order, str(exc), now)
+                problem = exc
+        if problem is not None:
+            raise problem
+        draft = self._with_rate(engine, draft)
+        with transaction(engine) as session:
+            issued = store(session, self.settings, draft, now=now, send=self.sends(draft.business))
+            self._after_issue(session, issued)
+        if issued.invoice.state == "problem":
+            raise InvoiceProblem(f"invoice for order {order_id}: {issued.invoice.problem}")
+        return issued
+
+    def _after_issue(self, session: Session, issued: Issued) -> None:
+        if issued.created and issued.invoice.state == "issued":
+            queue.enqueue_coalesced(session, SEND, {}, group=f"ksef-send:{self.settings.ksef}")
+
+    def handle_issue(self, ctx: JobContext) -> dict[str, Any]:
+        if not self.settings.enabled:
+            return {"skipped": "invoicing is not enabled ([invoicing] enabled = false)"}
+        try:
+            issued = self.issue_order(ctx.engine, int(ctx.payload["order_id"]))
+        except OnRequestOnly as exc:
+            return {"skipped": str(exc)}
+        except InvoiceProblem as exc:
+            return {"problem": str(exc)}  # on the invoice: hub invoices retry ID once fixed
+        return {"invoice": issued.invoice.number, "created": issued.created}
+
+    # corrections
+
+    def correct(self, engine: Engine, invoice_id: int, reason: str, changes: Sequence[LineIn], *, origin: str,
+                now: datetime | None = None) -> Issued:
+        """A corrective invoice of ``invoice_id`` with difference lines (a returned unit: a negative
+        quantity). KSeF takes it only once the original has its KSeF number: until then it waits issued."""
+        now = now or utcnow()
+        if not changes:
+            raise InvoiceProblem(f"the correction of invoice {invoice_id} changes nothing")
+        with transaction(engine) as session:
+            original = session.get(Invoice, invoice_id)
+            if original is None:
+                raise NotFoundError(f"no invoice with id {invoice_id}")
+            if original.kind != "VAT" or original.number is None:
+                raise InvoiceProblem(f"invoice {invoice_id} is {original.kind} {original.state}: only an issued VAT "
+                                     "invoice can be corrected")
+            draft = Draft(origin=origin, kind="KOR", series=self.settings.correction_series,
+                          business=original.business, buyer=original.buyer, seller=seller_of(self.settings),
+                          issue_date=local_day(now, self.settings), sale_date=original.sale_date,
+                          currency=original.currency, basis=original.basis,  # type: ignore[arg-type]
+                          lines=list(changes), payment={"form": original.payment.get("form", "transfer")},
+                          order_id=original.order_id, corrects_id=original.id, reason=reason,
+                          exchange=PublishedRate(original.currency, original.exchange_rate_date,
+                                                 original.exchange_rate, original.exchange_rate_table or "")
+                          if original.exchange_rate is not None and original.exchange_rate_date is not None else None)
+            issued = store(session, self.settings, draft, now=now, corrected=original,
+                           send=self.sends(original.business))
+            self._after_issue(session, issued)
+        if issued.invoice.state == "problem":
+            raise InvoiceProblem(f"correction of invoice {original.number}: {issued.invoice.problem}")
+        return issued
+
+    def return_changes(self, session: Session, rma: ReturnRow, original: Invoice) -> list[LineIn]:
+        """The returned goods as difference lines of the original invoice: each returned unit at the price
+        it was invoiced at (or the amount the channel named), with its line's rate."""
+        lines = list(session.execute(select(InvoiceLine).where(InvoiceLine.invoice_id == original.id,
+                                                               InvoiceLine.kind == "goods")
+                                     .order_by(InvoiceLine.line_no)).scalars())
+        changes: list[LineIn] = []
+        for returned in rma.lines:
+            match = next((line for line in lines if returned.get("sku") and line.sku == returned.get("sku")), None)
+            if match is None:
+                raise InvoiceProblem(f"return {rma.channel}/{rma.external_id}: SKU {returned.get('sku')!r} is on no "
+                                     f"line of invoice {original.number}")
+            quantity = Decimal(returned["quantity"])
+            unit = match.unit_gross if original.basis == "gross" else match.unit_net
+            if returned.get("amount_gross") and original.basis == "gross":
+                unit = Decimal(returned["amount_gross"]) / quantity
+            changes.append(LineIn(name=match.name, quantity=-quantity, unit_price=unit,
+                                  rate=match.rate,  # type: ignore[arg-type]
+                                  unit=match.unit, sku=match.sku, kind="goods", annex15=match.annex15))
+        return changes
+
+    def correct_return(self, engine: Engine, return_id: int) -> Issued | None:
+        """The corrective invoice of an accepted return: None when its order has no invoice to correct."""
+        with transaction(engine) as session:
+            rma = session.get(ReturnRow, return_id)
+            if rma is None:
+                raise NotFoundError(f"no return with id {return_id}")
+            if rma.order_id is None:
+                return None
+            original = session.execute(select(Invoice).where(Invoice.origin == f"order:{rma.order_id}")).scalar()
+            if original is None or original.number is None:
+                return None
+            changes = self.return_changes(session, rma, original)
+            reason = f"zwrot towaru ({rma.reason})" if rma.reason else "zwrot towaru"
+            original_id = original.id
+        return self.correct(engine, original_id, reason, changes, origin=f"return:{return_id}")
+
+    def handle_correct(self, ctx: JobContext) -> dict[str, Any]:
+        if not self.settings.enabled:
+            return {"skipped": "invoicing is not enabled ([invoicing] enabled = false)"}
+        try:
+            issued = self.correct_return(ctx.engine, int(ctx.payload["return_id"]))
+        except InvoiceProblem as exc:
+            return {"problem": str(exc)}
+        if issued is None:
+            return {"skipped": "the order has no invoice"}
+        return {"invoice": issued.invoice.number, "created": issued.created}
+
+    # KSeF
+
+    def _sender_running(self, engine: Engine, job_id: int) -> bool:
+        with transaction(engine) as session:
+            return bool(session.execute(select(func.count()).select_from(Job).where(
+                Job.kind == SEND, Job.state == "running", Job.id != job_id,
+                Job.lease_expires_at > utcnow())).scalar())
+
+    def _session(self, engine: Engine, port: EInvoicing) -> str:
+        """The process's open session, reused across runs (KSeF allows 120 session openings an hour and
+        10,000 invoices a session); a new one once it is an hour old or nearly full."""
+        with self._session_lock:
+            live = self._live
+            if live is not None and time.monotonic() - live[1] < SESSION_REUSE_SECONDS and live[2] < SESSION_INVOICES:
+                return live[0]
+            if live is not None:
+                self._close(engine, port, live[0])
+            reference = port.open_session()
+            with transaction(engine) as session:
+                session.add(KsefSession(reference=reference, connector=port.name, state="open", opened_at=utcnow(),
+                                        invoices=0))
+            self._live = (reference, time.monotonic(), 0)
+            return reference
+
+    def _counted(self, reference: str, sent: int) -> None:
+        with self._session_lock:
+            if self._live is not None and self._live[0] == reference:
+                self._live = (reference, self._live[1], self._live[2] + sent)
+
+    def _close(self, engine: Engine, port: EInvoicing, reference: str) -> None:
+        with contextlib.suppress(PermanentError):  # KSeF closes an idle session by itself
+            port.close_session(reference)
+        with transaction(engine) as session:
+            session.execute(update(KsefSession).where(KsefSession.reference == reference)
+                            .values(state="closed", closed_at=utcnow()))
+
+    def handle_send(self, ctx: JobContext) -> dict[str, Any]:
+        if self._sender_running(ctx.engine, ctx.job.id):
+            raise Deferred("another KSeF sender is running", retry_after=random.uniform(1.0, 3.0))
+        port = self.ksef()
+        recovered = self.recover(ctx.engine, port)
+        sent = 0
+        session_ref: str | None = None
+        while not ctx.stopping.is_set():
+            with transaction(ctx.engine) as session:
+                batch = session.execute(select(Invoice.id, Invoice.number, Invoice.xml, Invoice.xml_sha256)
+                                        .where(Invoice.state == "issued", _ready_to_send())
+                                        .order_by(Invoice.id).limit(SEND_BATCH)).all()
+            if not batch:
+                break
+            session_ref = self._session(ctx.engine, port)
+            now = utcnow()
+            with transaction(ctx.engine) as session:
+                session.execute(_MARK_SENDING, [{"invoice_id": row.id, "session_ref": session_ref, "now": now}
+                                                for row in batch])
+            references: dict[int, str] = {}
+            try:
+                for row in batch:
+                    references[row.id] = port.send(session_ref, OutgoingInvoice(
+                        row.number, row.xml.encode("utf-8"), row.xml_sha256))
+            finally:
+                if references:
+                    with transaction(ctx.engine) as session:
+                        session.execute(_MARK_SENT, [{"invoice_id": i, "reference": r, "now": utcnow()}
+                                                     for i, r in references.items()])
+                        session.execute(update(KsefSession).where(KsefSession.reference == session_ref)
+                                        .values(invoices=KsefSession.invoices + len(references)))
+                    self._counted(session_ref, len(references))
+            sent += len(references)
+        if sent or recovered:
+            with transaction(ctx.engine) as session:
+                queue.enqueue_coalesced(session, STATUS, {}, group=f"ksef-status:{port.name}")
+        return {"sent": sent, "recovered": recovered, "session": session_ref}
+
+    def recover(self, engine: Engine, port: EInvoicing) -> int:
+        """Invoices a dead run left ``sending``: found in their session (by hash) they are sent, else
+        they never reached KSeF and are issued again (sent by this run)."""
+        with transaction(engine) as session:
+            left = session.execute(select(Invoice.id, Invoice.ksef_session, Invoice.xml_sha256)
+                                   .where(Invoice.state == "sending")).all()
+        by_session: dict[str, list[Any]] = defaultdict(list)
+        for row in left:
+            by_session[row.ksef_session].append(row)
+        found_total = 0
+        for session_ref, rows in by_session.items():
+            found = {sent.sha256: sent for sent in port.find_sent(session_ref)}
+            now = utcnow()
+            with transaction(engine) as session:
+                for row in rows:
+                    hit = found.get(row.xml_sha256)
+                    if hit is not None:
+                        found_total += 1
+                        session.execute(_MARK_SENT, {"invoice_id": row.id, "reference": hit.reference, "now": now})
+                    else:
+                        session.execute(update(Invoice).where(Invoice.id == row.id, Invoice.state == "sending")
+                                        .values(state="issued", ksef_session=None, updated_at=now))
+            with transaction(engine) as session:
+                open_session = session.get(KsefSession, session_ref)
+                still_open = open_session is not None and open_session.state == "open"
+            live = self._live is not None and self._live[0] == session_ref
+            if still_open and not live:  # a dead run's session: its key died with it, nothing more goes in
+                self._close(engine, port, session_ref)
+        return found_total
+
+    def handle_status(self, ctx: JobContext) -> dict[str, Any]:
+        port = self.ksef()
+        with transaction(ctx.engine) as session:
+            rows = session.execute(select(Invoice.id, Invoice.ksef_session, Invoice.ksef_reference)
+                                   .where(Invoice.state == "sent")).all()
+        by_session: dict[str, dict[str, int]] = defaultdict(dict)
+        for row in rows:
+            by_session[row.ksef_session][row.ksef_reference] = row.id
+        accepted = rejected = waiting = 0
+        for session_ref, ids in by_session.items():
+            answers = {sent.reference: sent for sent in port.find_sent(session_ref)}
+            for reference, invoice_id in ids.items():
+                sent = answers.get(reference)
+                if sent is None or sent.status == "processing":
+                    waiting += 1
+                    continue
+                outcome = self._settle(ctx.engine, port, session_ref, invoice_id, sent)
+                accepted += outcome == "accepted"
+                rejected += outcome == "rejected"
+        if waiting:
+            raise Deferred(f"{waiting} invoice(s) still being verified by KSeF", retry_after=1.0)
+        return {"accepted": accepted, "rejected": rejected}
+
+    def _settle(self, engine: Engine, port: EInvoicing, session_ref: str, invoice_id: int, sent: SentInvoice) -> str:
+        number = sent.ksef_number
+        if sent.status == "rejected" and sent.code == 440:
+            found = KSEF_NUMBER.search(" ".join([sent.description, *sent.details]))
+            number = found.group(0) if found else None  # a duplicate: the first send's number is ours
+        now = utcnow()
+        if number is None:
+            message = f"KSeF {sent.code}: {sent.description}" + (f" ({'; '.join(sent.details)})" if sent.details
+                                                                   else "")
+            with transaction(engine) as session:
+                session.execute(update(Invoice).where(Invoice.id == invoice_id, Invoice.state == "sent").values(
+                    state="rejected", ksef_code=sent.code, problem=message, updated_at=now))
+            return "rejected"
+        upo = port.upo(session_ref, sent.reference) if sent.status == "accepted" else None
+        with transaction(engine) as session:
+            session.execute(update(Invoice).where(Invoice.id == invoice_id, Invoice.state == "sent").values(
+                state="accepted", ksef_number=number, ksef_code=sent.code, ksef_at=sent.acquired_at or now,
+                upo=upo.decode("utf-8") if upo else None, problem=None, updated_at=now))
+        return "accepted"
+
+
+def _ready_to_send() -> Any:
+    """A correction goes to KSeF once the invoice it corrects has its KSeF number (or never goes there)."""
+    original = Invoice.__table__.alias("original")
+    return (Invoice.corrects_id.is_(None)
+            | select(original.c.id).where(original.c.id == Invoice.corrects_id,
+                                          original.c.state.in_(("accepted", "outside_ksef"))).exists())
+
+
+def _order(session: Session, order_id: int) -> Order:
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFoundError(f"no order with id {order_id}")
+    return order
+
+
+def record_problem(session: Session, settings: InvoicingSettings, origin: str, order: Order, message: str,
+                   now: datetime) -> None:
+    """An invoice that could not even be drafted: stored with its problem and no number, so the seller
+    sees it (hub invoices list --state problem) and retries it once fixed."""
+    values = dict(origin=origin, kind="VAT", series=settings.invoice_series, state="problem", problem=message,
+                  order_id=order.id, business=bool((order.invoice or {}).get("nip")), buyer={}, seller={},
+                  sale_date=local_day(now, settings), currency=order.currency, basis="gross", net=Decimal(0),
+                  vat=Decimal(0), gross=Decimal(0), rates=[], payment={}, split_payment=False, created_at=now,
+                  updated_at=now)
+    session.execute(insert_for(session)(Invoice).values(**values).on_conflict_do_update(
+        index_elements=["origin"], set_={"problem": message, "updated_at": now},
+        where=Invoice.__table__.c.state == "problem"))
+
+
+HANDLERS: dict[str, Callable[[InvoicingService, JobContext], dict[str, Any]]] = {
+    ISSUE_INVOICE: InvoicingService.handle_issue,
+    CORRECT_INVOICE: InvoicingService.handle_correct,
+    SEND: InvoicingService.handle_send,
+    STATUS: InvoicingService.handle_status,
+}

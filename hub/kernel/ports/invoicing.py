@@ -1,0 +1,92 @@
+"""The seams invoicing needs from outside: a central bank's exchange rates, and the national
+e-invoicing system (KSeF) that gives each invoice its number and official receipt.
+
+Sending is idempotent by the invoice's hash: the hub records the session and the hash before it sends,
+and after a crash reads the session's invoices back (``find_sent``) before it sends anything again.
+Money is Decimal; times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class PublishedRate:
+    """A central bank's average rate: PLN for one unit of ``currency``, as published on ``effective_date``
+    in table ``table_no`` (NBP: ``233/A/NBP/2026``)."""
+
+    currency: str
+    effective_date: date
+    mid: Decimal
+    table_no: str
+
+
+@runtime_checkable
+class ExchangeRateSource(Protocol):
+    name: str
+
+    def rate_before(self, currency: str, day: date) -> PublishedRate:
+        """The average rate of the last day before ``day`` on which one was published (art. 31a ust. 1
+        of the VAT act: the last working day before the tax point). PermanentError for a currency the
+        bank does not publish."""
+        ...
+
+
+@dataclass(frozen=True)
+class OutgoingInvoice:
+    """One invoice for an online session: its FA(3) XML and its SHA-256 (base64), which identifies it."""
+
+    key: str  # the hub's id of the invoice (its number): logs and errors name it
+    xml: bytes
+    sha256: str
+
+
+InvoiceStatusKind = Literal["processing", "accepted", "rejected"]
+
+
+@dataclass(frozen=True)
+class SentInvoice:
+    """What KSeF says of an invoice sent in a session."""
+
+    sha256: str  # invoiceHash, base64
+    reference: str  # KSeF's reference number of the invoice in the session
+    status: InvoiceStatusKind
+    code: int  # KSeF's status code (200 accepted; 100/150 in progress; 4xx refused)
+    description: str
+    details: Sequence[str] = ()
+    ksef_number: str | None = None
+    invoice_number: str | None = None
+    acquired_at: datetime | None = None  # KSeF's acquisitionDate (UTC)
+
+
+@runtime_checkable
+class EInvoicing(Protocol):
+    name: str
+
+    def open_session(self) -> str:
+        """Open an online session for FA(3) invoices; its reference number."""
+        ...
+
+    def send(self, session: str, invoice: OutgoingInvoice) -> str:
+        """Send one invoice in an open session; KSeF's reference number of it. Verification is
+        asynchronous: ``invoice_status`` tells the outcome."""
+        ...
+
+    def find_sent(self, session: str) -> Sequence[SentInvoice]:
+        """Every invoice KSeF has of the session (after a crash: what reached it)."""
+        ...
+
+    def invoice_status(self, session: str, reference: str) -> SentInvoice:
+        ...
+
+    def upo(self, session: str, reference: str) -> bytes:
+        """The official receipt (UPO XML) of an accepted invoice."""
+        ...
+
+    def close_session(self, session: str) -> None:
+        ...

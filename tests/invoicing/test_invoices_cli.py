@@ -1,0 +1,103 @@
+"""The invoices commands on a real config and database: issue (a consumer's on request), list, show with its
+FA(3), correct by returned units and by price, retry a problem once fixed; every bad input one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, update
+
+from hub.invoicing.schemas import fa3, problems
+from hub.orders.models import Order
+from hub.platform.db import transaction
+from tests.cli.test_cli import one_line_error, run_cli
+from tests.invoicing.support import add_order
+
+CONFIG = """
+[database]
+url = "{url}"
+[invoicing]
+enabled = true
+[invoicing.seller]
+name = "Sklep Test sp. z o.o."
+nip = "5260250274"
+street = "ul. Magazynowa 5"
+city = "Poznań"
+postal_code = "60-001"
+bank_account = "PL61109010140000071219812874"
+"""
+
+
+def test_invoice_commands(db_url: str, engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text(CONFIG.format(url=db_url))
+    business = add_order(engine, "S1", [("A", 2, "123.00", "23", "goods"), (None, 1, "15.99", None, "shipping")])
+    consumer = add_order(engine, "S2", [("A", 1, "123.00", "23", "goods")], nip=None)
+    bad_nip = add_order(engine, "S3", [("A", 1, "123.00", "23", "goods")], nip="1234567890")
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        return run_cli(capsys, "--config", str(config), "invoices", *args)
+
+    code, out, err = cli("issue", str(business), "--json")
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["number"].startswith("FV/1/") and first["created"]
+    assert first["gross"] == "261.99" and first["state"] == "outside_ksef"
+    code, out, _ = cli("issue", str(business), "--json")  # again: the same invoice
+    assert code == 0 and json.loads(out)["id"] == first["id"] and not json.loads(out)["created"]
+    code, out, _ = cli("issue", str(consumer))  # a consumer's on request
+    assert code == 0 and "/2/" in out
+
+    code, _, err = cli("issue", str(bad_nip))
+    assert code == 2 and "NIP '1234567890'" in one_line_error(err)
+    code, out, _ = cli("list", "--state", "problem", "--json")
+    problem = json.loads(out)
+    assert [p["order_id"] for p in problem] == [bad_nip] and problem[0]["number"] is None
+
+    code, out, _ = cli("show", str(first["id"]), "--xml")
+    assert code == 0 and problems(fa3(), out.strip().encode()) == []
+    code, out, _ = cli("show", str(first["id"]), "--json")
+    lines = json.loads(out)["lines"]
+    assert [line["name"] for line in lines] == ["Towar A", "Dostawa kurierem"]
+
+    code, out, err = cli("correct", str(first["id"]), "--reason", "zwrot 1 szt.", "--returned", "1=1", "--json")
+    assert code == 0, err
+    correction = json.loads(out)
+    assert correction["kind"] == "KOR" and correction["gross"] == "-123.00" and correction["number"].startswith("FK/1/")
+    code, out, _ = cli("show", str(correction["id"]), "--xml")
+    assert problems(fa3(), out.strip().encode()) == [] and "FV/" in out
+    code, out, _ = cli("correct", str(first["id"]), "--reason", "rabat", "--price", "1=100.00", "--json")
+    assert code == 0 and json.loads(out)["gross"] == "-46.00"
+
+    for args, message in [
+        (("correct", str(first["id"]), "--reason", "x", "--returned", "9=1"), "has no line 9"),
+        (("correct", str(first["id"]), "--reason", "x", "--returned", "1=5"), "more than the 2 invoiced"),
+        (("correct", str(first["id"]), "--reason", "x", "--price", "1=200"), "not below the invoiced 123"),
+        (("correct", str(first["id"]), "--reason", "x"), "say what changes"),
+        (("show", "999"), "no invoice with id 999"),
+        (("issue", "999"), "no order with id 999"),
+        (("retry", str(first["id"])), "only an invoice with a problem"),
+        (("send",), "invoicing.ksef = None is not a KSeF connector"),
+    ]:
+        code, _, err = cli(*args)
+        assert code == 2, (args, err)
+        assert message in one_line_error(err), (args, err)
+
+    for args, message in [
+        (("correct", str(first["id"]), "--reason", "x", "--price", "one=1"), "expected LINE=VALUE"),
+        (("list", "--period", "2026-13"), "expected a month as YYYY-MM"),
+    ]:
+        with pytest.raises(SystemExit) as exited:  # argparse's own exit
+            cli(*args)
+        assert exited.value.code == 2 and message in one_line_error(capsys.readouterr().err)
+
+    # the buyer corrects the NIP in the channel; the problem invoice is issued under the next number
+    with transaction(engine) as session:
+        order = session.get(Order, bad_nip)
+        session.execute(update(Order).where(Order.id == bad_nip).values(
+            invoice={**order.invoice, "nip": "7740001454"}))
+    code, out, err = cli("retry", str(problem[0]["id"]), "--json")
+    assert code == 0, err
+    assert json.loads(out)["number"].startswith("FV/3/")
