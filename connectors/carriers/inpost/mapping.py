@@ -22,11 +22,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from hub.kernel.calendar import polish_holidays
 from hub.kernel.errors import PermanentError, RetryableError
 from hub.kernel.ports.carrier import (
     BookedParcel,
@@ -448,32 +449,6 @@ def status_titles(body: Any) -> dict[str, str]:
 
 
 # --- pickup windows (ShipX has none: configured) ------------------------------------------------------------
-
-def easter(year: int) -> date:
-    """Easter Sunday (the Gregorian computus, Meeus/Jones/Butcher)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = b // 4, b % 4
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = c // 4, c % 4
-    l_ = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * l_) // 451
-    month = (h + l_ - 7 * m + 114) // 31
-    day = (h + l_ - 7 * m + 114) % 31 + 1
-    return date(year, month, day)
-
-
-def polish_holidays(year: int) -> frozenset[date]:
-    """Days free from work in Poland (ustawa o dniach wolnych od pracy; 24 December from 2025)."""
-    sunday = easter(year)
-    days = {date(year, 1, 1), date(year, 1, 6), sunday, sunday + timedelta(days=1), date(year, 5, 1),
-            date(year, 5, 3), sunday + timedelta(days=49), sunday + timedelta(days=60), date(year, 8, 15),
-            date(year, 11, 1), date(year, 11, 11), date(year, 12, 25), date(year, 12, 26)}
-    if year >= 2025:
-        days.add(date(year, 12, 24))
-    return frozenset(days)
-
 
 @dataclass(frozen=True)
 class PickupPolicy:
