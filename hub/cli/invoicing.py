@@ -5,7 +5,9 @@ the job queue (send queues a job)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -15,6 +17,7 @@ from hub.cli.context import positive_int, runtime
 from hub.cli.output import emit_json, table
 from hub.cli.output import say as _say
 from hub.invoicing.amounts import LineIn
+from hub.invoicing.exports import FORMATS, export
 from hub.invoicing.fa3 import plain
 from hub.invoicing.issue import InvoiceProblem
 from hub.invoicing.kinds import SEND
@@ -56,6 +59,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
     correct.set_defaults(func=cmd_correct)
     send = isub.add_parser("send", parents=[common, listing], help="send issued invoices to KSeF now (queued)")
     send.set_defaults(func=cmd_send)
+    export = isub.add_parser("export", parents=[common, listing],
+                             help="a month's invoices for the accountant: FA(3) files, JPK_FA(4), the sales register "
+                                  "(CSV) or the buyers' PDFs")
+    export.add_argument("--period", required=True, type=_period, metavar="YYYY-MM")
+    export.add_argument("--format", required=True, choices=FORMATS)
+    export.add_argument("--out", required=True, type=Path, metavar="DIR")
+    export.set_defaults(func=cmd_export)
     retry = isub.add_parser("retry", parents=[common, listing],
                             help="issue again an invoice with a problem, or send again one KSeF rejected")
     retry.add_argument("id", type=positive_int)
@@ -248,6 +258,28 @@ def cmd_send(args: argparse.Namespace) -> int:
         emit_json({"job": job.id, "issued": len(waiting)})
     else:
         _say(f"{len(waiting)} issued invoice(s): sending queued (job {job.id}); hub invoices list tells")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    loaded, engine = runtime(args)
+    if args.out.exists() and not args.out.is_dir():
+        raise HubError(f"--out {args.out}: not a directory")
+    shown = [0]
+
+    def progress(count: int) -> None:
+        if not args.json and count - shown[0] >= 1000:
+            shown[0] = count
+            print(f"  {count} invoices...", file=sys.stderr, flush=True)
+
+    result = export(engine, loaded.settings.invoicing, args.period, args.format, args.out, progress)
+    data = {"period": args.period, "format": args.format, "invoices": result.invoices,
+            "files": [str(path) for path in result.files]}
+    if args.json:
+        emit_json(data)
+    else:
+        where = result.files[0] if len(result.files) == 1 else args.out
+        _say(f"{result.invoices} invoice(s) of {args.period} as {args.format}: {where}")
     return 0
 
 

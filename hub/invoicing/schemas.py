@@ -39,6 +39,11 @@ def fa3() -> etree.XMLSchema:
     return _compile(XSD_DIR / "FA3" / "schemat_FA(3)_v1-0E.xsd")
 
 
+@functools.cache
+def jpk_fa4() -> etree.XMLSchema:
+    return _compile(XSD_DIR / "JPK_FA4" / "Schemat_JPK_FA(4)_v1-0.xsd")
+
+
 SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 

@@ -333,6 +333,13 @@ class SellerSettings(_Strict):
     # the account buyers pay into (PL IBAN: PL + 26 digits); required for split payment (art. 108a)
     bank_account: str | None = Field(None, pattern=r"^PL[0-9]{26}$")
     place: str | None = None  # where invoices are issued (P_1M), e.g. "Warszawa"
+    # what JPK_FA(4) asks of a Polish seller's address and tax office (hub invoices export --format jpk_fa)
+    tax_office: str | None = Field(None, pattern=r"^[0-9]{4}$")  # KodUrzedu, e.g. "3021" (Poznań-Wilda)
+    voivodeship: str | None = None  # województwo, e.g. "wielkopolskie"
+    county: str | None = None  # powiat
+    commune: str | None = None  # gmina
+    building: str | None = None  # NrDomu: the street's name stays in street, the number here
+    flat: str | None = None  # NrLokalu
 
     @field_validator("nip")
     @classmethod

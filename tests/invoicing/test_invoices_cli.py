@@ -101,3 +101,74 @@ def test_invoice_commands(db_url: str, engine: Engine, tmp_path: Path, capsys: p
     code, out, err = cli("retry", str(problem[0]["id"]), "--json")
     assert code == 0, err
     assert json.loads(out)["number"].startswith("FV/3/")
+
+
+JPK_SELLER = """tax_office = "3021"
+voivodeship = "wielkopolskie"
+county = "Poznań"
+commune = "Poznań"
+building = "5"
+"""
+
+
+def test_a_months_exports_for_the_accountant(db_url: str, engine: Engine, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+
+    from pypdf import PdfReader
+
+    from hub.invoicing.schemas import jpk_fa4
+    from hub.kernel.clock import utcnow
+
+    config = tmp_path / "hub.toml"
+    config.write_text(CONFIG.format(url=db_url))
+    for n in range(3):
+        add_order(engine, f"S{n}", [("A", n + 1, "123.00", "23", "goods"), ("B", 1, "10.80", "8", "goods")])
+    add_order(engine, "S9", [("A", 1, "50.00", "23", "goods")], nip=None)
+    period = utcnow().strftime("%Y-%m")
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        return run_cli(capsys, "--config", str(config), "invoices", *args)
+
+    for order_id in (1, 2, 3, 4):
+        assert cli("issue", str(order_id))[0] == 0
+    assert cli("correct", "1", "--reason", "zwrot", "--returned", "1=1")[0] == 0
+    out_dir = tmp_path / "out"
+
+    code, out, err = cli("export", "--period", period, "--format", "csv", "--out", str(out_dir), "--json")
+    assert code == 0, err
+    register = out_dir / f"rejestr_sprzedazy_{period}.csv"
+    rows = list(csv.DictReader(register.open(encoding="utf-8")))
+    assert [r["number"].split("/")[0] for r in rows] == ["FK", "FV", "FV", "FV", "FV"]
+    assert rows[0]["kind"] == "KOR" and rows[0]["corrected_number"].startswith("FV/1/") and rows[0]["gross"] == "-123.00"
+    fv1 = rows[1]
+    assert fv1["net_23"] == "100.00" and fv1["vat_23"] == "23.00" and fv1["net_8"] == "10.00" and fv1["vat_8"] == "0.80"
+    assert rows[-1]["buyer_tax_id"] == "" and rows[-1]["ksef_number"] == "BFK"  # a consumer's, outside KSeF
+
+    code, out, err = cli("export", "--period", period, "--format", "fa3", "--out", str(out_dir / "fa3"), "--json")
+    assert code == 0 and json.loads(out)["invoices"] == 5
+    assert all(problems(fa3(), path.read_bytes()) == [] for path in (out_dir / "fa3").glob("*.xml"))
+
+    code, _, err = cli("export", "--period", period, "--format", "jpk_fa", "--out", str(out_dir))
+    assert code == 2 and "JPK_FA needs the seller's tax_office, voivodeship, county, commune, building" in \
+        one_line_error(err)
+    config.write_text(CONFIG.format(url=db_url) + JPK_SELLER)
+    code, out, err = cli("export", "--period", period, "--format", "jpk_fa", "--out", str(out_dir), "--json")
+    assert code == 0, err
+    jpk = (out_dir / f"JPK_FA_{period}.xml").read_bytes()
+    assert problems(jpk_fa4(), jpk) == [] and jpk.count(b"<tns:Faktura ") == 5
+    assert b"<tns:LiczbaFaktur>5</tns:LiczbaFaktur>" in jpk and b"KOREKTA" in jpk and b"ns0:" not in jpk
+
+    code, out, err = cli("export", "--period", period, "--format", "pdf", "--out", str(out_dir / "pdf"), "--json")
+    assert code == 0, err
+    pdfs = sorted((out_dir / "pdf").glob("*.pdf"))
+    assert len(pdfs) == 5
+    first_pdf = next(p for p in pdfs if p.name.startswith("FV_1_"))
+    text = PdfReader(str(first_pdf)).pages[0].extract_text()
+    assert "Faktura VAT nr FV/1/" in text and "Nabywca" in text and "Do zapłaty: 133.80 PLN" in text
+    assert "OFFLINE" not in text  # no KSeF connector here: an invoice outside KSeF carries no code
+    consumer = PdfReader(str(next(p for p in pdfs if p.name.startswith("FV_4_")))).pages[0].extract_text()
+    assert "NIP" not in consumer.split("Nabywca")[1]
+
+    code, _, err = cli("export", "--period", "2020-01", "--format", "csv", "--out", str(out_dir))
+    assert code == 2 and "no invoices issued in 2020-01" in one_line_error(err)
