@@ -46,8 +46,15 @@ from hub.jobs import queue
 from hub.jobs.handlers import JobContext
 from hub.jobs.models import Job
 from hub.kernel.clock import utcnow
-from hub.kernel.errors import Deferred, NotFoundError, PermanentError
-from hub.kernel.ports.invoicing import EInvoicing, ExchangeRateSource, OutgoingInvoice, PublishedRate, SentInvoice
+from hub.kernel.errors import Deferred, NotFoundError, PermanentError, RetryableError
+from hub.kernel.ports.invoicing import (
+    EInvoicing,
+    ExchangeRateSource,
+    OutgoingInvoice,
+    PublishedRate,
+    SentInvoice,
+    SessionUnusable,
+)
 from hub.orders import CORRECT_INVOICE, ISSUE_INVOICE, Order, ReturnRow
 from hub.platform.config import InvoicingSettings
 from hub.platform.db import insert_for, transaction
@@ -305,6 +312,10 @@ class InvoicingService:
                 for row in batch:
                     references[row.id] = port.send(session_ref, OutgoingInvoice(
                         row.number, row.xml.encode("utf-8"), row.xml_sha256))
+            except SessionUnusable as exc:  # the next run reads the session back and opens another
+                with self._session_lock:
+                    self._live = None
+                raise RetryableError(f"KSeF session {session_ref}: {exc}") from exc
             finally:
                 if references:
                     with transaction(ctx.engine) as session:

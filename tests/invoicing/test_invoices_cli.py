@@ -140,9 +140,10 @@ def test_a_months_exports_for_the_accountant(db_url: str, engine: Engine, tmp_pa
     register = out_dir / f"rejestr_sprzedazy_{period}.csv"
     rows = list(csv.DictReader(register.open(encoding="utf-8")))
     assert [r["number"].split("/")[0] for r in rows] == ["FK", "FV", "FV", "FV", "FV"]
-    assert rows[0]["kind"] == "KOR" and rows[0]["corrected_number"].startswith("FV/1/") and rows[0]["gross"] == "-123.00"
-    fv1 = rows[1]
-    assert fv1["net_23"] == "100.00" and fv1["vat_23"] == "23.00" and fv1["net_8"] == "10.00" and fv1["vat_8"] == "0.80"
+    correction, fv1 = rows[0], rows[1]
+    assert correction["kind"] == "KOR" and correction["corrected_number"].startswith("FV/1/")
+    assert correction["gross"] == "-123.00"
+    assert (fv1["net_23"], fv1["vat_23"], fv1["net_8"], fv1["vat_8"]) == ("100.00", "23.00", "10.00", "0.80")
     assert rows[-1]["buyer_tax_id"] == "" and rows[-1]["ksef_number"] == "BFK"  # a consumer's, outside KSeF
 
     code, out, err = cli("export", "--period", period, "--format", "fa3", "--out", str(out_dir / "fa3"), "--json")

@@ -14,6 +14,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
 
+from hub.kernel.errors import PermanentError
+
 
 @dataclass(frozen=True)
 class PublishedRate:
@@ -35,6 +37,11 @@ class ExchangeRateSource(Protocol):
         of the VAT act: the last working day before the tax point). PermanentError for a currency the
         bank does not publish."""
         ...
+
+
+class SessionUnusable(PermanentError):
+    """The session takes no more invoices (closed, full, or its key died with another process): read it
+    back with ``find_sent`` and open another. The invoices themselves are fine."""
 
 
 @dataclass(frozen=True)
