@@ -29,6 +29,8 @@ from typing import Any
 from sqlalchemy import func, select
 from stdnum import ean as gtin
 
+from demo.invoicing import config_sections as invoicing_sections
+from demo.invoicing import invoicing_hooks, run_invoicing
 from demo.shipping import carrier_hooks, config_sections, delivery_toml, run_shipping
 from hub.app.wiring import build_handlers
 from hub.catalog.models import DirtySku, ErpReject
@@ -247,6 +249,8 @@ def run_channels_demo(base: Path, timeout: float = 90.0) -> bool:
                 if len(started) == 1 else
                 f"   {hook.label}: {len(catalogue)} offers on {options.get('api_url') or options.get('base_url')}\n")
         carrier_config = config_sections(carriers, started) if carriers else ""
+        invoicing = invoicing_hooks()
+        carrier_config += "\n" + invoicing_sections(invoicing, started)
         (base / "mappings").mkdir(exist_ok=True)
         if carriers:
             allegro = next((hook.name for kind, hook in hooks if kind == "allegro"), None)
@@ -293,6 +297,8 @@ def run_channels_demo(base: Path, timeout: float = 90.0) -> bool:
                 sellers = [hook for _, hook in hooks if hasattr(hook, "place_order")]
                 ok = run_shipping(engine, loaded, config_path, carriers, sellers,
                                   [r.sku for r in rows[50:53]]) and ok
+            sellers = [hook for _, hook in hooks if hasattr(hook, "place_order")]
+            ok = run_invoicing(engine, loaded, base, invoicing, sellers, [r.sku for r in rows[54:56]]) and ok
         finally:
             daemon.stop(timeout=10)
         _summary(engine, hooks, config_path)

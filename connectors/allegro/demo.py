@@ -72,9 +72,10 @@ class AllegroDemo:
         quantity = offer.quantity if offer.status == "ACTIVE" else 0
         return quantity, offer.price
 
-    def place_order(self, sku: str, quantity: int) -> str:
-        """A buyer buys and pays online for ``quantity`` of the SKU's offer."""
-        return self.sim.place_order([(self.offer_ids[sku], quantity)], buyer_login="kupujacy_demo")
+    def place_order(self, sku: str, quantity: int, nip: str | None = None) -> str:
+        """A buyer buys and pays online for ``quantity`` of the SKU's offer (a business asks for an invoice to
+        its ``nip``)."""
+        return self.sim.place_order([(self.offer_ids[sku], quantity)], buyer_login="kupujacy_demo", invoice_nip=nip)
 
     def order_status(self, external_id: str) -> str:
         form = self.sim.checkout_form(external_id)

@@ -75,6 +75,13 @@ def _factory(name: str, options: Any, services: Any) -> KsefEInvoicing:
     return build_einvoicing(name, options, services)
 
 
+def _demo() -> Any:
+    """The demo's hook (imported on demand: the simulator is no part of a production start)."""
+    from connectors.ksef.demo import KsefDemo
+
+    return KsefDemo()
+
+
 SPEC = ConnectorSpec(
     kind=KIND,
     role="einvoicing",
@@ -86,6 +93,7 @@ SPEC = ConnectorSpec(
     # one bucket for every call; the tightest of KSeF's own limits that the hub meets often is 30 sends a
     # minute (and 180 an hour) in production, whose 429 and Retry-After block the bucket anyway
     default_rate_limit_per_minute=60,
+    extra={"demo": _demo},
 )
 
 __all__ = ["KIND", "SPEC", "KsefOptions", "build_einvoicing"]

@@ -72,6 +72,13 @@ def _factory(name: str, options: Any, services: Any) -> NbpRates:
     return build_rates(name, options, services)
 
 
+def _demo() -> Any:
+    """The demo's hook (imported on demand: the simulator is no part of a production start)."""
+    from connectors.nbp.demo import NbpDemo
+
+    return NbpDemo()
+
+
 SPEC = ConnectorSpec(
     kind=KIND,
     role="rates",
@@ -81,6 +88,7 @@ SPEC = ConnectorSpec(
     factory=_factory,
     options_model=NbpOptions,
     default_rate_limit_per_minute=DEFAULT_RATE_LIMIT_PER_MINUTE,
+    extra={"demo": _demo},
 )
 
 __all__ = ["KIND", "SPEC", "NbpOptions", "build_rates"]

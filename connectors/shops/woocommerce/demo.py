@@ -53,11 +53,13 @@ class WooDemo:
         price = product.get("price")  # what a buyer pays, as the channel's listings report it
         return product.get("stock_quantity"), Decimal(price) if price else None
 
-    def place_order(self, sku: str, quantity: int) -> str:
-        """A buyer pays online (Przelewy24) for ``quantity`` of the SKU's product."""
+    def place_order(self, sku: str, quantity: int, nip: str | None = None) -> str:
+        """A buyer pays online (Przelewy24) for ``quantity`` of the SKU's product (a business gives its ``nip``
+        for the invoice)."""
         self._tick()
         return str(self.sim.add_order([(self.ids[sku], quantity)], status="processing",
-                                      transaction_id=f"p24-{len(self.ids)}"))
+                                      transaction_id=f"p24-{len(self.ids)}", nip=nip,
+                                      billing={"company": "Hurtownia Demo Sp. z o.o."} if nip else None))
 
     def order_status(self, external_id: str) -> str:
         return str(self.sim.order(int(external_id))["status"])
