@@ -95,8 +95,8 @@ def _order_id(engine: Any, channel: str, external_id: str) -> int | None:
 
 def run_invoicing(engine: Any, loaded: Any, base: Path, hooks: list[tuple[str, Any]], sellers: list[Any],
                   skus: list[str]) -> bool:
-    from hub.app.wiring import order_rules
-    from hub.invoicing.exports import FORMATS, export
+    from hub.app.wiring import invoice_exporter, order_rules
+    from hub.invoicing.exports import CONNECTOR_FORMATS, FORMATS, export
     from hub.kernel.clock import utcnow
     from hub.orders.returns import accept_return
 
@@ -148,7 +148,8 @@ def run_invoicing(engine: Any, loaded: Any, base: Path, hooks: list[tuple[str, A
     folder = base / "exports" / period
     out(f"3. the month's exports for the accountant (hub invoices export --period {period} --format ...):\n")
     for fmt in FORMATS:
-        result = export(engine, loaded.settings.invoicing, period, fmt, folder / fmt)
+        exporter = invoice_exporter(loaded, engine, fmt) if fmt in CONNECTOR_FORMATS else None
+        result = export(engine, loaded.settings.invoicing, period, fmt, folder / fmt, exporter=exporter)
         where = result.files[0] if len(result.files) == 1 else folder / fmt
         out(f"   {fmt:7} {result.invoices} invoice(s): {where}\n")
     out(f"   KSeF received {ksef.requests()} requests and holds {ksef.accepted()} invoice(s)\n")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from connectors.erp.documents import reference_hash
 from hub.kernel.errors import PermanentError
 from hub.kernel.ports.erp import DocumentBuyer, RestockDocument, SalesDocument
+from hub.kernel.ports.invoicing import RegisterInvoice
 from hub.kernel.vat import VAT_PERCENT, VatRate, normalize_nip
 
 VERSION = "1.11"
@@ -184,23 +185,27 @@ def _number(reference: str, doc_type: str, stem: str) -> str:
 
 def _header(doc_type: str, *, status: int, number: str, order_number: str, buyer: list[Any], options: EppOptions,
             moment: datetime, positions: int, net: Decimal, vat: Decimal, gross: Decimal, payment: str,
-            remarks: str, comment: str, basis: str, currency: str, country: list[Any]) -> list[Any]:
-    """The 62 fields of a document header (table 3 of the structure)."""
+            remarks: str, comment: str, basis: str, currency: str, country: list[Any], sold: datetime | None = None,
+            corrected: tuple[str, datetime] | None = None, rate: Decimal = Decimal(1),
+            due: datetime | None = None) -> list[Any]:
+    """The 62 fields of a document header (table 3 of the structure); a correction (KFS) names the document it
+    corrects and its date (fields 8 and 9)."""
     day = _day(moment)
     zero = Decimal(0)
     return [
-        T(doc_type, 3), status, 0, 0, T("", 20), T("", 10), T(number, 30), T("", 30), None,
+        T(doc_type, 3), status, 0, 0, T("", 20), T("", 10), T(number, 30),
+        T(corrected[0] if corrected else "", 30), _day(corrected[1]) if corrected else None,
         T(order_number, 30), T("", 3),
         *buyer,  # 12-18: code, short name, full name, city, postal code, street, NIP
         T(options.category, 30), T("", 50), T(options.place, 30),
-        day, day, day,  # issued, sold, received
+        day, _day(sold) if sold else day, day,  # issued, sold, received
         positions, False, T("", 20),  # positions; priced gross, not net; active price
         net, vat, gross, zero,  # value net, VAT, gross; cost
-        T("", 30), zero, T(payment, 30), day,  # discount name and percent; payment form and due date
+        T("", 30), zero, T(payment, 30), _day(due) if due else day,  # discount name and percent; payment, due
         zero, gross,  # paid on receipt of the document; to pay
         0, 0, True, 0,  # rounding of the amount to pay and of VAT to 1 grosz; VAT table recomputed; no special status
         T(options.issuer, 35), T("", 35), T(basis, 35), zero, zero,  # issuer, receiver, basis; packaging
-        T(currency, 3), Decimal(1),
+        T(currency, 3), rate,
         T(remarks, 255), T(comment, 50), T("", 50), T("", 50), 0, False, 0,  # ... import flag; export; domestic
         T("", 50), zero, T("", 50), zero,  # card and credit payments
         *country,  # 60-62: the buyer's country, EU prefix, EU buyer
@@ -336,3 +341,56 @@ def reference_of(data: bytes) -> str | None:
         return None
     return fields[48] if len(fields) == 62 else None
 
+
+# FA(3)'s rates as EDI++ knows them: one 0 %, one "not subject"
+_FA3_RATE: dict[str, VatRate] = {"23": "23", "8": "8", "5": "5", "0 KR": "0", "0 WDT": "0", "0 EX": "0", "zw": "zw",
+                                 "np I": "np", "np II": "np", "oo": "oo"}
+_INVOICE_TYPE = {"VAT": "FS", "KOR": "KFS"}
+_CASH = {"cash": "Gotówka", "card": "Karta"}
+
+
+def _at(day: Any) -> datetime:
+    """A calendar day of the invoice (already the seller's) as the naive midnight EDI++ dates are written from."""
+    return datetime.combine(day, datetime.min.time())
+
+
+def invoice_sections(invoice: RegisterInvoice, options: EppOptions) -> bytes:
+    """One issued invoice (FS) or correction (KFS): its header, then positions for Subiekt or the VAT table
+    for Rewizor. The number is the invoice's own (the hub's numbering is the legal one); a foreign currency
+    carries its NBP rate."""
+    doc_type = _INVOICE_TYPE[invoice.kind]
+    tax_id = invoice.buyer_tax_id
+    country_code = (invoice.buyer_country or "PL").upper()
+    buyer = [T(tax_id, 20), T(invoice.buyer_name, 40), T(invoice.buyer_name, 255), T(invoice.buyer_city, 30),
+             T(invoice.buyer_postal_code, 6), T(invoice.buyer_street, 50), T(tax_id, 20)]
+    prefix = tax_id[:2] if tax_id[:2].isalpha() else ""
+    country = [T(_country_name(country_code), 50), T(prefix, 2), country_code != "PL" and bool(prefix)]
+    payment = _CASH.get(invoice.payment_form) or options.payment_form(invoice.payment_form, False)
+    header = _header(
+        doc_type, status=1, number=invoice.number, order_number="", buyer=buyer, options=options,
+        moment=_at(invoice.issue_date), positions=len(invoice.lines), net=invoice.net, vat=invoice.vat,
+        gross=invoice.gross, payment=payment, remarks=invoice.ksef_number or "", comment=invoice.reason or "",
+        basis=invoice.reason or "", currency=invoice.currency, country=country, sold=_at(invoice.sale_date),
+        corrected=(invoice.corrected_number or "", _at(invoice.corrected_issue_date))
+        if invoice.kind == "KOR" and invoice.corrected_issue_date else None,
+        rate=invoice.exchange_rate or Decimal(1), due=_at(invoice.due) if invoice.due else None)
+    if options.target == "rewizor":
+        content = [_vat_row(_FA3_RATE[r.rate], r.net, r.vat, r.gross) for r in invoice.rates]
+    else:
+        content = [_position(line.line_no, line.sku if line.sku and len(line.sku) <= MAX_SYMBOL else None, line.name,
+                             line.quantity, line.unit_net, line.unit_gross,  # type: ignore[arg-type]
+                             _FA3_RATE[line.rate], line.net, line.vat, line.gross, line.unit or options.unit,
+                             invoice.number)
+                   for line in invoice.lines]
+    return _encode([("NAGLOWEK", [header]), ("ZAWARTOSC", content)])
+
+
+def write_invoices(handle: Any, options: EppOptions, invoices: Iterable[RegisterInvoice], now: datetime) -> int:
+    """An EDI++ file of many invoices, written as they come: [INFO] once, then each document."""
+    moment = now.astimezone(ZoneInfo(options.timezone)).replace(tzinfo=None)
+    handle.write(_encode([("INFO", [_info(options, moment)])]))
+    count = 0
+    for invoice in invoices:
+        handle.write(invoice_sections(invoice, options))
+        count += 1
+    return count

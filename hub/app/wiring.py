@@ -54,6 +54,22 @@ def invoicing_goods(loaded: LoadedConfig) -> InvoicingFile:
     return load_all(loaded.settings.mappings.dir)["invoicing.toml"].data  # type: ignore[return-value]
 
 
+def invoice_exporter(loaded: LoadedConfig, engine: Engine, kind: str) -> Any:
+    """The accounting export of ``kind`` (EDI++: "epp"): the connector the config names with that kind, else
+    the installed kind with its defaults. A kind no installed connector provides is an error naming it."""
+    from hub.kernel.errors import HubError
+
+    spec = registry.get(kind)
+    if spec is None or spec.role != "export":
+        installed = sorted(k for k, s in registry.specs().items() if s.role == "export")
+        raise HubError(f"no accounting export {kind!r} is installed (installed: {', '.join(installed) or 'none'})")
+    configured = [n for n, c in loaded.settings.connectors.items() if c.kind == kind and c.enabled]
+    if configured:
+        return Connectors(loaded, engine).get(sorted(configured)[0])
+    options = spec.options_model.model_validate({}) if spec.options_model is not None else None
+    return spec.factory(kind, options, {})
+
+
 log = get_logger(__name__)
 
 

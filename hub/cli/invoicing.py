@@ -12,12 +12,12 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from hub.app.wiring import ProcessServices
+from hub.app.wiring import ProcessServices, invoice_exporter
 from hub.cli.context import positive_int, runtime
 from hub.cli.output import emit_json, table
 from hub.cli.output import say as _say
 from hub.invoicing.amounts import LineIn
-from hub.invoicing.exports import FORMATS, export
+from hub.invoicing.exports import CONNECTOR_FORMATS, FORMATS, export
 from hub.invoicing.fa3 import plain
 from hub.invoicing.issue import InvoiceProblem
 from hub.invoicing.kinds import SEND
@@ -61,7 +61,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
     send.set_defaults(func=cmd_send)
     export = isub.add_parser("export", parents=[common, listing],
                              help="a month's invoices for the accountant: FA(3) files, JPK_FA(4), the sales register "
-                                  "(CSV) or the buyers' PDFs")
+                                  "(CSV), EDI++ for Subiekt and Rewizor, or the buyers' PDFs")
     export.add_argument("--period", required=True, type=_period, metavar="YYYY-MM")
     export.add_argument("--format", required=True, choices=FORMATS)
     export.add_argument("--out", required=True, type=Path, metavar="DIR")
@@ -272,7 +272,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             shown[0] = count
             print(f"  {count} invoices...", file=sys.stderr, flush=True)
 
-    result = export(engine, loaded.settings.invoicing, args.period, args.format, args.out, progress)
+    exporter = invoice_exporter(loaded, engine, args.format) if args.format in CONNECTOR_FORMATS else None
+    result = export(engine, loaded.settings.invoicing, args.period, args.format, args.out, progress,
+                    exporter=exporter)
     data = {"period": args.period, "format": args.format, "invoices": result.invoices,
             "files": [str(path) for path in result.files]}
     if args.json:

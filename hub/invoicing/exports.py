@@ -4,6 +4,7 @@
 - ``jpk_fa``: JPK_FA(4), validated against its schema before it is written;
 - ``csv``: the sales register, a row per invoice: number, dates, buyer, net and VAT per rate, currency
   and rate, VAT in PLN, the KSeF number or the marker of a document outside KSeF (``BFK``);
+- ``epp``: EDI++ for InsERT's Subiekt and Rewizor, written by the export connector of that kind;
 - ``pdf``: the buyer's invoice, one file per invoice (hub.invoicing.pdf).
 
 Every format reads the month in pages of ``PAGE`` invoices (never the whole month in memory) and writes
@@ -31,11 +32,13 @@ from hub.invoicing.models import Invoice, InvoiceLine
 from hub.invoicing.rates import RATES
 from hub.invoicing.schemas import jpk_fa4, problems
 from hub.kernel.errors import HubError
+from hub.kernel.ports.invoicing import ExportSeller, InvoiceExport, RegisterInvoice, RegisterLine, RegisterRate
 from hub.platform.config import InvoicingSettings
 from hub.platform.db import transaction
 
-Format = Literal["fa3", "jpk_fa", "csv", "pdf"]
-FORMATS: tuple[Format, ...] = ("fa3", "jpk_fa", "csv", "pdf")
+Format = Literal["fa3", "jpk_fa", "csv", "epp", "pdf"]
+FORMATS: tuple[Format, ...] = ("fa3", "jpk_fa", "csv", "epp", "pdf")
+CONNECTOR_FORMATS = ("epp",)  # written by an export connector of that kind (hub.kernel.ports.invoicing)
 PAGE = 500
 OUTSIDE_KSEF = "BFK"  # JPK_V7's marker of an invoice issued outside KSeF
 JPK_NS = "http://jpk.mf.gov.pl/wzor/2022/02/17/02171/"
@@ -76,7 +79,9 @@ def pages(engine: Engine, first: date, last: date) -> Iterator[list[tuple[Invoic
                 lines[line.invoice_id].append(line)
             corrected = _corrected(session, invoices)
         for invoice in invoices:
-            invoice.corrected_number = corrected.get(invoice.corrects_id)  # type: ignore[attr-defined]
+            number, issued = corrected.get(invoice.corrects_id, (None, None))
+            invoice.corrected_number = number  # type: ignore[attr-defined]
+            invoice.corrected_issue_date = issued  # type: ignore[attr-defined]
         last_one = invoices[-1]
         after = (last_one.series, last_one.period or "", last_one.seq or 0)
         yield [(invoice, lines[invoice.id]) for invoice in invoices]
@@ -88,11 +93,12 @@ def _after(after: tuple[str, str, int]) -> Any:
     return tuple_(Invoice.series, Invoice.period, Invoice.seq) > after
 
 
-def _corrected(session: Session, invoices: list[Invoice]) -> dict[int | None, str | None]:
+def _corrected(session: Session, invoices: list[Invoice]) -> dict[int | None, tuple[str | None, date | None]]:
     ids = {invoice.corrects_id for invoice in invoices if invoice.corrects_id is not None}
     if not ids:
         return {}
-    return dict(session.execute(select(Invoice.id, Invoice.number).where(Invoice.id.in_(ids))).all())  # type: ignore[arg-type]
+    return {row.id: (row.number, row.issue_date) for row in session.execute(
+        select(Invoice.id, Invoice.number, Invoice.issue_date).where(Invoice.id.in_(ids)))}
 
 
 def file_name(number: str, suffix: str) -> str:
@@ -120,9 +126,10 @@ class _Atomic:
 
 
 def export(engine: Engine, settings: InvoicingSettings, period: str, fmt: Format, out: Path,
-           progress: Callable[[int], None] | None = None, *, now: datetime | None = None) -> Exported:
+           progress: Callable[[int], None] | None = None, *, now: datetime | None = None,
+           exporter: InvoiceExport | None = None) -> Exported:
     """Write the month's invoices in ``fmt`` under ``out`` (made if missing); ``progress`` hears the count
-    of invoices written so far, page by page."""
+    of invoices written so far, page by page. ``exporter`` writes the formats of CONNECTOR_FORMATS."""
     first, last = month(period)
     with transaction(engine) as session:
         issued = session.execute(select(func.count()).select_from(Invoice).where(
@@ -131,6 +138,12 @@ def export(engine: Engine, settings: InvoicingSettings, period: str, fmt: Format
     if not issued:
         raise HubError(f"no invoices issued in {period}: nothing to export")
     out.mkdir(parents=True, exist_ok=True)
+    if fmt in CONNECTOR_FORMATS:
+        if exporter is None:
+            raise HubError(f"the {fmt} export is written by a connector: none was given")
+        files, count = _through(exporter, engine, settings, period, first, last, out, progress or (lambda _: None),
+                                now or datetime.now(UTC))
+        return Exported(files, count)
     writer = {"fa3": _fa3_files, "csv": _register, "jpk_fa": _jpk_fa, "pdf": _pdf}[fmt]
     files, count = writer(engine, settings, period, first, last, out, progress or (lambda _: None),
                           now or datetime.now(UTC))
@@ -354,6 +367,51 @@ def _jpk_line(tns: str, invoice: Invoice, line: InvoiceLine) -> etree._Element:
                       ("P_11", amount(line.net)), ("P_11A", amount(line.gross)), ("P_12", _JPK_RATE[line.rate])):
         etree.SubElement(node, f"{tns}{tag}").text = text
     return node
+
+
+def register_invoice(invoice: Invoice, lines: list[InvoiceLine]) -> RegisterInvoice:
+    """The stored invoice in the export port's type."""
+    buyer = invoice.buyer
+    address = buyer.get("address") or {}
+    tax_id = buyer.get("nip") or ((buyer.get("eu_code") or "") + (buyer.get("eu_vat") or "")) or \
+        buyer.get("tax_id") or ""
+    corrected_issue_date = getattr(invoice, "corrected_issue_date", None)
+    return RegisterInvoice(
+        number=invoice.number or "", kind=invoice.kind,  # type: ignore[arg-type]
+        issue_date=invoice.issue_date, sale_date=invoice.sale_date,  # type: ignore[arg-type]
+        buyer_name=buyer.get("name") or "", buyer_tax_id=tax_id, buyer_country=buyer.get("country") or "PL",
+        buyer_street=address.get("street") or "", buyer_city=address.get("city") or "",
+        buyer_postal_code=address.get("postal_code") or "", currency=invoice.currency,
+        exchange_rate=invoice.exchange_rate,
+        rates=[RegisterRate(r["rate"], Decimal(r["net"]), Decimal(r["vat"]), Decimal(r["gross"]))
+               for r in invoice.rates],
+        lines=[RegisterLine(line.line_no, line.name, line.sku, line.unit, line.quantity, line.rate, line.unit_net,
+                            line.unit_gross, line.net, line.vat, line.gross) for line in lines],
+        net=invoice.net, vat=invoice.vat, gross=invoice.gross, payment_form=invoice.payment.get("form") or "transfer",
+        due=date.fromisoformat(invoice.payment["due"]) if invoice.payment.get("due") else None,
+        ksef_number=invoice.ksef_number, corrected_number=getattr(invoice, "corrected_number", None),
+        corrected_issue_date=corrected_issue_date, reason=invoice.reason)
+
+
+def _through(exporter: InvoiceExport, engine: Engine, settings: InvoicingSettings, period: str, first: date,
+             last: date, out: Path, progress: Callable[[int], None], now: datetime) -> tuple[list[Path], int]:
+    seller = settings.seller
+    if seller is None:
+        raise HubError("[invoicing.seller] is not configured")
+    path = out / f"faktury_{period}{exporter.suffix}"
+    done = [0]
+
+    def invoices() -> Iterator[RegisterInvoice]:
+        for page in pages(engine, first, last):
+            for invoice, lines in page:
+                yield register_invoice(invoice, lines)
+            done[0] += len(page)
+            progress(done[0])
+
+    with _Atomic(path) as handle:
+        count = exporter.write(handle, ExportSeller(seller.name, seller.nip, seller.street, seller.city,
+                                                    seller.postal_code), invoices(), now=now)
+    return [path], count
 
 
 def _pdf(engine: Engine, settings: InvoicingSettings, period: str, first: date, last: date, out: Path,

@@ -20,7 +20,7 @@ from hub.kernel.ports.capability import Capability
 from hub.platform.config import ConnectorSettings, LoadedConfig, redacted_url
 
 ENTRY_POINT_GROUP = "hub.connectors"
-Role = Literal["erp", "channel", "carrier", "rates", "einvoicing"]
+Role = Literal["erp", "channel", "carrier", "rates", "einvoicing", "export"]
 
 
 @dataclass(frozen=True)

@@ -171,5 +171,13 @@ def test_a_months_exports_for_the_accountant(db_url: str, engine: Engine, tmp_pa
     consumer = PdfReader(str(next(p for p in pdfs if p.name.startswith("FV_4_")))).pages[0].extract_text()
     assert "NIP" not in consumer.split("Nabywca")[1]
 
+    code, out, err = cli("export", "--period", period, "--format", "epp", "--out", str(out_dir), "--json")
+    assert code == 0, err
+    epp = (out_dir / f"faktury_{period}.epp").read_bytes()
+    assert epp.endswith(b"\r\n\r\n") and b"\n" not in epp.replace(b"\r\n", b"")  # CRLF, an empty line at the end
+    text = epp.decode("windows-1250")
+    assert text.count("[NAGLOWEK]") == 5 and text.startswith("[INFO]") and '"KFS"' in text and "Poznań" in text
+    assert '"5260250274"' in text  # the file's sender: the seller of [invoicing.seller]
+
     code, _, err = cli("export", "--period", "2020-01", "--format", "csv", "--out", str(out_dir))
     assert code == 2 and "no invoices issued in 2020-01" in one_line_error(err)

@@ -33,3 +33,4 @@ class Capability(StrEnum):
     # exchange rates (a central bank) and e-invoicing (KSeF)
     EXCHANGE_RATES = "rates.exchange"  # the average rate of a currency published before a day
     EINVOICE_ONLINE = "einvoicing.online"  # invoices sent in an online session, read back by their hash
+    ACCOUNTING_EXPORT = "accounting.export"  # issued invoices in an accounting program's import format

@@ -8,11 +8,11 @@ Money is Decimal; times are timezone-aware UTC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal, Protocol, runtime_checkable
+from typing import BinaryIO, Literal, Protocol, runtime_checkable
 
 from hub.kernel.errors import PermanentError
 
@@ -96,4 +96,80 @@ class EInvoicing(Protocol):
         ...
 
     def close_session(self, session: str) -> None:
+        ...
+
+
+@dataclass(frozen=True)
+class RegisterRate:
+    """An invoice's total at one rate; ``rate`` is FA(3)'s code (``23``, ``0 KR``, ``zw``, ``np I``...)."""
+
+    rate: str
+    net: Decimal
+    vat: Decimal
+    gross: Decimal
+
+
+@dataclass(frozen=True)
+class RegisterLine:
+    line_no: int
+    name: str
+    sku: str | None
+    unit: str
+    quantity: Decimal  # negative on a correction: returned units
+    rate: str
+    unit_net: Decimal
+    unit_gross: Decimal
+    net: Decimal
+    vat: Decimal
+    gross: Decimal
+
+
+@dataclass(frozen=True)
+class RegisterInvoice:
+    """An issued invoice as an accounting program imports it: what an export connector writes."""
+
+    number: str
+    kind: Literal["VAT", "KOR"]
+    issue_date: date
+    sale_date: date
+    buyer_name: str
+    buyer_tax_id: str  # a Polish NIP, an EU VAT number with its prefix, another id, or ""
+    buyer_country: str
+    buyer_street: str
+    buyer_city: str
+    buyer_postal_code: str
+    currency: str
+    exchange_rate: Decimal | None
+    rates: Sequence[RegisterRate]
+    lines: Sequence[RegisterLine]
+    net: Decimal
+    vat: Decimal
+    gross: Decimal
+    payment_form: str  # cash | card | transfer | ...
+    due: date | None
+    ksef_number: str | None
+    corrected_number: str | None = None
+    corrected_issue_date: date | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportSeller:
+    name: str
+    nip: str
+    street: str
+    city: str
+    postal_code: str
+
+
+@runtime_checkable
+class InvoiceExport(Protocol):
+    """An accounting program's import format (EDI++ for Subiekt and Rewizor): one file of many invoices."""
+
+    name: str
+    suffix: str  # the file's extension, with its dot
+
+    def write(self, handle: BinaryIO, seller: ExportSeller, invoices: Iterable[RegisterInvoice], *,
+              now: datetime) -> int:
+        """Write the invoices as they come (never all in memory); how many were written."""
         ...

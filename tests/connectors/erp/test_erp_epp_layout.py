@@ -65,3 +65,48 @@ def test_a_restock_ends_with_an_empty_line(restock_document: RestockDocument) ->
 def test_the_reference_is_still_found_in_a_file_with_the_empty_last_line(invoice_document: SalesDocument) -> None:
     data = epp.sales_epp(invoice_document, OPTIONS, stem="x_1")
     assert epp.reference_of(data) == epp.stored_reference(invoice_document.reference)
+
+
+def _register_invoice(kind: str, number: str, quantity: str, **more: object) -> object:
+    from datetime import date
+    from decimal import Decimal
+
+    from hub.kernel.ports.invoicing import RegisterInvoice, RegisterLine, RegisterRate
+
+    q = Decimal(quantity)
+    gross, vat = Decimal("123.00") * q, Decimal("23.00") * q
+    return RegisterInvoice(
+        number=number, kind=kind, issue_date=date(2026, 12, 2), sale_date=date(2026, 12, 1),  # type: ignore[arg-type]
+        buyer_name="Firma Kupująca Sp. z o.o.", buyer_tax_id="7740001454", buyer_country="PL",
+        buyer_street="ul. Polna 1", buyer_city="Warszawa", buyer_postal_code="00-001", currency="PLN",
+        exchange_rate=None, rates=[RegisterRate("23", gross - vat, vat, gross)],
+        lines=[RegisterLine(1, "Towar A", "A", "szt.", q, "23", Decimal("100"), Decimal("123"), gross - vat, vat,
+                            gross)],
+        net=gross - vat, vat=vat, gross=gross, payment_form="transfer", due=None, ksef_number=None, **more)
+
+
+@pytest.mark.parametrize("target", ["subiekt", "rewizor"])
+def test_a_file_of_invoices_and_a_correction(target: str) -> None:
+    import csv
+    import io
+    from datetime import date
+
+    options = OPTIONS.model_copy(update={"target": target})
+    out = io.BytesIO()
+    count = epp.write_invoices(out, options, [
+        _register_invoice("VAT", "FV/1/12/2026", "2"),
+        _register_invoice("KOR", "FK/1/12/2026", "-1", corrected_number="FV/1/12/2026",
+                          corrected_issue_date=date(2026, 12, 2), reason="zwrot"),
+    ], NOW)
+    data = out.getvalue()
+    assert count == 2
+    assert layout(data) == [("[INFO]", 1), ("[NAGLOWEK]", 1), ("[ZAWARTOSC]", 1), ("[NAGLOWEK]", 1),
+                            ("[ZAWARTOSC]", 1)]
+    headers = [next(csv.reader([line])) for line in data.decode("windows-1250").split("\r\n")
+               if line.startswith(('"FS"', '"KFS"'))]
+    assert [len(h) for h in headers] == [62, 62]
+    invoice, correction = headers
+    assert invoice[0] == "FS" and invoice[6] == "FV/1/12/2026" and invoice[7] == ""
+    assert invoice[21] == "20261202000000" and invoice[22] == "20261201000000"  # issued, sold
+    assert correction[0] == "KFS" and correction[7] == "FV/1/12/2026" and correction[8] == "20261202000000"
+    assert correction[27:30] == ["-100.0000", "-23.0000", "-123.0000"]  # net, VAT, gross: a unit back
