@@ -53,6 +53,10 @@ class OnRequestOnly(InvoiceProblem):
     """A consumer's order: the sale is on a fiscal receipt, and an invoice is issued only when asked for."""
 
 
+class NothingSold(OnRequestOnly):
+    """A cancelled order: there is nothing to invoice (and nothing to fix)."""
+
+
 @dataclass(frozen=True)
 class Draft:
     """Everything an invoice says except its number and issue-time facts."""
@@ -185,7 +189,7 @@ def draft_for_order(session: Session, settings: InvoicingSettings, goods: Invoic
     the law gives (InvoicingSettings.consumer_window_days from the end of the month of the sale)."""
     where = f"order {order.channel}/{order.external_id}"
     if order.status == "cancelled":
-        raise InvoiceProblem(f"{where} is cancelled: nothing was sold")
+        raise NothingSold(f"{where} is cancelled: nothing was sold")
     if order.problem:
         raise InvoiceProblem(f"{where} is quarantined ({order.problem_kind}): fix it first")
     business, buyer = _buyer(order)

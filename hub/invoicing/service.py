@@ -34,6 +34,7 @@ from hub.invoicing.issue import (
     Draft,
     InvoiceProblem,
     Issued,
+    NothingSold,
     OnRequestOnly,
     draft_for_order,
     local_day,
@@ -151,6 +152,11 @@ class InvoicingService:
             raise problem
         draft = self._with_rate(engine, draft)
         with transaction(engine) as session:
+            # the order locked, and still not cancelled: a cancellation's correction waits for this invoice
+            # (and finds it), or this one sees the cancellation and issues nothing
+            status = session.execute(select(Order.status).where(Order.id == order_id).with_for_update()).scalar()
+            if status == "cancelled":
+                raise NothingSold(f"order {order_id} was cancelled meanwhile: nothing was sold")
             issued = store(session, self.settings, draft, now=now, send=self.sends(draft.business))
             self._after_issue(session, issued)
         if issued.invoice.state == "problem":
@@ -241,15 +247,45 @@ class InvoicingService:
             original_id = original.id
         return self.correct(engine, original_id, reason, changes, origin=f"return:{return_id}")
 
+    def correct_cancelled(self, engine: Engine, order_id: int, origin: str, reason: str) -> Issued | None:
+        """A cancelled order's invoice corrected to nothing: every unit not yet taken back by an earlier
+        correction (a return) comes off. None when the order has no invoice or nothing is left on it."""
+        with transaction(engine) as session:
+            # the order locked first, as issuing locks it: an invoice committed meanwhile is seen here
+            session.execute(select(Order.id).where(Order.id == order_id).with_for_update())
+            original = session.execute(select(Invoice).where(Invoice.origin == f"order:{order_id}")).scalar()
+            if original is None or original.number is None:
+                return None
+            remaining: dict[tuple[Any, ...], list[Any]] = {}
+            corrections = select(Invoice.id).where(Invoice.corrects_id == original.id, Invoice.number.is_not(None))
+            for line in session.execute(select(InvoiceLine).where(
+                    (InvoiceLine.invoice_id == original.id) | InvoiceLine.invoice_id.in_(corrections))
+                    .order_by(InvoiceLine.invoice_id, InvoiceLine.line_no)).scalars():
+                unit = line.unit_gross if original.basis == "gross" else line.unit_net
+                key = (line.name, line.sku, line.rate, unit.normalize(), line.unit)
+                entry = remaining.setdefault(key, [Decimal(0), line])
+                entry[0] += line.quantity
+            changes = [LineIn(line.name, -quantity, key[3], line.rate, line.unit, line.sku, line.kind, line.annex15)
+                       for key, (quantity, line) in remaining.items() if quantity > 0]
+            original_id = original.id
+        if not changes:
+            return None
+        return self.correct(engine, original_id, reason, changes, origin=origin)
+
     def handle_correct(self, ctx: JobContext) -> dict[str, Any]:
         if not self.settings.enabled:
             return {"skipped": "invoicing is not enabled ([invoicing] enabled = false)"}
         try:
-            issued = self.correct_return(ctx.engine, int(ctx.payload["return_id"]))
+            if "return_id" in ctx.payload:
+                issued = self.correct_return(ctx.engine, int(ctx.payload["return_id"]))
+            else:
+                issued = self.correct_cancelled(ctx.engine, int(ctx.payload["order_id"]),
+                                                f"cancel:{ctx.job.idempotency_key}"[:200],
+                                                str(ctx.payload.get("reason") or "anulowanie"))
         except InvoiceProblem as exc:
             return {"problem": str(exc)}
         if issued is None:
-            return {"skipped": "the order has no invoice"}
+            return {"skipped": "nothing invoiced to correct"}
         return {"invoice": issued.invoice.number, "created": issued.created}
 
     # KSeF

@@ -361,7 +361,8 @@ def _undone_outside(session: Session, order: Order) -> str | None:
     if order.erp_ref is not None:
         return f"its sale {order.erp_ref} was booked in the ERP and reversed"
     keys = {f"erp-doc:{order.channel}/{order.external_id}": "its sale was sent to the ERP",
-            f"ship:{order.channel}/{order.external_id}": "a shipment was created for it"}
+            f"ship:{order.channel}/{order.external_id}": "a shipment was created for it",
+            f"invoice:{order.channel}/{order.external_id}": "an invoice was issued for it"}
     found = session.execute(select(Job.idempotency_key).where(Job.idempotency_key.in_(list(keys)))).scalars().first()
     return None if found is None else keys[found]
 

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.jobs import queue
-from hub.orders.kinds import ERP_CANCEL, PUSH_STATUS, WITHDRAW_SHIPMENTS
+from hub.orders.kinds import CORRECT_INVOICE, ERP_CANCEL, PUSH_STATUS, WITHDRAW_SHIPMENTS
 from hub.orders.models import ORDER_STATES, RMA_STATES, Order, OrderHistory
 from hub.orders.reservations import release
 from hub.platform.mappings import register_schema
@@ -162,8 +162,15 @@ def withdraw_shipments(session: Session, order: Order) -> None:
                   key=f"ship-withdraw:{order.channel}/{order.external_id}{_life(session, order)}")
 
 
+def correct_invoice(session: Session, order: Order) -> None:
+    """Ask hub.invoicing to correct the order's invoice to nothing, once per order's life: an order never
+    invoiced makes a job that finds nothing to do (and an invoice not issued yet is never issued)."""
+    queue.enqueue(session, CORRECT_INVOICE, {"order_id": order.id, "reason": "anulowanie zamówienia"},
+                  key=f"invoice-cancel:{order.channel}/{order.external_id}{_life(session, order)}")
+
+
 def _cancelled(session: Session, order: Order, now: datetime) -> None:
-    """What a cancellation undoes: the reservations, the ERP's sale (if booked), the parcels."""
+    """What a cancellation undoes: the reservations, the ERP's sale (if booked), the parcels, the invoice."""
     release(session, order, now)
     # already booked: the ERP reverses the sale and its stock takes the goods back. A locking read,
     # not the loaded value: a booking committing at this moment is seen (or it sees this status)
@@ -171,6 +178,7 @@ def _cancelled(session: Session, order: Order, now: datetime) -> None:
     if booked:
         enqueue_erp_cancel(session, order)
     withdraw_shipments(session, order)
+    correct_invoice(session, order)
 
 
 def move(session: Session, order: Order, target: str, source: str, now: datetime, note: str | None = None,

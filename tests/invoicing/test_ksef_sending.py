@@ -146,3 +146,33 @@ def test_a_second_sender_waits_for_the_running_one(engine: Engine) -> None:
     me = ClaimedJob(99, "invoicing.send", {}, "mine", None, 1, None, 0, "t")
     with pytest.raises(Deferred, match="another KSeF sender"):
         hub.handle_send(Ctx(engine, job=me))
+
+
+def test_a_cancelled_orders_invoice_is_corrected_to_nothing_once(engine: Engine) -> None:
+    from decimal import Decimal
+
+    from hub.invoicing.amounts import LineIn
+
+    hub = service(settings(ksef="ksef"), ksef=FakeKsef())
+    order_id = add_order(engine, "S1", [("A", 3, "10.00", "23", "goods"), (None, 1, "9.99", None, "shipping")])
+    invoice = hub.issue_order(engine, order_id, now=NOW).invoice
+    # a return of one unit came first
+    hub.correct(engine, invoice.id, "zwrot", [LineIn("Towar A", Decimal(-1), Decimal("10.00"), "23", sku="A")],
+                origin="return:1", now=NOW)
+    cancel = Ctx(engine, payload={"order_id": order_id, "reason": "anulowanie zamówienia"})
+    cancel.job = ClaimedJob(7, "invoicing.correct", cancel.payload, "invoice-cancel:shop/S1", None, 1, None, 0, "t")
+    result = hub.handle_correct(cancel)
+    assert result["invoice"] == "FK/2/12/2026" and result["created"]
+    assert hub.handle_correct(cancel) == {"skipped": "nothing invoiced to correct"}  # the job again: nothing left
+    with transaction(engine) as session:
+        totals = session.execute(select(Invoice.gross).where(
+            (Invoice.id == invoice.id) | (Invoice.corrects_id == invoice.id))).scalars().all()
+    assert sum(totals, Decimal(0)) == Decimal("0.00")  # 39.99 - 10.00 - 29.99
+    # an order cancelled before its invoice: nothing to correct, and no invoice is issued afterwards
+    other = add_order(engine, "S2", [("A", 1, "10.00", "23", "goods")], status="cancelled")
+    other_cancel = Ctx(engine, payload={"order_id": other})
+    other_cancel.job = ClaimedJob(8, "invoicing.correct", other_cancel.payload, "invoice-cancel:shop/S2", None, 1,
+                                  None, 0, "t")
+    assert hub.handle_correct(other_cancel) == {"skipped": "nothing invoiced to correct"}
+    issue = Ctx(engine, payload={"order_id": other})
+    assert "cancelled" in hub.handle_issue(issue)["skipped"]
