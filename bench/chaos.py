@@ -55,8 +55,17 @@ parcels of cancelled orders (one not cancelled: the packer would ship it). A car
 (InPost after confirming) leaves a problem on the order; the seller keeps the parcel and says so
 (``hub shipments cancel ID --withheld``), as the seller's step of the run does.
 
+``--invoices``: a third of the orders are a business's (a NIP for the invoice); the shipped rule issues their
+invoices when paid, which go to the KSeF simulator (served here) under its faults: sends answered 503 before
+they apply, sends and session openings whose answers are lost after KSeF applied them, session listings
+that fail. Four more figures: invoices missing (a paid business order without its invoice accepted by KSeF,
+a cancelled one whose invoice is not corrected to nothing, an accepted return of an invoiced order without
+its correction), invoice numbers wrong (a gap or a number twice in a series' month), invoices sent twice
+(KSeF holding one invoice number more than once, or refusing one as a duplicate), invoices not accepted
+(numbered but not accepted by KSeF once the world settled).
+
 Run: .venv/bin/python bench/chaos.py [--kills 100] [--interval 10] [--seed 1] [--minutes M] [--quick]
-     [--keep-dir] [--database-url URL] [--shipments]
+     [--keep-dir] [--database-url URL] [--shipments] [--invoices]
 """
 
 from __future__ import annotations
@@ -94,6 +103,9 @@ from stdnum import ean as gtin
 from connectors.allegro.demo import AllegroDemo
 from connectors.allegro.simulator import AllegroSimulator
 from connectors.allegro.simulator import Faults as AllegroFaults
+from connectors.ksef.simulator import DEFAULT_NIP as KSEF_NIP
+from connectors.ksef.simulator import DEFAULT_TOKEN as KSEF_TOKEN
+from connectors.ksef.simulator import KsefSimulator
 from connectors.shops.woocommerce.demo import WooDemo
 from connectors.shops.woocommerce.simulator import Faults as WooFaults
 from connectors.shops.woocommerce.simulator import WooSimulator
@@ -123,7 +135,8 @@ CLIENT_ID, CLIENT_SECRET = "chaos-client", "chaos-secret"
 WOO_KEY, WOO_SECRET = "ck_chaos", "cs_chaos"
 EFFECT_KINDS = ("sync.push", "orders.to_erp", "orders.erp_cancel", "orders.push_status", "returns.refund",
                 "returns.restock", "returns.reject", "shipping.create", "shipping.book", "shipping.label",
-                "shipping.push_tracking", "shipping.withdraw", "shipping.cancel")
+                "shipping.push_tracking", "shipping.withdraw", "shipping.cancel", "invoicing.issue",
+                "invoicing.correct")  # sends to KSeF also run on a schedule: "invoices not accepted" waits for them
 OPEN = ("pending", "running", "failed-retrying")
 REQUEST_TIMEOUT = 4.0  # the hub's per-request timeout towards both channels (hub.toml)
 CARRIER_QUOTA = 1200  # requests a minute per carrier account with --shipments (see write_config)
@@ -131,7 +144,9 @@ LOST_AFTER = REQUEST_TIMEOUT + 1.5  # a "lost" response is held back this long: 
 FIGURES = ("orders lost", "orders duplicated", "reservations wrong", "ERP documents missing",
            "ERP documents duplicated", "refunds duplicated", "refunds missing", "listings not converged",
            "shipments missing", "bookings duplicated", "labels missing or wrong", "parcels of cancelled orders",
-           "jobs dead")
+           "invoices missing", "invoice numbers wrong", "invoices sent twice", "invoices not accepted", "jobs dead")
+BUSINESS_SHARE = 1 / 3  # with --invoices: orders of a business buyer, with a NIP for the invoice
+BUYER_NIP = "7740001454"
 
 
 @dataclass(frozen=True)
@@ -153,6 +168,7 @@ class Options:
     # paid orders are shipped with the carriers' simulators (InPost, Furgonetka, Poczta Polska); off by default
     # (the suite's quick run keeps to channels and the ERP)
     shipments: bool = False
+    invoices: bool = False  # business orders' invoices through the KSeF simulator
 
 
 QUICK = Options(kills=5, interval=6.0, skus=16, order_rate=1.2, erp_every=2.5, return_every=5.0, grace=8.0,
@@ -307,7 +323,8 @@ class LossyApp:
 class World:
     """Both simulators on loopback ports, with the catalogue offered on each."""
 
-    def __init__(self, rows: list[FeedRow], seed: int, token_ttl: int, shipments: bool = False):
+    def __init__(self, rows: list[FeedRow], seed: int, token_ttl: int, shipments: bool = False,
+                 invoices: bool = False):
         self.allegro = AllegroSimulator(seed=seed, clients={CLIENT_ID: CLIENT_SECRET}, command_delay=0.05,
                                         block_scale=0.05, retry_after_header=True, device_interval=1,
                                         auto_approve_after=1, token_ttl=token_ttl)
@@ -330,6 +347,9 @@ class World:
         # the carriers that ship a demo hook (InPost, Furgonetka, Poczta Polska), on loopback
         self.carriers: list[tuple[str, Any, dict[str, Any]]] = [
             (kind, hook, hook.start()) for kind, hook in (carrier_hooks() if shipments else [])]
+        # KSeF, on loopback: its faults are planned one by one (ksef_fault)
+        self.ksef = KsefSimulator() if invoices else None
+        self.ksef_url = self.ksef.serve() + "/v2" if self.ksef is not None else ""
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick_loop, name="woo-clock", daemon=True)
         self._ticker.start()
@@ -340,6 +360,21 @@ class World:
         self.woo.stop()
         for _, hook, _ in self.carriers:
             hook.stop()
+        if self.ksef is not None:
+            self.ksef.stop()
+
+    def ksef_fault(self, rng: random.Random) -> None:
+        """One of KSeF's faults, planned for the next matching request."""
+        assert self.ksef is not None
+        roll = rng.random()
+        if roll < 0.35:
+            self.ksef.fail_next(r"/sessions/online/[^/]+/invoices$", 503, method="POST")
+        elif roll < 0.7:
+            self.ksef.lose_next(r"/sessions/online/[^/]+/invoices$", method="POST")  # applied, answer lost
+        elif roll < 0.85:
+            self.ksef.lose_next(r"/sessions/online$", method="POST")  # a session opened, its answer lost
+        else:
+            self.ksef.fail_next(r"/sessions/[^/]+/invoices", 503, method="GET")
 
     def tick(self) -> None:
         """The shop's clock follows the wall clock (its orders' dates are what the hub polls by)."""
@@ -383,15 +418,16 @@ class World:
         return int(product.get("stock_quantity") or 0), Decimal(price) if price else None
 
     def place(self, channel: str, lines: dict[str, int], rng: random.Random, *, paid: bool, cod: bool,
-              buyer: str) -> str:
+              buyer: str, nip: str | None = None) -> str:
         if channel == ALLEGRO:
             return self.allegro.place_order([(self.offer_ids[s], q) for s, q in lines.items()], buyer_login=buyer,
-                                            cod=cod, paid=paid)
+                                            cod=cod, paid=paid, invoice_nip=nip)
         self.tick()
         method, status = ("cod", "processing") if cod else (("przelewy24", "processing") if paid else
                                                             ("bacs", "on-hold"))
         return str(self.woo.add_order([(self.product_ids[s], q) for s, q in lines.items()], status=status,
-                                      payment_method=method,
+                                      payment_method=method, nip=nip,
+                                      billing={"company": "Hurtownia Chaos Sp. z o.o."} if nip else None,
                                       transaction_id=f"p24-{rng.randrange(10**9)}" if method == "przelewy24" else ""))
 
     def pay(self, channel: str, external_id: str) -> None:
@@ -543,6 +579,7 @@ class Load:
         next_erp = time.monotonic() + self.o.erp_every
         next_return = time.monotonic() + self.o.return_every
         next_refund = time.monotonic() + 2 * self.o.return_every
+        next_ksef_fault = time.monotonic() + 3.0
         while not self.stop.is_set():
             now = time.monotonic()
             try:
@@ -559,6 +596,9 @@ class Load:
                 if now >= next_refund:
                     self.shop_refund()
                     next_refund = now + 2 * self.o.return_every
+                if self.world.ksef is not None and self.o.faults and now >= next_ksef_fault:
+                    self.world.ksef_fault(self.rng)
+                    next_ksef_fault = now + self.rng.uniform(1.0, 5.0)
             except Exception as exc:  # the bench must not stop on one odd action; reported at the end
                 self.errors.append(f"{type(exc).__name__}: {exc}")
             self.stop.wait(0.02)
@@ -591,8 +631,9 @@ class Load:
             lines[sku] = self.rng.randint(1, min(2, self.world.shows(channel, sku)[0]))
         roll = self.rng.random()
         cod, paid = roll < 0.1, roll >= 0.2  # 10% cash on delivery, 10% paid later (or never)
+        business = self.o.invoices and self.rng.random() < BUSINESS_SHARE
         external_id = self.world.place(channel, lines, self.rng, paid=paid, cod=cod,
-                                       buyer=f"kupujacy{next(self._buyers)}")
+                                       buyer=f"kupujacy{next(self._buyers)}", nip=BUYER_NIP if business else None)
         placed = Placed(channel, external_id, lines, paid or cod, cod, time.monotonic())
         with self.ledger.lock:
             self.ledger.orders[(channel, external_id)] = placed
@@ -844,6 +885,36 @@ payload = {{ channel = "{name}" }}
 """
 
 
+INVOICING = """
+[connectors.ksef]
+kind = "ksef"
+api_url = "{ksef_url}"
+nip = "{nip}"
+token = "{token}"
+rate_limit_per_minute = 6000  # the simulator's: the run checks exactly-once across kills, not KSeF's quota
+
+[invoicing]
+enabled = true
+ksef = "ksef"
+
+[invoicing.seller]
+name = "Sklep Chaos Sp. z o.o."
+nip = "{nip}"
+street = "ul. Magazynowa 5"
+city = "Poznań"
+postal_code = "60-001"
+
+# safety nets: sends and status reads are also queued by the invoices themselves
+[schedule.ksef-send]
+job = "invoicing.send"
+every = "5s"
+
+[schedule.ksef-status]
+job = "invoicing.ksef_status"
+every = "5s"
+"""
+
+
 def write_config(base: Path, database: str, erp: Erp, world: World, grace: float) -> Path:
     (base / "mappings").mkdir(exist_ok=True)
     pricing = ["# Written by bench/chaos.py: the demo's per-channel rules", "[defaults]", ""]
@@ -865,12 +936,15 @@ def write_config(base: Path, database: str, erp: Erp, world: World, grace: float
             f'[connectors.{hook.name}]\nkind = "{kind}"\nrate_limit_per_minute = {CARRIER_QUOTA}\n'
             + "".join(f"{k} = {_toml_value(v)}\n" for k, v in options.items())
             for kind, hook, options in world.carriers)
+    invoicing = ""
+    if world.ksef is not None:
+        invoicing = INVOICING.format(ksef_url=world.ksef_url, token=KSEF_TOKEN, nip=KSEF_NIP)
     config = base / "hub.toml"
     config.write_text(CONFIG.format(
         database=database, channels="\n".join(SCHEDULES.format(name=n) for n in CHANNELS), grace=grace,
         feed=erp.feed, outbox=erp.outbox, allegro=ALLEGRO, allegro_url=world.allegro_url, client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET, timeout=REQUEST_TIMEOUT, shop=SHOP, woo_url=world.woo_url, woo_key=WOO_KEY,
-        woo_secret=WOO_SECRET) + carriers, encoding="utf-8")
+        woo_secret=WOO_SECRET) + carriers + invoicing, encoding="utf-8")
     return config
 
 
@@ -1104,6 +1178,7 @@ def check(engine: Engine, world: World, erp: Erp, load_: Load, config: Path) -> 
                 bad("listings not converged", f"{channel} {sku}: the offer is not bound")
 
     check_shipments(engine, world, orders, history, bad)
+    check_invoices(engine, world, orders, returns, history, bad)
 
     for job_id, kind, attempts, error in dead:
         bad("jobs dead", f"#{job_id} {kind} after {attempts} attempts: {(error or '')[:200]}")
@@ -1159,6 +1234,78 @@ def check_shipments(engine: Engine, world: World, orders: list[Order], history: 
                 bad("labels missing or wrong", f"{s.reference}: {exc}")
 
 
+def check_invoices(engine: Engine, world: World, orders: list[Order], returns: list[ReturnRow],
+                   history: dict[int, list[str]], bad: Callable[..., None]) -> None:
+    """Every paid business order's invoice accepted by KSeF once (and corrected to nothing if the order was
+    cancelled, and for each accepted return), numbers without a gap or a repeat, nothing sent twice."""
+    if world.ksef is None:
+        return
+    from hub.invoicing.models import Invoice
+
+    with db.transaction(engine) as session:
+        invoices = session.execute(select(Invoice)).scalars().all()
+    by_origin = {i.origin: i for i in invoices}
+    corrections: dict[int, list[Invoice]] = defaultdict(list)
+    for invoice in invoices:
+        if invoice.corrects_id is not None and invoice.number is not None:
+            corrections[invoice.corrects_id].append(invoice)
+
+    def story(order: Order) -> str:
+        return f" [hub #{order.id}: " + "; ".join(history[order.id]) + "]"
+
+    for order in orders:
+        business = bool((order.invoice or {}).get("nip"))
+        invoice = by_origin.get(f"order:{order.id}")
+        cod = bool((order.payment or {}).get("cash_on_delivery"))
+        paid_in_hub = any(">paid" in step for step in history[order.id])
+        if not business or order.oversold or (order.problem and order.problem_kind not in AFTER_THE_SALE):
+            continue
+        if order.status == "cancelled":
+            if invoice is not None and invoice.number is not None:
+                left = invoice.gross + sum((c.gross for c in corrections[invoice.id]), Decimal(0))
+                if left != 0:
+                    bad("invoices missing", f"{order.channel} {order.external_id}: cancelled, invoice "
+                                            f"{invoice.number} corrected to {left}, not to nothing" + story(order))
+            continue
+        if cod or not paid_in_hub:
+            continue  # a cash-on-delivery business order is invoiced when shipped (not in this run)
+        if invoice is None or invoice.number is None:
+            bad("invoices missing", f"{order.channel} {order.external_id}: paid, {order.status}, no invoice "
+                                    f"({invoice.problem if invoice else 'none issued'})" + story(order))
+    for rma in returns:
+        if rma.status not in ("accepted", "refunded") or rma.order_id is None:
+            continue
+        original = by_origin.get(f"order:{rma.order_id}")
+        if original is not None and original.number is not None and f"return:{rma.id}" not in by_origin:
+            bad("invoices missing", f"return {rma.channel}/{rma.external_id} accepted: invoice {original.number} "
+                                    "has no correction")
+    by_period: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+    for invoice in invoices:
+        if invoice.seq is not None:
+            by_period[(invoice.series, invoice.period)].append(invoice.seq)
+    for (series, period), seqs in sorted(by_period.items()):
+        if sorted(seqs) != list(range(1, len(seqs) + 1)):
+            missing = sorted(set(range(1, max(seqs) + 1)) - set(seqs))[:10]
+            bad("invoice numbers wrong", f"{series} {period}: {len(seqs)} numbers up to {max(seqs)}, missing "
+                                         f"{missing}, twice {[n for n, c in Counter(seqs).items() if c > 1][:10]}")
+    held: Counter[str] = Counter()
+    duplicates: list[str] = []
+    for ksef_session in list(world.ksef.sessions.values()):
+        for sent in list(ksef_session.invoices):
+            held[sent.invoice_number or sent.sha256] += 1
+            if sent.outcome[0] == 440:
+                duplicates.append(sent.invoice_number or sent.sha256)
+    for number, count in held.items():
+        if count > 1:
+            bad("invoices sent twice", f"{number}: KSeF holds it {count} times", count - 1)
+    for number in duplicates:
+        bad("invoices sent twice", f"{number}: KSeF refused a second copy as a duplicate (440)")
+    for invoice in invoices:
+        if invoice.number is not None and invoice.state != "accepted":
+            bad("invoices not accepted", f"{invoice.number} ({invoice.origin}): {invoice.state} "
+                                         f"{invoice.problem or ''}")
+
+
 def forensics(base: Path, database_url: str, world: World) -> list[str]:
     """What a failure needs looking into, kept in the work dir: the database (pg_dump), every request each
     simulator answered, Allegro's batch commands."""
@@ -1207,7 +1354,7 @@ def run(options: Options, database_url: str, base: Path) -> Result:
     logs.mkdir(exist_ok=True)
     rows = catalogue(rng, options.skus)
     skus = [r.sku for r in rows]
-    world = World(rows, options.seed, options.token_ttl, options.shipments)
+    world = World(rows, options.seed, options.token_ttl, options.shipments, options.invoices)
     erp = Erp(base, rows, world.sku_of_offer)
     engine = db.make_engine(database_url)
     procs: list[HubProcess] = []
@@ -1344,6 +1491,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--order-rate", type=float, help=f"orders per second (default {Options.order_rate:g})")
     parser.add_argument("--settle", type=float, help=f"seconds allowed to settle (default {Options.settle:g})")
     parser.add_argument("--no-faults", action="store_true", help="simulators without faults (only the kills)")
+    parser.add_argument("--invoices", action="store_true",
+                        help="a third of the orders a business's: their invoices through the KSeF simulator")
     parser.add_argument("--shipments", action="store_true",
                         help="ship paid orders with the carriers' simulators, and check no booking or label is lost "
                              "or made twice")
@@ -1356,7 +1505,8 @@ def main(argv: list[str] | None = None) -> int:
             options = replace(options, **{name: getattr(args, name)})
     if args.minutes:
         options = replace(options, minutes=args.minutes, interval=args.minutes * 60 / max(options.kills, 1))
-    options = replace(options, faults=not args.no_faults, keep_dir=args.keep_dir, shipments=args.shipments)
+    options = replace(options, faults=not args.no_faults, keep_dir=args.keep_dir, shipments=args.shipments,
+                      invoices=args.invoices)
     configure_logging(LogSettings(level="error"))
     # SIGTERM ends the run like Ctrl-C: the hub processes and the throwaway PostgreSQL are stopped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

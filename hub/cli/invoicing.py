@@ -22,7 +22,7 @@ from hub.invoicing.fa3 import plain
 from hub.invoicing.issue import InvoiceProblem
 from hub.invoicing.kinds import SEND
 from hub.invoicing.models import INVOICE_STATES, Invoice, InvoiceLine
-from hub.invoicing.service import InvoicingService
+from hub.invoicing.service import KSEF_PRIORITY, InvoicingService
 from hub.jobs import queue
 from hub.kernel.clock import utcnow
 from hub.kernel.errors import HubError, NotFoundError, PermanentError
@@ -252,7 +252,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     except PermanentError as exc:
         raise HubError(str(exc)) from None
     with db.transaction(engine) as session:
-        job = queue.enqueue_coalesced(session, SEND, {}, group=f"ksef-send:{loaded.settings.invoicing.ksef}")
+        job = queue.enqueue_coalesced(session, SEND, {}, group=f"ksef-send:{loaded.settings.invoicing.ksef}",
+                                      priority=KSEF_PRIORITY)
         waiting = session.execute(select(Invoice.id).where(Invoice.state == "issued")).all()
     if args.json:
         emit_json({"job": job.id, "issued": len(waiting)})

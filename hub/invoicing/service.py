@@ -62,12 +62,22 @@ from hub.platform.db import insert_for, transaction
 
 SEND_BATCH = 100  # invoices marked sending per commit
 SESSION_INVOICES = 9_000  # a session takes up to 10,000 invoices (limity/)
+STATUS_POLL = 0.5  # seconds between reads of KSeF's verdicts while it verifies
+# sends and verdicts go before the issuing behind them: an invoice is in KSeF soon after it is numbered
+KSEF_PRIORITY = 10
 SESSION_REUSE_SECONDS = 3600.0  # an online session lives 12 h; a fresh one every hour bounds what one holds
 KSEF_NUMBER = re.compile(r"\b\d{10}-\d{8}-[0-9A-F]{6}-?[0-9A-F]{6}-[0-9A-F]{2}\b")
 _INVOICES = Invoice.__table__
 _MARK_SENDING = (update(_INVOICES).where(_INVOICES.c.id == bindparam("invoice_id"), _INVOICES.c.state == "issued")
                  .values(state="sending", ksef_session=bindparam("session_ref"),
                          send_calls=_INVOICES.c.send_calls + 1, updated_at=bindparam("now")))
+_ACCEPTED = (update(_INVOICES).where(_INVOICES.c.id == bindparam("invoice_id"), _INVOICES.c.state == "sent")
+             .values(state="accepted", ksef_number=bindparam("ksef_no"), ksef_code=bindparam("verdict_code"),
+                     ksef_at=bindparam("acquired"), upo=bindparam("upo_xml"), problem=None,
+                     updated_at=bindparam("now")))
+_REJECTED = (update(_INVOICES).where(_INVOICES.c.id == bindparam("invoice_id"), _INVOICES.c.state == "sent")
+             .values(state="rejected", ksef_code=bindparam("verdict_code"), problem=bindparam("problem_text"),
+                     updated_at=bindparam("now")))
 _MARK_SENT = (update(_INVOICES).where(_INVOICES.c.id == bindparam("invoice_id"), _INVOICES.c.state == "sending")
               .values(state="sent", ksef_reference=bindparam("reference"), updated_at=bindparam("now")))
 
@@ -165,7 +175,7 @@ class InvoicingService:
 
     def _after_issue(self, session: Session, issued: Issued) -> None:
         if issued.created and issued.invoice.state == "issued":
-            queue.enqueue_coalesced(session, SEND, {}, group=f"ksef-send:{self.settings.ksef}")
+            queue.enqueue_coalesced(session, SEND, {}, group=f"ksef-send:{self.settings.ksef}", priority=KSEF_PRIORITY)
 
     def handle_issue(self, ctx: JobContext) -> dict[str, Any]:
         if not self.settings.enabled:
@@ -359,11 +369,14 @@ class InvoicingService:
                                                      for i, r in references.items()])
                         session.execute(update(KsefSession).where(KsefSession.reference == session_ref)
                                         .values(invoices=KsefSession.invoices + len(references)))
+                        # the verdicts are read while the next batch goes
+                        queue.enqueue_coalesced(session, STATUS, {}, group=f"ksef-status:{port.name}",
+                                                priority=KSEF_PRIORITY)
                     self._counted(session_ref, len(references))
             sent += len(references)
-        if sent or recovered:
+        if recovered:
             with transaction(ctx.engine) as session:
-                queue.enqueue_coalesced(session, STATUS, {}, group=f"ksef-status:{port.name}")
+                queue.enqueue_coalesced(session, STATUS, {}, group=f"ksef-status:{port.name}", priority=KSEF_PRIORITY)
         return {"sent": sent, "recovered": recovered, "session": session_ref}
 
     def recover(self, engine: Engine, port: EInvoicing) -> int:
@@ -407,37 +420,47 @@ class InvoicingService:
         accepted = rejected = waiting = 0
         for session_ref, ids in by_session.items():
             answers = {sent.reference: sent for sent in port.find_sent(session_ref)}
+            verdicts = []
             for reference, invoice_id in ids.items():
                 sent = answers.get(reference)
                 if sent is None or sent.status == "processing":
                     waiting += 1
-                    continue
-                outcome = self._settle(ctx.engine, port, session_ref, invoice_id, sent)
-                accepted += outcome == "accepted"
-                rejected += outcome == "rejected"
+                else:
+                    verdicts.append((invoice_id, sent))
+            for start in range(0, len(verdicts), SEND_BATCH):
+                outcomes = self._settle(ctx.engine, port, session_ref, verdicts[start:start + SEND_BATCH])
+                accepted += outcomes.count("accepted")
+                rejected += outcomes.count("rejected")
         if waiting:
-            raise Deferred(f"{waiting} invoice(s) still being verified by KSeF", retry_after=1.0)
+            raise Deferred(f"{waiting} invoice(s) still being verified by KSeF", retry_after=STATUS_POLL)
         return {"accepted": accepted, "rejected": rejected}
 
-    def _settle(self, engine: Engine, port: EInvoicing, session_ref: str, invoice_id: int, sent: SentInvoice) -> str:
-        number = sent.ksef_number
-        if sent.status == "rejected" and sent.code == 440:
-            found = KSEF_NUMBER.search(" ".join([sent.description, *sent.details]))
-            number = found.group(0) if found else None  # a duplicate: the first send's number is ours
+    def _settle(self, engine: Engine, port: EInvoicing, session_ref: str,
+                verdicts: Sequence[tuple[int, SentInvoice]]) -> list[str]:
+        """KSeF's verdicts on a batch of invoices, with the accepted ones' UPOs, in one transaction."""
+        accepted: list[dict[str, Any]] = []
+        refused: list[dict[str, Any]] = []
         now = utcnow()
-        if number is None:
-            message = f"KSeF {sent.code}: {sent.description}" + (f" ({'; '.join(sent.details)})" if sent.details
-                                                                   else "")
-            with transaction(engine) as session:
-                session.execute(update(Invoice).where(Invoice.id == invoice_id, Invoice.state == "sent").values(
-                    state="rejected", ksef_code=sent.code, problem=message, updated_at=now))
-            return "rejected"
-        upo = port.upo(session_ref, sent.reference) if sent.status == "accepted" else None
+        for invoice_id, sent in verdicts:
+            number = sent.ksef_number
+            if sent.status == "rejected" and sent.code == 440:
+                found = KSEF_NUMBER.search(" ".join([sent.description, *sent.details]))
+                number = found.group(0) if found else None  # a duplicate: the first send's number is ours
+            if number is None:
+                details = f" ({'; '.join(sent.details)})" if sent.details else ""
+                refused.append({"invoice_id": invoice_id, "verdict_code": sent.code, "now": now,
+                                "problem_text": f"KSeF {sent.code}: {sent.description}{details}"})
+                continue
+            upo = port.upo(session_ref, sent.reference) if sent.status == "accepted" else None
+            accepted.append({"invoice_id": invoice_id, "ksef_no": number, "verdict_code": sent.code,
+                             "acquired": sent.acquired_at or now, "upo_xml": upo.decode("utf-8") if upo else None,
+                             "now": now})
         with transaction(engine) as session:
-            session.execute(update(Invoice).where(Invoice.id == invoice_id, Invoice.state == "sent").values(
-                state="accepted", ksef_number=number, ksef_code=sent.code, ksef_at=sent.acquired_at or now,
-                upo=upo.decode("utf-8") if upo else None, problem=None, updated_at=now))
-        return "accepted"
+            if accepted:
+                session.execute(_ACCEPTED, accepted)
+            if refused:
+                session.execute(_REJECTED, refused)
+        return ["accepted"] * len(accepted) + ["rejected"] * len(refused)
 
 
 def _ready_to_send() -> Any:

@@ -40,13 +40,17 @@ def accept_return(session: Session, rules: OrderRules, return_id: int) -> Return
     queue.enqueue(session, REFUND, {"return_id": rma.id}, key=f"refund:{rma.channel}/{rma.external_id}",
                   connector=rma.channel)
     if order is not None:
-        # the order's invoice, if it has one, is corrected by the returned lines (hub.invoicing)
-        queue.enqueue(session, CORRECT_INVOICE, {"return_id": rma.id},
-                      key=f"invoice-return:{rma.channel}/{rma.external_id}")
+        correct_returned(session, rma.id, rma.channel, rma.external_id)
         if order.status in ("shipped", "delivered"):
             move(session, order, "returned", "operator", now, note=f"return {rma.external_id} accepted")
         run_rules(session, rules, order, "return.accepted", now)
     return rma
+
+
+def correct_returned(session: Session, return_id: int, channel: str, external_id: str) -> None:
+    """The order's invoice, if it has one, corrected by the returned lines (hub.invoicing), once per return:
+    whether the operator accepted it or the channel refunded it on its own."""
+    queue.enqueue(session, CORRECT_INVOICE, {"return_id": return_id}, key=f"invoice-return:{channel}/{external_id}")
 
 
 def reject_return(session: Session, return_id: int, reason: str) -> ReturnRow:

@@ -32,7 +32,7 @@ from hub.orders.kinds import (
     TO_ERP,
 )
 from hub.orders.models import ChannelCursor, Order, OrderHistory, ReturnRow
-from hub.orders.returns import _parse
+from hub.orders.returns import _parse, correct_returned
 from hub.orders.rules import OrderRules
 from hub.orders.sales_documents import sales_document
 from hub.orders.status import enqueue_erp_cancel
@@ -273,8 +273,12 @@ class OrderService:
                         # the channel refunded on its own and the goods came back: they go back to stock
                         queue.enqueue(session, RESTOCK, {"return_id": new_id},
                                       key=f"restock:{channel}/{r.external_id}")
+                    if new_id is not None and r.refunded and order is not None:
+                        correct_returned(session, new_id, channel, r.external_id)
                 elif existing.status in ("requested", "in_transit", "received") and state != existing.status:
                     existing.status, existing.channel_status, existing.updated_at = state, r.status, now
+                    if state == "refunded" and existing.order_id is not None:
+                        correct_returned(session, existing.id, channel, r.external_id)
             save_channel_cursor(session, channel, "returns", new_cursor)
         return {"returns": len(returns)}
 
