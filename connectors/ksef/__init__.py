@@ -1,5 +1,6 @@
 """KSeF connector (EInvoicing): FA(3) invoices sent to the Ministry of Finance's national e-invoicing system
-(KSeF API 2.0) in online sessions, their KSeF numbers and their UPOs.
+(KSeF API 2.0) in online sessions, or in batch sessions for a backlog (``open_batch``/``finish_batch``), their
+KSeF numbers and their UPOs.
 
 Registered as the entry point ``hub.connectors:ksef``. Config::
 
@@ -10,6 +11,7 @@ Registered as the entry point ``hub.connectors:ksef``. Config::
     # environment = "test"                # "test", "demo" or "production" (the default)
     # api_url = "http://127.0.0.1:8123"   # instead of the environment: the simulator on loopback
     # verification_timeout = "3s"         # invoice_status waits this long for KSeF's verdict
+    # batch_part_bytes = 100000000        # a batch's archive is cut into parts this big (KSeF's limit)
 
     [invoicing]
     ksef = "ksef"
@@ -87,7 +89,7 @@ SPEC = ConnectorSpec(
     role="einvoicing",
     description="KSeF (the Ministry of Finance's e-invoicing system, API 2.0): FA(3) invoices in online sessions, "
                 "their KSeF numbers and UPOs, read back by their hash after a lost answer",
-    capabilities=frozenset({Capability.EINVOICE_ONLINE}),
+    capabilities=frozenset({Capability.EINVOICE_ONLINE, Capability.EINVOICE_BATCH}),
     factory=_factory,
     options_model=KsefOptions,
     # one bucket for every call; the tightest of KSeF's own limits that the hub meets often is 30 sends a

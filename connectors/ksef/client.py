@@ -15,6 +15,11 @@ no mapping beyond reading KSeF's error bodies.
   settled by reading the session back (``find_sent``), never by sending blindly.
 - Errors come as problem details (``X-Error-Format: problem-details`` is sent) or, from a KSeF that ignores the
   header, as the legacy ``ExceptionResponse``: both are read (``error_body``).
+- A batch session's parts go to the pre-signed addresses ``POST /sessions/batch`` names (sesja-wsadowa.md §5):
+  with exactly the method and headers it gives, never a bearer nor the API's own headers, and outside the
+  connector's throttle (limity-api.md: part uploads are not under KSeF's limits; 50 parts must not wait on the
+  60-a-minute bucket). A part is the same blob whenever it is uploaded, so its upload is retried on 5xx and
+  timeouts like a read.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from connectors.http import Answer, HttpClient, Params, RequestRefused, Unavaila
 from hub.kernel.clock import utcnow
 from hub.kernel.errors import LoginNeeded, PermanentError, RetryableError
 from hub.platform.config import Secret
-from hub.platform.ratelimit import Throttle
+from hub.platform.ratelimit import LocalRateLimiter, Throttle
 
 from . import crypto, mapping
 
@@ -159,6 +164,18 @@ def _path(*parts: str) -> str:
     return "/" + "/".join(quote(p, safe="") for p in parts)
 
 
+class _Storage(HttpClient):
+    """The pre-signed part addresses: an httpx client with no base URL and no default headers (what is sent is
+    what ``partUploadRequests`` says, plus the body), and a throttle of its own that never waits."""
+
+    log_prefix = "ksef.storage"
+    title = f"{TITLE} storage"
+    unavailable_class = KsefUnavailable
+
+    def answer_reason(self, answer: Answer) -> str:
+        return f"HTTP {answer.status} {answer.response.text[:200].strip()}".strip()
+
+
 class KsefClient(HttpClient):
     """One seller (a NIP) and its KSeF token; paths are below the API's address (``.../v2``)."""
 
@@ -207,6 +224,15 @@ class KsefClient(HttpClient):
         self._keys_lock = threading.Lock()
         self._certificates: list[Mapping[str, Any]] | None = None
         self._certificates_at: datetime | None = None
+        unlimited = Throttle(LocalRateLimiter(), f"ksef-storage:{connector}", per_minute=1e12, burst=1e12)
+        self._storage = _Storage(
+            connector=connector, throttle=unlimited, log=log, timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            attempts=attempts, wait=retry_wait if retry_wait is not None else DEFAULT_RETRY_WAIT, sleep=sleep,
+            transport=transport)
+
+    def close(self) -> None:
+        super().close()
+        self._storage.close()
 
     # --- the HTTP layer's hooks ------------------------------------------------------------------------------
 
@@ -428,6 +454,30 @@ class KsefClient(HttpClient):
 
     def close_online_session(self, session: str) -> None:
         self.call("POST", _path("sessions", "online", session, "close"))
+
+    # --- batch sessions --------------------------------------------------------------------------------------
+
+    def open_batch_session(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        return self._decode(self.call("POST", "/sessions/batch", json_body=body), "POST", "/sessions/batch")
+
+    def close_batch_session(self, session: str) -> None:
+        self.call("POST", _path("sessions", "batch", session, "close"))
+
+    def upload_part(self, method: str, url: str, headers: Mapping[str, str | None], content: bytes) -> None:
+        """One encrypted part to its pre-signed ``url`` (a 2xx: stored; sesja-wsadowa.md says 201). Repeated
+        on 5xx and timeouts; any other answer is KsefRefused with its status (400 the part was refused, 401/403
+        the address is not, or no longer, good: its time ran out). The address's query (its signature) never
+        reaches a log or a message."""
+        sent = {name: value for name, value in headers.items() if value is not None}
+        response = self._storage.send(method.upper(), url, headers=sent, content=content, retry=True)
+        status = response.status_code
+        if status < 300:
+            return
+        path = httpx.URL(url).path
+        raise KsefRefused(f"{TITLE} storage {method.upper()} {path}: HTTP {status} {response.text[:200].strip()}"
+                          .strip(), status=status)
+
+    # --- sessions of both kinds ------------------------------------------------------------------------------
 
     def session_status(self, session: str) -> Mapping[str, Any]:
         return self.call_json("GET", _path("sessions", session))

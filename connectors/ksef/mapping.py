@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from hub.kernel.ports.invoicing import InvoiceStatusKind, SentInvoice
@@ -47,6 +47,27 @@ def open_session_request(encrypted_key: str, iv: bytes, public_key_id: str | Non
     if public_key_id:
         encryption["publicKeyId"] = public_key_id
     return {"formCode": dict(FORM_CODE_FA3), "encryption": encryption}
+
+
+def open_batch_request(encrypted_key: str, iv: bytes, public_key_id: str | None, *, archive_size: int,
+                       archive_sha256: str, parts: Iterable[tuple[int, int, str]]) -> dict[str, Any]:
+    """``POST /sessions/batch`` for FA(3) invoices: ``batchFile`` declares the whole UNENCRYPTED archive's size
+    and hash and each ENCRYPTED part's (``parts``: ordinal, size, base64 SHA-256); the key as for an online
+    session. ``compressionType`` Zip (the default, said outright); ``offlineMode`` false: the hub issues online."""
+    encryption: dict[str, Any] = {"encryptedSymmetricKey": encrypted_key, "initializationVector": b64(iv)}
+    if public_key_id:
+        encryption["publicKeyId"] = public_key_id
+    return {
+        "formCode": dict(FORM_CODE_FA3),
+        "batchFile": {
+            "fileSize": archive_size,
+            "fileHash": archive_sha256,
+            "compressionType": "Zip",
+            "fileParts": [{"ordinalNumber": n, "fileSize": size, "fileHash": sha256} for n, size, sha256 in parts],
+        },
+        "encryption": encryption,
+        "offlineMode": False,
+    }
 
 
 def send_invoice_request(xml: bytes, ciphertext: bytes) -> dict[str, Any]:
@@ -135,10 +156,22 @@ class UpoPage:
     expires_at: datetime | None
 
 
+SessionPhase = Literal["open", "processing", "done", "failed"]
+SESSION_OPEN = 100  # online: "Sesja interaktywna otwarta"; batch: "Sesja wsadowa rozpoczęta" (not closed yet)
+SESSION_PROCESSING = frozenset({150, 170})  # batch 150 "Trwa przetwarzanie"; online 170 closed, still verifying
+# 200 processed; 445 "Błąd weryfikacji, brak poprawnych faktur": processed too, every invoice has its own
+# (refusing) verdict, which sending it again would not change
+SESSION_DONE = frozenset({200, 445})
+
+
 @dataclass(frozen=True)
 class SessionStatus:
-    """``GET /sessions/{ref}``: 100 open, 170 closed, 200 processed; 415 its key did not decrypt; 440
-    cancelled (nothing sent); 445 no valid invoice."""
+    """``GET /sessions/{ref}`` (SessionStatusResponse's table, online and batch): 100 open (a batch: opened,
+    not closed); 150 (batch) / 170 (online) closed, still processing; 200 processed; 445 processed, no invoice
+    valid; the rest failures of the whole session: 405 the package's elements did not verify, 415 its key did
+    not decrypt, 420 too many invoices, 430 the archive did not decompress, 435 a part did not decrypt, 440
+    cancelled ("Przekroczono czas wysyłki": a batch never closed in time; "Nie przesłano faktur": nothing
+    sent), 500 unknown."""
 
     code: int
     description: str
@@ -153,7 +186,23 @@ class SessionStatus:
 
     @property
     def is_open(self) -> bool:
-        return self.code == 100
+        return self.code == SESSION_OPEN
+
+    @property
+    def phase(self) -> SessionPhase:
+        """What the hub does next: "open" (a batch not closed: finish it, or, its parts gone with a restart,
+        wait for it to be cancelled or send its invoices again elsewhere: an unclosed batch never yields an
+        invoice); "processing" (closed: ask again later); "done" (each invoice's verdict is in ``find_sent``);
+        "failed" (the session as a whole: cancelled, expired, or its package unreadable: read ``find_sent``,
+        normally empty, and send every invoice without a KSeF number again in a new session). An unlisted code:
+        "processing" below 300, else "failed"."""
+        if self.code == SESSION_OPEN:
+            return "open"
+        if self.code in SESSION_DONE:
+            return "done"
+        if self.code in SESSION_PROCESSING or self.code < 300:
+            return "processing"
+        return "failed"
 
 
 def session_status(body: Mapping[str, Any]) -> SessionStatus:

@@ -23,6 +23,10 @@ ENVIRONMENTS: dict[str, str] = {
     "production": "https://api.ksef.mf.gov.pl/v2",
 }
 MAX_INVOICE_BYTES = 1_000_000  # weryfikacja-faktury.md "Rozmiar pliku": 1 MB without attachments
+# sesja-wsadowa.md / weryfikacja-faktury.md "Ograniczenia ilościowe": a batch's archive is cut into parts of at
+# most 100 MB (100 000 000 bytes) before encryption, at most 50 parts, 5 GB in all, 10 000 invoices a session
+MAX_BATCH_PART_BYTES = 100_000_000
+MAX_SESSION_INVOICES = 10_000
 
 
 class KsefOptions(BaseModel):
@@ -47,6 +51,10 @@ class KsefOptions(BaseModel):
     list_page_size: StrictInt = Field(1000, ge=10, le=1000)  # pageSize of GET /sessions/{ref}/invoices
     list_max_pages: StrictInt = Field(20, ge=1, le=1000)  # a session holds at most 10 000 invoices
     max_invoice_bytes: StrictInt = Field(MAX_INVOICE_BYTES, ge=1)  # raised per context by the Ministry only
+    # batch sessions: the archive's parts before encryption (the spec's limit; smaller only to test many parts)
+    # and the invoices one batch may hold (raised per context by the Ministry only)
+    batch_part_bytes: StrictInt = Field(MAX_BATCH_PART_BYTES, ge=1, le=MAX_BATCH_PART_BYTES)
+    batch_max_invoices: StrictInt = Field(MAX_SESSION_INVOICES, ge=1)
     # check each UPO against the vendored UPO v4-3 schema (the known misprints of the Ministry's own
     # examples tolerated, see upo.py); well-formedness and the refusal of a DOCTYPE always apply
     validate_upo: StrictBool = True

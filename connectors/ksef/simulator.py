@@ -50,14 +50,38 @@ What it follows ("(u)": what no document states, decided here):
   /sessions/online/{ref}/close`` (204; a session not open: 21180). The pre-signed download addresses are served
   under ``/storage/`` without a bearer. UPOs are UPO v4-3 documents valid against its schema (u: unsigned;
   ``ZakresDokumentowDo`` written as the Ministry's example does, the last document's number).
+- Batch sessions (sesja-wsadowa.md, open-api.json ``/sessions/batch``): ``POST /sessions/batch`` (201) checks
+  the formCode (FA (3) only, as online), ``batchFile`` (``fileSize`` 1..5 GB, ``fileHash`` a base64 SHA-256,
+  ``compressionType`` Zip or TarGz, 1..50 ``fileParts`` with distinct ordinals, else 21405; over 50: 21161; an
+  encrypted part's size not a whole number of AES blocks or over 100 MB and its padding: 21157 (u)) and the
+  encryption as online (21470), and answers one ``partUploadRequests`` entry a part: ``PUT`` to
+  ``/storage/batch-parts/{ref}/{ordinal}?se=..&sp=w&sig=..`` on its own host (not under /v2, no bearer: an
+  Authorization header is 401 (u); a bad signature or an address past its time, or a session closed or
+  cancelled: 403), header ``x-ms-blob-type: BlockBlob`` required (400 without it, as the spec's example
+  gives it); the storage keeps the bytes (again: replaced) and answers 201, or 400 when their size or hash is
+  not the declared one (``check_part_uploads``; off, it keeps anything, as a plain blob store would). The
+  time to upload and close is 20 minutes a declared part (``batch_part_minutes``), from the opening (u: the
+  docs give it for the uploads; the close's limit, 21208, is not quantified). ``POST
+  /sessions/batch/{ref}/close`` (204): 21208 past that time or after ``expire_session``, 21180 not open,
+  21205 a declared part never uploaded, 21157 a part's size not the declared one; then the package is
+  processed (statuses of the spec's batch table, shown at once): 415 the key did not decrypt, 405 a part's
+  hash or the whole archive's size or hash is not the declared one (u), 435 a part does not decrypt, 430 the
+  archive does not unpack, 420 more files than ``max_invoices``; else each file is an invoice
+  (``invoiceFileName``), verified exactly as an online send (a file over ``max_invoice_bytes``: 430 (u)),
+  its ``invoicingDate`` the session's opening (automatyczne-okreslanie-trybu-offline.md), its verdict shown
+  as an online one's. ``GET /sessions/{ref}`` of a batch: 100 "Sesja wsadowa rozpoczęta" until closed, 150
+  while its invoices are verified, then 200 or 445 (no valid invoice; 440 "Nie przesłano faktur" for an
+  empty archive), or 440 "Przekroczono czas wysyłki" once its time is up unclosed; ``validUntil`` is that time
+  (u). An online route on a batch session or the batch close on an online one: 21173 (u).
 - Errors: 400 as ``ExceptionResponse`` (exceptionCode/exceptionDescription/details), or as
   BadRequestProblemDetails when the request says ``X-Error-Format: problem-details``; 429 likewise, with
   ``Retry-After``; a 5xx as problem details (u: the spec shows none).
 
-Faults (``fail_next``, ``lose_next``, ``slow_next``, ``delay``): an answer of any status before the request is
-applied, a 5xx after it was applied (a gateway that gave up), a request applied and its connection dropped
-(in-process: httpx.RemoteProtocolError; served: the server drops the connection and prints the traceback),
-a slow answer. Seed data: ``tokens`` (KSeF token -> the NIP it is for).
+Faults (``fail_next``, ``lose_next``, ``slow_next``, ``delay``), on the API's paths and the storage's alike: an
+answer of any status before the request is applied, a 5xx after it was applied (a gateway that gave up), a
+request applied and its connection dropped (in-process: httpx.RemoteProtocolError; served: the server drops the
+connection and prints the traceback), a slow answer. ``expire_session`` ends a session's time now. Seed data:
+``tokens`` (KSeF token -> the NIP it is for).
 """
 
 from __future__ import annotations
@@ -66,11 +90,15 @@ import base64
 import functools
 import hashlib
 import hmac
+import io
 import json
 import re
 import secrets
+import tarfile
 import threading
 import time
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -103,6 +131,10 @@ CHALLENGE_LIFE = timedelta(minutes=10)
 SESSION_LIFE = timedelta(hours=12)
 AUTH_STATUS_LIFE = timedelta(days=7)
 MAX_INVOICE_BYTES = 1_000_000
+MAX_BATCH_PARTS = 50  # BatchFileInfo.fileParts maxItems
+MAX_BATCH_BYTES = 5_000_000_000  # BatchFileInfo.fileSize maximum
+MAX_PART_BYTES = 100_000_000  # a part before encryption; encrypted, PKCS#7 adds up to one block
+BLOB_HEADERS = {"x-ms-blob-type": "BlockBlob"}  # the spec's example partUploadRequests[].headers
 DISCOURAGED = re.compile(
     "[\x7f-\x84\x86-\x9f\ufdd0-\ufdef"
     + "".join(f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}" for plane in range(1, 17))
@@ -115,9 +147,13 @@ _Answer = tuple[int, Any, list[tuple[str, str]]]  # status, JSON (or bytes), hea
 DESCRIPTIONS = {
     21111: "Nieprawidłowe wyzwanie autoryzacyjne.",
     21155: "Przekroczono dozwoloną liczbę faktur w sesji.",
+    21157: "Nieprawidłowy rozmiar części pakietu.",
+    21161: "Przekroczono dozwoloną liczbę części pakietu.",
     21173: "Brak sesji o wskazanym numerze referencyjnym.",
     21178: "Nie znaleziono UPO dla podanych kryteriów.",
     21180: "Status sesji nie pozwala na wykonanie operacji.",
+    21205: "Pakiet nie może być pusty.",
+    21208: "Czas oczekiwania na requesty upload lub finish został przekroczony.",
     21301: "Brak autoryzacji.",
     21304: "Brak uwierzytelnienia.",
     21402: "Nieprawidłowy rozmiar pliku.",
@@ -148,6 +184,21 @@ SESSION_STATUS = {
     440: "Sesja anulowana",
     445: "Błąd weryfikacji, brak poprawnych faktur",
 }
+BATCH_SESSION_STATUS = {
+    100: "Sesja wsadowa rozpoczęta",
+    150: "Trwa przetwarzanie",
+    200: "Sesja wsadowa przetworzona pomyślnie",
+    405: "Błąd weryfikacji poprawności dostarczonych elementów paczki",
+    415: "Błąd odszyfrowania dostarczonego klucza",
+    420: "Przekroczony limit faktur w sesji",
+    430: "Błąd dekompresji pierwotnego archiwum",
+    435: "Błąd odszyfrowania zaszyfrowanych części archiwum",
+    440: "Sesja anulowana",
+    445: "Błąd weryfikacji, brak poprawnych faktur",
+    500: "Nieznany błąd (500)",
+}
+TIMED_OUT = "Przekroczono czas wysyłki"
+NOTHING_SENT = "Nie przesłano faktur"
 REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 410: "Gone", 429: "Too Many Requests",
            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
@@ -295,10 +346,25 @@ class SimInvoice:
     ready_at: datetime | None = None
     revealed: bool = False
     upo_override: bytes | None = None
+    file_name: str | None = None  # a batch's: the file's name in the archive
 
     @property
     def code(self) -> int:
         return self.outcome[0]
+
+
+@dataclass
+class SimBatch:
+    """A batch session's declared package, what reached the storage, and what its processing decided."""
+
+    file_size: int
+    file_hash: str
+    compression: str  # "Zip" | "TarGz"
+    parts: dict[int, tuple[int, str]]  # ordinal -> the declared size and hash of the encrypted part
+    offline: bool
+    uploads: dict[int, bytes] = field(default_factory=dict)
+    cancelled: bool = False  # expire_session
+    failure: tuple[int, str] | None = None  # the session's own failure code after the close, and why
 
 
 @dataclass
@@ -313,6 +379,7 @@ class SimSession:
     closed_at: datetime | None = None
     invoices: list[SimInvoice] = field(default_factory=list)
     upo_reference: str | None = None
+    batch: SimBatch | None = None  # None: an online session
 
 
 class KsefSimulator:
@@ -345,6 +412,8 @@ class KsefSimulator:
         self.check_nip_checksums = check_nip_checksums
         self.max_invoices = max_invoices
         self.max_invoice_bytes = MAX_INVOICE_BYTES
+        self.batch_part_minutes = 20.0  # sesja-wsadowa.md: the upload time is 20 minutes per declared part
+        self.check_part_uploads = True  # the storage refuses a part whose size or hash is not the declared one
         self.bare_public_key = False
         self.delay = 0.0  # seconds every answer waits
         self._clock = clock
@@ -420,6 +489,16 @@ class KsefSimulator:
         with self._lock:
             self._invoice_by_reference(invoice_reference).upo_override = content
 
+    def expire_session(self, reference: str) -> None:
+        """The session's time is up now: a batch not closed yet is cancelled (440 "Przekroczono czas wysyłki",
+        its uploads 403, its close 21208); an online session is closed by KSeF, as at its validUntil."""
+        with self._lock:
+            session = self.sessions[reference]
+            if session.batch is not None:
+                session.batch.cancelled = session.closed_at is None
+            else:
+                session.valid_until = min(session.valid_until, self.now())
+
     def finish_verification(self) -> None:
         """Every invoice gets its verdict now."""
         with self._lock:
@@ -430,9 +509,10 @@ class KsefSimulator:
 
     def fail_next(self, path: str, status: int = 503, times: int = 1, *, method: str | None = None,
                   after_apply: bool = False, retry_after: int | None = None) -> None:
-        """The next ``times`` requests whose path (below /v2) matches the regex ``path`` (searched: a plain
-        prefix like "/sessions/online" works) are answered ``status``: before KSeF applies them, or after
-        (``after_apply``, a gateway that gave up). A 429 carries ``Retry-After``."""
+        """The next ``times`` requests whose path (below /v2; a part's upload: "/storage/batch-parts/{ref}/{n}")
+        matches the regex ``path`` (searched: a plain prefix like "/sessions/online" works) are answered
+        ``status``: before KSeF applies them, or after (``after_apply``, a gateway that gave up). A 429 carries
+        ``Retry-After``."""
         self._plan(_Planned(re.compile(path), method, times, status=status, after_apply=after_apply,
                             retry_after=retry_after))
 
@@ -645,6 +725,8 @@ class KsefSimulator:
                raw: bytes) -> _Answer:
         if path.startswith("/storage/") and method == "GET":
             return self._storage(path, query)
+        if path.startswith("/storage/") and method == "PUT":
+            return self._storage_put(environ, path, query, raw)
         if method == "POST" and path == "/auth/challenge":
             return self._challenge(environ)
         if method == "POST" and path == "/auth/ksef-token":
@@ -662,7 +744,7 @@ class KsefSimulator:
             raise _Reply(404, detail=f"No route {method} {path}")
         grant = self._grant(environ, "access")
         handler, args = route
-        if method == "POST" and handler != self._close_session:
+        if method == "POST" and handler not in (self._close_session, self._close_batch):
             body = self._json_body(environ, body)
         return handler(_Call(environ, grant, query, body), *args)
 
@@ -672,6 +754,8 @@ class KsefSimulator:
             ("POST", r"/sessions/online", self._open_session),
             ("POST", rf"/sessions/online/{ref}/invoices", self._send_invoice),
             ("POST", rf"/sessions/online/{ref}/close", self._close_session),
+            ("POST", r"/sessions/batch", self._open_batch),
+            ("POST", rf"/sessions/batch/{ref}/close", self._close_batch),
             ("GET", rf"/sessions/{ref}/invoices/failed", self._list_failed),
             ("GET", rf"/sessions/{ref}/invoices/ksef/{ref}/upo", self._upo_by_ksef_number),
             ("GET", rf"/sessions/{ref}/invoices/{ref}/upo", self._upo_route),
@@ -809,9 +893,11 @@ class KsefSimulator:
 
     # --- sessions ----------------------------------------------------------------------------------------
 
-    def _session(self, grant: _Grant, reference: str) -> SimSession:
+    def _session(self, grant: _Grant, reference: str, kind: str | None = None) -> SimSession:
+        """The context's session (of ``kind``, "online" or "batch", when a route is for one kind only)."""
         session = self.sessions.get(reference)
-        if session is None or session.nip != grant.nip:
+        if session is None or session.nip != grant.nip or (
+                kind is not None and (session.batch is not None) != (kind == "batch")):
             raise _Reply(400, 21173, [f"Sesja o numerze referencyjnym {reference} nie została odnaleziona."])
         return session
 
@@ -820,9 +906,23 @@ class KsefSimulator:
         form, encryption = body.get("formCode"), body.get("encryption")
         if not isinstance(form, Mapping) or not isinstance(encryption, Mapping):
             raise _Reply(400, 21405, ["formCode i encryption są wymagane."])
+        self._check_form(form)
+        key = self._session_key(encryption)
+        now = self.now()
+        reference = self._reference("SO")
+        self.sessions[reference] = SimSession(reference, grant.nip, grant.token_reference, key, now, now,
+                                              now + SESSION_LIFE)
+        return 201, {"referenceNumber": reference, "validUntil": _ts(now + SESSION_LIFE)}, []
+
+    @staticmethod
+    def _check_form(form: Mapping[str, Any]) -> None:
         if {k: form.get(k) for k in FA3_FORM} != FA3_FORM:
             raise _Reply(400, 21405, [f"formCode {dict(form)} nie jest obsługiwany przez symulator (tylko FA (3) "
                                       "1-0E FA)."])
+
+    def _session_key(self, encryption: Mapping[str, Any]) -> crypto.SessionKey | None:
+        """The session's AES key and IV from ``encryption`` (21405 for bad Base64 or an IV not of 16 bytes,
+        21470 for an unknown ``publicKeyId``); None when the wrapped key does not decrypt to 32 bytes."""
         try:
             wrapped = crypto.unb64(str(encryption.get("encryptedSymmetricKey") or ""))
             iv = crypto.unb64(str(encryption.get("initializationVector") or ""))
@@ -832,12 +932,7 @@ class KsefSimulator:
             raise _Reply(400, 21405, [f"initializationVector ma {len(iv)} bajtów zamiast 16."])
         key_id = encryption.get("publicKeyId")
         plain = self._decrypt("SymmetricKeyEncryption", wrapped, str(key_id) if key_id else None) if wrapped else None
-        now = self.now()
-        key = crypto.SessionKey(plain, iv) if plain is not None and len(plain) == crypto.KEY_BYTES else None
-        reference = self._reference("SO")
-        self.sessions[reference] = SimSession(reference, grant.nip, grant.token_reference, key, now, now,
-                                              now + SESSION_LIFE)
-        return 201, {"referenceNumber": reference, "validUntil": _ts(now + SESSION_LIFE)}, []
+        return crypto.SessionKey(plain, iv) if plain is not None and len(plain) == crypto.KEY_BYTES else None
 
     def _closed_at(self, session: SimSession) -> datetime | None:
         if session.closed_at is not None:
@@ -845,6 +940,17 @@ class KsefSimulator:
         return session.valid_until if self.now() >= session.valid_until else None
 
     def _session_code(self, session: SimSession) -> int:
+        return self._session_state(session)[0]
+
+    def _session_state(self, session: SimSession) -> tuple[int, str, list[str]]:
+        """The session's status code, description and details (SessionStatusResponse's tables)."""
+        if session.batch is not None:
+            code, details = self._batch_code(session)
+            return code, BATCH_SESSION_STATUS[code], details
+        code = self._online_code(session)
+        return code, SESSION_STATUS[code], [NOTHING_SENT] if code == 440 else []
+
+    def _online_code(self, session: SimSession) -> int:
         if session.key is None:
             return 415
         if self._closed_at(session) is None:
@@ -859,7 +965,7 @@ class KsefSimulator:
 
     def _send_invoice(self, call: _Call, reference: str) -> _Answer:
         body = call.body
-        session = self._session(call.grant, reference)
+        session = self._session(call.grant, reference, "online")
         code = self._session_code(session)
         if code != 100:
             raise _Reply(400, 21180, [f"Status sesji {code} uniemożliwia wysyłkę faktur."])
@@ -998,6 +1104,8 @@ class KsefSimulator:
                                  "invoiceHash": invoice.sha256, "invoicingDate": _ts(invoice.invoicing_date)}
         if invoice.invoice_number:
             entry["invoiceNumber"] = invoice.invoice_number
+        if invoice.file_name:
+            entry["invoiceFileName"] = invoice.file_name[:128]
         if not invoice.revealed:
             code = 100 if invoice.reads <= 1 else 150
             entry["status"] = {"code": code, "description": INVOICE_STATUS[code]}
@@ -1070,10 +1178,10 @@ class KsefSimulator:
     def _session_status(self, call: _Call, reference: str) -> _Answer:
         environ = call.environ
         session = self._session(call.grant, reference)
-        code = self._session_code(session)
-        status: dict[str, Any] = {"code": code, "description": SESSION_STATUS[code]}
-        if code == 440:
-            status["details"] = ["Nie przesłano faktur"]
+        code, description, details = self._session_state(session)
+        status: dict[str, Any] = {"code": code, "description": description}
+        if details:
+            status["details"] = details
         successful = sum(1 for i in session.invoices if i.revealed and i.code == 200)
         failed = sum(1 for i in session.invoices if i.revealed and i.code != 200)
         body: dict[str, Any] = {"status": status, "dateCreated": _ts(session.created),
@@ -1089,12 +1197,183 @@ class KsefSimulator:
         return 200, body, []
 
     def _close_session(self, call: _Call, reference: str) -> _Answer:
-        session = self._session(call.grant, reference)
+        session = self._session(call.grant, reference, "online")
         code = self._session_code(session)
         if code != 100:
             raise _Reply(400, 21180, [f"Status sesji {code} uniemożliwia jej zamknięcie."])
         session.closed_at = session.updated = self.now()
         return 204, None, []
+
+    # --- batch sessions ----------------------------------------------------------------------------------
+
+    def _open_batch(self, call: _Call) -> _Answer:
+        grant, body = call.grant, call.body
+        form, package, encryption = body.get("formCode"), body.get("batchFile"), body.get("encryption")
+        if not isinstance(form, Mapping) or not isinstance(package, Mapping) or not isinstance(encryption, Mapping):
+            raise _Reply(400, 21405, ["formCode, batchFile i encryption są wymagane."])
+        self._check_form(form)
+        problems: list[str] = []
+        size, digest = package.get("fileSize"), package.get("fileHash")
+        if not _whole(size) or not 1 <= size <= MAX_BATCH_BYTES:
+            problems.append(f"batchFile.fileSize: wymagana liczba całkowita od 1 do {MAX_BATCH_BYTES}.")
+        if not _is_sha256(digest):
+            problems.append("batchFile.fileHash: wymagany skrót SHA-256 w Base64 (44 znaki).")
+        compression = package.get("compressionType") or "Zip"
+        if compression not in ("Zip", "TarGz"):
+            problems.append("batchFile.compressionType: dozwolone wartości Zip, TarGz.")
+        if body.get("offlineMode") is not None and not isinstance(body.get("offlineMode"), bool):
+            problems.append("offlineMode: wymagana wartość logiczna.")
+        declared = package.get("fileParts")
+        if not isinstance(declared, list) or not declared:
+            problems.append("batchFile.fileParts: wymagana co najmniej jedna część.")
+            declared = []
+        if len(declared) > MAX_BATCH_PARTS:
+            raise _Reply(400, 21161, [f"Zadeklarowano {len(declared)} części, dozwolone {MAX_BATCH_PARTS}."])
+        parts: dict[int, tuple[int, str]] = {}
+        for n, part in enumerate(declared):
+            ordinal = part.get("ordinalNumber") if isinstance(part, Mapping) else None
+            part_size = part.get("fileSize") if isinstance(part, Mapping) else None
+            part_hash = part.get("fileHash") if isinstance(part, Mapping) else None
+            if not _whole(ordinal) or ordinal < 1 or ordinal in parts:
+                problems.append(f"batchFile.fileParts[{n}].ordinalNumber: wymagana liczba całkowita >= 1, "
+                                "niepowtarzalna.")
+            elif not _whole(part_size) or part_size < 1:
+                problems.append(f"batchFile.fileParts[{n}].fileSize: wymagana liczba całkowita >= 1.")
+            elif not _is_sha256(part_hash):
+                problems.append(f"batchFile.fileParts[{n}].fileHash: wymagany skrót SHA-256 w Base64 (44 znaki).")
+            else:
+                parts[ordinal] = (part_size, part_hash)
+        if problems:
+            raise _Reply(400, 21405, problems)
+        padded_limit = (MAX_PART_BYTES // crypto.IV_BYTES + 1) * crypto.IV_BYTES
+        for ordinal, (part_size, _) in sorted(parts.items()):
+            if part_size % crypto.IV_BYTES or part_size > padded_limit:
+                raise _Reply(400, 21157, [f"Część {ordinal}: {part_size} bajtów to nie zaszyfrowana (AES-256-CBC, "
+                                          f"PKCS#7) część o rozmiarze do {MAX_PART_BYTES} bajtów."])
+        key = self._session_key(encryption)
+        now = self.now()
+        deadline = now + timedelta(minutes=self.batch_part_minutes * len(parts))
+        reference = self._reference("SB")
+        self.sessions[reference] = SimSession(
+            reference, grant.nip, grant.token_reference, key, now, now, deadline,
+            batch=SimBatch(size, digest, compression, parts, bool(body.get("offlineMode"))))
+        uploads = [{"ordinalNumber": ordinal, "method": "PUT",
+                    "url": self._part_url(call.environ, reference, ordinal, deadline), "headers": dict(BLOB_HEADERS)}
+                   for ordinal in sorted(parts)]
+        return 201, {"referenceNumber": reference, "partUploadRequests": uploads}, []
+
+    def _part_signature(self, path: str, stamp: str) -> str:
+        return _b64url(hmac.new(self._secret, f"PUT|{path}|{stamp}".encode(), hashlib.sha256).digest())
+
+    def _part_url(self, environ: Mapping[str, Any], reference: str, ordinal: int, deadline: datetime) -> str:
+        """A pre-signed write address on the simulator's own host, outside /v2, valid until ``deadline``."""
+        path = f"/storage/batch-parts/{quote(reference, safe='')}/{ordinal}"
+        stamp = str(int(deadline.timestamp()))
+        host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT')}"
+        return (f"{environ.get('wsgi.url_scheme', 'http')}://{host}{path}?se={stamp}&sp=w"
+                f"&sig={self._part_signature(path, stamp)}")
+
+    def _storage_put(self, environ: Mapping[str, Any], path: str, query: Mapping[str, str], raw: bytes) -> _Answer:
+        """A part's upload (sesja-wsadowa.md §5): 201 stored; 400 bad data; 401 an Authorization header (the
+        address is the credential); 403 a bad signature, or its time is up, or the session is no longer open."""
+        if environ.get("HTTP_AUTHORIZATION"):
+            raise _Reply(401, detail="Adres części jest podpisany: nagłówek Authorization jest niedozwolony.")
+        stamp, signature = query.get("se", ""), query.get("sig", "")
+        if not stamp.isdigit() or not hmac.compare_digest(self._part_signature(path, stamp), signature):
+            raise _Reply(403, detail="Signature not valid.")
+        parts = path.split("/")
+        session = self.sessions.get(parts[3]) if len(parts) == 5 and parts[2] == "batch-parts" else None
+        if session is None or session.batch is None or not parts[4].isdigit():
+            raise _Reply(404, detail="No such blob.")
+        batch, ordinal = session.batch, int(parts[4])
+        if int(stamp) <= self.now().timestamp() or batch.cancelled or session.closed_at is not None:
+            raise _Reply(403, detail="Upłynął czas na zapis części (lub sesja nie jest już otwarta).")
+        if environ.get("HTTP_X_MS_BLOB_TYPE") != BLOB_HEADERS["x-ms-blob-type"]:
+            raise _Reply(400, detail="Brak wymaganego nagłówka x-ms-blob-type: BlockBlob.")
+        declared_size, declared_hash = batch.parts[ordinal]
+        if self.check_part_uploads and (len(raw) != declared_size or crypto.sha256_b64(raw) != declared_hash):
+            raise _Reply(400, detail=f"Część {ordinal}: rozmiar lub skrót nie zgadza się z zadeklarowanym.")
+        batch.uploads[ordinal] = raw
+        session.updated = self.now()
+        return 201, b"", []
+
+    def _batch_code(self, session: SimSession) -> tuple[int, list[str]]:
+        batch = session.batch
+        assert batch is not None
+        if session.closed_at is None:
+            if batch.cancelled or self.now() >= session.valid_until:
+                return 440, [TIMED_OUT]
+            return 100, []
+        if batch.failure is not None:
+            return batch.failure[0], []
+        if not session.invoices:
+            return 440, [NOTHING_SENT]
+        for invoice in session.invoices:
+            self._observe(invoice)
+        if not all(i.revealed for i in session.invoices):
+            return 150, []
+        return (200 if any(i.code == 200 for i in session.invoices) else 445), []
+
+    def _close_batch(self, call: _Call, reference: str) -> _Answer:
+        session = self._session(call.grant, reference, "batch")
+        batch = session.batch
+        assert batch is not None
+        if session.closed_at is None and (batch.cancelled or self.now() >= session.valid_until):
+            raise _Reply(400, 21208, ["Sesja anulowana, przekroczony czas wysyłki."])
+        code = self._session_code(session)
+        if code != 100:
+            raise _Reply(400, 21180, [f"Status sesji {code} uniemożliwia jej zamknięcie."])
+        for ordinal in sorted(batch.parts):
+            if ordinal not in batch.uploads:
+                raise _Reply(400, 21205, [f"Nie przesłano zadeklarowanej '{ordinal}' części pliku."])
+        for ordinal, (declared_size, _) in sorted(batch.parts.items()):
+            if len(batch.uploads[ordinal]) != declared_size:
+                raise _Reply(400, 21157, [f"Zadeklarowany rozmiar części '{ordinal}' nie zgadza się z rzeczywistym."])
+        session.closed_at = session.updated = self.now()
+        self._process_batch(session)
+        return 204, None, []
+
+    def _process_batch(self, session: SimSession) -> None:
+        """The closed package: decrypted, checked, unpacked, each file verified as an online invoice."""
+        batch = session.batch
+        assert batch is not None
+        if session.key is None:
+            batch.failure = (415, "the wrapped key does not decrypt to an AES-256 key")
+            return
+        chunks: list[bytes] = []
+        for ordinal in sorted(batch.parts):
+            encrypted = batch.uploads[ordinal]
+            if crypto.sha256_b64(encrypted) != batch.parts[ordinal][1]:
+                batch.failure = (405, f"part {ordinal}: its hash is not the declared one")
+                return
+            try:
+                chunks.append(crypto.aes_decrypt(session.key, encrypted))
+            except ValueError:
+                batch.failure = (435, f"part {ordinal} does not decrypt")
+                return
+        archive = b"".join(chunks)
+        if len(archive) != batch.file_size or crypto.sha256_b64(archive) != batch.file_hash:
+            batch.failure = (405, "the archive's size or hash is not the declared one")
+            return
+        try:
+            files = _unpack(archive, batch.compression)
+        except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError, ValueError) as exc:
+            batch.failure = (430, f"the archive does not unpack: {exc}")
+            return
+        if len(files) > self.max_invoices:
+            batch.failure = (420, f"{len(files)} invoices, over {self.max_invoices}")
+            return
+        now = self.now()
+        for name, xml in files:
+            invoice = SimInvoice(len(session.invoices) + 1, self._reference("EE"), session.reference,
+                                 crypto.sha256_b64(xml), len(xml), session.created, (430, [], {}), file_name=name)
+            if len(xml) > self.max_invoice_bytes:
+                invoice.outcome = (430, [f"Plik faktury ma {len(xml)} bajtów, ponad limit {self.max_invoice_bytes}."],
+                                   {})
+            else:
+                self._verify(session, invoice, xml, offline=batch.offline)
+            invoice.ready_at = now + timedelta(seconds=self.verification_seconds)
+            session.invoices.append(invoice)
 
     # --- UPO ---------------------------------------------------------------------------------------------
 
@@ -1164,6 +1443,34 @@ class KsefSimulator:
         return etree.tostring(e.Potwierdzenie(*children), xml_declaration=True, encoding="utf-8")
 
 
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_sha256(value: Any) -> bool:
+    """Sha256HashBase64: 44 characters of standard Base64 holding 32 bytes."""
+    if not isinstance(value, str) or len(value) != 44:
+        return False
+    try:
+        return len(crypto.unb64(value)) == 32
+    except ValueError:
+        return False
+
+
+def _unpack(archive: bytes, compression: str) -> list[tuple[str, bytes]]:
+    """The files of a batch's archive (ZIP or tar.gz) in its order; directories skipped."""
+    if compression == "TarGz":
+        out = []
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                handle = tar.extractfile(member) if member.isfile() else None
+                if handle is not None:
+                    out.append((member.name, handle.read()))
+        return out
+    with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+        return [(info.filename, zipped.read(info)) for info in zipped.infolist() if not info.is_dir()]
+
+
 def _xml_problems(xml: bytes) -> tuple[list[str], etree._Element | None]:
     """weryfikacja-faktury.md "Weryfikacja XML" before the schema: UTF-8 without a BOM, well-formed, no DOCTYPE
     (the parser loads none), no processing instruction, no encoding but UTF-8 declared, no discouraged
@@ -1210,4 +1517,5 @@ class _SimTransport(httpx.BaseTransport):
                                             request=request) from exc
 
 
-__all__ = ["DEFAULT_NIP", "DEFAULT_TOKEN", "Exchange", "KsefSimulator", "KsefToken", "SimInvoice", "SimSession"]
+__all__ = ["DEFAULT_NIP", "DEFAULT_TOKEN", "Exchange", "KsefSimulator", "KsefToken", "SimBatch", "SimInvoice",
+           "SimSession"]

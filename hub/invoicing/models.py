@@ -135,6 +135,7 @@ class KsefSession(Base):
 
     reference: Mapped[str] = mapped_column(String(100), primary_key=True)
     connector: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10), default="online", server_default="online")  # online | batch
     state: Mapped[str] = mapped_column(String(20))  # open | closing | closed
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

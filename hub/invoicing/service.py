@@ -50,6 +50,7 @@ from hub.kernel.clock import utcnow
 from hub.kernel.errors import Deferred, NotFoundError, PermanentError, RetryableError
 from hub.kernel.ports.invoicing import (
     EInvoicing,
+    EInvoicingBatch,
     ExchangeRateSource,
     OutgoingInvoice,
     PublishedRate,
@@ -61,6 +62,8 @@ from hub.platform.config import InvoicingSettings
 from hub.platform.db import insert_for, transaction
 
 SEND_BATCH = 100  # invoices marked sending per commit
+BATCH_FROM = 200  # a backlog this large goes in a batch session, when the connector has them
+BATCH_SIZE = 5_000  # invoices per batch session (its archive is held in memory while it uploads)
 SESSION_INVOICES = 9_000  # a session takes up to 10,000 invoices (limity/)
 STATUS_POLL = 0.5  # seconds between reads of KSeF's verdicts while it verifies
 # sends and verdicts go before the issuing behind them: an invoice is in KSeF soon after it is numbered
@@ -342,6 +345,11 @@ class InvoicingService:
         sent = 0
         session_ref: str | None = None
         while not ctx.stopping.is_set():
+            if isinstance(port, EInvoicingBatch):
+                backlog = self._send_batch(ctx.engine, port)
+                if backlog:
+                    sent += backlog
+                    continue
             with transaction(ctx.engine) as session:
                 batch = session.execute(select(Invoice.id, Invoice.number, Invoice.xml, Invoice.xml_sha256)
                                         .where(Invoice.state == "issued", _ready_to_send())
@@ -379,6 +387,39 @@ class InvoicingService:
                 queue.enqueue_coalesced(session, STATUS, {}, group=f"ksef-status:{port.name}", priority=KSEF_PRIORITY)
         return {"sent": sent, "recovered": recovered, "session": session_ref}
 
+    def _send_batch(self, engine: Engine, port: EInvoicingBatch) -> int:
+        """A backlog of at least BATCH_FROM ready invoices goes as one batch session (up to BATCH_SIZE): opened,
+        its invoices marked sending with it in a committed transaction, uploaded and closed. KSeF lists them
+        once it has verified them (handle_status matches them by hash). 0 when there is no such backlog."""
+        with transaction(engine) as session:
+            rows = session.execute(select(Invoice.id, Invoice.number, Invoice.xml, Invoice.xml_sha256)
+                                   .where(Invoice.state == "issued", _ready_to_send())
+                                   .order_by(Invoice.id).limit(BATCH_SIZE)).all()
+        if len(rows) < BATCH_FROM:
+            return 0
+        reference = port.open_batch([OutgoingInvoice(row.number, row.xml.encode("utf-8"), row.xml_sha256)
+                                     for row in rows])
+        now = utcnow()
+        with transaction(engine) as session:
+            session.add(KsefSession(reference=reference, connector=self.settings.ksef or "", kind="batch",
+                                    state="open", opened_at=now, invoices=len(rows)))
+            session.flush()
+            session.execute(_MARK_SENDING, [{"invoice_id": row.id, "session_ref": reference, "now": now}
+                                            for row in rows])
+        try:
+            port.finish_batch(reference)
+        except SessionUnusable as exc:  # nothing of it will be processed: its invoices go again
+            with transaction(engine) as session:
+                _reissue(session, [row.id for row in rows])
+            raise RetryableError(f"KSeF batch session {reference}: {exc}") from exc
+        with transaction(engine) as session:
+            session.execute(_MARK_SENT, [{"invoice_id": row.id, "reference": None, "now": utcnow()} for row in rows])
+            session.execute(update(KsefSession).where(KsefSession.reference == reference)
+                            .values(state="closed", closed_at=utcnow()))
+            queue.enqueue_coalesced(session, STATUS, {}, group=f"ksef-status:{self.settings.ksef}",
+                                    priority=KSEF_PRIORITY)
+        return len(rows)
+
     def recover(self, engine: Engine, port: EInvoicing) -> int:
         """Invoices a dead run left ``sending``: found in their session (by hash) they are sent, else
         they never reached KSeF and are issued again (sent by this run)."""
@@ -390,6 +431,17 @@ class InvoicingService:
             by_session[row.ksef_session].append(row)
         found_total = 0
         for session_ref, rows in by_session.items():
+            with transaction(engine) as session:
+                record = session.get(KsefSession, session_ref)
+                kind = record.kind if record is not None else "online"
+            if kind == "batch" and isinstance(port, EInvoicingBatch):
+                phase = port.session_phase(session_ref)
+                if phase == "processing":  # closed before the run died: wait for KSeF's verdicts
+                    raise Deferred(f"KSeF is still processing batch session {session_ref}", retry_after=STATUS_POLL)
+                if phase in ("open", "failed"):  # never closed (its parts died with the run) or refused whole
+                    with transaction(engine) as session:
+                        _reissue(session, [row.id for row in rows])
+                    continue
             found = {sent.sha256: sent for sent in port.find_sent(session_ref)}
             now = utcnow()
             with transaction(engine) as session:
@@ -412,21 +464,33 @@ class InvoicingService:
     def handle_status(self, ctx: JobContext) -> dict[str, Any]:
         port = self.ksef()
         with transaction(ctx.engine) as session:
-            rows = session.execute(select(Invoice.id, Invoice.ksef_session, Invoice.ksef_reference)
-                                   .where(Invoice.state == "sent")).all()
-        by_session: dict[str, dict[str, int]] = defaultdict(dict)
+            rows = session.execute(select(Invoice.id, Invoice.ksef_session, Invoice.ksef_reference,
+                                          Invoice.xml_sha256).where(Invoice.state == "sent")).all()
+        by_session: dict[str, list[Any]] = defaultdict(list)
         for row in rows:
-            by_session[row.ksef_session][row.ksef_reference] = row.id
+            by_session[row.ksef_session].append(row)
         accepted = rejected = waiting = 0
-        for session_ref, ids in by_session.items():
-            answers = {sent.reference: sent for sent in port.find_sent(session_ref)}
+        for session_ref, members in by_session.items():
+            listed = port.find_sent(session_ref)
+            by_reference = {sent.reference: sent for sent in listed}
+            by_hash = {sent.sha256: sent for sent in listed}
             verdicts = []
-            for reference, invoice_id in ids.items():
-                sent = answers.get(reference)
-                if sent is None or sent.status == "processing":
+            unlisted = []
+            for row in members:  # a batch's invoices are known by their hash until KSeF lists them
+                sent = by_reference.get(row.ksef_reference) if row.ksef_reference else by_hash.get(row.xml_sha256)
+                if sent is None and row.ksef_reference is None:
+                    unlisted.append(row.id)
+                elif sent is None or sent.status == "processing":
                     waiting += 1
                 else:
-                    verdicts.append((invoice_id, sent))
+                    verdicts.append((row.id, sent))
+            if unlisted and isinstance(port, EInvoicingBatch) and port.session_phase(session_ref) in ("failed", "done"):
+                with transaction(ctx.engine) as session:  # KSeF processed nothing of them: they go again
+                    _reissue(session, unlisted)
+                    queue.enqueue_coalesced(session, SEND, {}, group=f"ksef-send:{self.settings.ksef}",
+                                            priority=KSEF_PRIORITY)
+            else:
+                waiting += len(unlisted)
             for start in range(0, len(verdicts), SEND_BATCH):
                 outcomes = self._settle(ctx.engine, port, session_ref, verdicts[start:start + SEND_BATCH])
                 accepted += outcomes.count("accepted")
@@ -461,6 +525,12 @@ class InvoicingService:
             if refused:
                 session.execute(_REJECTED, refused)
         return ["accepted"] * len(accepted) + ["rejected"] * len(refused)
+
+
+def _reissue(session: Session, ids: Sequence[int]) -> None:
+    """Invoices KSeF never took (a batch never closed or refused whole): issued again, to be sent again."""
+    session.execute(update(Invoice).where(Invoice.id.in_(list(ids)), Invoice.state.in_(("sending", "sent")))
+                    .values(state="issued", ksef_session=None, ksef_reference=None, updated_at=utcnow()))
 
 
 def _ready_to_send() -> Any:

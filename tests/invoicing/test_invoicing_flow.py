@@ -6,6 +6,7 @@ commit, and the invoices are still in KSeF once each."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -174,3 +175,51 @@ def test_a_worker_killed_between_ksefs_answer_and_our_commit_sends_each_invoice_
     finally:
         ksef.stop()
         nbp.stop()
+
+
+def test_a_backlog_goes_in_a_batch_session_and_survives_a_run_dying_before_the_upload(
+        db_url: str, engine: Engine, tmp_path: Path) -> None:
+    from hub.app.wiring import ProcessServices
+    from hub.invoicing.service import BATCH_FROM
+    from tests.invoicing.test_ksef_sending import Ctx
+
+    ksef, nbp = KsefSimulator(), NbpSimulator(now=None)
+    loaded = config(tmp_path, db_url)
+    transports = {"ksef": ksef.transport(), "nbp": nbp.transport()}
+    first = ProcessServices(loaded, transports).invoicing(engine)
+    count = BATCH_FROM + 10
+    for n in range(count):
+        order_id = add_order(engine, f"S{n}", [("A", 1, f"{10 + n % 50}.00", "23", "goods")])
+        first.issue_order(engine, order_id)
+
+    class Killed(BaseException):
+        """The process dies: nothing after this runs."""
+
+    port = first.ksef()
+
+    def die(_session: str) -> None:
+        raise Killed
+
+    port.finish_batch = die  # type: ignore[method-assign]
+    with contextlib.suppress(Killed):
+        first.handle_send(Ctx(engine))
+    assert {i.state for i in invoices(engine).values()} == {"sending"}  # marked with the batch, never uploaded
+
+    # another process: the batch's parts died with the first, KSeF never got them; they go again
+    second = ProcessServices(loaded, transports).invoicing(engine)
+    result = second.handle_send(Ctx(engine))
+    assert result["sent"] == count
+    with transaction(engine) as session:
+        kinds = [(s.kind, s.invoices) for s in session.execute(select(KsefSession).order_by(KsefSession.opened_at))
+                 .scalars()]
+    assert kinds == [("batch", count), ("batch", count)]
+    for _ in range(50):
+        try:
+            second.handle_status(Ctx(engine))
+            break
+        except Exception:
+            time.sleep(0.05)
+    found = invoices(engine)
+    assert {i.state for i in found.values()} == {"accepted"}
+    assert len(ksef.accepted) == count  # each once: the first batch was never closed, so nothing of it counted
+    assert all(i.ksef_number and i.upo for i in found.values())

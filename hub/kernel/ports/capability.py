@@ -33,4 +33,5 @@ class Capability(StrEnum):
     # exchange rates (a central bank) and e-invoicing (KSeF)
     EXCHANGE_RATES = "rates.exchange"  # the average rate of a currency published before a day
     EINVOICE_ONLINE = "einvoicing.online"  # invoices sent in an online session, read back by their hash
+    EINVOICE_BATCH = "einvoicing.batch"  # a backlog sent as one archive in a batch session
     ACCOUNTING_EXPORT = "accounting.export"  # issued invoices in an accounting program's import format

@@ -99,6 +99,29 @@ class EInvoicing(Protocol):
         ...
 
 
+SessionPhase = Literal["open", "processing", "done", "failed"]
+
+
+@runtime_checkable
+class EInvoicingBatch(Protocol):
+    """A batch session for a backlog (KSeF allows 30 online sends a minute): the invoices go as one encrypted
+    archive, KSeF verifies each on its own, and ``find_sent`` reads them afterwards."""
+
+    def open_batch(self, invoices: Sequence[OutgoingInvoice]) -> str:
+        """Open a batch session for these invoices (their archive kept in this process); its reference.
+        One attempt: a session opened unseen is never closed, so KSeF cancels it and processes nothing."""
+        ...
+
+    def finish_batch(self, session: str) -> None:
+        """Upload the batch's parts and close the session, in the process that opened it (SessionUnusable
+        when it cannot: its invoices are then sent again)."""
+        ...
+
+    def session_phase(self, session: str) -> SessionPhase:
+        """open (never closed), processing (closed, being verified), done, or failed (nothing processed)."""
+        ...
+
+
 @dataclass(frozen=True)
 class RegisterRate:
     """An invoice's total at one rate; ``rate`` is FA(3)'s code (``23``, ``0 KR``, ``zw``, ``np I``...)."""

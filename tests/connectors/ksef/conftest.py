@@ -113,17 +113,28 @@ class _Resp:
 
 class ValidatingTransport(httpx.BaseTransport):
     """Validates each request/response pair against open-api.json and fails the test on any mismatch. The
-    pre-signed download addresses (``/storage/...``) are not API operations and pass unchecked."""
+    pre-signed addresses (``/storage/...``: the UPO downloads, a batch's part uploads) are not API operations:
+    open-api.json describes only the ``partUploadRequests`` that name them, not what they answer, so they
+    pass unchecked but for what the spec does say of them: no bearer token ever travels there
+    (sesja-wsadowa.md §5, the UPO's ``downloadUrl``), and a part goes with the headers KSeF named, not the
+    API's. ``storage`` lists them."""
 
     def __init__(self, inner: httpx.BaseTransport, spec: Spec):
         self.inner = inner
         self.spec = spec
         self.checked: list[tuple[str, str, int]] = []
+        self.storage: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.startswith("/storage/"):
-            return self.inner.handle_request(request)
+            assert "authorization" not in request.headers, f"{request.url.path}: no token travels to the storage"
+            if request.method == "PUT":  # a part: exactly the headers partUploadRequests named, no API header
+                assert "x-error-format" not in request.headers, "a part's upload carries the API's headers"
+            response = self.inner.handle_request(request)
+            with self._lock:
+                self.storage.append((request.method, request.url.path, response.status_code))
+            return response
         assert request.url.path.startswith("/v2/"), f"{request.url}: the API lives under /v2"
         self._check_request(request)
         response = self.inner.handle_request(request)
@@ -210,6 +221,7 @@ def wired(sim: KsefSimulator, ksef_spec: Spec) -> Iterator[Callable[..., Wired]]
         transport = ValidatingTransport(sim.transport(), ksef_spec)
         w = wire(sim, transport, **options)
         w.checked = transport.checked
+        w.storage = transport.storage
         built.append(w)
         return w
 

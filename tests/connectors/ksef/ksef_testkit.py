@@ -67,6 +67,7 @@ class Wired:
     sleeps: Sleeps
     options: KsefOptions
     checked: list[tuple[str, str, int]] = field(default_factory=list)  # (method, path, status) validated
+    storage: list[tuple[str, str, int]] = field(default_factory=list)  # the pre-signed addresses' exchanges
 
 
 def wire(sim: KsefSimulator, transport: httpx.BaseTransport, *, token: str = DEFAULT_TOKEN, nip: str = SELLER,

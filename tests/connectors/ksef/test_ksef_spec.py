@@ -23,7 +23,7 @@ Wire = Callable[..., Wired]
 
 def test_the_spec() -> None:
     assert (SPEC.kind, SPEC.role, SPEC.options_model) == ("ksef", "einvoicing", KsefOptions)
-    assert SPEC.capabilities == frozenset({Capability.EINVOICE_ONLINE})
+    assert SPEC.capabilities == frozenset({Capability.EINVOICE_ONLINE, Capability.EINVOICE_BATCH})
 
 
 def test_the_factory_builds_the_port(sim: KsefSimulator) -> None:
