@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.catalog import Product
@@ -270,6 +270,7 @@ def store(session: Session, settings: InvoicingSettings, draft: Draft, *, now: d
         split_payment=split, created_at=now, updated_at=now)
     new_id = session.execute(insert_for(session)(Invoice).values(**values)
                              .on_conflict_do_nothing(index_elements=["origin"]).returning(Invoice.id)).scalar()
+    number: tuple[str, str | None, int | None] | None = None
     if new_id is None:
         existing = session.execute(select(Invoice).where(Invoice.origin == draft.origin)
                                    .with_for_update()).scalar_one()
@@ -280,29 +281,35 @@ def store(session: Session, settings: InvoicingSettings, draft: Draft, *, now: d
             **{k: v for k, v in values.items() if k not in kept}))
         session.execute(InvoiceLine.__table__.delete().where(InvoiceLine.invoice_id == existing.id))
         new_id = existing.id
-    invoice = session.get(Invoice, new_id, populate_existing=True)
-    assert invoice is not None
-    rows = [InvoiceLine(invoice_id=new_id, line_no=number, name=line.name, sku=line.sku, kind=line.kind,
-                        unit=line.unit, quantity=line.quantity, rate=line.rate, unit_net=line.unit_net,
-                        unit_gross=line.unit_gross, net=line.net, vat=line.vat, gross=line.gross,
-                        annex15=line.annex15)
-            for number, line in enumerate(amounts.lines, 1)]
+        if existing.number is not None:  # an invoice KSeF rejected keeps the number it was sent under
+            number = (existing.number, existing.period, existing.seq)
+            values["issue_date"] = existing.issue_date
+        session.expunge(existing)
+    # the invoice as stored, built here rather than read back (the counter row is locked from the number on)
+    invoice = Invoice(id=new_id, **values)
+    lines = [dict(invoice_id=new_id, line_no=index, name=line.name, sku=line.sku, kind=line.kind, unit=line.unit,
+                  quantity=line.quantity, rate=line.rate, unit_net=line.unit_net, unit_gross=line.unit_gross,
+                  net=line.net, vat=line.vat, gross=line.gross, annex15=line.annex15)
+             for index, line in enumerate(amounts.lines, 1)]
+    rows = [InvoiceLine(**line) for line in lines]
     corrected_ksef = corrected.ksef_number if corrected is not None else None
-    pattern = settings.series[draft.series].pattern
     trial = render(invoice, rows, corrected=corrected, corrected_ksef=corrected_ksef, created_at=now,
                    number=STAND_IN_NUMBER)
     found = problems(fa3(), trial)
     if found:
         invoice.problem = "FA(3) schema: " + "; ".join(found[:5])
-        session.flush()
+        session.execute(update(Invoice).where(Invoice.id == new_id).values(problem=invoice.problem))
         return Issued(invoice, True)
-    if invoice.number is None:  # an invoice KSeF rejected keeps the number it was sent under
-        invoice.number, invoice.period, invoice.seq = take_number(session, draft.series, pattern, draft.issue_date)
+    session.execute(insert(InvoiceLine), lines)
+    if number is None:  # taken last: the counter row stays locked until the commit
+        number = take_number(session, draft.series, settings.series[draft.series].pattern, draft.issue_date)
+    invoice.number, invoice.period, invoice.seq = number
     xml = render(invoice, rows, corrected=corrected, corrected_ksef=corrected_ksef, created_at=now)
     invoice.xml = xml.decode("utf-8")
     invoice.xml_sha256 = sha256_b64(xml)
     invoice.state = "issued" if send else "outside_ksef"
     invoice.problem = None
-    session.add_all(rows)
-    session.flush()
+    session.execute(update(Invoice).where(Invoice.id == new_id).values(
+        number=invoice.number, period=invoice.period, seq=invoice.seq, xml=invoice.xml,
+        xml_sha256=invoice.xml_sha256, state=invoice.state, problem=None))
     return Issued(invoice, True)

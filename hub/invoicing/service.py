@@ -170,15 +170,16 @@ class InvoicingService:
             status = session.execute(select(Order.status).where(Order.id == order_id).with_for_update()).scalar()
             if status == "cancelled":
                 raise NothingSold(f"order {order_id} was cancelled meanwhile: nothing was sold")
-            issued = store(session, self.settings, draft, now=now, send=self.sends(draft.business))
-            self._after_issue(session, issued)
+            send = self.sends(draft.business)
+            if send:  # queued before the number is taken: the counter row is held until the commit
+                self._queue_send(session)
+            issued = store(session, self.settings, draft, now=now, send=send)
         if issued.invoice.state == "problem":
             raise InvoiceProblem(f"invoice for order {order_id}: {issued.invoice.problem}")
         return issued
 
-    def _after_issue(self, session: Session, issued: Issued) -> None:
-        if issued.created and issued.invoice.state == "issued":
-            queue.enqueue_coalesced(session, SEND, {}, group=f"ksef-send:{self.settings.ksef}", priority=KSEF_PRIORITY)
+    def _queue_send(self, session: Session) -> None:
+        queue.enqueue_coalesced(session, SEND, {}, group=f"ksef-send:{self.settings.ksef}", priority=KSEF_PRIORITY)
 
     def handle_issue(self, ctx: JobContext) -> dict[str, Any]:
         if not self.settings.enabled:
@@ -216,9 +217,10 @@ class InvoicingService:
                           exchange=PublishedRate(original.currency, original.exchange_rate_date,
                                                  original.exchange_rate, original.exchange_rate_table or "")
                           if original.exchange_rate is not None and original.exchange_rate_date is not None else None)
-            issued = store(session, self.settings, draft, now=now, corrected=original,
-                           send=self.sends(original.business))
-            self._after_issue(session, issued)
+            send = self.sends(original.business)
+            if send:
+                self._queue_send(session)
+            issued = store(session, self.settings, draft, now=now, corrected=original, send=send)
         if issued.invoice.state == "problem":
             raise InvoiceProblem(f"correction of invoice {original.number}: {issued.invoice.problem}")
         return issued
@@ -303,10 +305,12 @@ class InvoicingService:
 
     # KSeF
 
-    def _sender_running(self, engine: Engine, job_id: int) -> bool:
+    def _another_running(self, engine: Engine, job_id: int, kind: str) -> bool:
+        """Another job of ``kind`` holds a live lease: one KSeF sender, and one reader of verdicts (two would
+        fetch each UPO twice), at a time."""
         with transaction(engine) as session:
             return bool(session.execute(select(func.count()).select_from(Job).where(
-                Job.kind == SEND, Job.state == "running", Job.id != job_id,
+                Job.kind == kind, Job.state == "running", Job.id != job_id,
                 Job.lease_expires_at > utcnow())).scalar())
 
     def _session(self, engine: Engine, port: EInvoicing) -> str:
@@ -338,7 +342,7 @@ class InvoicingService:
                             .values(state="closed", closed_at=utcnow()))
 
     def handle_send(self, ctx: JobContext) -> dict[str, Any]:
-        if self._sender_running(ctx.engine, ctx.job.id):
+        if self._another_running(ctx.engine, ctx.job.id, SEND):
             raise Deferred("another KSeF sender is running", retry_after=random.uniform(1.0, 3.0))
         port = self.ksef()
         recovered = self.recover(ctx.engine, port)
@@ -462,6 +466,8 @@ class InvoicingService:
         return found_total
 
     def handle_status(self, ctx: JobContext) -> dict[str, Any]:
+        if self._another_running(ctx.engine, ctx.job.id, STATUS):
+            raise Deferred("another reader of KSeF's verdicts is running", retry_after=random.uniform(0.5, 1.5))
         port = self.ksef()
         with transaction(ctx.engine) as session:
             rows = session.execute(select(Invoice.id, Invoice.ksef_session, Invoice.ksef_reference,
