@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
+from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, update
@@ -43,6 +44,7 @@ from hub.platform.config import InvoicingSettings
 from hub.platform.db import insert_for
 
 STAND_IN_NUMBER = "FV/0/00/0000"
+_STAND_IN_P2 = f"<P_2>{STAND_IN_NUMBER}</P_2>".encode()
 
 
 class InvoiceProblem(PermanentError):
@@ -304,7 +306,10 @@ def store(session: Session, settings: InvoicingSettings, draft: Draft, *, now: d
     if number is None:  # taken last: the counter row stays locked until the commit
         number = take_number(session, draft.series, settings.series[draft.series].pattern, draft.issue_date)
     invoice.number, invoice.period, invoice.seq = number
-    xml = render(invoice, rows, corrected=corrected, corrected_ksef=corrected_ksef, created_at=now)
+    # the checked document with its number in place of the stand-in: nothing is rendered while the counter
+    # row is locked (P_2 is the stand-in's only place; a number is a short token, escaped)
+    assert trial.count(_STAND_IN_P2) == 1, "the stand-in number is not in P_2 alone"
+    xml = trial.replace(_STAND_IN_P2, b"<P_2>" + escape(number[0]).encode("utf-8") + b"</P_2>", 1)
     invoice.xml = xml.decode("utf-8")
     invoice.xml_sha256 = sha256_b64(xml)
     invoice.state = "issued" if send else "outside_ksef"
