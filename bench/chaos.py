@@ -350,6 +350,7 @@ class World:
         # KSeF, on loopback: its faults are planned one by one (ksef_fault)
         self.ksef = KsefSimulator() if invoices else None
         self.ksef_url = self.ksef.serve() + "/v2" if self.ksef is not None else ""
+        self.ksef_faults = 0
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick_loop, name="woo-clock", daemon=True)
         self._ticker.start()
@@ -366,6 +367,7 @@ class World:
     def ksef_fault(self, rng: random.Random) -> None:
         """One of KSeF's faults, planned for the next matching request."""
         assert self.ksef is not None
+        self.ksef_faults += 1
         roll = rng.random()
         if roll < 0.35:
             self.ksef.fail_next(r"/sessions/online/[^/]+/invoices$", 503, method="POST")
@@ -1189,6 +1191,15 @@ def check(engine: Engine, world: World, erp: Erp, load_: Load, config: Path) -> 
             f"returns accepted {len(accepted)}, "
             f"shop refunds by hand {sum(p.refunded_by_hand for p in placed.values())}, ERP feed writes {erp.changes}, "
             f"ERP documents imported {sum(erp.imported.values())}"]
+    if world.ksef is not None:
+        from hub.invoicing.models import Invoice
+
+        with db.transaction(engine) as session:
+            kinds = Counter(kind for (kind,) in session.execute(select(Invoice.kind).where(
+                Invoice.number.is_not(None))))
+        info.append(f"invoices {kinds['VAT']} and corrections {kinds['KOR']} issued; KSeF: "
+                    f"{len(world.ksef.sessions)} sessions, {len(world.ksef.accepted)} invoices accepted, "
+                    f"{world.ksef_faults} faults planned (503 before applying, answers lost after applying)")
     counts = {"orders": len(placed), "cancelled": ledger.cancelled, "oversold": sum(1 for o in orders if o.oversold),
               "returns accepted": len(accepted), "refunds by hand": sum(p.refunded_by_hand for p in placed.values()),
               "ERP documents": sum(erp.imported.values())}
