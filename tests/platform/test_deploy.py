@@ -47,7 +47,7 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
 
 
 def test_example_config_passes_config_check(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    for name in ("db-password", "allegro-client-secret", "shop-consumer-secret", "inpost-token"):
+    for name in ("db-password", "allegro-client-secret", "shop-consumer-secret", "inpost-token", "ksef-token"):
         (tmp_path / name).write_text(f"example-{name}")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     for name in [k for k in os.environ if k.startswith("HUB_")]:
@@ -81,7 +81,7 @@ def test_the_unit_lets_the_hub_write_where_the_example_config_writes(tmp_path: P
     the example config writing into is writable under the shipped unit."""
     import json
 
-    for name in ("db-password", "allegro-client-secret", "shop-consumer-secret", "inpost-token"):
+    for name in ("db-password", "allegro-client-secret", "shop-consumer-secret", "inpost-token", "ksef-token"):
         (tmp_path / name).write_text(f"example-{name}")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     for name in [k for k in os.environ if k.startswith("HUB_")]:
@@ -103,7 +103,7 @@ def test_config_check_warns_about_paths_this_machine_lacks(tmp_path: Path, monke
     ExecStartPre still lets orders flow), and each missing path is named with its key."""
     import json
 
-    for name in ("db-password", "allegro-client-secret", "shop-consumer-secret", "inpost-token"):
+    for name in ("db-password", "allegro-client-secret", "shop-consumer-secret", "inpost-token", "ksef-token"):
         (tmp_path / name).write_text(f"example-{name}")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     for name in [k for k in os.environ if k.startswith("HUB_")]:
