@@ -23,6 +23,7 @@ SELLER = """
 [invoicing]
 enabled = true
 ksef = "{ksef}"
+qr_host = "https://qr-test.ksef.mf.gov.pl"   # the simulator stands for KSeF's test environment
 
 [invoicing.seller]
 name = "Demo Sp. z o.o."

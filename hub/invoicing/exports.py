@@ -423,7 +423,7 @@ def _pdf(engine: Engine, settings: InvoicingSettings, period: str, first: date, 
         for invoice, lines in page:
             path = out / file_name(invoice.number or "", ".pdf")
             with _Atomic(path) as handle:
-                handle.write(render_pdf(invoice, lines))
+                handle.write(render_pdf(invoice, lines, qr_host=settings.qr_host))
             files.append(path)
         progress(len(files))
     return files, len(files)

@@ -23,7 +23,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
+from xml.sax.saxutils import escape
 
 from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.orm import Session
@@ -39,10 +41,12 @@ from hub.invoicing.issue import (
     draft_for_order,
     local_day,
     seller_of,
+    sha256_b64,
     store,
 )
 from hub.invoicing.kinds import SEND, STATUS
 from hub.invoicing.models import ExchangeRate, Invoice, InvoiceLine, KsefSession
+from hub.invoicing.schemas import fa3, problems
 from hub.jobs import queue
 from hub.jobs.handlers import JobContext
 from hub.jobs.models import Job
@@ -355,9 +359,7 @@ class InvoicingService:
                     sent += backlog
                     continue
             with transaction(ctx.engine) as session:
-                batch = session.execute(select(Invoice.id, Invoice.number, Invoice.xml, Invoice.xml_sha256)
-                                        .where(Invoice.state == "issued", _ready_to_send())
-                                        .order_by(Invoice.id).limit(SEND_BATCH)).all()
+                batch = _with_original_numbers(session, session.execute(_ready_rows().limit(SEND_BATCH)).all())
             if not batch:
                 break
             session_ref = self._session(ctx.engine, port)
@@ -396,9 +398,9 @@ class InvoicingService:
         its invoices marked sending with it in a committed transaction, uploaded and closed. KSeF lists them
         once it has verified them (handle_status matches them by hash). 0 when there is no such backlog."""
         with transaction(engine) as session:
-            rows = session.execute(select(Invoice.id, Invoice.number, Invoice.xml, Invoice.xml_sha256)
-                                   .where(Invoice.state == "issued", _ready_to_send())
-                                   .order_by(Invoice.id).limit(BATCH_SIZE)).all()
+            rows = session.execute(_ready_rows().limit(BATCH_SIZE)).all()
+            if len(rows) >= BATCH_FROM:
+                rows = _with_original_numbers(session, rows)
         if len(rows) < BATCH_FROM:
             return 0
         reference = port.open_batch([OutgoingInvoice(row.number, row.xml.encode("utf-8"), row.xml_sha256)
@@ -533,10 +535,45 @@ class InvoicingService:
         return ["accepted"] * len(accepted) + ["rejected"] * len(refused)
 
 
+_NO_KSEF = b"<NrKSeFN>1</NrKSeFN>"
+
+
+def _with_original_numbers(session: Session, rows: Sequence[Any]) -> list[Any]:
+    """A correction issued while its original waited for KSeF says the original has no KSeF number
+    (NrKSeFN); by the time it is sent the original has one (_ready_to_send): its document names it now
+    (NrKSeF, NrKSeFFaKorygowanej), is checked again, and its hash is the new document's."""
+    out = []
+    for row in rows:
+        xml = row.xml.encode("utf-8")
+        if row.corrects_id is None or _NO_KSEF not in xml:
+            out.append(row)
+            continue
+        original = session.execute(select(Invoice.ksef_number).where(Invoice.id == row.corrects_id)).scalar()
+        if original is None:  # the original stays outside KSeF: the correction says so rightly
+            out.append(row)
+            continue
+        named = xml.replace(_NO_KSEF, b"<NrKSeF>1</NrKSeF><NrKSeFFaKorygowanej>" + escape(original).encode()
+                            + b"</NrKSeFFaKorygowanej>", 1)
+        found = problems(fa3(), named)
+        if found:
+            raise PermanentError(f"correction {row.number}: naming its original's KSeF number made its document "
+                                 f"invalid: {'; '.join(found[:3])}")
+        text, digest = named.decode("utf-8"), sha256_b64(named)
+        session.execute(update(Invoice).where(Invoice.id == row.id).values(xml=text, xml_sha256=digest))
+        out.append(SimpleNamespace(**{**row._asdict(), "xml": text, "xml_sha256": digest}))
+    return out
+
+
 def _reissue(session: Session, ids: Sequence[int]) -> None:
     """Invoices KSeF never took (a batch never closed or refused whole): issued again, to be sent again."""
     session.execute(update(Invoice).where(Invoice.id.in_(list(ids)), Invoice.state.in_(("sending", "sent")))
                     .values(state="issued", ksef_session=None, ksef_reference=None, updated_at=utcnow()))
+
+
+def _ready_rows() -> Any:
+    """Issued invoices ready for KSeF, oldest first, with what sending them needs."""
+    return (select(Invoice.id, Invoice.number, Invoice.xml, Invoice.xml_sha256, Invoice.corrects_id)
+            .where(Invoice.state == "issued", _ready_to_send()).order_by(Invoice.id))
 
 
 def _ready_to_send() -> Any:

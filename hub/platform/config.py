@@ -381,6 +381,9 @@ class InvoicingSettings(_Strict):
     timezone: str = "Europe/Warsaw"  # invoice dates and numbering periods are the seller's calendar days
     ksef: str | None = None  # the KSeF connector's name; None: invoices are issued but not sent
     rates: str | None = None  # the exchange-rate connector (NBP); None: the only one configured
+    # where the QR code on a PDF invoice leads (KSeF's verification page); KSeF's test environment:
+    # "https://qr-test.ksef.mf.gov.pl", its demo: "https://qr-demo.ksef.mf.gov.pl"
+    qr_host: str = Field("https://qr.ksef.mf.gov.pl", pattern=r"^https://[^/\s]+$")
     send_consumer_invoices: StrictBool = False  # B2C invoices to KSeF too (optional by law)
     consumer_window_days: StrictInt = Field(90, ge=1, le=366)  # how long a consumer may ask for an invoice
     payment_days: StrictInt = Field(14, ge=0, le=365)  # due date of an unpaid (bank transfer) invoice

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from hub.invoicing.models import Invoice
+from hub.invoicing.schemas import fa3, problems
 from hub.jobs.queue import ClaimedJob
 from hub.kernel.errors import Deferred, RetryableError
 from hub.platform.db import transaction
@@ -128,8 +129,10 @@ def test_a_correction_waits_for_its_originals_ksef_number(engine: Engine) -> Non
         stored = session.get(Invoice, correction.id)
         assert stored.state == "accepted"
         original = session.get(Invoice, invoice_id)
-        # the document sent names the original's number; its KSeF number was not known when it was issued
-        assert "FV/1/12/2026" in stored.xml and original.ksef_number
+        # issued while the original waited for KSeF, the correction names the original's KSeF number once
+        # it is known: its document was completed before it was sent (and sent with its new hash)
+        assert "FV/1/12/2026" in stored.xml and original.ksef_number and original.ksef_number in stored.xml
+        assert "<NrKSeFN>" not in stored.xml and problems(fa3(), stored.xml.encode()) == []
 
 
 def test_a_second_sender_waits_for_the_running_one(engine: Engine) -> None:
