@@ -24,7 +24,7 @@ from typing import Any, Literal
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.catalog import Product
@@ -134,11 +134,12 @@ def _zero_rate(buyer: dict[str, Any], settings: InvoicingSettings) -> Literal["W
     return None
 
 
-def _history_day(session: Session, order: Order, status: str, settings: InvoicingSettings) -> date | None:
-    at = session.execute(select(OrderHistory.at).where(OrderHistory.order_id == order.id,
-                                                       OrderHistory.to_status == status)
-                         .order_by(OrderHistory.at).limit(1)).scalar()
-    return local_day(at, settings) if at is not None else None
+def _history_days(session: Session, order: Order, settings: InvoicingSettings) -> dict[str, date]:
+    """The first day (the seller's calendar) the order was paid and shipped, as far as it was: one read."""
+    return {status: local_day(at, settings) for status, at in session.execute(
+        select(OrderHistory.to_status, func.min(OrderHistory.at)).where(
+            OrderHistory.order_id == order.id, OrderHistory.to_status.in_(("paid", "shipped")))
+        .group_by(OrderHistory.to_status))}
 
 
 def _order_lines(session: Session, order: Order) -> list[OrderLine]:
@@ -196,8 +197,8 @@ def draft_for_order(session: Session, settings: InvoicingSettings, goods: Invoic
         raise InvoiceProblem(f"{where} is quarantined ({order.problem_kind}): fix it first")
     business, buyer = _buyer(order)
     issue_date = local_day(now, settings)
-    paid_day = _history_day(session, order, "paid", settings)
-    shipped_day = _history_day(session, order, "shipped", settings)
+    days = _history_days(session, order, settings)
+    paid_day, shipped_day = days.get("paid"), days.get("shipped")
     known = [day for day in (paid_day, shipped_day) if day is not None]
     sale_date = min(known) if known else issue_date
     if not business:

@@ -21,6 +21,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from types import SimpleNamespace
@@ -144,8 +145,6 @@ class InvoicingService:
     def _with_rate(self, engine: Engine, draft: Draft) -> Draft:
         if draft.currency == "PLN":
             return draft
-        from dataclasses import replace
-
         return replace(draft, exchange=self.exchange_rate(engine, draft.currency, draft.sale_date))
 
     # issuing
@@ -156,8 +155,11 @@ class InvoicingService:
         invoice (no number taken) and raised as an InvoiceProblem."""
         now = now or utcnow()
         problem: InvoiceProblem | None = None
+        issued: Issued | None = None
         with transaction(engine) as session:
-            order = _order(session, order_id)
+            # the order locked first: a cancellation's correction locks it too, so it either waits for this
+            # invoice (and finds it) or this one sees the cancellation and issues nothing
+            order = _order(session, order_id, lock=True)
             try:
                 draft = draft_for_order(session, self.settings, self.goods, order, now=now, on_request=on_request)
             except OnRequestOnly as exc:
@@ -165,22 +167,33 @@ class InvoicingService:
             except InvoiceProblem as exc:
                 record_problem(session, self.settings, f"order:{order_id}", order, str(exc), now)
                 problem = exc
+            if problem is None:
+                rate = self._cached_rate(session, draft)
+                if rate is not None or draft.currency == "PLN":  # all at hand: issued in this transaction
+                    issued = self._store(session, replace(draft, exchange=rate), now)
         if problem is not None:
             raise problem
-        draft = self._with_rate(engine, draft)
-        with transaction(engine) as session:
-            # the order locked, and still not cancelled: a cancellation's correction waits for this invoice
-            # (and finds it), or this one sees the cancellation and issues nothing
-            status = session.execute(select(Order.status).where(Order.id == order_id).with_for_update()).scalar()
-            if status == "cancelled":
-                raise NothingSold(f"order {order_id} was cancelled meanwhile: nothing was sold")
-            send = self.sends(draft.business)
-            if send:  # queued before the number is taken: the counter row is held until the commit
-                self._queue_send(session)
-            issued = store(session, self.settings, draft, now=now, send=send)
+        if issued is None:  # the bank's rate first (read outside any transaction), then the order again
+            draft = self._with_rate(engine, draft)
+            with transaction(engine) as session:
+                if _order(session, order_id, lock=True).status == "cancelled":
+                    raise NothingSold(f"order {order_id} was cancelled meanwhile: nothing was sold")
+                issued = self._store(session, draft, now)
         if issued.invoice.state == "problem":
             raise InvoiceProblem(f"invoice for order {order_id}: {issued.invoice.problem}")
         return issued
+
+    def _store(self, session: Session, draft: Draft, now: datetime) -> Issued:
+        send = self.sends(draft.business)
+        if send:  # queued before the number is taken: the counter row is held until the commit
+            self._queue_send(session)
+        return store(session, self.settings, draft, now=now, send=send)
+
+    def _cached_rate(self, session: Session, draft: Draft) -> PublishedRate | None:
+        if draft.currency == "PLN":
+            return None
+        row = session.get(ExchangeRate, (draft.currency, draft.sale_date))
+        return None if row is None else PublishedRate(draft.currency, row.effective_date, row.mid, row.table_no)
 
     def _queue_send(self, session: Session) -> None:
         queue.enqueue_coalesced(session, SEND, {}, group=f"ksef-send:{self.settings.ksef}", priority=KSEF_PRIORITY)
@@ -584,8 +597,8 @@ def _ready_to_send() -> Any:
                                           original.c.state.in_(("accepted", "outside_ksef"))).exists())
 
 
-def _order(session: Session, order_id: int) -> Order:
-    order = session.get(Order, order_id)
+def _order(session: Session, order_id: int, *, lock: bool = False) -> Order:
+    order = session.get(Order, order_id, with_for_update=lock)
     if order is None:
         raise NotFoundError(f"no order with id {order_id}")
     return order
