@@ -17,7 +17,7 @@ from hub.cli.context import positive_int, runtime
 from hub.cli.output import emit_json, table
 from hub.cli.output import say as _say
 from hub.invoicing.amounts import LineIn
-from hub.invoicing.exports import CONNECTOR_FORMATS, FORMATS, export
+from hub.invoicing.exports import CONNECTOR_FORMATS, FORMATS, export, month
 from hub.invoicing.fa3 import plain
 from hub.invoicing.issue import InvoiceProblem
 from hub.invoicing.kinds import SEND
@@ -61,7 +61,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
     send.set_defaults(func=cmd_send)
     export = isub.add_parser("export", parents=[common, listing],
                              help="a month's invoices for the accountant: FA(3) files, JPK_FA(4), the sales register "
-                                  "(CSV), EDI++ for Subiekt and Rewizor, or the buyers' PDFs")
+                                  "(CSV), EDI++ (epp), or the buyers' PDFs")
     export.add_argument("--period", required=True, type=_period, metavar="YYYY-MM")
     export.add_argument("--format", required=True, choices=FORMATS)
     export.add_argument("--out", required=True, type=Path, metavar="DIR")
@@ -118,14 +118,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.order:
         query = query.where(Invoice.order_id == args.order)
     if args.period:
-        query = query.where(Invoice.period.is_not(None), Invoice.issue_date.is_not(None),
-                            Invoice.number.is_not(None))
-        year, month = (int(p) for p in args.period.split("-"))
-        from datetime import date
-
-        start = date(year, month, 1)
-        end = date(year + (month == 12), month % 12 + 1, 1)
-        query = query.where(Invoice.issue_date >= start, Invoice.issue_date < end)
+        first, last = month(args.period)
+        query = query.where(Invoice.number.is_not(None), Invoice.issue_date >= first, Invoice.issue_date <= last)
     with db.transaction(engine) as session:
         rows = [_row(invoice) for invoice in session.execute(query).scalars()]
     if args.json:

@@ -4,7 +4,7 @@
 - ``jpk_fa``: JPK_FA(4), validated against its schema before it is written;
 - ``csv``: the sales register, a row per invoice: number, dates, buyer, net and VAT per rate, currency
   and rate, VAT in PLN, the KSeF number or the marker of a document outside KSeF (``BFK``);
-- ``epp``: EDI++ for InsERT's Subiekt and Rewizor, written by the export connector of that kind;
+- ``epp`` (and any other accounting program's format): written by the export connector of that kind;
 - ``pdf``: the buyer's invoice, one file per invoice (hub.invoicing.pdf).
 
 Every format reads the month in pages of ``PAGE`` invoices (never the whole month in memory) and writes
@@ -163,13 +163,16 @@ def _fa3_files(engine: Engine, settings: InvoicingSettings, period: str, first: 
     return files, len(files)
 
 
-REGISTER_RATES = RATES
+def buyer_tax_id(buyer: dict[str, Any]) -> str:
+    """The buyer's tax id as registers write it: a NIP, an EU VAT number with its prefix, another id, or ""."""
+    return buyer.get("nip") or ((buyer.get("eu_code") or "") + (buyer.get("eu_vat") or "")) or \
+        buyer.get("tax_id") or ""
 
 
 def register_header() -> list[str]:
     columns = ["number", "kind", "corrected_number", "issue_date", "sale_date", "buyer", "buyer_tax_id",
                "buyer_country", "currency", "exchange_rate", "exchange_rate_date"]
-    for rate in REGISTER_RATES:
+    for rate in RATES:
         key = rate.replace(" ", "_").lower()
         columns += [f"net_{key}", f"vat_{key}"]
     return [*columns, "net", "vat", "gross", "vat_pln", "ksef_number", "state"]
@@ -177,15 +180,14 @@ def register_header() -> list[str]:
 
 def register_row(invoice: Invoice) -> list[str]:
     buyer = invoice.buyer
-    tax_id = buyer.get("nip") or ((buyer.get("eu_code") or "") + (buyer.get("eu_vat") or "")) or \
-        buyer.get("tax_id") or ""
+    tax_id = buyer_tax_id(buyer)
     row = [invoice.number or "", invoice.kind, getattr(invoice, "corrected_number", None) or "",
            invoice.issue_date.isoformat() if invoice.issue_date else "", invoice.sale_date.isoformat(),
            buyer.get("name") or "", tax_id, buyer.get("country") or "", invoice.currency,
            plain(invoice.exchange_rate) if invoice.exchange_rate is not None else "",
            invoice.exchange_rate_date.isoformat() if invoice.exchange_rate_date else ""]
     by_rate = {r["rate"]: r for r in invoice.rates}
-    for rate in REGISTER_RATES:
+    for rate in RATES:
         total = by_rate.get(rate)
         row += [total["net"], total["vat"]] if total else ["", ""]
     vat_pln = sum((Decimal(r["vat_pln"]) for r in invoice.rates if r.get("vat_pln")), Decimal("0.00"))
@@ -373,8 +375,7 @@ def register_invoice(invoice: Invoice, lines: list[InvoiceLine]) -> RegisterInvo
     """The stored invoice in the export port's type."""
     buyer = invoice.buyer
     address = buyer.get("address") or {}
-    tax_id = buyer.get("nip") or ((buyer.get("eu_code") or "") + (buyer.get("eu_vat") or "")) or \
-        buyer.get("tax_id") or ""
+    tax_id = buyer_tax_id(buyer)
     corrected_issue_date = getattr(invoice, "corrected_issue_date", None)
     return RegisterInvoice(
         number=invoice.number or "", kind=invoice.kind,  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from hub.invoicing.schemas import ETD_NS, FA3_NS
 
 SYSTEM_INFO = "hub"
 _NSMAP = {None: FA3_NS, "etd": ETD_NS}
-_PAYMENT_FORMS = {"cash": 1, "card": 2, "voucher": 3, "cheque": 4, "credit": 5, "transfer": 6, "mobile": 7}
+PAYMENT_FORMS = {"cash": 1, "card": 2, "voucher": 3, "cheque": 4, "credit": 5, "transfer": 6, "mobile": 7}
 
 
 class InvoiceLike(Protocol):
@@ -149,7 +149,7 @@ def _payment(fa: etree._Element, invoice: InvoiceLike) -> None:
     elif payment.get("due"):
         _sub(_sub(node, "TerminPlatnosci"), "Termin", payment["due"])
     if payment.get("form", "transfer") is not None:
-        _sub(node, "FormaPlatnosci", str(_PAYMENT_FORMS.get(payment.get("form", "transfer"), 6)))
+        _sub(node, "FormaPlatnosci", str(PAYMENT_FORMS.get(payment.get("form", "transfer"), 6)))
     account = payment.get("bank_account")
     if account:
         _sub(_sub(node, "RachunekBankowy"), "NrRB", account.removeprefix("PL"))

@@ -19,6 +19,7 @@ from typing import Any
 
 from lxml import etree
 
+from hub.invoicing.fa3 import PAYMENT_FORMS
 from hub.invoicing.rates import TOTAL_FIELDS
 from hub.invoicing.schemas import FA3_NS, SAFE_PARSER
 
@@ -95,8 +96,7 @@ def _address(node: etree._Element | None) -> dict[str, Any] | None:
     return {"country": _text(node, "f:KodKraju"), "street": _text(node, "f:AdresL1"), "line2": _text(node, "f:AdresL2")}
 
 
-_PAYMENT_FORMS = {"1": "cash", "2": "card", "3": "voucher", "4": "cheque", "5": "credit", "6": "transfer",
-                  "7": "mobile"}
+_PAYMENT_FORMS = {str(code): form for form, code in PAYMENT_FORMS.items()}
 _KNOWN = {"Naglowek", "KodFormularza", "WariantFormularza", "DataWytworzeniaFa", "SystemInfo", "Podmiot1",
           "Podmiot2", "DaneIdentyfikacyjne", "NIP", "Nazwa", "Adres", "KodKraju", "AdresL1", "AdresL2",
           "DaneKontaktowe", "Email", "Telefon", "JST", "GV", "KodUE", "NrVatUE", "NrID", "BrakID", "Fa", "KodWaluty",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -79,7 +79,6 @@ class Draft:
     corrects_id: int | None = None
     reason: str | None = None
     exchange: PublishedRate | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def local_day(moment: datetime, settings: InvoicingSettings) -> date:
@@ -221,11 +220,6 @@ def draft_for_order(session: Session, settings: InvoicingSettings, goods: Invoic
     return Draft(origin=f"order:{order.id}", kind="VAT", series=settings.invoice_series, business=business,
                  buyer=buyer, seller=seller_of(settings), issue_date=issue_date, sale_date=sale_date,
                  currency=order.currency, basis="gross", lines=items, payment=payment, order_id=order.id)
-
-
-def tax_point(draft: Draft) -> date:
-    """The day whose preceding working day's rate converts the VAT (art. 31a ust. 1): the sale's."""
-    return draft.sale_date
 
 
 def split_payment(draft: Draft, amounts: Amounts, settings: InvoicingSettings) -> bool:

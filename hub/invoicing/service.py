@@ -411,11 +411,12 @@ class InvoicingService:
         its invoices marked sending with it in a committed transaction, uploaded and closed. KSeF lists them
         once it has verified them (handle_status matches them by hash). 0 when there is no such backlog."""
         with transaction(engine) as session:
-            rows = session.execute(_ready_rows().limit(BATCH_SIZE)).all()
-            if len(rows) >= BATCH_FROM:
-                rows = _with_original_numbers(session, rows)
-        if len(rows) < BATCH_FROM:
-            return 0
+            # counted on ids first: the online path (fewer than BATCH_FROM) reads its own page of documents
+            backlog = session.execute(select(func.count()).select_from(
+                _ready_rows().with_only_columns(Invoice.id).limit(BATCH_FROM).subquery())).scalar_one()
+            if backlog < BATCH_FROM:
+                return 0
+            rows = _with_original_numbers(session, session.execute(_ready_rows().limit(BATCH_SIZE)).all())
         reference = port.open_batch([OutgoingInvoice(row.number, row.xml.encode("utf-8"), row.xml_sha256)
                                      for row in rows])
         now = utcnow()

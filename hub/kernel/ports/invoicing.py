@@ -187,7 +187,7 @@ class ExportSeller:
 
 @runtime_checkable
 class InvoiceExport(Protocol):
-    """An accounting program's import format (EDI++ for Subiekt and Rewizor): one file of many invoices."""
+    """An accounting program's import format (its connector knows it): one file of many invoices."""
 
     name: str
     suffix: str  # the file's extension, with its dot
