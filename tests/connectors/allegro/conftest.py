@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -18,10 +17,8 @@ import httpx
 import pytest
 import yaml
 from openapi_core import Config, OpenAPI
-from openapi_core.datatypes import RequestParameters
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from sqlalchemy import Engine
-from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from connectors.allegro.channel import AllegroChannel
 from connectors.allegro.options import AllegroOptions
@@ -33,6 +30,7 @@ from hub.platform.credentials import TokenSet, TokenStore
 from hub.platform.logs import get_logger
 from hub.platform.memory import Memory
 from hub.platform.ratelimit import LocalRateLimiter, Throttle
+from tests.support.openapi import OpenApiDoc, Req, Resp
 
 SPEC_PATH = Path(__file__).resolve().parents[4] / "shared" / "specs" / "allegro" / "swagger.yaml"
 PUBLIC = "application/vnd.allegro.public.v1+json"
@@ -41,46 +39,19 @@ SPEC_SERVER = "https://api.allegro.pl"  # servers: https://api.{environment}; si
 FORM = "application/x-www-form-urlencoded"
 
 
-class Spec:
+class Spec(OpenApiDoc):
     """swagger.yaml with openapi-core for requests and responses, plus the checks it does not make:
     discriminator mappings, undeclared properties, the Accept header."""
 
     def __init__(self, path: Path):
         with path.open("rb") as fh:
-            self.raw: dict[str, Any] = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            raw: dict[str, Any] = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         loads = json.loads
-        self.api = OpenAPI.from_dict(self.raw, config=Config(
+        api = OpenAPI.from_dict(raw, config=Config(
             spec_validator_cls=None,  # the vendor's file is what it is; validating 1.4 MB costs seconds
             extra_media_type_deserializers={PUBLIC: loads, BETA: loads},
         ))
-        self._routes = [
-            (re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(p)) + "$"), p)
-            for p in self.raw["paths"]
-        ]
-
-    def operation(self, method: str, path: str) -> dict[str, Any]:
-        for pattern, template in self._routes:
-            if pattern.match(path) and method.lower() in self.raw["paths"][template]:
-                return self.raw["paths"][template][method.lower()]
-        raise AssertionError(f"{method} {path} is not in swagger.yaml")
-
-    def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
-        while "$ref" in schema:
-            node: Any = self.raw
-            for part in schema["$ref"].lstrip("#/").split("/"):
-                node = node[part]
-            schema = node
-        return schema
-
-    def _parts(self, schema: dict[str, Any], seen: set[int]) -> list[dict[str, Any]]:
-        schema = self.resolve(schema)
-        if id(schema) in seen:
-            return []
-        seen.add(id(schema))
-        out = [schema]
-        for sub in schema.get("allOf", []):
-            out += self._parts(sub, seen)
-        return out
+        super().__init__(raw, api, "swagger.yaml")
 
     def strict(self, schema: dict[str, Any], value: Any, where: str = "$") -> list[str]:
         """Undeclared properties, discriminator targets, types and enums, recursively."""
@@ -127,28 +98,6 @@ class Spec:
                 for i, item in enumerate(value):
                     errors += self.strict(items, item, f"{where}[{i}]")
         return errors
-
-
-class _Req:
-    def __init__(self, request: httpx.Request):
-        self.method = request.method.lower()
-        self.host_url = SPEC_SERVER
-        self.path = request.url.path
-        self.body = request.content or None
-        self.content_type = request.headers.get("content-type", "")
-        self.parameters = RequestParameters(
-            query=ImmutableMultiDict(parse_qsl(request.url.query.decode(), keep_blank_values=True)),
-            header=Headers(list(request.headers.items())),
-            cookie=ImmutableMultiDict(),
-        )
-
-
-class _Resp:
-    def __init__(self, response: httpx.Response):
-        self.status_code = response.status_code
-        self.headers = Headers(list(response.headers.items()))
-        self.data = response.content
-        self.content_type = response.headers.get("content-type", "")
 
 
 class ValidatingTransport(httpx.BaseTransport):
@@ -198,7 +147,7 @@ class ValidatingTransport(httpx.BaseTransport):
         documented = {m for r in operation["responses"].values() for m in (r.get("content") or {})}
         assert accept in documented, f"Accept {accept!r} for {request.method} {request.url.path}; spec: {documented}"
         assert request.headers.get("authorization", "").startswith("Bearer "), "API calls need a bearer token"
-        self.spec.api.validate_request(_Req(request))
+        self.spec.api.validate_request(Req(request, SPEC_SERVER))
         if request.content:
             media = request.headers["content-type"]
             schema = operation["requestBody"]["content"][media]["schema"]
@@ -222,10 +171,10 @@ class ValidatingTransport(httpx.BaseTransport):
     def _check_response(self, request: httpx.Request, response: httpx.Response) -> None:
         status = response.status_code
         assert response.headers.get("trace-id"), "the simulator answers with a trace-id like the vendor"
-        checked = _Resp(response)
+        checked = Resp(response)
         checked.data = self._errata(request, response)
         try:
-            self.spec.api.validate_response(_Req(request), checked)
+            self.spec.api.validate_response(Req(request, SPEC_SERVER), checked)
         except ResponseNotFound:
             # 401/429/5xx come from the gateway in front of every resource; the spec lists them per operation
             assert status in (401, 429, 500, 502, 503, 504), f"undocumented status {status} for {request.url}"

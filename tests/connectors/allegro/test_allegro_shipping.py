@@ -45,6 +45,7 @@ from hub.platform.credentials import TokenSet, TokenStore
 from hub.platform.logs import get_logger
 from hub.platform.memory import Memory
 from hub.platform.ratelimit import LocalRateLimiter, Throttle
+from tests.support.openapi import Req, Resp
 
 BINARY_PATHS = ("/shipment-management/label", "/shipment-management/protocol")
 SM = "/shipment-management"
@@ -72,10 +73,10 @@ class Checked(httpx.BaseTransport):
         assert response.headers.get("trace-id")
         if response.headers.get("content-type") == "application/octet-stream":
             assert response.status_code == 200 and response.content
-            # the request/response adapters of the module that defines the transport (not sys.modules["conftest"]:
-            # several conftest modules share that name, and under xdist another one may hold it)
-            adapters = type(self.validating).handle_request.__globals__
-            self.validating.spec.api.validate_response(adapters["_Req"](request), adapters["_Resp"](response))
+            # the spec's server of the module that defines the transport (not sys.modules["conftest"]: several
+            # conftest modules share that name, and under xdist another one may hold it)
+            server = type(self.validating).handle_request.__globals__["SPEC_SERVER"]
+            self.validating.spec.api.validate_response(Req(request, server), Resp(response))
         else:
             self.validating._check_response(request, response)
         self.validating.checked.append((request.method, request.url.path, response.status_code))

@@ -4,66 +4,37 @@ the connector sends and every answer the simulator gives against it, a simulator
 from __future__ import annotations
 
 import json
-import re
 import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 from ksef_testkit import SPEC_PATH, Wired, wire
 from openapi_core import Config, OpenAPI
-from openapi_core.datatypes import RequestParameters
 from openapi_core.deserializing.media_types.util import json_loads
 from openapi_core.templating.responses.exceptions import ResponseNotFound
-from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from connectors.ksef.simulator import KsefSimulator
+from tests.support.openapi import OpenApiDoc, Req, Resp
 
 SPEC_SERVER = "https://api-test.ksef.mf.gov.pl"  # servers[0] is .../v2: request paths keep their /v2
 JSON_TYPES = ("application/json", "application/problem+json")
 
 
-class Spec:
+class Spec(OpenApiDoc):
     """open-api.json with openapi-core for requests and responses, plus what it does not check: properties the
     spec does not declare (KSeF's schemas set no additionalProperties), recursively through allOf."""
 
     def __init__(self, path: Path):
-        self.raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        self.api = OpenAPI.from_dict(self.raw, config=Config(
+        raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        api = OpenAPI.from_dict(raw, config=Config(
             spec_validator_cls=None,  # the vendor's file is what it is; validating 670 kB costs seconds
             extra_media_type_deserializers={"application/problem+json": json_loads},
         ))
-        templates = sorted(self.raw["paths"], key=lambda p: (p.count("{"), -len(p)))  # literal segments first
-        self._routes = [(re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(p)) + "$"), p)
-                        for p in templates]
-
-    def operation(self, method: str, path: str) -> dict[str, Any]:
-        for pattern, template in self._routes:
-            if pattern.match(path) and method.lower() in self.raw["paths"][template]:
-                return self.raw["paths"][template][method.lower()]
-        raise AssertionError(f"{method} {path} is not in open-api.json")
-
-    def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
-        while "$ref" in schema:
-            node: Any = self.raw
-            for part in schema["$ref"].lstrip("#/").split("/"):
-                node = node[part]
-            schema = node
-        return schema
-
-    def _parts(self, schema: dict[str, Any], seen: set[int]) -> list[dict[str, Any]]:
-        schema = self.resolve(schema)
-        if id(schema) in seen:
-            return []
-        seen.add(id(schema))
-        out = [schema]
-        for sub in schema.get("allOf", []):
-            out += self._parts(sub, seen)
-        return out
+        super().__init__(raw, api, "open-api.json", literal_first=True)
 
     def strict(self, schema: dict[str, Any], value: Any, where: str = "$") -> list[str]:
         parts = self._parts(schema, set())
@@ -87,28 +58,6 @@ class Spec:
                 for i, item in enumerate(value):
                     errors += self.strict(items, item, f"{where}[{i}]")
         return errors
-
-
-class _Req:
-    def __init__(self, request: httpx.Request):
-        self.method = request.method.lower()
-        self.host_url = SPEC_SERVER
-        self.path = request.url.path
-        self.body = request.content or None
-        self.content_type = request.headers.get("content-type", "")
-        self.parameters = RequestParameters(
-            query=ImmutableMultiDict(parse_qsl(request.url.query.decode(), keep_blank_values=True)),
-            header=Headers(list(request.headers.items())),
-            cookie=ImmutableMultiDict(),
-        )
-
-
-class _Resp:
-    def __init__(self, response: httpx.Response):
-        self.status_code = response.status_code
-        self.headers = Headers(list(response.headers.items()))
-        self.data = response.content
-        self.content_type = response.headers.get("content-type", "")
 
 
 class ValidatingTransport(httpx.BaseTransport):
@@ -152,7 +101,7 @@ class ValidatingTransport(httpx.BaseTransport):
             assert request.headers.get("authorization", "").startswith("Bearer "), f"{path} needs a bearer token"
         else:
             assert "authorization" not in request.headers, f"{path} is public: no token travels there"
-        self.spec.api.validate_request(_Req(request))
+        self.spec.api.validate_request(Req(request, SPEC_SERVER))
         if request.content:
             media = request.headers["content-type"].split(";")[0]
             schema = operation["requestBody"]["content"][media]["schema"]
@@ -182,7 +131,7 @@ class ValidatingTransport(httpx.BaseTransport):
             assert meta_hash is None or len(meta_hash) == 44, meta_hash
             return
         try:
-            self.spec.api.validate_response(_Req(request), _Resp(response))
+            self.spec.api.validate_response(Req(request, SPEC_SERVER), Resp(response))
         except ResponseNotFound as exc:  # pragma: no cover - declared above
             raise AssertionError(f"{request.method} {path} -> {status}") from exc
         errors = self.spec.strict(content[media]["schema"], json.loads(response.content))
