@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from hub.invoicing.goods import InvoicingFile
 from hub.invoicing.kinds import SCHEDULE_PAYLOADS as invoicing_payloads
 from hub.invoicing.service import HANDLERS as invoicing_handlers
+from hub.invoicing.service import MANY_HANDLERS as invoicing_many
 from hub.invoicing.service import InvoicingService
 from hub.jobs.daemon import PRUNE_KIND, PrunePayload, prune_jobs
 from hub.jobs.handlers import HandlerRegistry
@@ -127,8 +128,11 @@ class ProcessServices:
             handlers.register(kind, lambda ctx, h=shipping_handler: h(self.shipping(ctx.engine), ctx),
                               shipping_payloads[kind])
         for kind, invoicing_handler in invoicing_handlers.items():
+            many = invoicing_many.get(kind)
             handlers.register(kind, lambda ctx, h=invoicing_handler: h(self.invoicing(ctx.engine), ctx),
-                              invoicing_payloads[kind])
+                              invoicing_payloads[kind],
+                              many=None if many is None else
+                              lambda ctxs, m=many: m(self.invoicing(ctxs[0].engine), ctxs))
         handlers.on_start(self.warm)
 
     def warm(self, engine: Engine) -> None:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.catalog import Product
@@ -32,7 +32,7 @@ from hub.invoicing.amounts import Amounts, LineIn, compute
 from hub.invoicing.fa3 import render
 from hub.invoicing.goods import InvoicingFile
 from hub.invoicing.models import Invoice, InvoiceLine
-from hub.invoicing.numbering import take_number
+from hub.invoicing.numbering import take_number, take_numbers
 from hub.invoicing.rates import InvoiceRate, invoice_rate
 from hub.invoicing.schemas import fa3, problems
 from hub.kernel.errors import PermanentError
@@ -133,24 +133,32 @@ def _zero_rate(buyer: dict[str, Any], settings: InvoicingSettings) -> Literal["W
     return None
 
 
-def _history_days(session: Session, order: Order, settings: InvoicingSettings) -> dict[str, date]:
-    """The first day (the seller's calendar) the order was paid and shipped, as far as it was: one read."""
-    return {status: local_day(at, settings) for status, at in session.execute(
-        select(OrderHistory.to_status, func.min(OrderHistory.at)).where(
-            OrderHistory.order_id == order.id, OrderHistory.to_status.in_(("paid", "shipped")))
-        .group_by(OrderHistory.to_status))}
+def history_days(session: Session, order_ids: Sequence[int], settings: InvoicingSettings,
+                 ) -> dict[int, dict[str, date]]:
+    """The first day (the seller's calendar) each order was paid and shipped, as far as it was: one read."""
+    out: dict[int, dict[str, date]] = {order_id: {} for order_id in order_ids}
+    for order_id, status, at in session.execute(
+            select(OrderHistory.order_id, OrderHistory.to_status, func.min(OrderHistory.at)).where(
+                OrderHistory.order_id.in_(order_ids), OrderHistory.to_status.in_(("paid", "shipped")))
+            .group_by(OrderHistory.order_id, OrderHistory.to_status)):
+        out[order_id][status] = local_day(at, settings)
+    return out
 
 
-def _order_lines(session: Session, order: Order) -> list[OrderLine]:
-    rows = list(session.execute(select(OrderLineRow).where(OrderLineRow.order_id == order.id)
-                                .order_by(OrderLineRow.line_no)).scalars())
-    catalogue = dict(session.execute(select(Product.sku, Product.vat_rate).where(
-        Product.sku.in_([row.sku for row in rows if row.sku]))).all())
-    return [OrderLine(sku=row.sku, offer_id=row.offer_id, name=row.name, quantity=row.quantity,
-                      unit_price_gross=row.unit_price_gross,
-                      vat_rate=row.vat_rate or catalogue.get(row.sku),  # type: ignore[arg-type]
-                      line_id=row.line_id, kind=row.kind)  # type: ignore[arg-type]
-            for row in rows]
+def order_lines(session: Session, order_ids: Sequence[int]) -> dict[int, list[OrderLine]]:
+    """Each order's lines, a line without a rate of its own taking its SKU's from the catalogue: two reads."""
+    rows = session.execute(select(OrderLineRow).where(OrderLineRow.order_id.in_(order_ids))
+                           .order_by(OrderLineRow.order_id, OrderLineRow.line_no)).scalars().all()
+    skus = sorted({row.sku for row in rows if row.sku and not row.vat_rate})
+    catalogue = dict(session.execute(select(Product.sku, Product.vat_rate).where(Product.sku.in_(skus))).all()) \
+        if skus else {}
+    out: dict[int, list[OrderLine]] = {order_id: [] for order_id in order_ids}
+    for row in rows:
+        out[row.order_id].append(OrderLine(
+            sku=row.sku, offer_id=row.offer_id, name=row.name, quantity=row.quantity,
+            unit_price_gross=row.unit_price_gross, vat_rate=row.vat_rate or catalogue.get(row.sku),  # type: ignore[arg-type]
+            line_id=row.line_id, kind=row.kind))  # type: ignore[arg-type]
+    return out
 
 
 def invoice_lines(order: Order, lines: Sequence[OrderLine], goods: InvoicingFile,
@@ -187,8 +195,16 @@ def payment_of(order: Order, settings: InvoicingSettings, issue_date: date, paid
 
 def draft_for_order(session: Session, settings: InvoicingSettings, goods: InvoicingFile, order: Order, *,
                     now: datetime, on_request: bool = False) -> Draft:
-    """The invoice an order gets. A consumer (no tax id) gets one only on request, within the window
-    the law gives (InvoicingSettings.consumer_window_days from the end of the month of the sale)."""
+    """The invoice an order gets (see draft_from), its history and lines read here."""
+    return draft_from(settings, goods, order, history_days(session, [order.id], settings)[order.id],
+                      order_lines(session, [order.id])[order.id], now=now, on_request=on_request)
+
+
+def draft_from(settings: InvoicingSettings, goods: InvoicingFile, order: Order, days: dict[str, date],
+               lines: Sequence[OrderLine], *, now: datetime, on_request: bool = False) -> Draft:
+    """The invoice an order gets, from its first paid and shipped days and its lines. A consumer (no tax
+    id) gets one only on request, within the window the law gives (InvoicingSettings.consumer_window_days
+    from the end of the month of the sale)."""
     where = f"order {order.channel}/{order.external_id}"
     if order.status == "cancelled":
         raise NothingSold(f"{where} is cancelled: nothing was sold")
@@ -196,7 +212,6 @@ def draft_for_order(session: Session, settings: InvoicingSettings, goods: Invoic
         raise InvoiceProblem(f"{where} is quarantined ({order.problem_kind}): fix it first")
     business, buyer = _buyer(order)
     issue_date = local_day(now, settings)
-    days = _history_days(session, order, settings)
     paid_day, shipped_day = days.get("paid"), days.get("shipped")
     known = [day for day in (paid_day, shipped_day) if day is not None]
     sale_date = min(known) if known else issue_date
@@ -208,7 +223,6 @@ def draft_for_order(session: Session, settings: InvoicingSettings, goods: Invoic
         if issue_date > month_end + timedelta(days=settings.consumer_window_days):
             raise InvoiceProblem(f"{where}: a consumer may ask for an invoice until {settings.consumer_window_days} "
                                  f"days after the month of the sale ({sale_date.isoformat()}); that time is over")
-    lines = _order_lines(session, order)
     if not lines:
         raise InvoiceProblem(f"{where} has no lines")
     items = invoice_lines(order, lines, goods, _zero_rate(buyer, settings))
@@ -245,10 +259,8 @@ class Issued:
     created: bool  # False: the origin had its invoice already
 
 
-def store(session: Session, settings: InvoicingSettings, draft: Draft, *, now: datetime,
-          corrected: Invoice | None = None, send: bool) -> Issued:
-    """Store the draft as an invoice once per origin, numbered if its document is valid. ``send``: the
-    invoice goes to KSeF (state issued) or not (outside_ksef)."""
+def _values(settings: InvoicingSettings, draft: Draft, now: datetime) -> tuple[dict[str, Any], Amounts]:
+    """The invoice row a draft makes (state problem until numbered), and its amounts."""
     amounts = compute(draft.lines, draft.basis, draft.exchange.mid if draft.exchange else None)
     split = split_payment(draft, amounts, settings)
     payment = dict(draft.payment)
@@ -265,6 +277,43 @@ def store(session: Session, settings: InvoicingSettings, draft: Draft, *, now: d
         exchange_rate_table=draft.exchange.table_no if draft.exchange else None, basis=draft.basis,
         net=amounts.net, vat=amounts.vat, gross=amounts.gross, rates=_rates_json(amounts), payment=payment,
         split_payment=split, created_at=now, updated_at=now)
+    return values, amounts
+
+
+def _line_values(invoice_id: int, amounts: Amounts) -> list[dict[str, Any]]:
+    return [dict(invoice_id=invoice_id, line_no=index, name=line.name, sku=line.sku, kind=line.kind, unit=line.unit,
+                 quantity=line.quantity, rate=line.rate, unit_net=line.unit_net, unit_gross=line.unit_gross,
+                 net=line.net, vat=line.vat, gross=line.gross, annex15=line.annex15)
+            for index, line in enumerate(amounts.lines, 1)]
+
+
+def _trial(invoice: Invoice, lines: list[dict[str, Any]], corrected: Invoice | None, now: datetime,
+           ) -> tuple[bytes, str | None]:
+    """The FA(3) document with the stand-in number, and the schema's problem with it (None: valid)."""
+    trial = render(invoice, [InvoiceLine(**line) for line in lines], corrected=corrected,
+                   corrected_ksef=corrected.ksef_number if corrected is not None else None, created_at=now,
+                   number=STAND_IN_NUMBER)
+    found = problems(fa3(), trial)
+    return trial, ("FA(3) schema: " + "; ".join(found[:5])) if found else None
+
+
+def _numbered(invoice: Invoice, trial: bytes, number: tuple[str, str | None, int | None], send: bool) -> None:
+    """The checked document with its number in place of the stand-in: nothing is rendered while the
+    counter row is locked (P_2 is the stand-in's only place; a number is a short token, escaped)."""
+    invoice.number, invoice.period, invoice.seq = number
+    assert trial.count(_STAND_IN_P2) == 1, "the stand-in number is not in P_2 alone"
+    xml = trial.replace(_STAND_IN_P2, b"<P_2>" + escape(number[0]).encode("utf-8") + b"</P_2>", 1)
+    invoice.xml = xml.decode("utf-8")
+    invoice.xml_sha256 = sha256_b64(xml)
+    invoice.state = "issued" if send else "outside_ksef"
+    invoice.problem = None
+
+
+def store(session: Session, settings: InvoicingSettings, draft: Draft, *, now: datetime,
+          corrected: Invoice | None = None, send: bool) -> Issued:
+    """Store the draft as an invoice once per origin, numbered if its document is valid. ``send``: the
+    invoice goes to KSeF (state issued) or not (outside_ksef)."""
+    values, amounts = _values(settings, draft, now)
     new_id = session.execute(insert_for(session)(Invoice).values(**values)
                              .on_conflict_do_nothing(index_elements=["origin"]).returning(Invoice.id)).scalar()
     number: tuple[str, str | None, int | None] | None = None
@@ -284,32 +333,79 @@ def store(session: Session, settings: InvoicingSettings, draft: Draft, *, now: d
         session.expunge(existing)
     # the invoice as stored, built here rather than read back (the counter row is locked from the number on)
     invoice = Invoice(id=new_id, **values)
-    lines = [dict(invoice_id=new_id, line_no=index, name=line.name, sku=line.sku, kind=line.kind, unit=line.unit,
-                  quantity=line.quantity, rate=line.rate, unit_net=line.unit_net, unit_gross=line.unit_gross,
-                  net=line.net, vat=line.vat, gross=line.gross, annex15=line.annex15)
-             for index, line in enumerate(amounts.lines, 1)]
-    rows = [InvoiceLine(**line) for line in lines]
-    corrected_ksef = corrected.ksef_number if corrected is not None else None
-    trial = render(invoice, rows, corrected=corrected, corrected_ksef=corrected_ksef, created_at=now,
-                   number=STAND_IN_NUMBER)
-    found = problems(fa3(), trial)
-    if found:
-        invoice.problem = "FA(3) schema: " + "; ".join(found[:5])
+    lines = _line_values(new_id, amounts)
+    trial, problem = _trial(invoice, lines, corrected, now)
+    if problem:
+        invoice.problem = problem
         session.execute(update(Invoice).where(Invoice.id == new_id).values(problem=invoice.problem))
         return Issued(invoice, True)
     session.execute(insert(InvoiceLine), lines)
     if number is None:  # taken last: the counter row stays locked until the commit
         number = take_number(session, draft.series, settings.series[draft.series].pattern, draft.issue_date)
-    invoice.number, invoice.period, invoice.seq = number
-    # the checked document with its number in place of the stand-in: nothing is rendered while the counter
-    # row is locked (P_2 is the stand-in's only place; a number is a short token, escaped)
-    assert trial.count(_STAND_IN_P2) == 1, "the stand-in number is not in P_2 alone"
-    xml = trial.replace(_STAND_IN_P2, b"<P_2>" + escape(number[0]).encode("utf-8") + b"</P_2>", 1)
-    invoice.xml = xml.decode("utf-8")
-    invoice.xml_sha256 = sha256_b64(xml)
-    invoice.state = "issued" if send else "outside_ksef"
-    invoice.problem = None
+    _numbered(invoice, trial, number, send)
     session.execute(update(Invoice).where(Invoice.id == new_id).values(
         number=invoice.number, period=invoice.period, seq=invoice.seq, xml=invoice.xml,
         xml_sha256=invoice.xml_sha256, state=invoice.state, problem=None))
     return Issued(invoice, True)
+
+
+INVOICES = Invoice.__table__
+_SET_NUMBERED = (update(INVOICES).where(INVOICES.c.id == bindparam("b_id")).values(
+    number=bindparam("b_number"), period=bindparam("b_period"), seq=bindparam("b_seq"), xml=bindparam("b_xml"),
+    xml_sha256=bindparam("b_sha"), state=bindparam("b_state"), problem=None))
+
+
+def store_many(session: Session, settings: InvoicingSettings, drafts: Sequence[tuple[Draft, bool]], *,
+               now: datetime) -> list[Issued | InvoiceProblem]:
+    """``store`` for many first invoices of their origins at once (draft, send): one insert of the rows,
+    one of the lines, the numbers of a series and period taken together by one counter update, one update
+    of the numbered rows; an issued or problem row already there goes through ``store`` alone. What a
+    draft cannot be stored for is its InvoiceProblem, in the drafts' order."""
+    out: list[Issued | InvoiceProblem | None] = [None] * len(drafts)
+    rows: dict[str, tuple[int, dict[str, Any], Amounts]] = {}
+    for index, (draft, _) in enumerate(drafts):
+        try:
+            values, amounts = _values(settings, draft, now)
+        except InvoiceProblem as exc:
+            out[index] = exc
+            continue
+        rows[draft.origin] = (index, values, amounts)
+    inserted: dict[str, int] = {}
+    if rows:
+        inserted = {origin: invoice_id for invoice_id, origin in session.execute(
+            insert_for(session)(INVOICES).values([values for _, values, _ in rows.values()])
+            .on_conflict_do_nothing(index_elements=["origin"]).returning(INVOICES.c.id, INVOICES.c.origin))}
+    valid: list[tuple[int, Invoice, bytes, bool]] = []
+    lines: list[dict[str, Any]] = []
+    for origin, (index, values, amounts) in rows.items():
+        draft, send = drafts[index]
+        if origin not in inserted:  # issued before, or a problem issued again: the careful path
+            out[index] = store(session, settings, draft, now=now, send=send)
+            continue
+        invoice = Invoice(id=inserted[origin], **values)
+        invoice_lines_ = _line_values(invoice.id, amounts)
+        trial, problem = _trial(invoice, invoice_lines_, None, now)
+        if problem:
+            invoice.problem = problem
+            session.execute(update(INVOICES).where(INVOICES.c.id == invoice.id).values(problem=problem))
+            out[index] = Issued(invoice, True)
+            continue
+        lines.extend(invoice_lines_)
+        valid.append((index, invoice, trial, send))
+    if lines:
+        session.execute(insert(InvoiceLine.__table__), lines)
+    by_period: dict[tuple[str, date], list[tuple[int, Invoice, bytes, bool]]] = {}
+    for item in valid:
+        by_period.setdefault((item[1].series, item[1].issue_date), []).append(item)  # type: ignore[arg-type]
+    updates: list[dict[str, Any]] = []
+    for (series, day), items in by_period.items():  # taken last: the counter rows stay locked until the commit
+        numbers = take_numbers(session, series, settings.series[series].pattern, day, len(items))
+        for (index, invoice, trial, send), number in zip(items, numbers, strict=True):
+            _numbered(invoice, trial, number, send)
+            updates.append({"b_id": invoice.id, "b_number": invoice.number, "b_period": invoice.period,
+                            "b_seq": invoice.seq, "b_xml": invoice.xml, "b_sha": invoice.xml_sha256,
+                            "b_state": invoice.state})
+            out[index] = Issued(invoice, True)
+    if updates:
+        session.connection().execute(_SET_NUMBERED, updates)
+    return out  # type: ignore[return-value]

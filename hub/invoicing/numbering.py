@@ -44,3 +44,16 @@ def take_number(session: Session, series: str, pattern: str, day: date) -> tuple
     period = period_of(pattern, day)
     seq = session.execute(_NEXT, {"series": series, "period": period}).scalar_one()
     return format_number(pattern, seq, day), period, seq
+
+
+_NEXT_MANY = text(
+    "INSERT INTO invoice_counters (series, period, last_seq) VALUES (:series, :period, :count) "
+    "ON CONFLICT (series, period) DO UPDATE SET last_seq = invoice_counters.last_seq + :count RETURNING last_seq")
+
+
+def take_numbers(session: Session, series: str, pattern: str, day: date, count: int) -> list[tuple[str, str, int]]:
+    """``count`` consecutive numbers of ``series`` for invoices issued on ``day``, by one update of its
+    counter row (take_number's rules: in the storing transaction, as late as possible)."""
+    period = period_of(pattern, day)
+    last = session.execute(_NEXT_MANY, {"series": series, "period": period, "count": count}).scalar_one()
+    return [(format_number(pattern, seq, day), period, seq) for seq in range(last - count + 1, last + 1)]

@@ -40,10 +40,14 @@ from hub.invoicing.issue import (
     NothingSold,
     OnRequestOnly,
     draft_for_order,
+    draft_from,
+    history_days,
     local_day,
+    order_lines,
     seller_of,
     sha256_b64,
     store,
+    store_many,
 )
 from hub.invoicing.kinds import SEND, STATUS
 from hub.invoicing.models import ExchangeRate, Invoice, InvoiceLine, KsefSession
@@ -183,6 +187,65 @@ class InvoicingService:
             raise InvoiceProblem(f"invoice for order {order_id}: {issued.invoice.problem}")
         return issued
 
+    def issue_orders(self, engine: Engine, order_ids: Sequence[int], *, now: datetime | None = None,
+                     ) -> list[Issued | Exception]:
+        """issue_order for many orders in one transaction (the job queue's lot of invoicing.issue jobs):
+        the orders locked in id order, their histories and lines read at once, numbers taken together
+        (hub.invoicing.issue.store_many). An order whose currency's rate is not cached yet goes through
+        issue_order alone after the lot, which reads the bank's rate outside any transaction. What an
+        order gives is its Issued or its exception, in the order_ids' order."""
+        now = now or utcnow()
+        results: dict[int, Issued | Exception] = {}
+        alone: list[int] = []
+        with transaction(engine) as session:
+            orders = {order.id: order for order in session.execute(
+                select(Order).where(Order.id.in_(order_ids)).order_by(Order.id).with_for_update()).scalars()}
+            for order_id in order_ids:
+                if order_id not in orders:
+                    results[order_id] = NotFoundError(f"no order with id {order_id}")
+            days = history_days(session, list(orders), self.settings)
+            lines = order_lines(session, list(orders))
+            drafts: list[Draft] = []
+            for order in orders.values():
+                try:
+                    drafts.append(draft_from(self.settings, self.goods, order, days[order.id], lines[order.id],
+                                             now=now))
+                except OnRequestOnly as exc:
+                    results[order.id] = exc
+                except InvoiceProblem as exc:
+                    record_problem(session, self.settings, f"order:{order.id}", order, str(exc), now)
+                    results[order.id] = exc
+            foreign = {(d.currency, d.sale_date) for d in drafts if d.currency != "PLN"}
+            cached = {(row.currency, row.tax_point): PublishedRate(row.currency, row.effective_date, row.mid,
+                                                                   row.table_no)
+                      for row in session.execute(select(ExchangeRate).where(
+                          ExchangeRate.currency.in_({c for c, _ in foreign}),
+                          ExchangeRate.tax_point.in_({d for _, d in foreign}))).scalars()} if foreign else {}
+            ready: list[tuple[Draft, bool]] = []
+            for draft in drafts:
+                if draft.currency == "PLN":
+                    ready.append((draft, self.sends(draft.business)))
+                elif (draft.currency, draft.sale_date) in cached:
+                    ready.append((replace(draft, exchange=cached[(draft.currency, draft.sale_date)]),
+                                  self.sends(draft.business)))
+                else:
+                    alone.append(draft.order_id)  # type: ignore[arg-type]
+            if any(send for _, send in ready):  # queued before the numbers are taken (see _store)
+                self._queue_send(session)
+            for (draft, _), stored in zip(ready, store_many(session, self.settings, ready, now=now), strict=True):
+                assert draft.order_id is not None
+                if isinstance(stored, Issued) and stored.invoice.state == "problem":
+                    results[draft.order_id] = InvoiceProblem(
+                        f"invoice for order {draft.order_id}: {stored.invoice.problem}")
+                else:
+                    results[draft.order_id] = stored
+        for order_id in alone:
+            try:
+                results[order_id] = self.issue_order(engine, order_id, now=now)
+            except Exception as exc:  # its own outcome; the others stand
+                results[order_id] = exc
+        return [results[order_id] for order_id in order_ids]
+
     def _store(self, session: Session, draft: Draft, now: datetime) -> Issued:
         send = self.sends(draft.business)
         if send:  # queued before the number is taken: the counter row is held until the commit
@@ -202,12 +265,20 @@ class InvoicingService:
         if not self.settings.enabled:
             return {"skipped": "invoicing is not enabled ([invoicing] enabled = false)"}
         try:
-            issued = self.issue_order(ctx.engine, int(ctx.payload["order_id"]))
-        except OnRequestOnly as exc:
-            return {"skipped": str(exc)}
+            issued: Issued | Exception = self.issue_order(ctx.engine, int(ctx.payload["order_id"]))
         except InvoiceProblem as exc:
-            return {"problem": str(exc)}  # on the invoice: hub invoices retry ID once fixed
-        return {"invoice": issued.invoice.number, "created": issued.created}
+            issued = exc
+        return _issue_result(issued)
+
+    def handle_issue_many(self, contexts: list[JobContext]) -> list[Any]:
+        """invoicing.issue jobs a worker claimed together, issued in one transaction (issue_orders);
+        each job's result as handle_issue gives it, or its exception."""
+        if not self.settings.enabled:
+            return [{"skipped": "invoicing is not enabled ([invoicing] enabled = false)"} for _ in contexts]
+        order_ids = [int(ctx.payload["order_id"]) for ctx in contexts]
+        if len(set(order_ids)) != len(order_ids):
+            raise ValueError("the same order twice in one lot")  # the worker runs each alone
+        return [_issue_result(result) for result in self.issue_orders(contexts[0].engine, order_ids)]
 
     # corrections
 
@@ -598,6 +669,17 @@ def _ready_to_send() -> Any:
                                           original.c.state.in_(("accepted", "outside_ksef"))).exists())
 
 
+def _issue_result(result: Issued | Exception) -> Any:
+    """What an invoicing.issue job returns (or raises, as an exception instance) for its order's outcome."""
+    if isinstance(result, OnRequestOnly):
+        return {"skipped": str(result)}
+    if isinstance(result, InvoiceProblem):
+        return {"problem": str(result)}  # on the invoice: hub invoices retry ID once fixed
+    if isinstance(result, Exception):
+        return result
+    return {"invoice": result.invoice.number, "created": result.created}
+
+
 def _order(session: Session, order_id: int, *, lock: bool = False) -> Order:
     order = session.get(Order, order_id, with_for_update=lock)
     if order is None:
@@ -618,6 +700,11 @@ def record_problem(session: Session, settings: InvoicingSettings, origin: str, o
         index_elements=["origin"], set_={"problem": message, "updated_at": now},
         where=Invoice.__table__.c.state == "problem"))
 
+
+# kinds whose jobs claimed together run as one lot (HandlerRegistry.register's ``many``)
+MANY_HANDLERS: dict[str, Callable[[InvoicingService, list[JobContext]], list[Any]]] = {
+    ISSUE_INVOICE: InvoicingService.handle_issue_many,
+}
 
 HANDLERS: dict[str, Callable[[InvoicingService, JobContext], dict[str, Any]]] = {
     ISSUE_INVOICE: InvoicingService.handle_issue,

@@ -45,6 +45,8 @@ class JobContext:
 
 
 Handler = Callable[[JobContext], Any]
+# jobs of one kind claimed together, run as one: a result or the exception per job, in the jobs' order
+ManyHandler = Callable[[list[JobContext]], list[Any]]
 
 
 class SchedulePayload(BaseModel):
@@ -64,6 +66,7 @@ NOT_PERIODIC = "not periodic"
 class HandlerRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._many: dict[str, ManyHandler] = {}
         self._payloads: dict[str, type[SchedulePayload] | str] = {}
         self._warmups: list[Callable[[Engine], None]] = []
 
@@ -76,12 +79,16 @@ class HandlerRegistry:
             warm(engine)
 
     def register(self, kind: str, handler: Handler,
-                 payload: type[SchedulePayload] | str | None = None) -> None:
+                 payload: type[SchedulePayload] | str | None = None, *, many: ManyHandler | None = None) -> None:
         """``payload``: the schedule payload model of a periodic kind, NOT_PERIODIC, or None (unchecked:
-        a connector's own kinds)."""
+        a connector's own kinds). ``many``: the kind's jobs a worker claimed together, run at once (one
+        transaction for the lot instead of one each); ``handler`` still runs a job alone, and runs each of
+        a lot whose ``many`` raised."""
         if kind in self._handlers and self._handlers[kind] is not handler:
             raise ValueError(f"a handler for job kind {kind!r} is already registered")
         self._handlers[kind] = handler
+        if many is not None:
+            self._many[kind] = many
         if payload is not None:
             self._payloads[kind] = payload
 
@@ -114,6 +121,9 @@ class HandlerRegistry:
 
     def get(self, kind: str) -> Handler | None:
         return self._handlers.get(kind)
+
+    def many(self, kind: str) -> ManyHandler | None:
+        return self._many.get(kind)
 
     def kinds(self) -> frozenset[str]:
         return frozenset(self._handlers)

@@ -280,6 +280,22 @@ def begin(engine: Engine, job: ClaimedJob) -> ClaimedJob | None:
     return None if attempts is None else replace(job, attempts=attempts, begun=True)
 
 
+def begin_many(engine: Engine, jobs: Sequence[ClaimedJob]) -> list[ClaimedJob]:
+    """``begin`` for a run of claimed jobs a handler takes together, in one transaction: those whose lease
+    is still ours, their attempts counted (one already begun keeps its count)."""
+    now = utcnow()
+    out: list[ClaimedJob] = []
+    with standalone(engine).begin() as conn:
+        for job in jobs:
+            if job.begun:
+                out.append(job)
+                continue
+            attempts = conn.execute(_BEGIN, {"job_id": job.id, "token": job.lease_token, "now": now}).scalar()
+            if attempts is not None:
+                out.append(replace(job, attempts=attempts, begun=True))
+    return out
+
+
 def renew(engine: Engine, jobs: Sequence[ClaimedJob], lease: float) -> set[int]:
     """Extend the leases still held; returns the ids still ours: renewed, or locked by a transaction that
     is finishing them (a settle), which the renewal skips rather than waits for."""

@@ -179,31 +179,42 @@ class WorkerPool:
         pending: list[Outcome] = []
         last_flush = time.monotonic()
         try:
-            for job in jobs:
+            at = 0
+            while at < len(jobs):
                 if self._stopping.is_set():
                     break
+                # a run of one kind whose handler takes many at once; else the job alone
+                group = [jobs[at]]
+                if self.registry.many(jobs[at].kind) is not None:
+                    while at + len(group) < len(jobs) and jobs[at + len(group)].kind == jobs[at].kind:
+                        group.append(jobs[at + len(group)])
+                at += len(group)
                 try:
-                    begun = queue.begin(self.engine, job)
+                    begun = queue.begin_many(self.engine, group)
                 except Exception as exc:  # the database blinked: what is left of the batch goes back
                     self.errors_in_loop += 1
                     log.error("could not start a claimed job; giving the batch back", worker=worker,
-                              job=job.id, error=str(exc))
+                              job=group[0].id, error=str(exc))
                     break
+                ours = {b.id: b for b in begun}
                 with self._held_lock:
-                    if begun is None:
-                        held.jobs.pop(job.id, None)
-                    else:
-                        held.jobs[job.id] = begun
-                        held.started.add(job.id)
-                if begun is None:
+                    for job in group:
+                        if job.id in ours:
+                            held.jobs[job.id] = ours[job.id]
+                            held.started.add(job.id)
+                        else:
+                            held.jobs.pop(job.id, None)
+                lost = [job.id for job in group if job.id not in ours]
+                if lost:
                     log.warning("lease lost before the job started; another worker owns it now",
-                                worker=worker, job=job.id)
+                                worker=worker, jobs=lost)
+                if not begun:
                     continue
-                outcome = self._run_one(worker, begun)
-                if outcome.ok:
-                    pending.append(outcome)
-                else:
-                    self._settle(worker, [outcome])
+                outcomes = self._run_many(worker, begun) if len(begun) > 1 else [self._run_one(worker, begun[0])]
+                failed = [outcome for outcome in outcomes if not outcome.ok]
+                if failed:
+                    self._settle(worker, failed)
+                pending.extend(outcome for outcome in outcomes if outcome.ok)
                 if pending and time.monotonic() - last_flush > FLUSH_AFTER:
                     self._settle(worker, pending)
                     pending = []
@@ -247,6 +258,31 @@ class WorkerPool:
         if self.on_settled:
             self.on_settled(outcomes)
 
+    def _run_many(self, worker: str, jobs: list[ClaimedJob]) -> list[Outcome]:
+        """Jobs of one kind through its many-handler at once: an outcome each from its own result or
+        exception. If the lot fails as a whole, each job runs alone, so one bad job fails by itself."""
+        many = self.registry.many(jobs[0].kind)
+        assert many is not None
+        started = time.perf_counter()
+        contexts = [JobContext(job=job, engine=self.engine, log=get_logger("hub.job").bind(
+            job_id=job.id, kind=job.kind, connector=job.connector, attempt=job.attempts),
+            throttles=self.throttles, stopping=self._stopping) for job in jobs]
+        try:
+            results = many(contexts)
+            if len(results) != len(jobs):
+                raise RuntimeError(f"{jobs[0].kind}: {len(results)} results for {len(jobs)} jobs")
+        except Exception as exc:
+            log.warning("jobs taken together failed as a lot; running each alone", kind=jobs[0].kind,
+                        jobs=[job.id for job in jobs], error=str(exc))
+            return [self._run_one(worker, job) for job in jobs]
+        share = (time.perf_counter() - started) / len(jobs)
+        outcomes = []
+        for ctx, result in zip(contexts, results, strict=True):
+            outcome = _outcome(ctx.job, ctx.log, result)
+            JOB_DURATION.labels(ctx.job.kind, "done" if outcome.ok else "failed").observe(share)
+            outcomes.append(outcome)
+        return outcomes
+
     def _run_one(self, worker: str, job: ClaimedJob) -> Outcome:
         handler = self.registry.get(job.kind)
         started = time.perf_counter()
@@ -259,28 +295,12 @@ class WorkerPool:
                                retryable=False)
             ctx = JobContext(job=job, engine=self.engine, log=jlog, throttles=self.throttles,
                              stopping=self._stopping)
+            result: Any
             try:
                 result = handler(ctx)
-            except PermanentError as exc:
-                outcome = Outcome(job, ok=False, error=str(exc) or type(exc).__name__, retryable=False)
-                jlog.error("job failed permanently", error=outcome.error)
-            except Deferred as exc:
-                outcome = Outcome(job, ok=False, error=str(exc), deferred=True, retry_after=exc.retry_after)
-                jlog.info("job deferred", error=outcome.error, retry_after=exc.retry_after)
-            except LoginNeeded as exc:
-                outcome = Outcome(job, ok=False, error=str(exc), hold=True, retry_after=exc.retry_after)
-                jlog.warning("connector needs a login; job held", error=outcome.error)
-            except RetryableError as exc:
-                outcome = Outcome(job, ok=False, error=str(exc) or type(exc).__name__, retryable=True,
-                                  retry_after=exc.retry_after)
-                jlog.warning("job attempt failed", error=outcome.error, retry_after=exc.retry_after)
             except Exception as exc:
-                detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                outcome = Outcome(job, ok=False, error=detail, retryable=True)
-                jlog.exception("job attempt raised", error=detail)
-            else:
-                outcome = Outcome(job, ok=True, result=_jsonable_result(result))
-                jlog.debug("job done")
+                result = exc
+            outcome = _outcome(job, jlog, result)
         elapsed = time.perf_counter() - started
         JOB_DURATION.labels(job.kind, "done" if outcome.ok else "failed").observe(elapsed)
         if elapsed > TRIM_AFTER:  # a long job has just let go of much (a catalogue): its free pages go back
@@ -316,3 +336,28 @@ def _jsonable_result(result: Any) -> Any:
     if result is None or isinstance(result, dict):
         return result
     return {"value": result}
+
+
+def _outcome(job: ClaimedJob, jlog: Any, result: Any) -> Outcome:
+    """A job's outcome from what its handler returned or raised (an exception instance)."""
+    if isinstance(result, PermanentError):
+        outcome = Outcome(job, ok=False, error=str(result) or type(result).__name__, retryable=False)
+        jlog.error("job failed permanently", error=outcome.error)
+    elif isinstance(result, Deferred):
+        outcome = Outcome(job, ok=False, error=str(result), deferred=True, retry_after=result.retry_after)
+        jlog.info("job deferred", error=outcome.error, retry_after=result.retry_after)
+    elif isinstance(result, LoginNeeded):
+        outcome = Outcome(job, ok=False, error=str(result), hold=True, retry_after=result.retry_after)
+        jlog.warning("connector needs a login; job held", error=outcome.error)
+    elif isinstance(result, RetryableError):
+        outcome = Outcome(job, ok=False, error=str(result) or type(result).__name__, retryable=True,
+                          retry_after=result.retry_after)
+        jlog.warning("job attempt failed", error=outcome.error, retry_after=result.retry_after)
+    elif isinstance(result, BaseException):
+        detail = "".join(traceback.format_exception_only(type(result), result)).strip()
+        outcome = Outcome(job, ok=False, error=detail, retryable=True)
+        jlog.error("job attempt raised", error=detail, exc_info=result)
+    else:
+        outcome = Outcome(job, ok=True, result=_jsonable_result(result))
+        jlog.debug("job done")
+    return outcome

@@ -125,3 +125,51 @@ def test_split_payment_over_the_threshold_with_annex_15_goods(engine: Engine) ->
     assert _text(root, "fa:Fa/fa:Adnotacje/fa:P_18A") == "1"
     assert _text(root, "fa:Fa/fa:Platnosc/fa:RachunekBankowy/fa:NrRB") == "61109010140000071219812874"
     assert not hub.issue_order(engine, small, now=NOW).invoice.split_payment
+
+
+def test_a_lot_of_orders_is_issued_in_one_transaction_as_each_would_be_alone(engine: Engine) -> None:
+    """issue_orders (the queue's lot of invoicing.issue jobs): consecutive numbers in the orders' order,
+    each document valid and the same as issue_order makes; a consumer skipped, a bad NIP a problem without
+    a number, an unknown order its own error, a currency whose rate is not cached yet issued alone after
+    the lot; an order issued before keeps its invoice."""
+    from hub.invoicing.issue import OnRequestOnly
+    from hub.kernel.errors import NotFoundError
+
+    first = add_order(engine, "L0", [("A", 1, "10.00", "23", "goods")])
+    hub = service(nbp=FakeRates("4.2537"))
+    before = hub.issue_order(engine, first, now=NOW).invoice
+    ids = [first,
+           add_order(engine, "L1", [("A", 2, "123.00", "23", "goods"), (None, 1, "15.99", None, "shipping")]),
+           add_order(engine, "L2", [("A", 1, "100.00", "23", "goods")], nip=None),
+           add_order(engine, "L3", [("A", 1, "100.00", "23", "goods")], nip="1234567890"),
+           add_order(engine, "L4", [("A", 3, "19.99", "23", "goods")], currency="EUR", country="DE",
+                     nip="DE136695976"),
+           add_order(engine, "L5", [("B", 1, "10.80", "8", "goods")]),
+           999_999]
+    results = hub.issue_orders(engine, ids, now=NOW)
+    again, l1, l2, l3, l4, l5, missing = results
+    assert again.invoice.id == before.id and not again.created  # type: ignore[union-attr]
+    assert isinstance(l2, OnRequestOnly) and isinstance(l3, InvoiceProblem) and isinstance(missing, NotFoundError)
+    # the lot's two numbered in order; the euro order (no cached rate) after it, alone
+    assert [r.invoice.number for r in (l1, l5, l4)] == ["FV/2/12/2026", "FV/3/12/2026", "FV/4/12/2026"]  # type: ignore[union-attr]
+    assert l4.invoice.exchange_rate == Decimal("4.2537")  # type: ignore[union-attr]
+    for issued in (l1, l4, l5):
+        assert problems(fa3(), issued.invoice.xml.encode()) == []  # type: ignore[union-attr]
+    with transaction(engine) as session:
+        stored = {i.origin: i for i in session.execute(select(Invoice)).scalars()}
+        lines = session.execute(select(func.count()).select_from(InvoiceLine).where(
+            InvoiceLine.invoice_id == l1.invoice.id)).scalar_one()  # type: ignore[union-attr]
+        counter = session.get(InvoiceCounter, ("FV", "2026-12")).last_seq
+    assert stored[f"order:{ids[3]}"].state == "problem" and stored[f"order:{ids[3]}"].number is None
+    assert f"order:{ids[2]}" not in stored and counter == 4 and lines == 2
+    assert stored[f"order:{ids[1]}"].xml == l1.invoice.xml  # type: ignore[union-attr]
+    # the same order alone in a fresh database gives the same document, byte for byte
+    from sqlalchemy import delete
+
+    with transaction(engine) as session:
+        session.execute(delete(InvoiceLine))
+        session.execute(delete(Invoice))
+        session.execute(delete(InvoiceCounter))
+    for order_id in ids[:2]:
+        alone = hub.issue_order(engine, order_id, now=NOW).invoice
+    assert alone.number == "FV/2/12/2026" and alone.xml == l1.invoice.xml  # type: ignore[union-attr]

@@ -85,6 +85,47 @@ def test_pool_drains_and_one_failing_job_blocks_nothing(engine: Engine) -> None:
     assert broken_job.attempts == 3 and "RuntimeError: always broken" in (broken_job.last_error or "")
 
 
+def test_jobs_claimed_together_run_as_a_lot_each_with_its_own_outcome(engine: Engine) -> None:
+    """A kind with a many-handler gets the jobs of a claimed batch at once; each job settles from its own
+    result or exception; a lot that fails whole runs each job alone, so only the bad one fails."""
+    handlers = HandlerRegistry()
+    lots: list[list[str]] = []
+    alone: list[str] = []
+    lock = threading.Lock()
+
+    def one(ctx: JobContext) -> dict[str, str]:
+        with lock:
+            alone.append(ctx.job.idempotency_key)
+        if ctx.payload.get("poison"):
+            raise PermanentError("poison")
+        return {"alone": ctx.job.idempotency_key}
+
+    def many(contexts: list[JobContext]) -> list[object]:
+        keys = [ctx.job.idempotency_key for ctx in contexts]
+        with lock:
+            lots.append(keys)
+        if any(ctx.payload.get("poison") for ctx in contexts):
+            raise RuntimeError("the lot breaks")
+        return [PermanentError("refused") if ctx.payload.get("refuse") else
+                RetryableError("later") if ctx.payload.get("flaky") and ctx.attempt < 2 else
+                {"lot": ctx.job.idempotency_key} for ctx in contexts]
+
+    handlers.register("many", one, many=many)
+    jobs = [NewJob("many", {"refuse": i == 3, "flaky": i == 5, "poison": i == 9}, f"m{i}") for i in range(12)]
+    drain(engine, handlers, jobs)
+    final = states(engine)
+    assert final == {f"m{i}": "dead" if i in (3, 9) else "done" for i in range(12)}
+    assert any(len(lot) > 1 for lot in lots)  # FAST claims four at a time
+    assert sorted(key for lot in lots for key in lot if key != "m5") == sorted(set(
+        key for lot in lots for key in lot if key != "m5"))  # a job in one lot only, but a retried one
+    assert "m9" in alone and {"m3"}.isdisjoint(alone)  # the poisoned lot ran alone; a refusal did not
+    with transaction(engine) as s:
+        results = {k: r for k, r in s.execute(select(Job.idempotency_key, Job.result))}
+        flaky = s.execute(select(Job).where(Job.idempotency_key == "m5")).scalar_one()
+    assert flaky.attempts == 2
+    assert all(results[f"m{i}"] in ({"lot": f"m{i}"}, {"alone": f"m{i}"}) for i in range(12) if i not in (3, 9))
+
+
 def test_stop_waits_for_running_job_and_gives_back_the_rest(engine: Engine) -> None:
     handlers = HandlerRegistry()
     started = threading.Event()
