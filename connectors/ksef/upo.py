@@ -12,12 +12,12 @@ namespace) is checked for well-formedness only.
 from __future__ import annotations
 
 import copy
-import functools
 from pathlib import Path
 
 from lxml import etree
 
 from hub.kernel.errors import PermanentError
+from hub.platform.xsd import per_thread
 
 XSD = Path(__file__).parent / "xsd" / "upo-v4-3.xsd"
 UPO_NS_PREFIX = "http://upo.schematy.mf.gov.pl/KSeF/"
@@ -37,9 +37,9 @@ def _parser() -> etree.XMLParser:
                            remove_pis=False)
 
 
-@functools.cache
 def schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(XSD), _parser()))
+    """The UPO v4-3 schema, compiled once per thread and one thread at a time (hub.platform.xsd)."""
+    return per_thread("ksef:upo", lambda: etree.XMLSchema(etree.parse(str(XSD), _parser())))
 
 
 def parse(content: bytes) -> etree._Element:
