@@ -42,6 +42,7 @@ from tenacity.wait import WaitBaseT
 from connectors.http import Answer, HttpClient, Params, RequestRefused, Unavailable
 from hub.kernel.clock import utcnow
 from hub.kernel.errors import LoginNeeded, PermanentError, RetryableError
+from hub.kernel.ports.invoicing import SystemUnavailable
 from hub.platform.config import Secret
 from hub.platform.ratelimit import LocalRateLimiter, Throttle
 
@@ -135,8 +136,9 @@ class KsefRefused(RequestRefused):
         self.details = details
 
 
-class KsefUnavailable(Unavailable):
-    """5xx, timeouts and broken connections after the last attempt (a POST: it may have been applied)."""
+class KsefUnavailable(Unavailable, SystemUnavailable):
+    """5xx, timeouts and broken connections after the last attempt (a POST: it may have been applied); to the
+    hub, KSeF unavailable (its offline mode)."""
 
 
 class _Unauthorized(Exception):

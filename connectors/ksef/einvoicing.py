@@ -148,7 +148,8 @@ class KsefEInvoicing:
                                     "restart?): read it back with find_sent and open a new session")
         self._check(invoice)
         ciphertext = crypto.aes_encrypt(session_key, invoice.xml)
-        body = mapping.send_invoice_request(invoice.xml, ciphertext)
+        body = mapping.send_invoice_request(invoice.xml, ciphertext, offline=invoice.offline,
+                                            corrects_sha256=invoice.corrects_sha256)
         try:
             answer = self._client.send_invoice(session, body)
         except KsefRefused as refused:
@@ -231,12 +232,19 @@ class KsefEInvoicing:
         been applied: a lost answer leaves a session nobody closes, which KSeF cancels). PermanentError, before
         anything is sent, for an empty batch, one over ``batch_max_invoices``, 50 parts or 5 GB, an invoice
         whose sha256 is not its XML's or over ``max_invoice_bytes``, or the same invoice twice (the hub tells
-        the invoices of a session apart by their hashes)."""
+        the invoices of a session apart by their hashes), for online and offline invoices together (offlineMode
+        is the batch's) and for a technical correction (online sessions only)."""
         if not invoices:
             raise PermanentError("KSeF batch: no invoices")
         if len(invoices) > self._options.batch_max_invoices:
             raise PermanentError(f"KSeF batch: {len(invoices)} invoices, over the {self._options.batch_max_invoices} "
                                  "one session takes")
+        if len({invoice.offline for invoice in invoices}) > 1:
+            raise PermanentError("KSeF batch: online and offline invoices together (offlineMode is the batch's)")
+        corrections = [invoice.key for invoice in invoices if invoice.corrects_sha256]
+        if corrections:
+            raise PermanentError(f"KSeF batch: technical corrections go in an online session only "
+                                 f"(korekta-techniczna.md): {', '.join(corrections[:5])}")
         seen: dict[str, str] = {}
         for invoice in invoices:
             self._check(invoice)
@@ -254,7 +262,7 @@ class KsefEInvoicing:
         declared = [(part.ordinal, part.size, part.sha256) for part in package.parts]
         answer = self._open(session_key, lambda wrapped, key_id: mapping.open_batch_request(
             wrapped, session_key.iv, key_id, archive_size=package.size, archive_sha256=package.sha256,
-            parts=declared), self._client.open_batch_session)
+            parts=declared, offline=invoices[0].offline), self._client.open_batch_session)
         reference = str(answer.get("referenceNumber") or "")
         if not reference:
             raise RetryableError("KSeF POST /sessions/batch: the answer names no session (KSeF cancels it unclosed)")

@@ -50,10 +50,12 @@ def open_session_request(encrypted_key: str, iv: bytes, public_key_id: str | Non
 
 
 def open_batch_request(encrypted_key: str, iv: bytes, public_key_id: str | None, *, archive_size: int,
-                       archive_sha256: str, parts: Iterable[tuple[int, int, str]]) -> dict[str, Any]:
+                       archive_sha256: str, parts: Iterable[tuple[int, int, str]], offline: bool = False,
+                       ) -> dict[str, Any]:
     """``POST /sessions/batch`` for FA(3) invoices: ``batchFile`` declares the whole UNENCRYPTED archive's size
     and hash and each ENCRYPTED part's (``parts``: ordinal, size, base64 SHA-256); the key as for an online
-    session. ``compressionType`` Zip (the default, said outright); ``offlineMode`` false: the hub issues online."""
+    session. ``compressionType`` Zip (the default, said outright); ``offlineMode`` for the whole batch (its
+    invoices were issued in offline mode, tryby-offline.md)."""
     encryption: dict[str, Any] = {"encryptedSymmetricKey": encrypted_key, "initializationVector": b64(iv)}
     if public_key_id:
         encryption["publicKeyId"] = public_key_id
@@ -66,21 +68,27 @@ def open_batch_request(encrypted_key: str, iv: bytes, public_key_id: str | None,
             "fileParts": [{"ordinalNumber": n, "fileSize": size, "fileHash": sha256} for n, size, sha256 in parts],
         },
         "encryption": encryption,
-        "offlineMode": False,
+        "offlineMode": offline,
     }
 
 
-def send_invoice_request(xml: bytes, ciphertext: bytes) -> dict[str, Any]:
+def send_invoice_request(xml: bytes, ciphertext: bytes, *, offline: bool = False,
+                         corrects_sha256: str | None = None) -> dict[str, Any]:
     """``POST /sessions/online/{ref}/invoices``: size and hash of the XML and of the raw ciphertext (not of its
-    base64 text), the ciphertext in base64. ``offlineMode`` false: the hub issues online."""
-    return {
+    base64 text), the ciphertext in base64; ``offlineMode`` for an invoice issued in offline mode. A technical
+    correction (offline/korekta-techniczna.md) is offline and names the rejected document's hash in
+    ``hashOfCorrectedInvoice``."""
+    body: dict[str, Any] = {
         "invoiceHash": sha256_b64(xml),
         "invoiceSize": len(xml),
         "encryptedInvoiceHash": sha256_b64(ciphertext),
         "encryptedInvoiceSize": len(ciphertext),
         "encryptedInvoiceContent": b64(ciphertext),
-        "offlineMode": False,
+        "offlineMode": offline or corrects_sha256 is not None,
     }
+    if corrects_sha256 is not None:
+        body["hashOfCorrectedInvoice"] = corrects_sha256
+    return body
 
 
 def parse_time(value: str | None) -> datetime | None:

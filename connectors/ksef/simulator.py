@@ -347,6 +347,7 @@ class SimInvoice:
     revealed: bool = False
     upo_override: bytes | None = None
     file_name: str | None = None  # a batch's: the file's name in the archive
+    corrects: str | None = None  # a technical correction: hashOfCorrectedInvoice
 
     @property
     def code(self) -> int:
@@ -983,8 +984,15 @@ class KsefSimulator:
             problems.append("encryptedInvoiceContent: wymagana treść w Base64.")
         if body.get("offlineMode") is not None and not isinstance(body.get("offlineMode"), bool):
             problems.append("offlineMode: wymagana wartość logiczna.")
+        corrected = body.get("hashOfCorrectedInvoice")
+        if corrected is not None and (not isinstance(corrected, str) or len(corrected) != 44):
+            problems.append("hashOfCorrectedInvoice: wymagany skrót SHA-256 w Base64 (44 znaki).")
+        elif corrected is not None and body.get("offlineMode") is not True:
+            problems.append("hashOfCorrectedInvoice: korekta techniczna dotyczy faktury offline (offlineMode: true).")
         if problems:
             raise _Reply(400, 21405, problems)
+        if corrected is not None:
+            self._check_technical_correction(session, corrected)
         if body["invoiceSize"] > self.max_invoice_bytes:
             raise _Reply(400, 21405, [f"invoiceSize {body['invoiceSize']} przekracza limit {self.max_invoice_bytes} "
                                       "bajtów dla faktury bez załączników."])
@@ -1009,6 +1017,7 @@ class KsefSimulator:
                 raise _Reply(400, 21403, ["Skrót treści nie zgadza się ze skrótem pliku."])
         invoice = SimInvoice(len(session.invoices) + 1, self._reference("EE"), session.reference, body["invoiceHash"],
                              body["invoiceSize"], now, (435, ["Nie udało się odszyfrować faktury."], {}))
+        invoice.corrects = corrected
         if xml is not None:
             self._verify(session, invoice, xml, offline=bool(body.get("offlineMode")))
         invoice.reads = 0
@@ -1017,8 +1026,23 @@ class KsefSimulator:
         session.updated = now
         return 202, {"referenceNumber": invoice.reference}, []
 
+    def _check_technical_correction(self, session: SimSession, corrected: str) -> None:
+        """korekta-techniczna.md: the corrected document is an offline invoice of the context KSeF rejected
+        (21167 when it was processed properly or was not offline), and none of its technical corrections
+        has been accepted (21166)."""
+        ours = [i for s in self.sessions.values() if s.nip == session.nip for i in s.invoices]
+        originals = [i for i in ours if i.sha256 == corrected]
+        if not originals:
+            raise _Reply(400, 21405, [f"hashOfCorrectedInvoice: brak faktury o skrócie {corrected} w kontekście "
+                                      f"{session.nip}."])
+        if any(i.code == 200 or i.mode != "Offline" for i in originals):
+            raise _Reply(400, 21167, ["Nie można wysłać korekty technicznej do prawidłowo przetworzonej faktury."])
+        if any(i.corrects == corrected and i.code == 200 for i in ours):
+            raise _Reply(400, 21166, ["Faktura posiada już przetworzoną prawidłowo korektę techniczną."])
+
     def _verify(self, session: SimSession, invoice: SimInvoice, xml: bytes, *, offline: bool) -> None:
         """weryfikacja-faktury.md, in its order; the verdict is kept and shown later (``_observe``)."""
+        invoice.mode = "Offline" if offline else "Online"  # a document refused unread keeps what it declared
         problems, root = _xml_problems(xml)
         if root is None:
             invoice.outcome = (430, problems, {})

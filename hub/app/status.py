@@ -8,9 +8,11 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.catalog.models import ErpReject
+from hub.invoicing.issue import local_day
 from hub.invoicing.models import Invoice
 from hub.jobs.models import JOB_STATES, Job, JobFailure, ScheduleRun
 from hub.jobs.queue import depth_by_state
+from hub.kernel.clock import utcnow
 from hub.kernel.errors import NotFoundError
 from hub.orders.models import Order
 from hub.platform.config import LoadedConfig
@@ -150,13 +152,21 @@ def status(engine: Engine, session: Session, loaded: LoadedConfig, dead_limit: i
                                  .limit(dead_limit)).scalars()]
     invoice_counts = dict(session.execute(select(Invoice.state, func.count()).where(
         Invoice.state.in_(("problem", "rejected", "issued", "sending", "sent"))).group_by(Invoice.state)).all())
+    # offline invoices not yet in KSeF, by the day they must be there (None: an outage still going on)
+    today = local_day(utcnow(), loaded.settings.invoicing)
+    offline_due = [{"deadline": None if day is None else day.isoformat(), "invoices": count,
+                    "overdue": day is not None and day < today}
+                   for day, count in session.execute(select(Invoice.ksef_deadline, func.count()).where(
+                       Invoice.offline.is_(True), Invoice.state.in_(("issued", "sending", "sent", "rejected",
+                                                                       "problem")))
+                       .group_by(Invoice.ksef_deadline).order_by(Invoice.ksef_deadline))]
     return {
         "orders": {"problems": problems, "oversold": oversold},
         "shipments": {"problems": shipment_problem_count, "failed_pickups": failed_pickups,
                       "with_problems": shipment_problems},
         "invoices": {"problems": invoice_counts.get("problem", 0), "rejected": invoice_counts.get("rejected", 0),
                      "waiting_for_ksef": sum(invoice_counts.get(k, 0) for k in ("issued", "sending", "sent")),
-                     "with_problems": invoice_problems},
+                     "with_problems": invoice_problems, "offline_waiting": offline_due},
         "erp_quarantine": quarantine,
         "queue": {s: counts.get(s, 0) for s in JOB_STATES},
         "dead_jobs": [job_summary(j) for j in dead],

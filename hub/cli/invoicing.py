@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,8 @@ from hub.invoicing.exports import CONNECTOR_FORMATS, FORMATS, export, month
 from hub.invoicing.fa3 import plain
 from hub.invoicing.issue import InvoiceProblem
 from hub.invoicing.kinds import SEND
-from hub.invoicing.models import INVOICE_STATES, Invoice, InvoiceLine
-from hub.invoicing.service import KSEF_PRIORITY, InvoicingService
+from hub.invoicing.models import INVOICE_STATES, Invoice, InvoiceLine, KsefOutage
+from hub.invoicing.service import KSEF_PRIORITY, InvoicingService, refresh_deadlines
 from hub.jobs import queue
 from hub.kernel.clock import utcnow
 from hub.kernel.errors import HubError, NotFoundError, PermanentError
@@ -38,6 +39,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
     il.add_argument("--state", choices=INVOICE_STATES)
     il.add_argument("--period", type=_period, metavar="YYYY-MM", help="issued in this month")
     il.add_argument("--order", type=positive_int, metavar="ID", help="of this order")
+    il.add_argument("--offline", action="store_true",
+                    help="issued in KSeF's offline mode and not yet in KSeF, soonest deadline first")
     il.add_argument("--limit", type=positive_int, default=100)
     il.set_defaults(func=cmd_list)
     show = isub.add_parser("show", parents=[common, listing], help="an invoice: lines, totals, KSeF")
@@ -70,6 +73,23 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.Arg
                             help="issue again an invoice with a problem, or send again one KSeF rejected")
     retry.add_argument("id", type=positive_int)
     retry.set_defaults(func=cmd_retry)
+    outage = isub.add_parser("outage", parents=[common, listing],
+                             help="record a KSeF outage the Ministry announced (it moves offline invoices' "
+                                  "deadlines), or list them")
+    outage.add_argument("--kind", choices=("unavailable", "failure"),
+                        help="unavailable: KSeF said unavailable; failure: a failure (awaria) was announced")
+    outage.add_argument("--from", dest="started_on", type=_day, metavar="YYYY-MM-DD", help="its first day")
+    outage.add_argument("--to", dest="ended_on", type=_day, metavar="YYYY-MM-DD",
+                        help="its last day (left out: still going on; give it again with --to once it ends)")
+    outage.add_argument("--note", help="e.g. the announcement's address")
+    outage.set_defaults(func=cmd_outage)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
 
 
 def _period(text: str) -> str:
@@ -107,7 +127,9 @@ def _row(invoice: Invoice) -> dict[str, Any]:
             "sale_date": _iso(invoice.sale_date), "buyer": invoice.buyer.get("name"),
             "buyer_tax_id": invoice.buyer.get("nip") or invoice.buyer.get("eu_vat") or invoice.buyer.get("tax_id"),
             "currency": invoice.currency, "net": str(invoice.net), "vat": str(invoice.vat),
-            "gross": str(invoice.gross), "ksef_number": invoice.ksef_number, "problem": invoice.problem}
+            "gross": str(invoice.gross), "ksef_number": invoice.ksef_number, "offline": invoice.offline,
+            "ksef_deadline": _iso(invoice.ksef_deadline), "corrects_sha256": invoice.corrects_sha256,
+            "problem": invoice.problem}
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -115,6 +137,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     query = select(Invoice).order_by(Invoice.id.desc()).limit(args.limit)
     if args.state:
         query = query.where(Invoice.state == args.state)
+    if args.offline:
+        query = query.where(Invoice.offline.is_(True), Invoice.state != "accepted").order_by(None).order_by(
+            Invoice.ksef_deadline.is_(None), Invoice.ksef_deadline, Invoice.id)
     if args.order:
         query = query.where(Invoice.order_id == args.order)
     if args.period:
@@ -125,8 +150,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(rows)
     else:
-        table(rows, ["id", "number", "kind", "state", "order_id", "issue_date", "buyer", "gross", "currency",
-                     "ksef_number", "problem"], empty="(no invoices)")
+        columns = ["id", "number", "kind", "state", "order_id", "issue_date", "buyer", "gross", "currency",
+                   "ksef_number", "problem"]
+        if args.offline:
+            columns[4:4] = ["ksef_deadline"]
+        table(rows, columns, empty="(no invoices)")
     return 0
 
 
@@ -167,7 +195,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     _say(f"invoice {data['id']} {data['number'] or '(not issued)'} ({data['kind']}) {data['state']}: "
          f"{data['buyer']} {data['buyer_tax_id'] or ''}".rstrip())
     for key in ("order_id", "corrects_id", "reason", "issue_date", "sale_date", "exchange_rate", "split_payment",
-                "ksef_number", "problem"):
+                "offline", "ksef_deadline", "corrects_sha256", "ksef_number", "problem"):
         if data[key]:
             _say(f"  {key}: {data[key]}")
     for line in data["lines"]:
@@ -305,4 +333,33 @@ def cmd_retry(args: argparse.Namespace) -> int:
     except InvoiceProblem as exc:
         raise HubError(str(exc)) from None
     _emit_issued(args, issued.invoice, issued.created)
+    return 0
+
+
+def cmd_outage(args: argparse.Namespace) -> int:
+    """Record (or end) an announced KSeF outage and move the deadlines of offline invoices; without --kind,
+    list the outages recorded."""
+    _, engine = runtime(args)
+    moved = None
+    if args.kind is not None:
+        if args.started_on is None:
+            raise HubError("hub invoices outage: --from YYYY-MM-DD is needed with --kind")
+        if args.ended_on is not None and args.ended_on < args.started_on:
+            raise HubError(f"hub invoices outage: --to {args.ended_on} is before --from {args.started_on}")
+        with db.transaction(engine) as session:
+            db.upsert(session, KsefOutage, {"kind": args.kind, "started_on": args.started_on,
+                                            "ended_on": args.ended_on, "note": args.note, "created_at": utcnow()},
+                      ["kind", "started_on"], update=["ended_on", "note"])
+            moved = refresh_deadlines(session)
+    elif args.started_on or args.ended_on:
+        raise HubError("hub invoices outage: --from and --to go with --kind unavailable|failure")
+    with db.transaction(engine) as session:
+        rows = [{"kind": o.kind, "from": _iso(o.started_on), "to": _iso(o.ended_on), "note": o.note}
+                for o in session.execute(select(KsefOutage).order_by(KsefOutage.started_on)).scalars()]
+    if args.json:
+        emit_json({"outages": rows, "deadlines_refreshed": moved})
+        return 0
+    table(rows, ["kind", "from", "to", "note"], empty="(no KSeF outages recorded)")
+    if moved is not None:
+        _say(f"deadlines of {moved} offline invoice(s) not yet in KSeF computed again - hub invoices list --offline")
     return 0

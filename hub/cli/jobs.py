@@ -93,6 +93,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     for i in inv["with_problems"]:
         _say(f"  invoice {i['id']} {i['number'] or '(no number)'} (order {i['order_id']}, {i['state']}): "
              f"{i['problem']}")
+    if inv["offline_waiting"]:
+        _say(f"offline invoices not yet in KSeF: {sum(d['invoices'] for d in inv['offline_waiting'])} - hub invoices "
+             "list --offline")
+        for due in inv["offline_waiting"]:
+            when = f"by {due['deadline']}" if due["deadline"] else "by the working day after the KSeF outage ends"
+            _say(f"  {due['invoices']} due in KSeF {when}" + (" - OVERDUE" if due["overdue"] else ""))
     quarantine = data["erp_quarantine"]
     _say("ERP quarantine: " + (", ".join(f"{q['erp']} {q['records']} record(s) since {q['since']}"
                                          for q in quarantine) + " - hub erp rejects" if quarantine else "none"))

@@ -276,7 +276,7 @@ def _values(settings: InvoicingSettings, draft: Draft, now: datetime) -> tuple[d
         exchange_rate_date=draft.exchange.effective_date if draft.exchange else None,
         exchange_rate_table=draft.exchange.table_no if draft.exchange else None, basis=draft.basis,
         net=amounts.net, vat=amounts.vat, gross=amounts.gross, rates=_rates_json(amounts), payment=payment,
-        split_payment=split, created_at=now, updated_at=now)
+        split_payment=split, offline=False, created_at=now, updated_at=now)
     return values, amounts
 
 
@@ -322,7 +322,9 @@ def store(session: Session, settings: InvoicingSettings, draft: Draft, *, now: d
                                    .with_for_update()).scalar_one()
         if existing.state != "problem":
             return Issued(existing, False)
-        kept = ("origin", "created_at") if existing.number is None else ("origin", "created_at", "issue_date")
+        kept = ("origin", "created_at", "offline") if existing.number is None else \
+            ("origin", "created_at", "offline", "issue_date")
+        values["offline"], values["ksef_deadline"] = existing.offline, existing.ksef_deadline
         session.execute(update(Invoice).where(Invoice.id == existing.id).values(
             **{k: v for k, v in values.items() if k not in kept}))
         session.execute(InvoiceLine.__table__.delete().where(InvoiceLine.invoice_id == existing.id))
@@ -330,6 +332,10 @@ def store(session: Session, settings: InvoicingSettings, draft: Draft, *, now: d
         if existing.number is not None:  # an invoice KSeF rejected keeps the number it was sent under
             number = (existing.number, existing.period, existing.seq)
             values["issue_date"] = existing.issue_date
+            if existing.offline:  # the buyer may hold it already: a technical correction of that document
+                values["corrects_sha256"] = existing.corrects_sha256 or existing.xml_sha256
+                session.execute(update(Invoice).where(Invoice.id == existing.id)
+                                .values(corrects_sha256=values["corrects_sha256"]))
         session.expunge(existing)
     # the invoice as stored, built here rather than read back (the counter row is locked from the number on)
     invoice = Invoice(id=new_id, **values)

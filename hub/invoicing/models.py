@@ -75,6 +75,13 @@ class Invoice(Base):
     ksef_code: Mapped[int | None] = mapped_column(Integer)  # KSeF's status code of the invoice
     ksef_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when KSeF received it
     upo: Mapped[str | None] = mapped_column(Text)  # the official receipt (UPO XML)
+    # issued in KSeF's offline mode (offline24: KSeF was unavailable when it was due, or it was not sent on
+    # its day of issue): sent with offlineMode, printed with both QR codes, due in KSeF by ksef_deadline
+    offline: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    ksef_deadline: Mapped[date | None] = mapped_column(Date)
+    # a technical correction (offline/korekta-techniczna.md): the SHA-256 of the offline document KSeF
+    # rejected, which this one replaces under the same number and content
+    corrects_sha256: Mapped[str | None] = mapped_column(String(64))
     send_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -141,3 +148,19 @@ class KsefSession(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     invoices: Mapped[int] = mapped_column(Integer, default=0)
     upo: Mapped[str | None] = mapped_column(Text)
+
+
+class KsefOutage(Base):
+    """A KSeF unavailability or failure the Ministry announced (BIP, the API), as the operator records it:
+    it moves the deadline of offline invoices (tryby-offline.md). Open while ``ended_on`` is None."""
+
+    __tablename__ = "ksef_outages"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))  # unavailable | failure
+    started_on: Mapped[date] = mapped_column(Date)
+    ended_on: Mapped[date | None] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("kind", "started_on"),)

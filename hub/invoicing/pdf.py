@@ -1,16 +1,14 @@
 """The buyer's invoice as a PDF (reportlab): Polish labels in a font with Polish letters (DejaVu Sans, shipped
 in ``fonts/``), the seller and the buyer, the lines, the totals per rate, payment, and the KSeF QR code.
 
-The QR code is KSeF's "KOD I" (kody-qr.md): ``{host}/invoice/{seller NIP}/{issue date DD-MM-YYYY}/{SHA-256
-of the FA(3) file, Base64URL without padding}``, labelled with the KSeF number, or ``OFFLINE`` while the
-invoice has none. An invoice outside KSeF (a consumer's) carries no code.
+The QR codes (hub.invoicing.qr, kody-qr.md): KOD I labelled with the KSeF number, or ``OFFLINE`` while the
+invoice has none; an invoice issued in offline mode also KOD II, labelled ``CERTYFIKAT``, signed with the
+seller's KSeF certificate of type Offline. An invoice outside KSeF (a consumer's) carries no code.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import io
 from collections.abc import Sequence
 from decimal import Decimal
@@ -27,6 +25,15 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from hub.invoicing.fa3 import amount, plain
+from hub.invoicing.qr import (
+    KOD_II_LABEL,
+    OFFLINE_LABEL,
+    OfflineSigner,
+    certificate_link,
+    file_hash,
+    invoice_link,
+)
+from hub.kernel.errors import ConfigError
 
 FONTS = Path(__file__).parent / "fonts"
 QR_HOST = "https://qr.ksef.mf.gov.pl"  # the production KSeF's verification page (srodowiska.md)
@@ -43,10 +50,31 @@ def _fonts() -> tuple[str, str]:
 
 
 def qr_url(invoice: Any, host: str = QR_HOST) -> str:
-    """KOD I of an invoice: its seller, issue date and the hash of its FA(3) file."""
-    digest = hashlib.sha256((invoice.xml or "").encode("utf-8")).digest()
-    hashed = base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
-    return f"{host}/invoice/{invoice.seller['nip']}/{invoice.issue_date.strftime('%d-%m-%Y')}/{hashed}"
+    """KOD I of an invoice: its seller, issue date and the hash of its FA(3) file (hub.invoicing.qr)."""
+    return invoice_link(host, invoice.seller["nip"], invoice.issue_date, (invoice.xml or "").encode("utf-8"))
+
+
+def kod_ii_url(invoice: Any, host: str, signer: OfflineSigner | None, context_type: str = "Nip",
+               context_id: str | None = None) -> str:
+    """KOD II of an invoice issued in offline mode; a ConfigError without the seller's Offline certificate."""
+    if signer is None:
+        raise ConfigError([f"invoice {invoice.number} was issued in KSeF's offline mode: its printout needs the second "
+                          "QR code (KOD II), signed with the seller's KSeF certificate of type Offline: set "
+                          "[invoicing.offline_certificate] certificate and private_key"])
+    nip = invoice.seller["nip"]
+    return certificate_link(host, signer, context_type, context_id or nip, nip,
+                            file_hash((invoice.xml or "").encode("utf-8")))
+
+
+def _qr(page: Canvas, url: str, label: str, x_right: float, font: str) -> None:
+    size = 32 * mm
+    widget = QrCodeWidget(url)
+    x0, y0, x1, y1 = widget.getBounds()
+    drawing = Drawing(size, size, transform=[size / (x1 - x0), 0, 0, size / (y1 - y0), 0, 0])
+    drawing.add(widget)
+    renderPDF.draw(drawing, page, x_right - size, 18 * mm)
+    page.setFont(font, 7)
+    page.drawCentredString(x_right - size / 2, 15 * mm, label)
 
 
 def _party(buyer: dict[str, Any]) -> list[str]:
@@ -64,7 +92,11 @@ def _party(buyer: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_pdf(invoice: Any, lines: Sequence[Any], *, qr_host: str = QR_HOST) -> bytes:
+def render_pdf(invoice: Any, lines: Sequence[Any], *, qr_host: str = QR_HOST, signer: OfflineSigner | None = None,
+               context_type: str = "Nip", context_id: str | None = None) -> bytes:
+    """The invoice's PDF. One issued in offline mode carries KOD II too, which needs ``signer``."""
+    kod_ii = kod_ii_url(invoice, qr_host, signer, context_type, context_id) \
+        if getattr(invoice, "offline", False) and invoice.state != "outside_ksef" and invoice.xml else None
     regular, bold = _fonts()
     buffer = io.BytesIO()
     page = Canvas(buffer, pagesize=A4, pageCompression=1)
@@ -150,14 +182,12 @@ def render_pdf(invoice: Any, lines: Sequence[Any], *, qr_host: str = QR_HOST) ->
         y -= 5 * mm
         text(left, "mechanizm podzielonej płatności", 9, bold)
     if invoice.state != "outside_ksef" and invoice.xml:
-        size = 32 * mm
-        widget = QrCodeWidget(qr_url(invoice, qr_host))
-        x0, y0, x1, y1 = widget.getBounds()
-        drawing = Drawing(size, size, transform=[size / (x1 - x0), 0, 0, size / (y1 - y0), 0, 0])
-        drawing.add(widget)
-        renderPDF.draw(drawing, page, right - size, 18 * mm)
-        page.setFont(regular, 7)
-        page.drawRightString(right, 15 * mm, invoice.ksef_number or "OFFLINE")
+        if kod_ii is not None:  # offline: KOD II beside KOD I
+            _qr(page, kod_ii, KOD_II_LABEL, right, regular)
+            right_of_kod_i = right - 36 * mm
+        else:
+            right_of_kod_i = right
+        _qr(page, qr_url(invoice, qr_host), invoice.ksef_number or OFFLINE_LABEL, right_of_kod_i, regular)
     page.setFont(regular, 7)
     page.drawString(left, 12 * mm, "Wystawiono w systemie hub" + (f"; numer KSeF: {invoice.ksef_number}"
                                                                  if invoice.ksef_number else ""))

@@ -50,7 +50,8 @@ from hub.invoicing.issue import (
     store_many,
 )
 from hub.invoicing.kinds import SEND, STATUS
-from hub.invoicing.models import ExchangeRate, Invoice, InvoiceLine, KsefSession
+from hub.invoicing.models import ExchangeRate, Invoice, InvoiceLine, KsefOutage, KsefSession
+from hub.invoicing.offline import Outage, deadline
 from hub.invoicing.schemas import fa3, problems
 from hub.jobs import queue
 from hub.jobs.handlers import JobContext
@@ -65,10 +66,14 @@ from hub.kernel.ports.invoicing import (
     PublishedRate,
     SentInvoice,
     SessionUnusable,
+    SystemUnavailable,
 )
 from hub.orders import CORRECT_INVOICE, ISSUE_INVOICE, Order, ReturnRow
 from hub.platform.config import InvoicingSettings
 from hub.platform.db import insert_for, transaction
+from hub.platform.logs import get_logger
+
+log = get_logger("hub.invoicing")
 
 SEND_BATCH = 100  # invoices marked sending per commit
 BATCH_FROM = 200  # a backlog this large goes in a batch session, when the connector has them
@@ -433,6 +438,19 @@ class InvoicingService:
         if self._another_running(ctx.engine, ctx.job.id, SEND):
             raise Deferred("another KSeF sender is running", retry_after=random.uniform(1.0, 3.0))
         port = self.ksef()
+        with transaction(ctx.engine) as session:  # a day of issue gone by unsent: offline (KSeF would say so)
+            mark_offline(session, issued_before=local_day(utcnow(), self.settings))
+        try:
+            return self._send_all(ctx, port)
+        except SystemUnavailable as exc:
+            with transaction(ctx.engine) as session:
+                marked = mark_offline(session, issued_before=None)
+            if marked:
+                log.warning("ksef.unavailable_offline_mode", invoices=marked, error=str(exc)[:300],
+                            hint="issued in KSeF's offline mode; sent once KSeF answers, by their ksef_deadline")
+            raise
+
+    def _send_all(self, ctx: JobContext, port: EInvoicing) -> dict[str, Any]:
         recovered = self.recover(ctx.engine, port)
         sent = 0
         session_ref: str | None = None
@@ -454,8 +472,7 @@ class InvoicingService:
             references: dict[int, str] = {}
             try:
                 for row in batch:
-                    references[row.id] = port.send(session_ref, OutgoingInvoice(
-                        row.number, row.xml.encode("utf-8"), row.xml_sha256))
+                    references[row.id] = port.send(session_ref, _outgoing(row))
             except SessionUnusable as exc:  # the next run reads the session back and opens another
                 with self._session_lock:
                     self._live = None
@@ -482,14 +499,18 @@ class InvoicingService:
         its invoices marked sending with it in a committed transaction, uploaded and closed. KSeF lists them
         once it has verified them (handle_status matches them by hash). 0 when there is no such backlog."""
         with transaction(engine) as session:
-            # counted on ids first: the online path (fewer than BATCH_FROM) reads its own page of documents
-            backlog = session.execute(select(func.count()).select_from(
-                _ready_rows().with_only_columns(Invoice.id).limit(BATCH_FROM).subquery())).scalar_one()
-            if backlog < BATCH_FROM:
+            # counted on ids first: the online path (fewer than BATCH_FROM) reads its own page of documents;
+            # offlineMode is a batch's own, and a technical correction goes in an online session only
+            for offline in (True, False):
+                batchable = _ready_rows().where(Invoice.offline.is_(offline), Invoice.corrects_sha256.is_(None))
+                backlog = session.execute(select(func.count()).select_from(
+                    batchable.with_only_columns(Invoice.id).limit(BATCH_FROM).subquery())).scalar_one()
+                if backlog >= BATCH_FROM:
+                    break
+            else:
                 return 0
-            rows = _with_original_numbers(session, session.execute(_ready_rows().limit(BATCH_SIZE)).all())
-        reference = port.open_batch([OutgoingInvoice(row.number, row.xml.encode("utf-8"), row.xml_sha256)
-                                     for row in rows])
+            rows = _with_original_numbers(session, session.execute(batchable.limit(BATCH_SIZE)).all())
+        reference = port.open_batch([_outgoing(row) for row in rows])
         now = utcnow()
         with transaction(engine) as session:
             session.add(KsefSession(reference=reference, connector=self.settings.ksef or "", kind="batch",
@@ -657,8 +678,44 @@ def _reissue(session: Session, ids: Sequence[int]) -> None:
 
 def _ready_rows() -> Any:
     """Issued invoices ready for KSeF, oldest first, with what sending them needs."""
-    return (select(Invoice.id, Invoice.number, Invoice.xml, Invoice.xml_sha256, Invoice.corrects_id)
+    return (select(Invoice.id, Invoice.number, Invoice.xml, Invoice.xml_sha256, Invoice.corrects_id,
+                   Invoice.offline, Invoice.corrects_sha256)
             .where(Invoice.state == "issued", _ready_to_send()).order_by(Invoice.id))
+
+
+def _outgoing(row: Any) -> OutgoingInvoice:
+    return OutgoingInvoice(row.number, row.xml.encode("utf-8"), row.xml_sha256, offline=bool(row.offline),
+                           corrects_sha256=row.corrects_sha256)
+
+
+def mark_offline(session: Session, *, issued_before: date | None) -> int:
+    """Invoices waiting for KSeF (issued, or handed to a call that failed) go into offline mode with their
+    deadline (hub.invoicing.offline): those issued before ``issued_before`` (they missed their day of
+    issue), or all of them when it is None (KSeF cannot be reached). How many."""
+    waiting = Invoice.state.in_(("issued", "sending")) & Invoice.offline.is_(False)
+    if issued_before is not None:
+        waiting &= Invoice.issue_date < issued_before
+    outages = known_outages(session)
+    now, marked = utcnow(), 0
+    for day in session.execute(select(Invoice.issue_date).where(waiting).distinct()).scalars().all():
+        marked += session.execute(update(Invoice).where(waiting, Invoice.issue_date == day).values(
+            offline=True, ksef_deadline=deadline(day, outages), updated_at=now)).rowcount or 0
+    return marked
+
+
+def known_outages(session: Session) -> list[Outage]:
+    return [Outage(row.kind, row.started_on, row.ended_on) for row in session.execute(select(KsefOutage)).scalars()]
+
+
+def refresh_deadlines(session: Session) -> int:
+    """The deadlines of offline invoices not yet in KSeF, again (an outage recorded or ended)."""
+    outages = known_outages(session)
+    pending = Invoice.offline.is_(True) & Invoice.state.in_(("issued", "sending", "sent", "rejected", "problem"))
+    changed = 0
+    for day in session.execute(select(Invoice.issue_date).where(pending).distinct()).scalars().all():
+        changed += session.execute(update(Invoice).where(pending, Invoice.issue_date == day).values(
+            ksef_deadline=deadline(day, outages))).rowcount or 0
+    return changed
 
 
 def _ready_to_send() -> Any:

@@ -31,3 +31,17 @@ def polish_holidays(year: int) -> frozenset[date]:
     if year >= 2025:
         days.add(date(year, 12, 24))
     return frozenset(days)
+
+
+def working_day(day: date) -> bool:
+    """Monday to Friday and not a holiday (a Saturday is not a working day for the VAT act's terms)."""
+    return day.weekday() < 5 and day not in polish_holidays(day.year)
+
+
+def add_working_days(day: date, count: int) -> date:
+    """The ``count``-th working day after ``day`` (1: the next working day)."""
+    while count > 0:
+        day += timedelta(days=1)
+        if working_day(day):
+            count -= 1
+    return day

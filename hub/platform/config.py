@@ -369,6 +369,17 @@ class SeriesSettings(_Strict):
         return pattern
 
 
+class OfflineCertificateSettings(_Strict):
+    """The seller's KSeF certificate of type Offline (from KSeF's /certificates): it signs the second QR code
+    (KOD II) an invoice issued in offline mode carries (kody-qr.md)."""
+
+    certificate: str = Field(min_length=1)  # PEM file
+    private_key: str = Field(min_length=1)  # PEM file: RSA 2048+ or EC P-256
+    password_env: str | None = None  # the environment variable holding the key's password, if it has one
+    context_type: Literal["Nip", "InternalId", "NipVatUe", "PeppolId"] = "Nip"
+    context_id: str | None = None  # the login context's identifier; the seller's NIP when not given
+
+
 class InvoicingSettings(_Strict):
     """Invoices: the seller, the numbering series, KSeF, and the VAT choices only the seller can make."""
 
@@ -384,6 +395,7 @@ class InvoicingSettings(_Strict):
     # where the QR code on a PDF invoice leads (KSeF's verification page); KSeF's test environment:
     # "https://qr-test.ksef.mf.gov.pl", its demo: "https://qr-demo.ksef.mf.gov.pl"
     qr_host: str = Field("https://qr.ksef.mf.gov.pl", pattern=r"^https://[^/\s]+$")
+    offline_certificate: OfflineCertificateSettings | None = None  # signs KOD II on offline invoices
     send_consumer_invoices: StrictBool = False  # B2C invoices to KSeF too (optional by law)
     consumer_window_days: StrictInt = Field(90, ge=1, le=366)  # how long a consumer may ask for an invoice
     payment_days: StrictInt = Field(14, ge=0, le=365)  # due date of an unpaid (bank transfer) invoice

@@ -181,3 +181,48 @@ def test_a_months_exports_for_the_accountant(db_url: str, engine: Engine, tmp_pa
 
     code, _, err = cli("export", "--period", "2020-01", "--format", "csv", "--out", str(out_dir))
     assert code == 2 and "no invoices issued in 2020-01" in one_line_error(err)
+
+
+def test_offline_invoices_their_deadlines_and_announced_outages(db_url: str, engine: Engine, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """hub invoices list --offline and hub status show offline invoices by deadline; an announced failure
+    recorded with hub invoices outage moves the deadline (7 working days after its end); bad input one line."""
+    from datetime import date
+
+    from hub.invoicing.models import Invoice
+    from hub.invoicing.offline import deadline
+
+    config = tmp_path / "hub.toml"
+    config.write_text(CONFIG.format(url=db_url))
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        return run_cli(capsys, "--config", str(config), *args)
+
+    code, out, err = cli("invoices", "issue", str(add_order(engine, "S1", [("A", 1, "10.00", "23", "goods")])),
+                         "--json")
+    assert code == 0, err
+    invoice_id, issued = json.loads(out)["id"], date(2025, 7, 8)
+    with transaction(engine) as session:  # as the sender leaves an invoice KSeF could not take on 8 July 2025
+        session.execute(update(Invoice).where(Invoice.id == invoice_id).values(
+            state="issued", offline=True, issue_date=issued, ksef_deadline=deadline(issued)))
+    code, out, _ = cli("invoices", "list", "--offline", "--json")
+    assert code == 0 and [(r["id"], r["ksef_deadline"]) for r in json.loads(out)] == [(invoice_id, "2025-07-09")]
+    code, out, _ = cli("status")
+    assert "offline invoices not yet in KSeF: 1" in out and "1 due in KSeF by 2025-07-09 - OVERDUE" in out
+
+    code, out, _ = cli("invoices", "outage", "--kind", "failure", "--from", "2025-07-09", "--json")
+    assert code == 0 and json.loads(out)["deadlines_refreshed"] == 1
+    code, out, _ = cli("status")
+    assert "1 due in KSeF by the working day after the KSeF outage ends" in out
+    code, out, _ = cli("invoices", "outage", "--kind", "failure", "--from", "2025-07-09", "--to", "2025-07-12")
+    assert code == 0 and "failure" in out and "2025-07-12" in out
+    code, out, _ = cli("invoices", "list", "--offline", "--json")
+    assert json.loads(out)[0]["ksef_deadline"] == "2025-07-22"  # tryby-offline.md's own example
+
+    for args, needle in ((("--kind", "failure"), "--from"), (("--from", "2025-07-09"), "--kind"),
+                         (("--kind", "failure", "--from", "2025-07-09", "--to", "2025-07-01"), "before")):
+        code, _, err = cli("invoices", "outage", *args)
+        assert code == 2 and needle in one_line_error(err), (args, err)
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own refusal: one line, exit 2
+        cli("invoices", "outage", "--kind", "failure", "--from", "9 July")
+    assert exit_info.value.code == 2 and "YYYY-MM-DD" in one_line_error(capsys.readouterr().err)

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import BinaryIO, Literal, Protocol, runtime_checkable
 
-from hub.kernel.errors import PermanentError
+from hub.kernel.errors import PermanentError, RetryableError
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,11 @@ class ExchangeRateSource(Protocol):
         ...
 
 
+class SystemUnavailable(RetryableError):
+    """The e-invoicing system cannot be reached (timeouts, broken connections, 5xx after the last attempt):
+    invoices due to go are issued in its offline mode instead (hub.invoicing.offline)."""
+
+
 class SessionUnusable(PermanentError):
     """The session takes no more invoices (closed, full, or its key died with another process): read it
     back with ``find_sent`` and open another. The invoices themselves are fine."""
@@ -51,6 +56,9 @@ class OutgoingInvoice:
     key: str  # the hub's id of the invoice (its number): logs and errors name it
     xml: bytes
     sha256: str
+    offline: bool = False  # issued in KSeF's offline mode (hub.invoicing.offline)
+    # a technical correction: the SHA-256 of the rejected offline document it replaces (online sessions only)
+    corrects_sha256: str | None = None
 
 
 InvoiceStatusKind = Literal["processing", "accepted", "rejected"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import pytest
 from ksef_testkit import SELLER, Wired, outgoing
@@ -14,7 +15,7 @@ from connectors.ksef import crypto, mapping, upo
 from connectors.ksef.einvoicing import SessionKeyUnknown, SessionUnusable
 from connectors.ksef.simulator import KsefSimulator
 from hub.kernel.errors import LoginNeeded, PermanentError
-from hub.kernel.ports.invoicing import EInvoicing
+from hub.kernel.ports.invoicing import EInvoicing, OutgoingInvoice
 
 Wire = Callable[..., Wired]
 
@@ -234,3 +235,40 @@ def test_paging_through_a_session(sim: KsefSimulator, wired: Wire) -> None:
     assert [f.sha256 for f in found] == [i.sha256 for i in invoices]
     pages = sim.exchanges("GET", r"/invoices$")
     assert len(pages) == 3 and [e.query["pageSize"] for e in pages] == ["10"] * 3
+
+
+def test_a_technical_correction_of_a_rejected_offline_invoice(sim: KsefSimulator, wired: Wire) -> None:
+    """korekta-techniczna.md: the offline document KSeF rejected is replaced by one naming its hash
+    (hashOfCorrectedInvoice, offlineMode true); a second correction of it, or one of an invoice KSeF took,
+    is refused (21166, 21167); an unknown hash and a correction not declared offline are bad input (21405)."""
+    from dataclasses import replace
+
+    sim.reject_invoice("FV/8/12/2026", code=430, details=["Błąd schematu."])
+    w = wired()
+    session = w.port.open_session()
+    bad = replace(outgoing("FV/8/12/2026"), offline=True)
+    w.port.invoice_status(session, w.port.send(session, bad))
+    fixed = _regenerated(bad, b"\n", corrects_sha256=bad.sha256)  # the same content, another file
+    assert fixed.sha256 != bad.sha256
+    sent = w.port.invoice_status(session, w.port.send(session, fixed))
+    assert sent.status == "accepted" and sent.ksef_number
+    (body,) = [e.body for e in sim.exchanges("POST", "/invoices$") if e.body.get("hashOfCorrectedInvoice")]
+    assert body["offlineMode"] is True and body["hashOfCorrectedInvoice"] == bad.sha256
+    assert sim.invoice(sent.reference).corrects == bad.sha256
+    again = _regenerated(bad, b"\n\n", corrects_sha256=bad.sha256)
+    with pytest.raises(PermanentError, match="21166"):
+        w.port.send(session, again)
+    with pytest.raises(PermanentError, match="21167"):  # the accepted correction is not for correcting
+        w.port.send(session, replace(again, corrects_sha256=fixed.sha256))
+    with pytest.raises(PermanentError, match="21405"):
+        w.port.send(session, replace(again, corrects_sha256=outgoing("FV/99/12/2026").sha256))
+    with pytest.raises(PermanentError, match="batch"):  # corrections go in an online session only
+        w.port.open_batch([again])
+
+
+def _regenerated(invoice: OutgoingInvoice, tail: bytes, **changes: Any) -> OutgoingInvoice:
+    """The same document written out again (a trailing newline more): another file, another hash."""
+    from dataclasses import replace
+
+    xml = invoice.xml + tail
+    return replace(invoice, xml=xml, sha256=crypto.sha256_b64(xml), **changes)
