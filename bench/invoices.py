@@ -393,6 +393,20 @@ def job_runs(engine: Any, kind: str, since: datetime) -> str:
     return f"{len(rows)} job(s), {len(rows) - len(worked)} with nothing to do; " + "; ".join(shown) + more
 
 
+def last_issues(engine: Any, since: datetime, count: int = 3) -> str:
+    """The invoicing.issue jobs that finished last: when each finished and began (seconds after ``since``),
+    its attempts and last error (what the tail of issuing waited for)."""
+    from hub.jobs.models import Job
+
+    with db.transaction(engine) as session:
+        rows = session.execute(select(Job.id, Job.started_at, Job.finished_at, Job.attempts, Job.last_error)
+                               .where(Job.kind == "invoicing.issue", Job.finished_at.is_not(None))
+                               .order_by(Job.finished_at.desc()).limit(count)).all()
+    return "; ".join(f"job {r.id} done +{(r.finished_at - since).total_seconds():.1f} s (began +"
+                     f"{(r.started_at - since).total_seconds():.1f} s, {r.attempts} attempt(s)"
+                     + (f", last error {r.last_error[:120]!r}" if r.last_error else "") + ")" for r in rows)
+
+
 def check(engine: Any, settings: Any, sim: KsefSimulator, count: int) -> tuple[list[str], dict[str, Any]]:
     """The invoices, their numbers and KSeF numbers, and what the simulator holds: (problems, facts)."""
     from hub.invoicing.models import Invoice
@@ -685,6 +699,7 @@ def main() -> int:
               f"{traffic.counts['upo']} UPO reads, {sum(traffic.counts.values())} requests in all; NBP: "
               f"{len(nbp.requests()) - nbp_before} requests for {facts['eur']} euro invoices")
         print("jobs: " + "; ".join(f"{kind} {dict(states)}" for kind, states in sorted(jobs.items())))
+        print(f"last issue jobs: {last_issues(engine, enqueued_at)}")
         print(f"send runs: {job_runs(engine, 'invoicing.send', enqueued_at)}")
         print(f"status runs: {job_runs(engine, 'invoicing.ksef_status', enqueued_at)}")
         print(f"load average after: {' '.join(f'{x:.2f}' for x in load_after)}")
