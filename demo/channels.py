@@ -250,7 +250,7 @@ def run_channels_demo(base: Path, timeout: float = 90.0) -> bool:
                 f"   {hook.label}: {len(catalogue)} offers on {options.get('api_url') or options.get('base_url')}\n")
         carrier_config = config_sections(carriers, started) if carriers else ""
         invoicing = invoicing_hooks()
-        carrier_config += "\n" + invoicing_sections(invoicing, started)
+        carrier_config += "\n" + invoicing_sections(invoicing, started, base)
         (base / "mappings").mkdir(exist_ok=True)
         if carriers:
             allegro = next((hook.name for kind, hook in hooks if kind == "allegro"), None)

@@ -1,7 +1,9 @@
 """`hub demo`, part 4: invoices. Business orders on the demo's channels get their invoices from the shipped
 automation rule, numbered, checked against FA(3) and sent to the KSeF simulator, which gives them their KSeF
 numbers; a return is corrected by a corrective invoice sent after its original; the month's exports for the
-accountant are written (FA(3) files, JPK_FA(4), the sales register, the buyers' PDFs).
+accountant are written (FA(3) files, JPK_FA(4), the sales register, the buyers' PDFs). With the KSeF simulator
+made unavailable for a moment, one invoice is issued in KSeF's offline mode with its deadline and sent once
+KSeF is back (its PDF carries both QR codes).
 
 The KSeF and NBP connectors offer demo hooks (``ConnectorSpec.extra["demo"]`` of an ``einvoicing`` or
 ``rates`` connector): ``name``, ``label``, ``start() -> options``, ``requests()`` and ``stop()``.
@@ -51,8 +53,9 @@ def invoicing_hooks() -> list[tuple[str, Any]]:
     return hooks
 
 
-def config_sections(hooks: list[tuple[str, Any]], started: list[Any]) -> str:
-    """The KSeF and NBP connectors' sections and [invoicing], for the demo's hub.toml."""
+def config_sections(hooks: list[tuple[str, Any]], started: list[Any], base: Path | None = None) -> str:
+    """The KSeF and NBP connectors' sections and [invoicing], for the demo's hub.toml (with the seller's
+    certificate of type Offline in ``base`` when the KSeF hook issues one)."""
     from demo.channels import _toml_value
 
     sections: list[str] = []
@@ -65,6 +68,10 @@ def config_sections(hooks: list[tuple[str, Any]], started: list[Any]) -> str:
         sections.append("\n".join(lines) + "\n")
     if ksef is not None:
         sections.append(SELLER.format(ksef=ksef.name, nip=ksef.seller_nip))
+        if base is not None and hasattr(ksef, "offline_certificate"):
+            options = ksef.offline_certificate(base / "ksef")
+            sections.append("[invoicing.offline_certificate]\n" + "".join(
+                f'{key} = "{value}"\n' for key, value in options.items()))
     return "\n".join(sections)
 
 
@@ -145,9 +152,11 @@ def run_invoicing(engine: Any, loaded: Any, base: Path, hooks: list[tuple[str, A
         else:
             out(f"2. return of 1 x {sku} accepted: corrective invoice {correction.number}, {correction.gross} "
                 f"{correction.currency}, KSeF number {correction.ksef_number}\n")
+    if hasattr(ksef, "unavailable") and loaded.settings.invoicing.offline_certificate is not None:
+        ok = _offline(engine, ksef, sellers[0], skus[0]) and ok
     period = utcnow().astimezone(ZoneInfo(loaded.settings.invoicing.timezone)).strftime("%Y-%m")
     folder = base / "exports" / period
-    out(f"3. the month's exports for the accountant (hub invoices export --period {period} --format ...):\n")
+    out(f"4. the month's exports for the accountant (hub invoices export --period {period} --format ...):\n")
     for fmt in FORMATS:
         exporter = invoice_exporter(loaded, engine, fmt) if fmt in CONNECTOR_FORMATS else None
         result = export(engine, loaded.settings.invoicing, period, fmt, folder / fmt, exporter=exporter)
@@ -155,6 +164,36 @@ def run_invoicing(engine: Any, loaded: Any, base: Path, hooks: list[tuple[str, A
         out(f"   {fmt:7} {result.invoices} invoice(s): {where}\n")
     out(f"   KSeF received {ksef.requests()} requests and holds {ksef.accepted()} invoice(s)\n")
     return ok
+
+
+def _offline(engine: Any, ksef: Any, seller: Any, sku: str) -> bool:
+    """KSeF unreachable while an invoice is due: it is issued in offline mode with its deadline, and sent
+    with offlineMode once KSeF answers again; its PDF carries KOD II."""
+    out = sys.stdout.write
+    ksef.unavailable(True)
+    try:
+        external_id = seller.place_order(sku, 1, nip=BUYER_NIP)
+        _wait(lambda: _order_id(engine, seller.name, external_id) is not None, 20)
+        order_id = _order_id(engine, seller.name, external_id)
+        went = order_id is not None and _wait(
+            lambda: bool(getattr(_invoice_of(engine, f"order:{order_id}"), "offline", False)), 30)
+        invoice = _invoice_of(engine, f"order:{order_id}") if order_id is not None else None
+        if not went or invoice is None:
+            out(f"3. KSeF unavailable: the invoice of order {external_id} did not go into offline mode\n")
+            return False
+        out(f"3. KSeF unavailable (the simulator answers 503): order {external_id}'s invoice {invoice.number} is "
+            f"issued in KSeF's offline mode, due in KSeF by {invoice.ksef_deadline} (hub status, hub invoices list "
+            "--offline)\n")
+    finally:
+        ksef.unavailable(False)
+    _wait(lambda: (_invoice_of(engine, f"order:{order_id}") or _Missing).state in ("accepted", "rejected"), 30)
+    invoice = _invoice_of(engine, f"order:{order_id}")
+    if invoice is None or invoice.state != "accepted":
+        out(f"   KSeF back: the offline invoice is not accepted ({getattr(invoice, 'state', None)})\n")
+        return False
+    out(f"   KSeF back: sent with offlineMode, KSeF number {invoice.ksef_number}; its PDF carries KOD I and KOD II "
+        "(signed with the seller's KSeF Offline certificate)\n")
+    return True
 
 
 class _Missing:

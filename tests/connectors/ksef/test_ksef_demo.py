@@ -69,3 +69,28 @@ def test_the_nbp_demo_hook_reads_a_rate_on_loopback() -> None:
         assert hook.requests() >= 1
     finally:
         hook.stop()
+
+
+def test_the_ksef_demo_hook_goes_down_and_issues_an_offline_certificate(tmp_path: object) -> None:
+    """The demo's offline part: KSeF unreachable until the hook says otherwise (the port's SystemUnavailable,
+    which puts invoices in offline mode), and a certificate of type Offline that signs KOD II."""
+    from pathlib import Path
+
+    import pytest
+
+    from hub.invoicing.qr import OfflineSigner
+    from hub.kernel.ports.invoicing import SystemUnavailable
+
+    hook = registry.get("ksef").extra["demo"]()  # type: ignore[union-attr]
+    try:
+        port = _port("ksef", hook.start())
+        hook.unavailable(True)
+        with pytest.raises(SystemUnavailable):
+            port.open_session()  # type: ignore[attr-defined]
+        hook.unavailable(False)
+        assert port.open_session()  # type: ignore[attr-defined]
+        options = hook.offline_certificate(Path(str(tmp_path)) / "ksef")
+        signer = OfflineSigner.load(Path(options["certificate"]), Path(options["private_key"]))
+        assert len(signer.sign(b"qr-test.ksef.mf.gov.pl/certificate/...")) == 64
+    finally:
+        hook.stop()
