@@ -82,6 +82,7 @@ SESSION_INVOICES = 9_000  # a session takes up to 10,000 invoices (limity/)
 STATUS_POLL = 0.5  # seconds between reads of KSeF's verdicts while it verifies
 # sends and verdicts go before the issuing behind them: an invoice is in KSeF soon after it is numbered
 KSEF_PRIORITY = 10
+OUTAGE_RETRY = 15.0  # seconds between a sender's tries while KSeF cannot be reached
 SESSION_REUSE_SECONDS = 3600.0  # an online session lives 12 h; a fresh one every hour bounds what one holds
 KSEF_NUMBER = re.compile(r"\b\d{10}-\d{8}-[0-9A-F]{6}-?[0-9A-F]{6}-[0-9A-F]{2}\b")
 _INVOICES = Invoice.__table__
@@ -448,7 +449,9 @@ class InvoicingService:
             if marked:
                 log.warning("ksef.unavailable_offline_mode", invoices=marked, error=str(exc)[:300],
                             hint="issued in KSeF's offline mode; sent once KSeF answers, by their ksef_deadline")
-            raise
+            # tried again for as long as KSeF is down, spending no attempt: an outage must not leave the
+            # sender dead with offline invoices waiting for their deadline
+            raise Deferred(f"KSeF unavailable: {exc}", retry_after=exc.retry_after or OUTAGE_RETRY) from exc
 
     def _send_all(self, ctx: JobContext, port: EInvoicing) -> dict[str, Any]:
         recovered = self.recover(ctx.engine, port)

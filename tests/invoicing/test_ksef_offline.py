@@ -20,7 +20,7 @@ from hub.invoicing.models import Invoice
 from hub.invoicing.offline import deadline
 from hub.jobs.handlers import JobContext
 from hub.jobs.queue import ClaimedJob
-from hub.kernel.errors import Deferred, RetryableError
+from hub.kernel.errors import Deferred
 from hub.platform.db import transaction
 from hub.platform.logs import get_logger
 from tests.invoicing.support import add_order
@@ -65,7 +65,7 @@ def test_ksef_unreachable_puts_invoices_in_offline_mode_until_it_answers(
         hub.issue_order(engine, add_order(engine, f"S{n}", [("A", 1, f"{100 + n}.00", "23", "goods")]))
     assert not any(i.offline for i in invoices(engine))
     ksef.fail_next("/sessions/online", status=503, times=1, method="POST")
-    with pytest.raises(RetryableError):
+    with pytest.raises(Deferred, match="KSeF unavailable"):  # tried again spending no attempt: never dead
         hub.handle_send(ctx(engine, "invoicing.send"))
     waiting = invoices(engine)
     assert all(i.offline and i.state == "issued" for i in waiting)

@@ -1,0 +1,243 @@
+"""The whole catalogue at scale (issue 12): ERP snapshots read by the hub against raw baselines in the same run.
+
+Steps (each measured in a child process of its own, so its peak RSS is its own):
+(a) first read: a CSV feed of N SKUs (one row each: name, stock, gross price, VAT rate, a valid EAN-13,
+    net cost, currency, weight) read by the hub into an empty catalogue (`hub.catalog.poll.poll_erp`, a
+    full snapshot through the csv connector, as `hub sync --full` reads it), against the raw baseline:
+    the csv module, the same validation (EAN with python-stdnum, Decimal prices, integer stock) and a bulk
+    insert of the rows into a plain table (sqlite3 / psycopg executemany) in one transaction.
+    Goal: <= 3x the baseline.
+(b) 1% changed: the same feed with the stock or the price of every hundredth SKU changed, read by the hub
+    into the catalogue of (a), against parsing and validating the file alone. Goal: <= 2x the baseline.
+Peak memory of every step (its process's peak RSS): goal <= 1 GiB.
+
+Not yet here: (c) a pricing-rule change and (d) reconciliation of 1,000,000 listings (issue 12).
+
+Run: .venv/bin/python bench/scale.py [--skus 1000000] [--backend sqlite|postgresql|both] [--only a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+# bench/queue.py would shadow the standard library's queue module: run from the repo root instead
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+GOALS = {"a": 3.0, "b": 2.0}
+MEMORY_GOAL_MIB = 1024.0
+HEADER = ["sku", "name", "stock", "price_gross", "vat_rate", "ean", "cost_net", "currency", "weight_kg"]
+RATES = ("23", "8", "5", "0")
+
+
+def ean13(n: int) -> str:
+    body = f"590{n:09d}"
+    check = (10 - sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(body)) % 10) % 10
+    return body + str(check)
+
+
+def write_feed(path: Path, skus: int, changed_every: int = 0) -> None:
+    """N rows; with ``changed_every``, every such SKU's stock (odd ones) or price (even ones) moved."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(HEADER)
+        for n in range(skus):
+            stock, price = n % 50, Decimal(1000 + n % 9000) / 100
+            if changed_every and n % changed_every == 0:
+                if (n // changed_every) % 2:
+                    stock += 7
+                else:
+                    price += Decimal("1.00")
+            out.writerow([f"SKU-{n:07d}", f"Produkt {n}", stock, f"{price:.2f}", RATES[n % 4], ean13(n),
+                          f"{price * Decimal('0.6'):.2f}", "PLN", f"{0.1 + n % 30 / 10:.2f}"])
+    old = time.time() - 3600  # settled long ago: the connector reads it at once
+    os.utime(path, (old, old))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS: VmHWM, which starts again at exec (ru_maxrss may carry the parent's)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- the children ------------------------------------------------------------------------------------
+
+def _validated(path: Path) -> Any:
+    """The raw baseline's reading: the csv module and the same checks as the feed's rules."""
+    from stdnum import ean
+
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if not ean.is_valid(row["ean"]):
+                raise ValueError(row["ean"])
+            yield (row["sku"], row["name"], int(row["stock"]), Decimal(row["price_gross"]), row["vat_rate"],
+                   row["ean"], Decimal(row["cost_net"]), row["currency"], Decimal(row["weight_kg"]))
+
+
+def child_raw_insert(url: str, feed: Path) -> dict[str, Any]:
+    start = time.perf_counter()
+    create = ("CREATE TABLE raw_products (sku varchar(100) primary key, name text, stock integer, price numeric(14,2),"
+              " vat varchar(6), ean varchar(14), cost numeric(14,2), currency varchar(3), weight numeric(10,3))")
+    insert = "INSERT INTO raw_products VALUES ({})".format(", ".join(["{p}"] * 9))
+    rows = _validated(feed)
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        conn.execute(create)
+        conn.executemany(insert.format(p="?"), ((*r[:3], str(r[3]), r[4], r[5], str(r[6]), r[7], str(r[8]))
+                                                for r in rows))
+        conn.commit()
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn, conn.cursor() as cur:
+            cur.execute(create)
+            batch: list[Any] = []
+            for row in rows:
+                batch.append(row)
+                if len(batch) == 5000:
+                    cur.executemany(insert.format(p="%s"), batch)
+                    batch = []
+            if batch:
+                cur.executemany(insert.format(p="%s"), batch)
+    return {"seconds": time.perf_counter() - start, "peak_rss_mib": peak_rss_mib()}
+
+
+def child_raw_parse(feed: Path) -> dict[str, Any]:
+    start = time.perf_counter()
+    count = sum(1 for _ in _validated(feed))
+    return {"seconds": time.perf_counter() - start, "peak_rss_mib": peak_rss_mib(), "rows": count}
+
+
+def child_hub_read(config: Path) -> dict[str, Any]:
+    import logging
+
+    from hub.catalog.poll import poll_erp
+    from hub.platform import db
+    from hub.platform.config import load
+    from hub.platform.connectors import Connectors
+
+    logging.disable(logging.WARNING)
+    loaded = load(config, environ={})
+    engine = db.make_engine(loaded.settings.database)
+    source = Connectors(loaded, engine).get("erp")
+    start = time.perf_counter()
+    result = poll_erp(engine, source, "erp", full=True)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "peak_rss_mib": peak_rss_mib(), "products": result.products,
+            "changed": len(result.changed_skus), "rejected": result.rejected}
+
+
+def _child(*args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if done.returncode != 0:
+        raise SystemExit(f"child {args[0]} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+# --- the run ------------------------------------------------------------------------------------------
+
+def write_config(path: Path, url: str, feed: Path) -> Path:
+    path.write_text(f"""
+[database]
+url = "{url}"
+[log]
+level = "warning"
+[connectors.erp]
+kind = "csv"
+path = "{feed}"
+settle = 0
+""", encoding="utf-8")
+    return path
+
+
+def run_backend(backend: str, base: Path, full: Path, changed: Path, only: set[str], skus: int) -> list[str]:
+    from hub.platform import db
+    from tests.support import pgtemp
+
+    server = pgtemp.start() if backend == "postgresql" else None
+    lines: list[str] = []
+    try:
+        def database(name: str) -> str:
+            return server.create_database(name) if server is not None else f"sqlite:///{base / (name + '.db')}"
+
+        hub_url, raw_url = database(f"scale_hub_{backend}"), database(f"scale_raw_{backend}")
+        db.upgrade(db.make_engine(hub_url))
+        config = write_config(base / f"hub-{backend}.toml", hub_url, full)
+        if "a" in only or "b" in only:
+            raw = _child("raw-insert", raw_url, str(full))
+            hub = _child("hub-read", str(config))
+            ratio = hub["seconds"] / raw["seconds"]
+            lines.append(f"[{backend}] (a) first read of {skus:,} SKUs: hub {hub['seconds']:.1f} s, peak "
+                         f"{hub['peak_rss_mib']:.0f} MiB ({hub['products']:,} products, {hub['rejected']} "
+                         f"rejected); raw csv + validation + bulk insert {raw['seconds']:.1f} s, peak "
+                         f"{raw['peak_rss_mib']:.0f} MiB -> {ratio:.1f}x (goal <= {GOALS['a']:.0f}x): "
+                         f"{'met' if ratio <= GOALS['a'] else 'MISSED'}; memory "
+                         f"{'met' if hub['peak_rss_mib'] <= MEMORY_GOAL_MIB else 'MISSED'}")
+        if "b" in only:
+            write_config(config, hub_url, changed)
+            raw = _child("raw-parse", str(changed))
+            hub = _child("hub-read", str(config))
+            ratio = hub["seconds"] / raw["seconds"]
+            lines.append(f"[{backend}] (b) 1% changed: hub {hub['seconds']:.1f} s, peak {hub['peak_rss_mib']:.0f} MiB "
+                         f"({hub['changed']:,} SKUs changed); raw parse + validation {raw['seconds']:.1f} s -> "
+                         f"{ratio:.1f}x (goal <= {GOALS['b']:.0f}x): {'met' if ratio <= GOALS['b'] else 'MISSED'}; "
+                         f"memory {'met' if hub['peak_rss_mib'] <= MEMORY_GOAL_MIB else 'MISSED'}")
+    finally:
+        if server is not None:
+            server.stop()
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skus", type=int, default=1_000_000)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--only", default="a,b", help="steps: a,b")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        step, *rest = args.child
+        result = {"raw-insert": lambda: child_raw_insert(rest[0], Path(rest[1])),
+                  "raw-parse": lambda: child_raw_parse(Path(rest[0])),
+                  "hub-read": lambda: child_hub_read(Path(rest[0]))}[step]()
+        print(json.dumps(result))
+        return 0
+    only = set(args.only.split(","))
+    base = Path(tempfile.mkdtemp(prefix="hub-scale-"))
+    full, changed = base / "feed.csv", base / "feed-changed" / "feed.csv"
+    changed.parent.mkdir()
+    start = time.perf_counter()
+    write_feed(full, args.skus)
+    write_feed(changed, args.skus, changed_every=100)
+    print(f"machine: {len(os.sched_getaffinity(0))} cores; feeds of {args.skus:,} SKUs written in "
+          f"{time.perf_counter() - start:.1f} s ({full.stat().st_size / 2**20:.0f} MiB each) in {base}", flush=True)
+    backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
+    for backend in backends:
+        for line in run_backend(backend, base, full, changed, only, args.skus):
+            print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
