@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from hub.catalog.changes import mark_dirty
@@ -81,20 +81,27 @@ def _upsert_products(session: Session, erp: str, rows: dict[str, dict], now: dat
     skus = sorted(rows)
     for start in range(0, len(skus), CHUNK):
         chunk = skus[start:start + CHUNK]
-        existing = {p.sku: p for p in session.execute(select(Product).where(Product.sku.in_(chunk))).scalars()}
+        # plain rows, not ORM objects: building and tracking an object per product cost more than the read
+        existing = {row[0]: row for row in session.execute(_STORED, {"skus": chunk})}
         writes = []
         for sku in chunk:
             row = rows[sku]
             old = existing.get(sku)
-            if old is None or any(getattr(old, k) != v for k, v in row.items()) or old.erp != erp:
+            if old is None or old[1] != erp or any(old[i] != row[k] for i, k in _COMPARED):
                 writes.append({**row, "erp": erp, "updated_at": now})
-                if old is None or any(getattr(old, k) != row[k] for k in _PRICING):
+                if old is None or any(old[i] != row[k] for i, k in _COMPARED if k in _PRICING):
                     changed.add(sku)
                 if old is None and new is not None:
                     new.add(sku)
         _bulk_upsert(session, Product, writes, ["sku"])
-    session.expire_all()  # the identity map holds the rows read above, not what was written
+    session.expire_all()  # a caller's products in the identity map are what was there before the writes
     return changed
+
+
+_STORED_COLUMNS = ("sku", "erp", "name", "ean", "vat_rate", "weight_kg", "price_gross", "currency", "cost_net")
+_COMPARED = tuple((i, k) for i, k in enumerate(_STORED_COLUMNS) if k not in ("sku", "erp"))
+_STORED = (select(*(getattr(Product.__table__.c, k) for k in _STORED_COLUMNS))
+           .where(Product.__table__.c.sku.in_(bindparam("skus", expanding=True))))
 
 
 def _upsert_stock(session: Session, stock: Sequence[StockRecord], now: datetime) -> set[str]:
@@ -104,9 +111,10 @@ def _upsert_stock(session: Session, stock: Sequence[StockRecord], now: datetime)
     keys = sorted(wanted)
     for start in range(0, len(keys), CHUNK):
         chunk = keys[start:start + CHUNK]
+        # by SKU, the key's first column: SQLite scanned the whole table for a row-value IN of (sku,
+        # warehouse) pairs, once per chunk (bench/scale.py: a 1,000,000-SKU feed never finished)
         existing = {(sku, warehouse): quantity for sku, warehouse, quantity in session.execute(
-            select(StockLevel.sku, StockLevel.warehouse, StockLevel.quantity)
-            .where(tuple_(StockLevel.sku, StockLevel.warehouse).in_(chunk))).all()}
+            _STOCK_OF, {"skus": sorted({sku for sku, _ in chunk})})}
         writes = [{"sku": key[0], "warehouse": key[1], "quantity": wanted[key], "updated_at": now}
                   for key in chunk if existing.get(key) != wanted[key]]
         changed.update(w["sku"] for w in writes)
@@ -114,14 +122,19 @@ def _upsert_stock(session: Session, stock: Sequence[StockRecord], now: datetime)
     return changed
 
 
+_STOCK_OF = (select(StockLevel.__table__.c.sku, StockLevel.__table__.c.warehouse, StockLevel.__table__.c.quantity)
+             .where(StockLevel.__table__.c.sku.in_(bindparam("skus", expanding=True))))
+
+
 def _bulk_upsert(session: Session, model: type, rows: list[dict], keys: list[str]) -> None:
     if not rows:
         return
-    insert = insert_for(session)(model)
+    insert = insert_for(session)(model.__table__)  # type: ignore[attr-defined]
     columns = [k for k in rows[0] if k not in keys]
-    # executemany: the driver sends the rows in batches, no statement compiled per chunk
-    session.execute(insert.on_conflict_do_update(index_elements=keys,
-                                                 set_={k: getattr(insert.excluded, k) for k in columns}), rows)
+    # executemany on the connection: the driver sends the rows in batches, no statement compiled per chunk,
+    # and no ORM bulk path in between
+    session.connection().execute(insert.on_conflict_do_update(
+        index_elements=keys, set_={k: getattr(insert.excluded, k) for k in columns}), rows)
 
 
 def _zero_absent(session: Session, erp: str, seen: set[tuple[str, str]], now: datetime) -> set[str]:
@@ -133,9 +146,14 @@ def _zero_absent(session: Session, erp: str, seen: set[tuple[str, str]], now: da
         .where(Product.erp == erp, StockLevel.quantity > 0)
     ).all()
     absent = [(sku, warehouse) for sku, warehouse in rows if (sku, warehouse) not in seen]
-    for start in range(0, len(absent), CHUNK):
-        session.execute(update(StockLevel).where(tuple_(StockLevel.sku, StockLevel.warehouse).in_(
-            absent[start:start + CHUNK])).values(quantity=0, updated_at=now))
+    by_warehouse: dict[str, list[str]] = {}
+    for sku, warehouse in absent:
+        by_warehouse.setdefault(warehouse, []).append(sku)
+    for warehouse, skus in by_warehouse.items():  # by warehouse and SKU: the key's index (see _upsert_stock)
+        for start in range(0, len(skus), CHUNK):
+            session.execute(update(StockLevel).where(StockLevel.warehouse == warehouse,
+                                                     StockLevel.sku.in_(skus[start:start + CHUNK]))
+                            .values(quantity=0, updated_at=now))
     changed.update(sku for sku, _ in absent)
     return changed
 

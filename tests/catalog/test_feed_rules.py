@@ -320,3 +320,29 @@ def test_any_input_gives_a_row_or_distinct_rejects_never_an_exception(raw: dict[
         assert fields and len(fields) == len(set(fields)) and set(fields) <= set(COLUMNS)
     else:
         assert result.stock.quantity >= 0 and result.price.price_gross > 0
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(negative=st.booleans(), whole=st.integers(0, 10**9), fraction=st.text("0123456789", max_size=5),
+       mode=st.sampled_from([None, True, False]))
+def test_plain_numbers_read_as_their_value_whatever_the_path(negative: bool, whole: int, fraction: str,
+                                                             mode: bool | None) -> None:
+    """The quick reading of plain numbers (digits with one dot or one comma) gives what the decimal rules
+    say, computed here from the parts: the dot is decimal unless the feed says commas are (then a dot
+    groups thousands), a comma is decimal unless the feed says dots are."""
+    sign = "-" if negative else ""
+    value = Decimal(whole) + (Decimal(int(fraction)) / Decimal(10) ** len(fraction) if fraction else 0)
+    expected = -value if negative else value
+    if not fraction:
+        assert parse_decimal(f"{sign}{whole}", decimal_comma=mode) == expected
+    else:
+        for separator, decimal_here in ((".", mode is not True), (",", mode is not False)):
+            text = f"{sign}{whole}{separator}{fraction}"
+            if decimal_here:
+                assert parse_decimal(text, decimal_comma=mode) == expected, (text, mode)
+            else:  # the separator groups thousands: only groups of three digits are a number
+                try:
+                    grouped = parse_decimal(text, decimal_comma=mode)
+                except ValueError:
+                    continue
+                assert len(fraction) == 3 and grouped == Decimal(f"{sign}{whole}{fraction}"), (text, mode)
