@@ -92,8 +92,9 @@ class Invoice(Base):
         UniqueConstraint("series", "period", "seq"),
         Index("ix_invoices_order", "order_id"),
         Index("ix_invoices_issue_date", "issue_date"),
-        Index("ix_invoices_unsent", "state", postgresql_where=text("state IN ('issued', 'sending', 'sent')"),
-              sqlite_where=text("state IN ('issued', 'sending', 'sent')")),
+        # the invoices in one state, oldest first (those ready for KSeF, those awaiting its verdict): a partial
+        # index on the unsent states was never used by SQLite for "state = 'issued'", which scanned them all
+        Index("ix_invoices_state", "state", "id"),
     )
 
 

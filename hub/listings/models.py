@@ -73,6 +73,9 @@ class Listing(Base):
               sqlite_where=LISTING_DIFFERS),
         Index("uq_listings_channel_sku", "channel", "sku", unique=True,
               postgresql_where=text("sku IS NOT NULL"), sqlite_where=text("sku IS NOT NULL")),
+        # a SKU's listings on every channel (its desired state recomputed, reconciliation): (channel, sku)
+        # cannot serve a lookup by SKU alone
+        Index("ix_listings_sku", "sku"),
     )
 
 
@@ -115,3 +118,5 @@ class CompetitorPrice(Base):
     sku: Mapped[str] = mapped_column(String(100), primary_key=True)
     price: Mapped[Decimal] = mapped_column(Money)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_competitor_prices_sku", "sku"),)  # by SKU alone when desired state is computed

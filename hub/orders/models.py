@@ -43,6 +43,7 @@ class Reservation(Base):
         UniqueConstraint("order_ref", "sku"),
         Index("ix_reservations_open_sku", "sku", postgresql_where=text("state = 'open'"),
               sqlite_where=text("state = 'open'")),
+        Index("ix_reservations_order", "order_id"),  # an order's holds, released or taken up again
     )
 
 
@@ -84,6 +85,9 @@ class Order(Base):
         Index("ix_orders_status", "status"),
         Index("ix_orders_problem", "channel", postgresql_where=text("problem IS NOT NULL OR oversold"),
               sqlite_where=text("problem IS NOT NULL OR oversold")),
+        # orders the ERP booked, by when: their reservations end once the ERP's stock reflects them
+        Index("ix_orders_erp_booked", "erp_booked_at", postgresql_where=text("erp_booked_at IS NOT NULL"),
+              sqlite_where=text("erp_booked_at IS NOT NULL")),
     )
 
 
