@@ -22,7 +22,7 @@ from hub.listings.pricing import PriceInputs, decide
 from hub.listings.rules import Rules
 from hub.listings.stock_rules import available_to_sell
 from hub.orders import reserved_by_sku
-from hub.platform.db import insert_for, upsert
+from hub.platform.db import insert_for
 from hub.platform.logs import get_logger
 from hub.platform.schema import HubState
 
@@ -86,6 +86,8 @@ def _recompute_chunk(
         .where(Listing.sku.in_(skus))
     ).all()
     updates = []
+    refusals: list[dict[str, Any]] = []
+    accepted: dict[str, list[str]] = defaultdict(list)  # channel -> SKUs whose price went through
     for row in listings:
         product = products.get(row.sku)
         quantity = 0
@@ -97,15 +99,26 @@ def _recompute_chunk(
             if rule.enabled:
                 decision = decide(rule, price_inputs(product, competitor.get((row.channel, row.sku)), row.channel))
                 if decision.refused or decision.price is None:
-                    _refuse(session, row.channel, row.sku, decision, now)
+                    refusals.append(_refusal(row.channel, row.sku, decision, now))
                     result.refused += 1
                 else:
                     price = decision.price
-                    session.execute(delete(PriceRefusal).where(
-                        PriceRefusal.channel == row.channel, PriceRefusal.sku == row.sku))
+                    accepted[row.channel].append(row.sku)
         if quantity != row.desired_quantity or price != row.desired_price:
             updates.append({"id": row.id, "desired_quantity": quantity, "desired_price": price,
                             "desired_at": now, "updated_at": now})
+    # refusals in bulk: a price that goes through ends its SKU's refusal, per channel (by the key's first
+    # column, then its SKUs); a refused one is inserted or updated, its first time kept. One statement per
+    # listing here made a rules change of 100,000 listings take about a minute
+    for channel, accepted_skus in accepted.items():
+        session.execute(delete(PriceRefusal).where(PriceRefusal.channel == channel,
+                                                   PriceRefusal.sku.in_(accepted_skus)))
+    if refusals:
+        table = PriceRefusal.__table__
+        stmt = insert_for(session)(table)
+        session.connection().execute(stmt.on_conflict_do_update(
+            index_elements=["channel", "sku"],
+            set_={k: getattr(stmt.excluded, k) for k in ("price", "floor", "reason", "last_at")}), refusals)
     if updates:
         session.execute(update(Listing), updates)
         result.listings_changed += len(updates)
@@ -118,12 +131,9 @@ def price_inputs(product: Product, competitor_price: Decimal | None, channel: st
     )
 
 
-def _refuse(session: Session, channel: str, sku: str, decision: Any, now: datetime) -> None:
-    values = {
-        "channel": channel, "sku": sku, "price": decision.proposed, "floor": decision.floor,
-        "reason": decision.reason or "refused", "first_at": now, "last_at": now,
-    }
-    upsert(session, PriceRefusal, values, ["channel", "sku"], update=["price", "floor", "reason", "last_at"])
+def _refusal(channel: str, sku: str, decision: Any, now: datetime) -> dict[str, Any]:
+    return {"channel": channel, "sku": sku, "price": decision.proposed, "floor": decision.floor,
+            "reason": decision.reason or "refused", "first_at": now, "last_at": now}
 
 
 RULES_KEY = "rules.fingerprint"

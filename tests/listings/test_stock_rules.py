@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from hub.catalog import Product, StockLevel
 from hub.kernel.clock import utcnow
@@ -183,3 +183,43 @@ def test_load_all_reports_file_key_and_value(tmp_path: Path) -> None:
     assert f"{path}: channels.shop.max_quantity = 2.5:" in problems
     assert f"{path}: channels.shop.warehouses = []: list at least one warehouse" in problems
     assert f"{path}: channels.shop.share = 3: unknown key" in problems
+
+
+def test_price_refusals_are_kept_per_channel_and_end_when_a_price_goes_through(engine: Engine) -> None:
+    """A recompute writes its refusals and ends them in bulk: a SKU refused on one channel (a 20 %
+    minimum margin there) and priced on the other; refused again, its first time is kept; once its cost
+    drops, the refusal ends and the price goes through."""
+    from hub.listings.models import PriceRefusal
+    from hub.listings.pricing import PriceRuleOverride
+
+    pricing = PricingFile(channels={"strict": PriceRuleOverride(min_margin_pct=Decimal(20))})
+    rules = Rules(pricing=pricing, stock=StockFile())
+    now = utcnow()
+    with transaction(engine) as s:
+        for n, cost in enumerate(("9.00", "5.00", "9.50")):
+            sku = f"P{n}"
+            s.add(Product(sku=sku, erp="erp", name=sku, vat_rate="23", price_gross=Decimal("12.30"), currency="PLN",
+                          cost_net=Decimal(cost), updated_at=now))
+            for channel in ("strict", "loose"):
+                s.add(Listing(channel=channel, external_id=f"{channel}-{sku}", sku=sku, updated_at=now))
+
+    def refusals() -> dict[tuple[str, str], tuple[object, object]]:
+        with transaction(engine) as s:
+            return {(r.channel, r.sku): (r.first_at, r.last_at) for r in s.execute(select(PriceRefusal)).scalars()}
+
+    with transaction(engine) as s:
+        first = recompute(s, rules, ["P0", "P1", "P2"])
+    # 12.30 gross is 10.00 net: a cost of 9.00 or 9.50 leaves less than a 20 % margin on "strict"
+    assert first.refused == 2 and set(refusals()) == {("strict", "P0"), ("strict", "P2")}
+    earlier = refusals()
+    with transaction(engine) as s:
+        recompute(s, rules, ["P0", "P1", "P2"])
+        s.execute(update(Product).where(Product.sku == "P0").values(cost_net=Decimal("4.00")))
+    again = refusals()
+    assert again[("strict", "P2")][0] == earlier[("strict", "P2")][0]  # first seen kept
+    with transaction(engine) as s:
+        recompute(s, rules, ["P0", "P1", "P2"])
+        prices = {(row.channel, row.sku): row.desired_price for row in s.execute(select(Listing)).scalars()}
+    assert set(refusals()) == {("strict", "P2")}  # P0 goes through now
+    assert prices[("strict", "P0")] == Decimal("12.30") and prices[("strict", "P2")] is None
+    assert prices[("loose", "P2")] == Decimal("12.30")
