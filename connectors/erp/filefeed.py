@@ -185,10 +185,6 @@ class _Feed:
     whole: bool
 
 
-# one file's (source, raw row) items, its rejected rows, and the problems that reject it as a whole
-_FileRows = tuple[list[tuple[str, dict[str, Any]]], list[RejectedRecord], list[RejectedRecord]]
-
-
 class _NotSettled(Exception):
     """A file is still being written."""
 
@@ -350,35 +346,42 @@ class FileFeed:
         text = _decode(name, data, self.options.encoding)
         if isinstance(text, RejectedRecord):
             return [], [text], False
-        items, rejected, problems = (self._csv_rows if self.fmt == "csv" else self._jsonl_rows)(name, text)
-        if problems:
-            return [], rejected + problems, False
-        if not items and not rejected:
-            return [], [RejectedRecord(f"{name}:1", None, "file", "",
-                                       "the file has no rows; an empty export is ignored so that it cannot "
-                                       "zero the catalogue")], False
+        rejected: list[RejectedRecord] = []
+        problems: list[RejectedRecord] = []
+        items = (self._csv_items if self.fmt == "csv" else self._jsonl_items)(name, text, rejected, problems)
+        # each row parsed as it is read, its raw values let go at once (holding every raw row of a
+        # 1,000,000-row file until all were read was a third of the read's memory)
         rows: list[ParsedRow] = []
+        invalid: list[RejectedRecord] = []  # rows read whole whose values the rules refuse
+        any_item = False
         for source, raw in items:
+            any_item = True
             result = parse_row(raw, erp=self.name, source=source, decimal_comma=self.options.decimal_comma_flag)
             if isinstance(result, ParsedRow):
                 rows.append(result)
             else:
-                rejected.extend(result)
-        return rows, rejected, True
+                invalid.extend(result)
+        if problems:  # the file is out as a whole: its rows' own faults are not reported
+            return [], rejected + problems, False
+        if not any_item and not rejected:
+            return [], [RejectedRecord(f"{name}:1", None, "file", "",
+                                       "the file has no rows; an empty export is ignored so that it cannot "
+                                       "zero the catalogue")], False
+        return rows, rejected + invalid, True
 
-    def _csv_rows(self, name: str, text: str) -> _FileRows:
-        """(source, raw row) items, rejected rows, and problems that reject the whole file."""
+    def _csv_items(self, name: str, text: str, rejected: list[RejectedRecord],
+                   problems: list[RejectedRecord]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The (source, raw row) items as they are read; rejected rows and the problems that reject the
+        whole file go into the lists given (a problem found late empties ``rejected``: the file is out)."""
         delimiter = getattr(self.options, "delimiter", "auto")
         if delimiter == "auto":
             delimiter = _detect_delimiter(text.partition("\n")[0].rstrip("\r"))
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-        items: list[tuple[str, dict[str, Any]]] = []
-        rejected: list[RejectedRecord] = []
         try:
             header = next(reader, [])
-            problems = check_header(header, source=f"{name}:1")
+            problems.extend(check_header(header, source=f"{name}:1"))
             if problems:
-                return [], [], problems
+                return
             columns = [normalize_column(h) for h in header]
             sku_at = columns.index("sku")
             line = reader.line_num
@@ -396,16 +399,15 @@ class FileFeed:
                         source, sku if 0 < len(sku) <= 100 else None, "row", delimiter.join(cells),
                         f"the row has {len(cells)} values but the header has {len(columns)} columns ({hint})"))
                     continue
-                items.append((source, dict(zip(columns, cells, strict=False))))
+                yield source, dict(zip(columns, cells, strict=False))
         except csv.Error as exc:
-            return [], [], [RejectedRecord(f"{name}:{reader.line_num}", None, "file", "",
-                                           f"the file cannot be read as CSV ({exc}); the whole file is ignored")]
-        return items, rejected, []
+            rejected.clear()
+            problems.append(RejectedRecord(f"{name}:{reader.line_num}", None, "file", "",
+                                           f"the file cannot be read as CSV ({exc}); the whole file is ignored"))
 
-    def _jsonl_rows(self, name: str, text: str) -> _FileRows:
-        """As _csv_rows; a required key absent from every object counts as a missing column."""
-        items: list[tuple[str, dict[str, Any]]] = []
-        rejected: list[RejectedRecord] = []
+    def _jsonl_items(self, name: str, text: str, rejected: list[RejectedRecord],
+                     problems: list[RejectedRecord]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """As _csv_items; a required key absent from every object counts as a missing column."""
         keys: set[str] = set()
         for number, line in enumerate(text.split("\n"), 1):
             line = line.strip()
@@ -432,10 +434,9 @@ class FileFeed:
                                        f"column {normalize_column(second)} (which value is meant?)"))
                 continue
             keys.update(normalize_column(str(k)) for k in value)
-            items.append((source, value))
-        problems = [RejectedRecord(name, None, column, "", "required column missing")
-                    for column in REQUIRED_COLUMNS if column not in keys]
-        return items, rejected, problems
+            yield source, value
+        problems.extend(RejectedRecord(name, None, column, "", "required column missing")
+                        for column in REQUIRED_COLUMNS if column not in keys)
 
 
 def _stat(path: Path) -> os.stat_result:

@@ -48,7 +48,7 @@ _SPACES = " \u00a0\u202f\u2009"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParsedRow:
     """One valid feed row: a SKU's product and price, and its stock in one warehouse."""
 
