@@ -9,11 +9,15 @@ Steps (each measured in a child process of its own, so its peak RSS is its own):
     Goal: <= 3x the baseline.
 (b) 1% changed: the same feed with the stock or the price of every hundredth SKU changed, read by the hub
     into the catalogue of (a), against parsing and validating the file alone. Goal: <= 2x the baseline.
+(c) a pricing-rule change: every SKU listed on two channels (their desired state computed under the shipped
+    defaults first, untimed), then a 10 % markup that moves every price, applied as the daemon does
+    (`apply_rules_change` and `recompute` in one transaction), against one raw SQL UPDATE computing the
+    same prices (price x 1.10 rounded to the grosz) over a copy of the listings. Goal: <= 3x the baseline.
 Peak memory of every step (its process's peak RSS): goal <= 1 GiB.
 
-Not yet here: (c) a pricing-rule change and (d) reconciliation of 1,000,000 listings (issue 12).
+Not yet here: (d) reconciliation of 1,000,000 listings from a simulator (issue 12).
 
-Run: .venv/bin/python bench/scale.py [--skus 1000000] [--backend sqlite|postgresql|both] [--only a,b]
+Run: .venv/bin/python bench/scale.py [--skus 1000000] [--backend sqlite|postgresql|both] [--only a,b,c]
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-GOALS = {"a": 3.0, "b": 2.0}
+GOALS = {"a": 3.0, "b": 2.0, "c": 3.0}
+CHANNELS = ("marketplace", "shop")
 MEMORY_GOAL_MIB = 1024.0
 HEADER = ["sku", "name", "stock", "price_gross", "vat_rate", "ean", "cost_net", "currency", "weight_kg"]
 RATES = ("23", "8", "5", "0")
@@ -147,6 +152,62 @@ def child_hub_read(config: Path) -> dict[str, Any]:
             "changed": len(result.changed_skus), "rejected": result.rejected}
 
 
+def child_hub_rules(config: Path, markup: str) -> dict[str, Any]:
+    """The listings' desired state recomputed after the pricing rule changed to ``markup`` %."""
+    import logging
+
+    from hub.listings.desired import apply_rules_change, recompute
+    from hub.listings.pricing import PriceRule, PricingFile
+    from hub.listings.rules import Rules
+    from hub.listings.stock_rules import StockFile
+    from hub.platform import db
+    from hub.platform.config import load
+
+    logging.disable(logging.WARNING)
+    loaded = load(config, environ={})
+    engine = db.make_engine(loaded.settings.database)
+    rules = Rules(pricing=PricingFile(defaults=PriceRule(markup_pct=Decimal(markup))), stock=StockFile())
+    start = time.perf_counter()
+    with db.transaction(engine) as session:
+        apply_rules_change(session, rules)
+        result = recompute(session, rules)
+    return {"seconds": time.perf_counter() - start, "peak_rss_mib": peak_rss_mib(),
+            "changed": result.listings_changed, "refused": result.refused}
+
+
+def child_list_everything(url: str) -> dict[str, Any]:
+    """Every SKU listed on both channels, and a copy of the listings for the raw baseline (untimed)."""
+    from sqlalchemy import literal, select, text
+
+    from hub.catalog import Product
+    from hub.listings.models import Listing
+    from hub.platform import db
+
+    engine = db.make_engine(url)
+    with db.transaction(engine) as session:
+        for channel in CHANNELS:
+            session.execute(Listing.__table__.insert().from_select(
+                ["channel", "external_id", "sku", "currency", "active", "error_retryable", "updated_at"],
+                select(literal(channel), literal(f"{channel}-") + Product.sku, Product.sku, literal("PLN"),
+                       literal(True), literal(False), Product.updated_at)))
+        session.execute(text("CREATE TABLE raw_listings AS SELECT id, sku, desired_price FROM listings"))
+    return {"seconds": 0.0, "peak_rss_mib": peak_rss_mib()}
+
+
+def child_raw_rules(url: str) -> dict[str, Any]:
+    """One plain UPDATE computing the new prices over the copy of the listings."""
+    from sqlalchemy import text
+
+    from hub.platform import db
+
+    engine = db.make_engine(url)
+    start = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE raw_listings SET desired_price = ROUND(p.price_gross * 1.10, 2) "
+                          "FROM products p WHERE p.sku = raw_listings.sku"))
+    return {"seconds": time.perf_counter() - start, "peak_rss_mib": peak_rss_mib()}
+
+
 def _child(*args: str) -> dict[str, Any]:
     done = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -184,7 +245,7 @@ def run_backend(backend: str, base: Path, full: Path, changed: Path, only: set[s
         hub_url, raw_url = database(f"scale_hub_{backend}"), database(f"scale_raw_{backend}")
         db.upgrade(db.make_engine(hub_url))
         config = write_config(base / f"hub-{backend}.toml", hub_url, full)
-        if "a" in only or "b" in only:
+        if only & {"a", "b", "c"}:
             raw = _child("raw-insert", raw_url, str(full))
             hub = _child("hub-read", str(config))
             ratio = hub["seconds"] / raw["seconds"]
@@ -203,6 +264,19 @@ def run_backend(backend: str, base: Path, full: Path, changed: Path, only: set[s
                          f"({hub['changed']:,} SKUs changed); raw parse + validation {raw['seconds']:.1f} s -> "
                          f"{ratio:.1f}x (goal <= {GOALS['b']:.0f}x): {'met' if ratio <= GOALS['b'] else 'MISSED'}; "
                          f"memory {'met' if hub['peak_rss_mib'] <= MEMORY_GOAL_MIB else 'MISSED'}")
+        if "c" in only:
+            listings = len(CHANNELS) * skus
+            _child("list-everything", hub_url)
+            _child("hub-rules", str(config), "0")  # the desired state under the defaults, untimed
+            raw = _child("raw-rules", hub_url)
+            hub = _child("hub-rules", str(config), "10")
+            ratio = hub["seconds"] / raw["seconds"]
+            lines.append(f"[{backend}] (c) a pricing-rule change over {listings:,} listings: hub "
+                         f"{hub['seconds']:.1f} s, peak {hub['peak_rss_mib']:.0f} MiB ({hub['changed']:,} changed, "
+                         f"{hub['refused']} refused); "
+                         f"raw UPDATE {raw['seconds']:.1f} s -> {ratio:.1f}x (goal <= {GOALS['c']:.0f}x): "
+                         f"{'met' if ratio <= GOALS['c'] else 'MISSED'}; memory "
+                         f"{'met' if hub['peak_rss_mib'] <= MEMORY_GOAL_MIB else 'MISSED'}")
     finally:
         if server is not None:
             server.stop()
@@ -213,14 +287,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skus", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--only", default="a,b", help="steps: a,b")
+    parser.add_argument("--only", default="a,b,c", help="steps: a,b,c")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         step, *rest = args.child
         result = {"raw-insert": lambda: child_raw_insert(rest[0], Path(rest[1])),
                   "raw-parse": lambda: child_raw_parse(Path(rest[0])),
-                  "hub-read": lambda: child_hub_read(Path(rest[0]))}[step]()
+                  "hub-read": lambda: child_hub_read(Path(rest[0])),
+                  "hub-rules": lambda: child_hub_rules(Path(rest[0]), rest[1]),
+                  "list-everything": lambda: child_list_everything(rest[0]),
+                  "raw-rules": lambda: child_raw_rules(rest[0])}[step]()
         print(json.dumps(result))
         return 0
     only = set(args.only.split(","))
