@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from ksef_testkit import SPEC_PATH, Wired, wire
+from ksef_testkit import API_URL, PROBLEM, SPEC_PATH, Wired, wire
 from openapi_core import Config, OpenAPI
 from openapi_core.deserializing.media_types.util import json_loads
 from openapi_core.templating.responses.exceptions import ResponseNotFound
@@ -159,6 +159,14 @@ def sim() -> Iterator[KsefSimulator]:
 def validated(ksef_spec: Spec) -> Callable[[httpx.BaseTransport], ValidatingTransport]:
     """Wraps a transport so that every exchange through it is checked against the spec."""
     return lambda inner: ValidatingTransport(inner, ksef_spec)
+
+
+@pytest.fixture
+def api(sim: KsefSimulator, validated: Callable[[httpx.BaseTransport], ValidatingTransport]
+        ) -> Iterator[httpx.Client]:
+    """The simulator spoken to directly, every exchange checked against the spec."""
+    with httpx.Client(base_url=API_URL, transport=validated(sim.transport()), headers=PROBLEM) as client:
+        yield client
 
 
 @pytest.fixture

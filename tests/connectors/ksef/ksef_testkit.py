@@ -23,6 +23,7 @@ from hub.kernel.ports.invoicing import OutgoingInvoice
 from hub.platform.ratelimit import LocalRateLimiter, Throttle
 
 API_URL = "https://ksef.sim/v2"
+PROBLEM = {"X-Error-Format": "problem-details"}  # errors as Problem Details (the API's own header)
 # tests/connectors/ksef/ -> parents[4] is the folder holding the clone (/work), which holds shared/: a clone at
 # /work/<any name> finds the same vendor files
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "specs"

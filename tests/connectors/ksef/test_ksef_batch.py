@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from ksef_testkit import API_URL, SELLER, Wired, outgoing, wire
+from ksef_testkit import API_URL, PROBLEM, SELLER, Wired, outgoing, wire
 from pydantic import ValidationError
 
 from connectors.ksef import KsefOptions, batch, crypto, mapping, upo
@@ -27,7 +27,6 @@ from hub.kernel.errors import PermanentError, RetryableError
 from hub.kernel.ports.invoicing import OutgoingInvoice
 
 Wire = Callable[..., Wired]
-PROBLEM = {"X-Error-Format": "problem-details"}
 PART_BYTES = 8000  # the 25 invoices' archive (~34 kB) in 5 parts
 
 
@@ -330,13 +329,6 @@ def test_session_phases(code: int, phase: str) -> None:
 
 
 # --- the simulator, spoken to directly ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def api(sim: KsefSimulator, validated: Callable[[httpx.BaseTransport], httpx.BaseTransport]
-        ) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=API_URL, transport=validated(sim.transport()), headers=PROBLEM) as client:
-        yield client
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from ksef_testkit import API_URL, SPEC_PATH, Wired, invoice_xml, outgoing, wire
+from ksef_testkit import API_URL, PROBLEM, SPEC_PATH, Wired, invoice_xml, outgoing, wire
 from openapi_core.exceptions import OpenAPIError
 
 from connectors.ksef import crypto, mapping
@@ -18,14 +18,6 @@ from connectors.ksef.simulator import DEFAULT_TOKEN, KsefSimulator
 from hub.kernel.ports.invoicing import OutgoingInvoice
 
 Wire = Callable[..., Wired]
-PROBLEM = {"X-Error-Format": "problem-details"}
-
-
-@pytest.fixture
-def api(sim: KsefSimulator, validated: Callable[[httpx.BaseTransport], httpx.BaseTransport]
-        ) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=API_URL, transport=validated(sim.transport()), headers=PROBLEM) as client:
-        yield client
 
 
 @pytest.fixture
