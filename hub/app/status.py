@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from hub.catalog.models import ErpReject
 from hub.invoicing.issue import local_day
-from hub.invoicing.models import Invoice
+from hub.invoicing.models import NOT_YET_IN_KSEF, Invoice
 from hub.jobs.models import JOB_STATES, Job, JobFailure, ScheduleRun
 from hub.jobs.queue import depth_by_state
 from hub.kernel.clock import utcnow
@@ -157,8 +157,7 @@ def status(engine: Engine, session: Session, loaded: LoadedConfig, dead_limit: i
     offline_due = [{"deadline": None if day is None else day.isoformat(), "invoices": count,
                     "overdue": day is not None and day < today}
                    for day, count in session.execute(select(Invoice.ksef_deadline, func.count()).where(
-                       Invoice.offline.is_(True), Invoice.state.in_(("issued", "sending", "sent", "rejected",
-                                                                       "problem")))
+                       Invoice.offline.is_(True), Invoice.state.in_(NOT_YET_IN_KSEF))
                        .group_by(Invoice.ksef_deadline).order_by(Invoice.ksef_deadline))]
     return {
         "orders": {"problems": problems, "oversold": oversold},

@@ -22,7 +22,7 @@ from hub.invoicing.exports import CONNECTOR_FORMATS, FORMATS, export, month
 from hub.invoicing.fa3 import plain
 from hub.invoicing.issue import InvoiceProblem
 from hub.invoicing.kinds import SEND
-from hub.invoicing.models import INVOICE_STATES, Invoice, InvoiceLine, KsefOutage
+from hub.invoicing.models import INVOICE_STATES, NOT_YET_IN_KSEF, Invoice, InvoiceLine, KsefOutage
 from hub.invoicing.service import KSEF_PRIORITY, InvoicingService, refresh_deadlines
 from hub.jobs import queue
 from hub.kernel.clock import utcnow
@@ -138,7 +138,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.state:
         query = query.where(Invoice.state == args.state)
     if args.offline:
-        query = query.where(Invoice.offline.is_(True), Invoice.state != "accepted").order_by(None).order_by(
+        query = query.where(Invoice.offline.is_(True), Invoice.state.in_(NOT_YET_IN_KSEF)).order_by(None).order_by(
             Invoice.ksef_deadline.is_(None), Invoice.ksef_deadline, Invoice.id)
     if args.order:
         query = query.where(Invoice.order_id == args.order)

@@ -421,14 +421,12 @@ def _pdf(engine: Engine, settings: InvoicingSettings, period: str, first: date, 
     from hub.invoicing.qr import signer_from
 
     signer = signer_from(settings)  # a broken certificate is said before any file is written
-    offline = settings.offline_certificate
-    context = {"context_type": offline.context_type, "context_id": offline.context_id} if offline else {}
     files: list[Path] = []
     for page in pages(engine, first, last):
         for invoice, lines in page:
             path = out / file_name(invoice.number or "", ".pdf")
             with _Atomic(path) as handle:
-                handle.write(render_pdf(invoice, lines, qr_host=settings.qr_host, signer=signer, **context))
+                handle.write(render_pdf(invoice, lines, qr_host=settings.qr_host, signer=signer))
             files.append(path)
         progress(len(files))
     return files, len(files)

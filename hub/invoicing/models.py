@@ -21,6 +21,8 @@ Rate = Numeric(12, 6, asdecimal=True)  # an exchange rate (NBP publishes 4 decim
 # rejected: KSeF refused it (problem says why); outside_ksef: not for KSeF (a consumer's invoice by
 # default); problem: not issued (no number taken), problem says why
 INVOICE_STATES = ("problem", "issued", "sending", "sent", "accepted", "rejected", "outside_ksef")
+# an invoice meant for KSeF that is not there yet (an offline one keeps its deadline in these states)
+NOT_YET_IN_KSEF = ("issued", "sending", "sent", "rejected", "problem")
 
 
 class InvoiceCounter(Base):

@@ -54,16 +54,13 @@ def qr_url(invoice: Any, host: str = QR_HOST) -> str:
     return invoice_link(host, invoice.seller["nip"], invoice.issue_date, (invoice.xml or "").encode("utf-8"))
 
 
-def kod_ii_url(invoice: Any, host: str, signer: OfflineSigner | None, context_type: str = "Nip",
-               context_id: str | None = None) -> str:
+def kod_ii_url(invoice: Any, host: str, signer: OfflineSigner | None) -> str:
     """KOD II of an invoice issued in offline mode; a ConfigError without the seller's Offline certificate."""
     if signer is None:
         raise ConfigError([f"invoice {invoice.number} was issued in KSeF's offline mode: its printout needs the second "
                           "QR code (KOD II), signed with the seller's KSeF certificate of type Offline: set "
                           "[invoicing.offline_certificate] certificate and private_key"])
-    nip = invoice.seller["nip"]
-    return certificate_link(host, signer, context_type, context_id or nip, nip,
-                            file_hash((invoice.xml or "").encode("utf-8")))
+    return certificate_link(host, signer, invoice.seller["nip"], file_hash((invoice.xml or "").encode("utf-8")))
 
 
 def _qr(page: Canvas, url: str, label: str, x_right: float, font: str) -> None:
@@ -92,10 +89,10 @@ def _party(buyer: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_pdf(invoice: Any, lines: Sequence[Any], *, qr_host: str = QR_HOST, signer: OfflineSigner | None = None,
-               context_type: str = "Nip", context_id: str | None = None) -> bytes:
+def render_pdf(invoice: Any, lines: Sequence[Any], *, qr_host: str = QR_HOST,
+               signer: OfflineSigner | None = None) -> bytes:
     """The invoice's PDF. One issued in offline mode carries KOD II too, which needs ``signer``."""
-    kod_ii = kod_ii_url(invoice, qr_host, signer, context_type, context_id) \
+    kod_ii = kod_ii_url(invoice, qr_host, signer) \
         if getattr(invoice, "offline", False) and invoice.state != "outside_ksef" and invoice.xml else None
     regular, bold = _fonts()
     buffer = io.BytesIO()

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from hub.kernel.errors import ConfigError
+from hub.platform.config import InvoicingSettings
 
 KOD_II_LABEL = "CERTYFIKAT"
 OFFLINE_LABEL = "OFFLINE"
@@ -51,9 +52,12 @@ class OfflineSigner:
 
     serial: str  # the certificate's serial number, hexadecimal in capitals (01F20A5D352AE590)
     key: Any  # an RSA or EC (P-256) private key
+    context_type: str = "Nip"  # the login context the certificate issues in: Nip | InternalId | NipVatUe | PeppolId
+    context_id: str | None = None  # None: the seller's NIP
 
     @classmethod
-    def load(cls, certificate: Path, private_key: Path, password: str | None = None) -> OfflineSigner:
+    def load(cls, certificate: Path, private_key: Path, password: str | None = None, *, context_type: str = "Nip",
+             context_id: str | None = None) -> OfflineSigner:
         """From PEM files; a ConfigError naming the file for anything that is not a usable pair."""
         try:
             cert = x509.load_pem_x509_certificate(certificate.read_bytes())
@@ -77,7 +81,8 @@ class OfflineSigner:
                                                    serialization.PublicFormat.SubjectPublicKeyInfo):
             raise ConfigError([f"{private_key}: the private key is not the certificate's ({certificate})"])
         serial = format(cert.serial_number, "X")
-        return cls(serial.rjust(len(serial) + len(serial) % 2, "0"), key)  # whole bytes: 01F20A5D352AE590
+        return cls(serial.rjust(len(serial) + len(serial) % 2, "0"), key,  # whole bytes: 01F20A5D352AE590
+                   context_type, context_id)
 
     def sign(self, data: bytes) -> bytes:
         if isinstance(self.key, rsa.RSAPrivateKey):
@@ -87,21 +92,22 @@ class OfflineSigner:
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
-def certificate_link(host: str, signer: OfflineSigner, context_type: str, context_id: str, seller_nip: str,
-                     xml_hash: str) -> str:
-    """KOD II for the FA(3) file whose hash (``file_hash``) is given: the link, signed over itself without
-    the scheme."""
-    unsigned = f"{host}/certificate/{context_type}/{context_id}/{seller_nip}/{signer.serial}/{xml_hash}"
+def certificate_link(host: str, signer: OfflineSigner, seller_nip: str, xml_hash: str) -> str:
+    """KOD II for the FA(3) file whose hash (``file_hash``) is given, in the signer's login context (the
+    seller's NIP unless it names another): the link, signed over itself without the scheme."""
+    context = f"{signer.context_type}/{signer.context_id or seller_nip}"
+    unsigned = f"{host}/certificate/{context}/{seller_nip}/{signer.serial}/{xml_hash}"
     signed_part = unsigned.removeprefix("https://").removeprefix("http://").rstrip("/")
     return f"{unsigned}/{b64url(signer.sign(signed_part.encode('utf-8')))}"
 
 
-def signer_from(settings: Any) -> OfflineSigner | None:
+def signer_from(settings: InvoicingSettings) -> OfflineSigner | None:
     """The signer [invoicing.offline_certificate] configures, or None."""
-    config = getattr(settings, "offline_certificate", None)
+    config = settings.offline_certificate
     if config is None:
         return None
     password = os.environ.get(config.password_env) if config.password_env else None
     if config.password_env and password is None:
         raise ConfigError([f"invoicing.offline_certificate.password_env: the environment has no {config.password_env}"])
-    return OfflineSigner.load(Path(config.certificate), Path(config.private_key), password)
+    return OfflineSigner.load(Path(config.certificate), Path(config.private_key), password,
+                              context_type=config.context_type, context_id=config.context_id)

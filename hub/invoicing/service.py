@@ -50,7 +50,7 @@ from hub.invoicing.issue import (
     store_many,
 )
 from hub.invoicing.kinds import SEND, STATUS
-from hub.invoicing.models import ExchangeRate, Invoice, InvoiceLine, KsefOutage, KsefSession
+from hub.invoicing.models import NOT_YET_IN_KSEF, ExchangeRate, Invoice, InvoiceLine, KsefOutage, KsefSession
 from hub.invoicing.offline import Outage, deadline
 from hub.invoicing.schemas import fa3, problems
 from hub.jobs import queue
@@ -140,7 +140,7 @@ class InvoicingService:
         with transaction(engine) as session:
             row = session.get(ExchangeRate, (currency, tax_point))
             if row is not None:
-                return PublishedRate(currency, row.effective_date, row.mid, row.table_no)
+                return _published(row)
         source = self.rates_source()
         rate = source.rate_before(currency, tax_point)
         with transaction(engine) as session:
@@ -150,7 +150,7 @@ class InvoicingService:
                 .on_conflict_do_nothing(index_elements=["currency", "tax_point"]))
             row = session.get(ExchangeRate, (currency, tax_point))
             assert row is not None
-            return PublishedRate(currency, row.effective_date, row.mid, row.table_no)
+            return _published(row)
 
     def _with_rate(self, engine: Engine, draft: Draft) -> Draft:
         if draft.currency == "PLN":
@@ -222,8 +222,7 @@ class InvoicingService:
                     record_problem(session, self.settings, f"order:{order.id}", order, str(exc), now)
                     results[order.id] = exc
             foreign = {(d.currency, d.sale_date) for d in drafts if d.currency != "PLN"}
-            cached = {(row.currency, row.tax_point): PublishedRate(row.currency, row.effective_date, row.mid,
-                                                                   row.table_no)
+            cached = {(row.currency, row.tax_point): _published(row)
                       for row in session.execute(select(ExchangeRate).where(
                           ExchangeRate.currency.in_({c for c, _ in foreign}),
                           ExchangeRate.tax_point.in_({d for _, d in foreign}))).scalars()} if foreign else {}
@@ -262,7 +261,7 @@ class InvoicingService:
         if draft.currency == "PLN":
             return None
         row = session.get(ExchangeRate, (draft.currency, draft.sale_date))
-        return None if row is None else PublishedRate(draft.currency, row.effective_date, row.mid, row.table_no)
+        return None if row is None else _published(row)
 
     def _queue_send(self, session: Session) -> None:
         queue.enqueue_coalesced(session, SEND, {}, group=f"ksef-send:{self.settings.ksef}", priority=KSEF_PRIORITY)
@@ -698,12 +697,7 @@ def mark_offline(session: Session, *, issued_before: date | None) -> int:
     waiting = Invoice.state.in_(("issued", "sending")) & Invoice.offline.is_(False)
     if issued_before is not None:
         waiting &= Invoice.issue_date < issued_before
-    outages = known_outages(session)
-    now, marked = utcnow(), 0
-    for day in session.execute(select(Invoice.issue_date).where(waiting).distinct()).scalars().all():
-        marked += session.execute(update(Invoice).where(waiting, Invoice.issue_date == day).values(
-            offline=True, ksef_deadline=deadline(day, outages), updated_at=now)).rowcount or 0
-    return marked
+    return _set_deadlines(session, waiting, offline=True, updated_at=utcnow())
 
 
 def known_outages(session: Session) -> list[Outage]:
@@ -712,12 +706,17 @@ def known_outages(session: Session) -> list[Outage]:
 
 def refresh_deadlines(session: Session) -> int:
     """The deadlines of offline invoices not yet in KSeF, again (an outage recorded or ended)."""
+    return _set_deadlines(session, Invoice.offline.is_(True) & Invoice.state.in_(NOT_YET_IN_KSEF))
+
+
+def _set_deadlines(session: Session, where: Any, **values: Any) -> int:
+    """Each invoice ``where`` selects gets the deadline of its issue date (one update per date, a handful),
+    and ``values``. How many."""
     outages = known_outages(session)
-    pending = Invoice.offline.is_(True) & Invoice.state.in_(("issued", "sending", "sent", "rejected", "problem"))
     changed = 0
-    for day in session.execute(select(Invoice.issue_date).where(pending).distinct()).scalars().all():
-        changed += session.execute(update(Invoice).where(pending, Invoice.issue_date == day).values(
-            ksef_deadline=deadline(day, outages))).rowcount or 0
+    for day in session.execute(select(Invoice.issue_date).where(where).distinct()).scalars().all():
+        changed += session.execute(update(Invoice).where(where, Invoice.issue_date == day).values(
+            ksef_deadline=deadline(day, outages), **values)).rowcount or 0
     return changed
 
 
@@ -727,6 +726,10 @@ def _ready_to_send() -> Any:
     return (Invoice.corrects_id.is_(None)
             | select(original.c.id).where(original.c.id == Invoice.corrects_id,
                                           original.c.state.in_(("accepted", "outside_ksef"))).exists())
+
+
+def _published(row: ExchangeRate) -> PublishedRate:
+    return PublishedRate(row.currency, row.effective_date, row.mid, row.table_no)
 
 
 def _issue_result(result: Issued | Exception) -> Any:

@@ -273,16 +273,16 @@ def _claim_statement(postgres: bool, kinds: tuple[str, ...] | None) -> Any:
 
 def begin(engine: Engine, job: ClaimedJob) -> ClaimedJob | None:
     """Count the attempt of a claimed job about to run; None if its lease is no longer ours."""
-    if job.begun:
-        return job
-    with standalone(engine).begin() as conn:
-        attempts = conn.execute(_BEGIN, {"job_id": job.id, "token": job.lease_token, "now": utcnow()}).scalar()
-    return None if attempts is None else replace(job, attempts=attempts, begun=True)
+    begun = begin_many(engine, [job])
+    return begun[0] if begun else None
 
 
 def begin_many(engine: Engine, jobs: Sequence[ClaimedJob]) -> list[ClaimedJob]:
-    """``begin`` for a run of claimed jobs a handler takes together, in one transaction: those whose lease
-    is still ours, their attempts counted (one already begun keeps its count)."""
+    """Count the attempts of claimed jobs about to run (one, or a run a handler takes together), in one
+    transaction: those whose lease is still ours (one already begun keeps its count, and costs no
+    statement)."""
+    if all(job.begun for job in jobs):
+        return list(jobs)
     now = utcnow()
     out: list[ClaimedJob] = []
     with standalone(engine).begin() as conn:

@@ -50,7 +50,7 @@ def test_the_documents_example_link_is_rebuilt_and_its_signature_verifies(tmp_pa
     key = rsa.generate_private_key(65537, 2048) if kind == "rsa" else ec.generate_private_key(ec.SECP256R1())
     signer = OfflineSigner.load(*certificate(tmp_path, key))
     assert signer.serial == "01F20A5D352AE590"  # whole bytes, as the example shows it
-    link = certificate_link("https://qr-test.ksef.mf.gov.pl", signer, "Nip", "1111111111", "1111111111",
+    link = certificate_link("https://qr-test.ksef.mf.gov.pl", signer, "1111111111",
                             "UtQp9Gpc51y-u3xApZjIjgkpZ01js-J8KflSPW8WzIE")
     head, signature = link.rsplit("/", 1)
     assert head == "https://" + EXAMPLE_SIGNED and "=" not in signature
