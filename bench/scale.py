@@ -149,7 +149,7 @@ def child_hub_read(config: Path) -> dict[str, Any]:
     result = poll_erp(engine, source, "erp", full=True)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "peak_rss_mib": peak_rss_mib(), "products": result.products,
-            "changed": len(result.changed_skus), "rejected": result.rejected}
+            "changed": result.changed, "rejected": result.rejected}
 
 
 def child_hub_rules(config: Path, markup: str) -> dict[str, Any]:

@@ -18,13 +18,15 @@ format (JSON, EDI++ for Subiekt and Rewizor) that the ERP imports (``outbox.py``
 from __future__ import annotations
 
 import codecs
+import collections
 import csv
 import hashlib
 import io
+import itertools
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -38,16 +40,14 @@ from connectors.erp.outbox import Outbox
 from hub.catalog.feed_rules import (
     COLUMNS,
     REQUIRED_COLUMNS,
-    FeedRules,
     ParsedRow,
     check_header,
     normalize_column,
     parse_row,
-    records,
 )
 from hub.kernel.errors import PermanentError, RetryableError
 from hub.kernel.ports.capability import Capability
-from hub.kernel.ports.erp import ErpBatch, RejectedRecord, RestockDocument, SalesDocument
+from hub.kernel.ports.erp import ErpBatch, FeedRow, KnownRow, RejectedRecord, RestockDocument, SalesDocument
 from hub.platform.config import parse_duration
 from hub.platform.logs import get_logger
 from hub.platform.registry import ConnectorSpec
@@ -175,14 +175,15 @@ class _Cursor:
 
 
 @dataclass(frozen=True)
-class _Feed:
-    """One read of the source: its rows, after the per-row and cross-row rules."""
+class _Checked:
+    """One file after the first pass over it: its fingerprint, how to read it, and the problems that
+    put the whole file out (then it gives no rows)."""
 
-    cursor: _Cursor
-    rows: Sequence[ParsedRow]
-    rejected: Sequence[RejectedRecord]
-    # every file was read whole, so the rows are the catalogue (a snapshot)
-    whole: bool
+    path: Path
+    state: _FileState
+    encoding: str  # as the file is decoded: "utf-8-sig" when it starts with a byte order mark
+    delimiter: str  # CSV only
+    problems: tuple[RejectedRecord, ...]
 
 
 class _NotSettled(Exception):
@@ -197,8 +198,8 @@ class FileFeed:
         self.options = options
         self.fmt = fmt
         self.log = log if log is not None else get_logger(f"connectors.{fmt}").bind(connector=name)
-        self._cache: _Feed | None = None
-        self._handed_out: str | None = None  # the cursor of the last batch changes() returned
+        self._stream: Iterator[ErpBatch] | None = None  # the read changes() is delivering in parts
+        self._handed_out: str | None = None  # the cursor of the last part changes() returned
         parsing = (fmt, options.encoding, str(options.decimal_comma), getattr(options, "delimiter", ""))
         self._version = "f1." + hashlib.sha256(repr(parsing).encode()).hexdigest()[:8]
         self._outbox = None if options.outbox is None else Outbox(
@@ -232,50 +233,49 @@ class FileFeed:
 
     # --- the port -----------------------------------------------------------------
 
-    def changes(self, cursor: str | None, *, limit: int) -> ErpBatch:
-        """The whole feed as a snapshot when it changed since ``cursor``, else an empty batch.
+    def changes(self, cursor: str | None, *, limit: int, known: Container[int] = frozenset()) -> ErpBatch:
+        """The whole feed as a read in parts when it changed since ``cursor``, else an empty batch.
 
-        A changed feed larger than ``limit`` rows comes in several batches; the cursor of all
-        but the last remembers how many rows of this content were delivered.
+        The cursor of every part but the last remembers how many rows were delivered; the next call
+        with it continues the read this instance is streaming. A cursor with an offset this instance did
+        not hand out is a read that broke off (a crash, a failed transaction): it starts over, as the
+        hub applies a read only whole.
         """
         previous = _Cursor.parse(cursor, self._version)
+        if (self._stream is not None and cursor is not None and cursor == self._handed_out
+                and previous is not None and previous.offset):
+            return self._next()
+        self._stream = None
         paths = self._paths()
         try:
             if previous is not None and not previous.offset and self._stats(paths) == previous.stats():
                 return _empty(cursor)  # the cheap path: nothing was touched, nothing is read
-            feed = self._load(paths)
+            checked = [self._check(path) for path in paths]
         except _NotSettled as exc:
             self.log.info("erp feed not settled yet, read next run", reason=str(exc))
             return _empty(cursor)
-        start = 0
-        if previous is not None and previous.content() == feed.cursor.content():
-            if not previous.offset:  # touched, same bytes: nothing to deliver, remember the new times
-                return _empty(feed.cursor.text())
-            # The next batch of the run this instance is delivering. A cursor with an offset this
-            # instance did not hand out is a run that broke off (a crash, a failed transaction):
-            # it starts over, as the hub zeroes what a snapshot run did not list.
-            if cursor == self._handed_out:
-                start = previous.offset
-        if start == 0:
-            self.log.info("erp feed changed", files=len(feed.cursor.files), rows=len(feed.rows),
-                          rejected=len(feed.rejected), snapshot=feed.whole)
-        batch = _batch(feed, start, max(1, limit))
+        content = _Cursor(self._version, tuple(c.state for c in checked))
+        if previous is not None and not previous.offset and previous.content() == content.content():
+            return _empty(content.text())  # touched, same bytes: nothing to deliver, remember the new times
+        self.log.info("erp feed changed", files=len(checked), snapshot=not any(c.problems for c in checked))
+        self._stream = self._read(checked, max(1, limit), known)
+        return self._next()
+
+    def _next(self) -> ErpBatch:
+        assert self._stream is not None
+        batch = next(self._stream)
         self._handed_out = batch.cursor_after
+        if batch.complete:
+            self._stream = None
         return batch
 
-    def snapshot(self) -> Iterator[ErpBatch]:
-        """The whole feed regardless of any cursor, in batches of SNAPSHOT_BATCH rows."""
+    def snapshot(self, *, known: Container[int] = frozenset()) -> Iterator[ErpBatch]:
+        """The whole feed regardless of any cursor, in parts of SNAPSHOT_BATCH rows."""
         try:
-            feed = self._load(self._paths())
+            checked = [self._check(path) for path in self._paths()]
         except _NotSettled as exc:
             raise RetryableError(f"{self.options.path}: {exc}", retry_after=max(self.options.settle, 1.0)) from None
-        start = 0
-        while True:
-            batch = _batch(feed, start, SNAPSHOT_BATCH)
-            yield batch
-            if batch.complete:
-                return
-            start += SNAPSHOT_BATCH
+        return self._read(checked, SNAPSHOT_BATCH, known)
 
     # --- reading --------------------------------------------------------------------
 
@@ -300,143 +300,262 @@ class FileFeed:
             out.append((path.name, st.st_size, st.st_mtime_ns))
         return out
 
-    def _load(self, paths: Sequence[Path]) -> _Feed:
-        states: list[_FileState] = []
-        contents: dict[str, bytes] = {}
-        now_ns = time.time_ns()
-        for path in paths:
-            before = _stat(path)
-            age = (now_ns - before.st_mtime_ns) / 1e9
-            if age < self.options.settle:
-                raise _NotSettled(f"{path.name} was modified {age:.1f}s ago (settle = {self.options.settle}s)")
+    def _check(self, path: Path) -> _Checked:
+        """The first pass over a file, streamed: its SHA-256, whether it decodes, and whether it can be
+        read as a whole (a header with the required columns, readable CSV, at least one row). Only a
+        file that passes gives rows, so a problem found late in a file never leaves half of it read."""
+        before = _stat(path)
+        age = (time.time_ns() - before.st_mtime_ns) / 1e9
+        if age < self.options.settle:
+            raise _NotSettled(f"{path.name} was modified {age:.1f}s ago (settle = {self.options.settle}s)")
+        encoding = self.options.encoding
+        with _open(path) as raw:
+            if raw.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
+                encoding = "utf-8-sig"  # a UTF-8 byte order mark wins over the configured encoding
+            raw.seek(0)
+            guard = _Utf8Guard() if encoding not in ("utf-8", "utf-8-sig") else None
+            hashing = _Hashing(raw, guard)
+            text = _text(hashing, encoding)
+            delimiter = ""
             try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise RetryableError(f"{path}: cannot read: {exc.strerror}") from None
-            after = _stat(path)
-            if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or len(data) != after.st_size:
-                raise _NotSettled(f"{path.name} changed while it was read")
-            states.append(_FileState(path.name, after.st_size, after.st_mtime_ns, hashlib.sha256(data).hexdigest()))
-            contents[path.name] = data
-        cursor = _Cursor(self._version, tuple(states))
-        if self._cache is not None and self._cache.cursor == cursor:
-            return self._cache
-        self._cache = self._parse(cursor, contents)
-        return self._cache
-
-    def _parse(self, cursor: _Cursor, contents: Mapping[str, bytes]) -> _Feed:
-        rules = FeedRules()
-        rows: list[ParsedRow] = []
-        rejected: list[RejectedRecord] = []
-        whole = True
-        for state in cursor.files:
-            parsed, problems, file_whole = self._parse_file(state.name, contents[state.name])
-            rejected.extend(problems)
-            whole = whole and file_whole
-            for row in parsed:
-                broken = rules.check(row)
-                if broken:
-                    rejected.extend(broken)
+                if self.fmt == "csv":
+                    delimiter, problems = self._csv_structure(path.name, text)
                 else:
-                    rows.append(row)
-        return _Feed(cursor, rows, rejected, whole)
+                    problems = self._jsonl_structure(path.name, text)
+                collections.deque(text, maxlen=0)  # the rest, for the fingerprint
+            except UnicodeDecodeError:
+                problems = [_decode_problem(path, encoding)]
+                collections.deque(iter(lambda: hashing.read(_BLOCK), b""), maxlen=0)
+        if guard is not None and guard.is_utf8():
+            problems = [guard.problem(path.name, encoding)]
+        state = _FileState(path.name, before.st_size, before.st_mtime_ns, hashing.sha.hexdigest())
+        _unchanged(path, state, hashing.size)
+        return _Checked(path, state, encoding, delimiter, tuple(problems))
 
-    def _parse_file(self, name: str, data: bytes) -> tuple[list[ParsedRow], list[RejectedRecord], bool]:
-        """Rows and rejects of one file, and whether it was read whole (else it gives no rows)."""
-        text = _decode(name, data, self.options.encoding)
-        if isinstance(text, RejectedRecord):
-            return [], [text], False
-        rejected: list[RejectedRecord] = []
-        problems: list[RejectedRecord] = []
-        items = (self._csv_items if self.fmt == "csv" else self._jsonl_items)(name, text, rejected, problems)
-        # each row parsed as it is read, its raw values let go at once (holding every raw row of a
-        # 1,000,000-row file until all were read was a third of the read's memory)
-        rows: list[ParsedRow] = []
-        invalid: list[RejectedRecord] = []  # rows read whole whose values the rules refuse
-        any_item = False
-        for source, raw in items:
-            any_item = True
-            result = parse_row(raw, erp=self.name, source=source, decimal_comma=self.options.decimal_comma_flag)
-            if isinstance(result, ParsedRow):
-                rows.append(result)
-            else:
-                invalid.extend(result)
-        if problems:  # the file is out as a whole: its rows' own faults are not reported
-            return [], rejected + problems, False
-        if not any_item and not rejected:
-            return [], [RejectedRecord(f"{name}:1", None, "file", "",
-                                       "the file has no rows; an empty export is ignored so that it cannot "
-                                       "zero the catalogue")], False
-        return rows, rejected + invalid, True
-
-    def _csv_items(self, name: str, text: str, rejected: list[RejectedRecord],
-                   problems: list[RejectedRecord]) -> Iterator[tuple[str, dict[str, Any]]]:
-        """The (source, raw row) items as they are read; rejected rows and the problems that reject the
-        whole file go into the lists given (a problem found late empties ``rejected``: the file is out)."""
+    def _csv_structure(self, name: str, text: Iterator[str]) -> tuple[str, list[RejectedRecord]]:
+        """The delimiter, and the problems that put the file out: a required column missing, text that
+        is not CSV, no rows."""
+        header_line = next(text, "")
         delimiter = getattr(self.options, "delimiter", "auto")
         if delimiter == "auto":
-            delimiter = _detect_delimiter(text.partition("\n")[0].rstrip("\r"))
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+            delimiter = _detect_delimiter(header_line.rstrip("\r\n"))
+        reader = csv.reader(itertools.chain([header_line], text), delimiter=delimiter)
         try:
-            header = next(reader, [])
-            problems.extend(check_header(header, source=f"{name}:1"))
+            problems = check_header(next(reader, []), source=f"{name}:1")
             if problems:
-                return
-            columns = [normalize_column(h) for h in header]
-            sku_at = columns.index("sku")
-            line = reader.line_num
-            for cells in reader:
-                start, line = line + 1, reader.line_num
-                if not any(c.strip() for c in cells):
-                    continue
-                source = f"{name}:{start}"
-                extra = cells[len(columns):]
-                if len(cells) < len(columns) or any(c.strip() for c in extra):
-                    sku = cells[sku_at].strip() if len(cells) > sku_at else ""
-                    hint = (f"a value with an unquoted {delimiter!r}?" if len(cells) > len(columns)
-                            else "a cut-off line?")
-                    rejected.append(RejectedRecord(
-                        source, sku if 0 < len(sku) <= 100 else None, "row", delimiter.join(cells),
-                        f"the row has {len(cells)} values but the header has {len(columns)} columns ({hint})"))
-                    continue
-                yield source, dict(zip(columns, cells, strict=False))
+                return delimiter, problems
+            rows = any(any(c.strip() for c in cells) for cells in reader)
+            collections.deque(reader, maxlen=0)
         except csv.Error as exc:
-            rejected.clear()
-            problems.append(RejectedRecord(f"{name}:{reader.line_num}", None, "file", "",
-                                           f"the file cannot be read as CSV ({exc}); the whole file is ignored"))
+            return delimiter, [RejectedRecord(f"{name}:{reader.line_num}", None, "file", "",
+                                              f"the file cannot be read as CSV ({exc}); the whole file is ignored")]
+        return delimiter, [] if rows else [_no_rows(name)]
 
-    def _jsonl_items(self, name: str, text: str, rejected: list[RejectedRecord],
-                     problems: list[RejectedRecord]) -> Iterator[tuple[str, dict[str, Any]]]:
-        """As _csv_items; a required key absent from every object counts as a missing column."""
+    def _jsonl_structure(self, name: str, text: Iterator[str]) -> list[RejectedRecord]:
+        """A required key absent from every object counts as a missing column; no lines, no rows."""
         keys: set[str] = set()
-        for number, line in enumerate(text.split("\n"), 1):
+        lines = False
+        for line in text:
+            if not line.strip():
+                continue
+            lines = True
+            try:
+                value = json.loads(line, parse_float=Decimal, parse_constant=_no_constant)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                keys.update(normalize_column(str(k)) for k in value)
+        if not lines:
+            return [_no_rows(name)]
+        return [RejectedRecord(name, None, column, "", "required column missing")
+                for column in REQUIRED_COLUMNS if column not in keys]
+
+    def _read(self, checked: Sequence[_Checked], size: int, known: Container[int]) -> Iterator[ErpBatch]:
+        """The second pass: every file that passed the first, row by row, in parts of ``size`` rows. A row
+        whose fingerprint is ``known`` is not parsed; the others are, and go as rows or rejects."""
+        cursor = _Cursor(self._version, tuple(c.state for c in checked))
+        whole = not any(c.problems for c in checked)
+        rows: list[FeedRow] = []
+        unchanged: list[KnownRow] = []
+        rejected: list[RejectedRecord] = [p for c in checked for p in c.problems]
+        delivered = 0
+        positions = itertools.count()
+        for file in checked:
+            if file.problems:
+                continue
+            for item in self._items(file, known, positions):
+                if isinstance(item, FeedRow):
+                    rows.append(item)
+                elif isinstance(item, KnownRow):
+                    unchanged.append(item)
+                else:
+                    rejected.append(item)
+                if len(rows) + len(unchanged) >= size:
+                    delivered += len(rows) + len(unchanged)
+                    yield ErpBatch((), (), (), rejected, _Cursor(cursor.version, cursor.files, delivered).text(),
+                                   complete=False, snapshot=whole, fresh_read=delivered == len(rows) + len(unchanged),
+                                   rows=rows, unchanged=unchanged)
+                    rows, unchanged, rejected = [], [], []
+        yield ErpBatch((), (), (), rejected, cursor.text(), complete=True, snapshot=whole,
+                       fresh_read=delivered == 0, rows=rows, unchanged=unchanged)
+
+    def _items(self, file: _Checked, known: Container[int],
+               positions: Iterator[int]) -> Iterator[FeedRow | KnownRow | RejectedRecord]:
+        """One file's rows, rejects and unchanged rows; the file must be the one the first pass read."""
+        name = file.path.name
+        key = hashlib.blake2b(self._version.encode(), digest_size=32).digest()
+        with _open(file.path) as raw:
+            hashing = _Hashing(raw, None)
+            text = _text(hashing, file.encoding)
+            try:
+                if self.fmt == "csv":
+                    yield from self._csv_items(name, text, file.delimiter, key, known, positions)
+                else:
+                    yield from self._jsonl_items(name, text, key, known, positions)
+                collections.deque(text, maxlen=0)
+            except (UnicodeDecodeError, csv.Error) as exc:
+                raise RetryableError(f"{file.path}: changed while it was read ({exc})",
+                                     retry_after=max(self.options.settle, 1.0)) from None
+        if hashing.sha.hexdigest() != file.state.sha256:
+            raise RetryableError(f"{file.path}: changed while it was read", retry_after=max(self.options.settle, 1.0))
+        try:
+            _unchanged(file.path, file.state, hashing.size)
+        except _NotSettled as exc:
+            raise RetryableError(f"{file.path}: {exc}", retry_after=max(self.options.settle, 1.0)) from None
+
+    def _row(self, raw: Mapping[str, Any], source: str, position: int,
+             fingerprint: int) -> FeedRow | list[RejectedRecord]:
+        result = parse_row(raw, erp=self.name, source=source, decimal_comma=self.options.decimal_comma_flag)
+        if isinstance(result, ParsedRow):
+            return FeedRow(result.product, result.stock, result.price, source, position, fingerprint)
+        return result
+
+    def _csv_items(self, name: str, text: Iterator[str], delimiter: str, key: bytes, known: Container[int],
+                   positions: Iterator[int]) -> Iterator[FeedRow | KnownRow | RejectedRecord]:
+        reader = csv.reader(text, delimiter=delimiter)
+        header = next(reader)
+        columns = [normalize_column(h) for h in header]
+        key = hashlib.blake2b(delimiter.join(header).encode(), digest_size=32, key=key).digest()
+        sku_at = columns.index("sku")
+        line = reader.line_num
+        for cells in reader:
+            start, line = line + 1, reader.line_num
+            if not any(c.strip() for c in cells):
+                continue
+            source = f"{name}:{start}"
+            fingerprint = _fingerprint("\x1f".join(cells), key)
+            if fingerprint in known:
+                yield KnownRow(fingerprint, source, next(positions))
+                continue
+            extra = cells[len(columns):]
+            if len(cells) < len(columns) or any(c.strip() for c in extra):
+                sku = cells[sku_at].strip() if len(cells) > sku_at else ""
+                hint = (f"a value with an unquoted {delimiter!r}?" if len(cells) > len(columns)
+                        else "a cut-off line?")
+                yield RejectedRecord(
+                    source, sku if 0 < len(sku) <= 100 else None, "row", delimiter.join(cells),
+                    f"the row has {len(cells)} values but the header has {len(columns)} columns ({hint})")
+                continue
+            result = self._row(dict(zip(columns, cells, strict=False)), source, next(positions), fingerprint)
+            if isinstance(result, FeedRow):
+                yield result
+            else:
+                yield from result
+
+    def _jsonl_items(self, name: str, text: Iterator[str], key: bytes, known: Container[int],
+                     positions: Iterator[int]) -> Iterator[FeedRow | KnownRow | RejectedRecord]:
+        for number, line in enumerate(text, 1):
             line = line.strip()
             if not line:
                 continue
             source = f"{name}:{number}"
+            fingerprint = _fingerprint(line, key)
+            if fingerprint in known:
+                yield KnownRow(fingerprint, source, next(positions))
+                continue
             try:
                 value = json.loads(line, parse_float=Decimal, parse_constant=_no_constant,
                                    object_pairs_hook=_unique_keys)
             except _DuplicateKey as exc:
-                rejected.extend(_twice(source, line, exc.key, f"the key {exc.key!r} appears more than once in "
-                                       "the line (which value is meant?)"))
+                yield from _twice(source, line, exc.key, f"the key {exc.key!r} appears more than once in "
+                                  "the line (which value is meant?)")
                 continue
             except ValueError as exc:
-                rejected.append(RejectedRecord(source, None, "line", line[:500], f"the line is not valid JSON: {exc}"))
+                yield RejectedRecord(source, None, "line", line[:500], f"the line is not valid JSON: {exc}")
                 continue
             if not isinstance(value, dict):
-                rejected.append(RejectedRecord(source, None, "line", line[:500], "the line is not a JSON object"))
+                yield RejectedRecord(source, None, "line", line[:500], "the line is not a JSON object")
                 continue
             clash = _same_column(value)
             if clash is not None:
                 first, second = clash
-                rejected.extend(_twice(source, line, second, f"the keys {first!r} and {second!r} are the same "
-                                       f"column {normalize_column(second)} (which value is meant?)"))
+                yield from _twice(source, line, second, f"the keys {first!r} and {second!r} are the same "
+                                  f"column {normalize_column(second)} (which value is meant?)")
                 continue
-            keys.update(normalize_column(str(k)) for k in value)
-            yield source, value
-        problems.extend(RejectedRecord(name, None, column, "", "required column missing")
-                        for column in REQUIRED_COLUMNS if column not in keys)
+            result = self._row(value, source, next(positions), fingerprint)
+            if isinstance(result, FeedRow):
+                yield result
+            else:
+                yield from result
+
+
+_BLOCK = 1 << 20
+
+
+def _open(path: Path) -> Any:
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise _NotSettled(f"{path.name} disappeared (being replaced?)") from None
+    except OSError as exc:
+        raise RetryableError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+class _Hashing(io.RawIOBase):
+    """A file's bytes as read, into its SHA-256 (and a UTF-8 guard) on the way."""
+
+    def __init__(self, raw: Any, guard: _Utf8Guard | None) -> None:
+        self.raw = raw
+        self.sha = hashlib.sha256()
+        self.guard = guard
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            n = self.raw.readinto(buffer)
+        except OSError as exc:
+            raise RetryableError(f"{self.raw.name}: cannot read: {exc.strerror}") from None
+        if n:
+            data = bytes(memoryview(buffer)[:n])
+            self.sha.update(data)
+            self.size += n
+            if self.guard is not None:
+                self.guard.feed(data)
+        return n or 0
+
+
+def _text(raw: _Hashing, encoding: str) -> Iterator[str]:
+    """The file's lines, decoded as they are read (line endings kept, as the csv module wants)."""
+    return iter(io.TextIOWrapper(io.BufferedReader(raw, buffer_size=_BLOCK), encoding=encoding, newline=""))
+
+
+def _fingerprint(text: str, key: bytes) -> int:
+    """A signed 64-bit hash of a raw row under the file's parsing options and header."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8, key=key).digest(), "big", signed=True)
+
+
+def _unchanged(path: Path, state: _FileState, size: int) -> None:
+    after = _stat(path)
+    if (after.st_size, after.st_mtime_ns) != (state.size, state.mtime_ns) or size != after.st_size:
+        raise _NotSettled(f"{path.name} changed while it was read")
+
+
+def _no_rows(name: str) -> RejectedRecord:
+    return RejectedRecord(f"{name}:1", None, "file", "",
+                          "the file has no rows; an empty export is ignored so that it cannot zero the catalogue")
 
 
 def _stat(path: Path) -> os.stat_result:
@@ -448,52 +567,100 @@ def _stat(path: Path) -> os.stat_result:
         raise RetryableError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def _decode(name: str, data: bytes, encoding: str) -> str | RejectedRecord:
-    """Text of a file; a UTF-8 byte order mark wins over the configured encoding.
+class _Utf8Guard:
+    """Windows-1250 decodes almost any bytes, so UTF-8 read as windows-1250 gives mojibake (two wrong
+    letters for "ł") instead of an error: a file configured as windows-1250 whose non-ASCII bytes are all
+    valid UTF-8 sequences is UTF-8 (Polish text in windows-1250 practically never is) and is refused,
+    named. Fed the file's bytes as they are read."""
 
-    Windows-1250 decodes almost any bytes, so UTF-8 read as windows-1250 gives mojibake (two wrong letters for "ł")
-    instead of an error: a file configured as windows-1250 whose non-ASCII bytes are all valid UTF-8
-    sequences is UTF-8 (Polish text in windows-1250 practically never is) and is refused, named.
-    """
-    if data.startswith(codecs.BOM_UTF8):
-        data, encoding = data[len(codecs.BOM_UTF8):], "utf-8"
-    if encoding != "utf-8" and not data.isascii():
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            start = next(i for i, byte in enumerate(data) if byte >= 0x80)
-            line = data[:start].count(b"\n") + 1
-            char = data[start:start + 4].decode("utf-8", "ignore")[:1]
-            return RejectedRecord(f"{name}:{line}", None, "encoding", encoding,
-                                  f"the file is UTF-8 (bytes {char.encode().hex(' ')} at offset {start} "
-                                  f"are {char!r} in UTF-8), "
-                                  f'not {encoding}: set encoding = "utf-8" for this feed, or export it as {encoding}; '
-                                  "the whole file is ignored")
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        hint = ""
-        if encoding == "utf-8" and _looks_like_windows_1250(data):
-            hint = ' (the file looks like windows-1250, as Subiekt and Optima export: set encoding = "windows-1250")'
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._valid = True
+        self._offset = 0
+        self._lines = 1
+        self._first: tuple[int, int] | None = None  # the first non-ASCII byte: offset, line
+        self._char = ""
+
+    def feed(self, data: bytes) -> None:
+        if self._first is None and not data.isascii():
+            at = next(i for i, byte in enumerate(data) if byte >= 0x80)
+            self._first = (self._offset + at, self._lines + data[:at].count(b"\n"))
+        if self._first is None:
+            self._lines += data.count(b"\n")
+        self._offset += len(data)
+        if self._valid:
+            try:
+                decoded = self._decoder.decode(data)
+            except UnicodeDecodeError:
+                self._valid = False
+                return
+            if not self._char and self._first is not None:
+                self._char = next((c for c in decoded if ord(c) > 127), "")
+
+    def is_utf8(self) -> bool:
+        if self._valid:
+            try:
+                self._decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                self._valid = False
+        return self._valid and self._first is not None
+
+    def problem(self, name: str, encoding: str) -> RejectedRecord:
+        assert self._first is not None
+        start, line = self._first
+        char = self._char
         return RejectedRecord(f"{name}:{line}", None, "encoding", encoding,
-                              f"byte 0x{data[exc.start]:02x} at offset {exc.start} is not valid {encoding}{hint}; "
-                              f"the whole file is ignored")
+                              f"the file is UTF-8 (bytes {char.encode().hex(' ')} at offset {start} "
+                              f"are {char!r} in UTF-8), "
+                              f'not {encoding}: set encoding = "utf-8" for this feed, or export it as {encoding}; '
+                              "the whole file is ignored")
+
+
+def _decode_problem(path: Path, encoding: str) -> RejectedRecord:
+    """Where a file stops decoding, read again in blocks to name the byte, its offset and line."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset, lines = 0, 1
+    with _open(path) as raw:
+        for block in iter(lambda: raw.read(_BLOCK), b""):
+            buffered = len(decoder.getstate()[0])
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                data = exc.object
+                at = offset - buffered + exc.start  # the data decoded began with the bytes held back
+                line = lines + bytes(data[:exc.start]).count(b"\n")
+                byte = data[exc.start]
+                break
+            offset += len(block)
+            lines += block.count(b"\n")
+        else:
+            at, line, byte = offset, lines, 0
+    hint = ""
+    if encoding.startswith("utf-8") and _looks_like_windows_1250(path):
+        hint = ' (the file looks like windows-1250, as Subiekt and Optima export: set encoding = "windows-1250")'
+    return RejectedRecord(f"{path.name}:{line}", None, "encoding", encoding.removesuffix("-sig"),
+                          f"byte 0x{byte:02x} at offset {at} is not valid {encoding.removesuffix('-sig')}{hint}; "
+                          f"the whole file is ignored")
 
 
 _POLISH = frozenset("ąćęłńóśźżĄĆĘŁŃÓŚŹŻ")
 
 
-def _looks_like_windows_1250(data: bytes) -> bool:
+def _looks_like_windows_1250(path: Path) -> bool:
     """Every byte defined in windows-1250 and most non-ASCII letters Polish ones."""
-    try:
-        text = data.decode("windows-1250")
-    except UnicodeDecodeError:
-        return False
-    letters = [c for c in text if ord(c) > 127 and c.isalpha()]
-    return bool(letters) and sum(c in _POLISH for c in letters) * 2 >= len(letters)
+    decoder = codecs.getincrementaldecoder("windows-1250")()
+    polish = letters = 0
+    with _open(path) as raw:
+        for block in iter(lambda: raw.read(_BLOCK), b""):
+            try:
+                text = decoder.decode(block)
+            except UnicodeDecodeError:
+                return False
+            for c in text:
+                if ord(c) > 127 and c.isalpha():
+                    letters += 1
+                    polish += c in _POLISH
+    return bool(letters) and polish * 2 >= letters
 
 
 def _detect_delimiter(header_line: str) -> str:
@@ -560,17 +727,6 @@ def _twice(source: str, line: str, key: str, reason: str) -> list[RejectedRecord
 
 def _empty(cursor: str | None) -> ErpBatch:
     return ErpBatch(products=(), stock=(), prices=(), rejected=(), cursor_after=cursor)
-
-
-def _batch(feed: _Feed, start: int, size: int) -> ErpBatch:
-    """Rows [start, start+size) of a feed; the rejects ride with the first batch."""
-    end = start + size
-    complete = end >= len(feed.rows)
-    products, stock, prices = records(feed.rows[start:end])
-    cursor = feed.cursor if complete else _Cursor(feed.cursor.version, feed.cursor.files, end)
-    return ErpBatch(products=products, stock=stock, prices=prices,
-                    rejected=list(feed.rejected) if start == 0 else [],
-                    cursor_after=cursor.text(), complete=complete, snapshot=feed.whole, fresh_read=start == 0)
 
 
 def _factory(fmt: Format) -> Any:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -60,7 +60,7 @@ from hub.catalog.feed_rules import FeedRules, ParsedRow, missing_columns, normal
 from hub.kernel.clock import utcnow
 from hub.kernel.errors import PermanentError, RetryableError
 from hub.kernel.ports.capability import Capability
-from hub.kernel.ports.erp import ErpBatch, RejectedRecord, RestockDocument, SalesDocument
+from hub.kernel.ports.erp import ErpBatch, FeedRow, RejectedRecord, RestockDocument, SalesDocument
 from hub.platform.config import SecretValue
 from hub.platform.logs import get_logger
 from hub.platform.mappings import register_schema, validate_file
@@ -316,7 +316,7 @@ class SqlErp:
 
     # --- the port -----------------------------------------------------------------
 
-    def changes(self, cursor: str | None, *, limit: int) -> ErpBatch:
+    def changes(self, cursor: str | None, *, limit: int, known: Container[int] = frozenset()) -> ErpBatch:
         """Rows after ``cursor`` in (change, sku, warehouse) order, at most ``limit``;
         ``complete=False`` while more remain."""
         limit = max(1, limit)
@@ -340,10 +340,12 @@ class SqlErp:
         return ErpBatch(products=products, stock=stock, prices=prices, rejected=rejected,
                         cursor_after=cursor_after, complete=not more)
 
-    def snapshot(self) -> Iterator[ErpBatch]:
-        """The whole catalogue from the snapshot query, streamed in batches.
+    def snapshot(self, *, known: Container[int] = frozenset()) -> Iterator[ErpBatch]:
+        """The whole catalogue from the snapshot query, streamed in parts of rows valid on their own
+        (the rules across rows are the hub's, over the whole read); ``known`` is not used: a view's rows
+        carry no fingerprint.
 
-        The cursor of every batch is the largest change value *before* the snapshot began, so
+        The cursor of every part is the largest change value *before* the snapshot began, so
         the incremental reads that follow repeat what changed while it ran rather than miss it.
         """
         name = "snapshot" if self.queries.snapshot else "changes"
@@ -351,22 +353,29 @@ class SqlErp:
             cursor = self._start_cursor(conn)
             stmt, _ = self._statement(conn, name, ordered_by_change=False)
             result = conn.execution_options(stream_results=True, yield_per=SNAPSHOT_BATCH).execute(stmt).mappings()
-            rules = FeedRules()
             pending: ErpBatch | None = None
+            position = 0
             for part in result.partitions(SNAPSHOT_BATCH):
                 if pending is not None:
                     yield pending
-                parsed, rejected = self._parse([dict(r) for r in part], name, rules)
-                products, stock, prices = records(parsed)
-                pending = ErpBatch(products=products, stock=stock, prices=prices, rejected=rejected,
-                                   cursor_after=cursor, complete=False, snapshot=True)
+                rows: list[FeedRow] = []
+                rejected: list[RejectedRecord] = []
+                for row in part:
+                    parsed = parse_row(row, erp=self.name, source=self._source(row, name))
+                    if isinstance(parsed, ParsedRow):
+                        rows.append(FeedRow(parsed.product, parsed.stock, parsed.price, parsed.source, position))
+                        position += 1
+                    else:
+                        rejected.extend(parsed)
+                pending = ErpBatch(products=(), stock=(), prices=(), rejected=rejected, cursor_after=cursor,
+                                   complete=False, snapshot=True, rows=rows)
         if pending is None:  # an empty view is a broken view, never "the seller sells nothing"
             yield ErpBatch(products=(), stock=(), prices=(), cursor_after=cursor, rejected=[RejectedRecord(
                 f"{self.queries_path.name}:{name}", None, name, "",
                 "the snapshot query returned no rows; ignored so that it cannot zero the catalogue")])
             return
-        yield ErpBatch(products=pending.products, stock=pending.stock, prices=pending.prices,
-                       rejected=pending.rejected, cursor_after=cursor, complete=True, snapshot=True)
+        yield ErpBatch(products=(), stock=(), prices=(), rejected=pending.rejected, cursor_after=cursor,
+                       complete=True, snapshot=True, rows=pending.rows)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -571,14 +580,16 @@ class SqlErp:
         top = conn.execute(select(func.max(change)).select_from(self._feed("changes"))).scalar()
         return None if top is None else _Key(top, None, None).text()
 
+    def _source(self, row: Mapping[str, Any], query: str) -> str:
+        return (f"{self.queries_path.name}:{query} sku={row.get(_KEY_SKU)!r}"
+                + (f" warehouse={row[_KEY_WAREHOUSE]!r}" if _KEY_WAREHOUSE in row else ""))
+
     def _parse(self, rows: Sequence[Mapping[str, Any]], query: str,
                rules: FeedRules) -> tuple[list[ParsedRow], list[RejectedRecord]]:
         parsed: list[ParsedRow] = []
         rejected: list[RejectedRecord] = []
         for row in rows:
-            source = (f"{self.queries_path.name}:{query} sku={row.get(_KEY_SKU)!r}"
-                      + (f" warehouse={row[_KEY_WAREHOUSE]!r}" if _KEY_WAREHOUSE in row else ""))
-            result = parse_row(row, erp=self.name, source=source)
+            result = parse_row(row, erp=self.name, source=self._source(row, query))
             if isinstance(result, ParsedRow):
                 result_rejects = rules.check(result)
                 if not result_rejects:

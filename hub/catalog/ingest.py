@@ -9,10 +9,10 @@ consumes the dirty set.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from hub.catalog.changes import mark_dirty
@@ -26,22 +26,24 @@ CHUNK = 500
 
 @dataclass
 class IngestResult:
-    products: int = 0
+    products: int = 0  # rows read (a snapshot's unchanged rows included)
     stock_rows: int = 0
-    changed_skus: set[str] = field(default_factory=set)
+    changed: int = 0  # SKUs marked dirty by the read
     rejected: int = 0
     released: int = 0  # quarantined records that are valid now
     zeroed: int = 0  # stock rows absent from a snapshot
-    new_skus: set[str] = field(default_factory=set)  # products the catalogue did not have
+    new: int = 0  # products the catalogue did not have
+    bound: int = 0  # offers bound to a SKU that arrived with the read
 
     def add(self, other: IngestResult) -> None:
         self.products += other.products
         self.stock_rows += other.stock_rows
-        self.changed_skus |= other.changed_skus
+        self.changed += other.changed
         self.rejected += other.rejected
         self.released += other.released
         self.zeroed += other.zeroed
-        self.new_skus |= other.new_skus
+        self.new += other.new
+        self.bound += other.bound
 
 
 def load_cursor(session: Session, erp: str) -> str | None:
@@ -115,7 +117,9 @@ def _upsert_stock(session: Session, stock: Sequence[StockRecord], now: datetime)
         # warehouse) pairs, once per chunk (bench/scale.py: a 1,000,000-SKU feed never finished)
         existing = {(sku, warehouse): quantity for sku, warehouse, quantity in session.execute(
             _STOCK_OF, {"skus": sorted({sku for sku, _ in chunk})})}
-        writes = [{"sku": key[0], "warehouse": key[1], "quantity": wanted[key], "updated_at": now}
+        # no fingerprint: a row of changes is not a snapshot's row (hub.catalog.stage)
+        writes = [{"sku": key[0], "warehouse": key[1], "quantity": wanted[key], "fingerprint": None,
+                   "updated_at": now}
                   for key in chunk if existing.get(key) != wanted[key]]
         changed.update(w["sku"] for w in writes)
         _bulk_upsert(session, StockLevel, writes, ["sku", "warehouse"])
@@ -135,27 +139,6 @@ def _bulk_upsert(session: Session, model: type, rows: list[dict], keys: list[str
     # and no ORM bulk path in between
     session.connection().execute(insert.on_conflict_do_update(
         index_elements=keys, set_={k: getattr(insert.excluded, k) for k in columns}), rows)
-
-
-def _zero_absent(session: Session, erp: str, seen: set[tuple[str, str]], now: datetime) -> set[str]:
-    """A snapshot is the whole catalogue: stock it no longer lists is zero."""
-    changed: set[str] = set()
-    rows = session.execute(
-        select(StockLevel.sku, StockLevel.warehouse)
-        .join(Product, Product.sku == StockLevel.sku)
-        .where(Product.erp == erp, StockLevel.quantity > 0)
-    ).all()
-    absent = [(sku, warehouse) for sku, warehouse in rows if (sku, warehouse) not in seen]
-    by_warehouse: dict[str, list[str]] = {}
-    for sku, warehouse in absent:
-        by_warehouse.setdefault(warehouse, []).append(sku)
-    for warehouse, skus in by_warehouse.items():  # by warehouse and SKU: the key's index (see _upsert_stock)
-        for start in range(0, len(skus), CHUNK):
-            session.execute(update(StockLevel).where(StockLevel.warehouse == warehouse,
-                                                     StockLevel.sku.in_(skus[start:start + CHUNK]))
-                            .values(quantity=0, updated_at=now))
-    changed.update(sku for sku, _ in absent)
-    return changed
 
 
 def quarantine(session: Session, erp: str, rejected: Sequence[RejectedRecord], now: datetime) -> int:
@@ -189,59 +172,22 @@ def _release(session: Session, erp: str, valid_skus: set[str], rejected_skus: se
     return released
 
 
-def _clear_unreported(session: Session, erp: str, rejected: Sequence[RejectedRecord]) -> int:
-    reported = {((r.sku or r.source)[:200], r.field) for r in rejected}
-    stale = [rid for rid, key, name in session.execute(
-        select(ErpReject.id, ErpReject.record_key, ErpReject.field).where(ErpReject.erp == erp)).all()
-        if (key, name) not in reported]
-    for start in range(0, len(stale), CHUNK):
-        session.execute(delete(ErpReject).where(ErpReject.id.in_(stale[start:start + CHUNK])))
-    return len(stale)
-
-
-def ingest(
-    session: Session, erp: str, batch: ErpBatch, *, seen: set[tuple[str, str]] | None = None
-) -> IngestResult:
-    """Apply one batch in the caller's transaction (the caller saves the cursor with it)."""
+def ingest(session: Session, erp: str, batch: ErpBatch) -> IngestResult:
+    """Apply one batch of changes (not a snapshot: hub.catalog.stage applies those) in the caller's
+    transaction (the caller saves the cursor with it)."""
     now = utcnow()
     result = IngestResult()
     rejected_skus = {r.sku for r in batch.rejected if r.sku}
-    if batch.snapshot:
-        # a file whose rejects carry no SKU (e.g. a missing column) is not a trustworthy snapshot
-        whole_file_rejected = any(r.sku is None for r in batch.rejected) and not batch.products
     rows = _merged(batch.products, batch.prices)
-    changed = _upsert_products(session, erp, rows, now, result.new_skus)
+    new: set[str] = set()
+    changed = _upsert_products(session, erp, rows, now, new)
     stock = [s for s in batch.stock if s.sku in rows]
     changed |= _upsert_stock(session, stock, now)
     result.products = len(rows)
     result.stock_rows = len(stock)
+    result.new = len(new)
     result.rejected = quarantine(session, erp, batch.rejected, now)
     result.released = _release(session, erp, set(rows), rejected_skus)
-    if batch.fresh_read:
-        # the whole source was read anew and this batch carries every problem of that read: the
-        # quarantine is exactly those (a row fixed, or now wrong in another way, leaves its old entry)
-        result.released += _clear_unreported(session, erp, batch.rejected)
-    elif batch.snapshot and rows:
-        # a readable snapshot: problems without a SKU (a missing column, a bad encoding, a row without
-        # one) are over unless this batch reports them again
-        still = {(r.source, r.field) for r in batch.rejected if r.sku is None}
-        for reject in session.execute(select(ErpReject).where(ErpReject.erp == erp, ErpReject.sku.is_(None))
-                                      ).scalars():
-            if (reject.source, reject.field) not in still:
-                session.delete(reject)
-                result.released += 1
-    if seen is not None:
-        seen.update((s.sku, s.warehouse) for s in stock)
-        # a SKU quarantined in this snapshot keeps its last good stock rather than dropping to zero
-        seen.update(
-            (sku, wh) for sku, wh in session.execute(
-                select(StockLevel.sku, StockLevel.warehouse).where(StockLevel.sku.in_(sorted(rejected_skus)))
-            ).all()
-        )
-    if batch.snapshot and batch.complete and seen is not None and not whole_file_rejected:
-        zeroed = _zero_absent(session, erp, seen, now)
-        result.zeroed = len(zeroed)
-        changed |= zeroed
     mark_dirty(session, changed, now)
-    result.changed_skus = changed
+    result.changed = len(changed)
     return result

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Integer,
     Numeric,
@@ -44,6 +45,10 @@ class StockLevel(Base):
     warehouse: Mapped[str] = mapped_column(String(100), primary_key=True)
     quantity: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # the fingerprint of the feed row this quantity was read from (a file feed's hash of the raw row):
+    # a snapshot skips parsing a row whose fingerprint is stored (hub.catalog.stage); None when no
+    # row backs it (zeroed as absent, or written by an ERP that gives none)
+    fingerprint: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (CheckConstraint("quantity >= 0", name="quantity"),)
 
@@ -64,6 +69,9 @@ class ErpCursor(Base):
 
     erp: Mapped[str] = mapped_column(String(100), primary_key=True)
     cursor: Mapped[str | None] = mapped_column(Text)
+    # bumped by every snapshot applied: a read that skipped rows by the fingerprints stored before
+    # another read of the same ERP committed starts over (hub.catalog.stage)
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -198,7 +198,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     with _dry_run_session(engine, args.dry_run) as dry:
         for erp in service.erps():
             result = calls("ERP", erp, lambda erp=erp: service.poll_erp(erp, full=args.full, session=dry))
-            report["erp"][erp] = {"products": result.products, "changed": len(result.changed_skus),
+            report["erp"][erp] = {"products": result.products, "changed": result.changed,
                                   "rejected": result.rejected, "released": result.released, "zeroed": result.zeroed}
         for channel, seen in offers.items():
             with db.within(engine, dry) as session:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -63,12 +63,12 @@ class SyncService:
         pushes them, not the next reconcile a quarter of an hour later)."""
         result = catalog.poll_erp(self.engine, self.connectors.get(erp), erp, full=full, limit=limit,
                                   on_stock_read=self._stock_read, session=session)
-        if result.new_skus:
+        if result.new:
             with within(self.engine, session) as s:
-                result.changed_skus |= bind_waiting(s)
+                result.bound = len(bind_waiting(s))
         return result
 
-    def _stock_read(self, session: Session, skus: set[str], now: datetime) -> None:
+    def _stock_read(self, session: Session, skus: Container[str], now: datetime) -> None:
         """This reading of the ERP's stock reflects the orders the ERP booked a while ago: their
         reservations end, and the SKUs' available-to-sell is computed again."""
         ended = consume_reflected(session, skus, self.erp_stock_grace, now)
@@ -81,11 +81,11 @@ class SyncService:
         erp = ctx.payload["erp"]
         result = self.poll_erp(erp, full=bool(ctx.payload.get("full")))
         planned: list[PlannedPush] = []
-        if result.changed_skus:
+        if result.changed or result.bound:
             with ctx.session() as session:
                 planned = self.plan_all(session)
-        return {"products": result.products, "changed": len(result.changed_skus), "rejected": result.rejected,
-                "released": result.released, "pushes": len(planned)}
+        return {"products": result.products, "changed": result.changed, "bound": result.bound,
+                "rejected": result.rejected, "released": result.released, "pushes": len(planned)}
 
     def handle_push(self, ctx: JobContext) -> dict[str, Any]:
         channel = ctx.payload["channel"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -109,20 +109,19 @@ def release(session: Session, order: Order, now: datetime) -> int:
     return len(rows)
 
 
-def consume_reflected(session: Session, skus: Iterable[str], grace: timedelta, now: datetime) -> set[str]:
+def consume_reflected(session: Session, skus: Container[str], grace: timedelta, now: datetime) -> set[str]:
     """The ERP's stock for these SKUs was just read: reservations of orders the ERP accepted at least
     ``grace`` ago are now in the ERP's own numbers. Returns the SKUs whose reservations ended (only
     their available-to-sell changes: a file feed's batch is the whole catalogue, the ended
-    reservations a handful)."""
-    wanted = set(skus)
-    if not wanted:
+    reservations a handful, so ``skus`` is only asked about those: a snapshot's are in the database)."""
+    if not skus:
         return set()
     # the candidates are the open reservations of booked orders: few, whatever the catalogue's size
     candidates = session.execute(
         select(Reservation.id, Reservation.sku).join(Order, Order.id == Reservation.order_id)
         .where(Reservation.state == "open", Order.erp_booked_at.is_not(None), Order.erp_booked_at <= now - grace)
     ).all()
-    ids = [rid for rid, sku in candidates if sku in wanted]
+    ids = [rid for rid, sku in candidates if sku in skus]
     ended: set[str] = set()
     for start in range(0, len(ids), _CHUNK):
         ended.update(session.execute(

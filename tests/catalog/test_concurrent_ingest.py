@@ -4,14 +4,30 @@ processes): both store the catalogue, neither fails on a product the other inser
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from decimal import Decimal
 
 from sqlalchemy import Engine, func, select
 
-from hub.catalog.ingest import ingest
 from hub.catalog.models import Product, StockLevel
+from hub.catalog.poll import poll_erp
 from hub.kernel.ports.erp import ErpBatch, PriceRecord, ProductRecord, StockRecord
 from hub.platform.db import transaction
+
+
+class _Feed:
+    """An ERP whose snapshot is the batch given (both readers stage it and apply it)."""
+
+    name = "erp"
+
+    def __init__(self, batch: ErpBatch) -> None:
+        self.batch = batch
+
+    def changes(self, cursor: str | None, *, limit: int, known: object = frozenset()) -> ErpBatch:
+        return self.batch
+
+    def snapshot(self, *, known: object = frozenset()) -> Iterator[ErpBatch]:
+        yield self.batch
 
 
 def _batch(n: int) -> ErpBatch:
@@ -31,8 +47,7 @@ def test_two_readers_of_one_feed_at_once(engine: Engine) -> None:
     def read() -> None:
         try:
             start.wait(10)
-            with transaction(engine) as session:
-                ingest(session, "erp", batch, seen=set())
+            poll_erp(engine, _Feed(batch), "erp", full=True)
         except BaseException as exc:  # the test's verdict, not a crash
             errors.append(exc)
 

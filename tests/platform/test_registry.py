@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -49,10 +49,10 @@ class FakeShop:
 class FakeErp:
     name = "erp"
 
-    def changes(self, cursor: str | None, *, limit: int) -> ErpBatch:
+    def changes(self, cursor: str | None, *, limit: int, known: Container[int] = frozenset()) -> ErpBatch:
         return ErpBatch([], [], [], [], cursor_after=cursor)
 
-    def snapshot(self) -> Iterator[ErpBatch]:
+    def snapshot(self, *, known: Container[int] = frozenset()) -> Iterator[ErpBatch]:
         yield self.changes(None, limit=0)
 
     def post_sales_document(self, document: SalesDocument) -> str:

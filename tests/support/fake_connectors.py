@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -47,12 +47,12 @@ class FakeErp:
         stock = [StockRecord(sku, "MAIN", r["stock"]) for sku, r in self.rows.items()]
         return ErpBatch(products, stock, prices, list(self.rejected), cursor_after=str(self.version), snapshot=True)
 
-    def changes(self, cursor: str | None, *, limit: int) -> ErpBatch:
+    def changes(self, cursor: str | None, *, limit: int, known: Container[int] = frozenset()) -> ErpBatch:
         if cursor == str(self.version):
             return ErpBatch([], [], [], [], cursor_after=cursor)
         return self._batch()
 
-    def snapshot(self) -> Iterator[ErpBatch]:
+    def snapshot(self, *, known: Container[int] = frozenset()) -> Iterator[ErpBatch]:
         yield self._batch()
 
 

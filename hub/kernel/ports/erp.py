@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -50,6 +50,30 @@ class RejectedRecord:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    """One row of a read of the whole catalogue, valid on its own: a SKU's product and price and its
+    stock in one warehouse. The rules across rows (a SKU and warehouse once, a SKU's rows agreeing)
+    are the hub's, applied to the whole read in the database (hub.catalog.stage)."""
+
+    product: ProductRecord
+    stock: StockRecord
+    price: PriceRecord
+    source: str  # file and line, query and key
+    position: int  # the row's place in the read: the earlier of two clashing rows wins
+    fingerprint: int | None = None  # a signed 64-bit hash of the raw row and the parsing options
+
+
+@dataclass(frozen=True, slots=True)
+class KnownRow:
+    """A row the source did not parse: its fingerprint is among those the hub passed as ``known``
+    (the row is byte for byte the one the hub stored)."""
+
+    fingerprint: int
+    source: str
+    position: int
+
+
 @dataclass(frozen=True)
 class ErpBatch:
     """Records changed since ``cursor_before``; the spine stores ``cursor_after`` in the same
@@ -68,6 +92,11 @@ class ErpBatch:
     # rejects without a SKU of earlier reads (a bad encoding, a missing column) are over unless this
     # batch reports them again
     fresh_read: bool = False
+    # A part of one streamed read of the whole catalogue (``rows`` not None): the hub stages every part
+    # and applies them together when the complete one arrives, with its ``snapshot`` flag (a file found
+    # unreadable late in the read clears it). ``products``, ``stock`` and ``prices`` are then empty.
+    rows: Sequence[FeedRow] | None = None
+    unchanged: Sequence[KnownRow] = ()
 
 
 DocumentKind = Literal["invoice", "receipt"]
@@ -148,13 +177,15 @@ class RestockDocument:
 @runtime_checkable
 class ErpSource(Protocol):
     """Reads the ERP. ``changes`` returns records after ``cursor`` (None: from the start) and
-    the cursor to store with them; an unchanged source returns an empty batch and the same cursor."""
+    the cursor to store with them; an unchanged source returns an empty batch and the same cursor.
+    ``known``: fingerprints of rows the hub has stored; a source that fingerprints its rows reports a
+    row whose fingerprint is known as a KnownRow instead of parsing it."""
 
     name: str
 
-    def changes(self, cursor: str | None, *, limit: int) -> ErpBatch: ...
+    def changes(self, cursor: str | None, *, limit: int, known: Container[int] = frozenset()) -> ErpBatch: ...
 
-    def snapshot(self) -> Iterator[ErpBatch]: ...
+    def snapshot(self, *, known: Container[int] = frozenset()) -> Iterator[ErpBatch]: ...
 
 
 @runtime_checkable

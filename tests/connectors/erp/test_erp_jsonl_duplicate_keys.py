@@ -8,17 +8,17 @@ import time
 from pathlib import Path
 
 from connectors.erp.filefeed import FileFeed, JsonlOptions
-from hub.kernel.ports.erp import ErpBatch
+from tests.support.feeds import Read, read_whole
 
 ROW = '"name": "Kubek", "stock": 5, "price_gross": "19.99", "vat_rate": 23'
 
 
-def read(tmp_path: Path, *lines: str) -> ErpBatch:
+def read(tmp_path: Path, *lines: str) -> Read:
     path = tmp_path / "feed.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     past = time.time() - 60  # settled
     os.utime(path, (past, past))
-    return FileFeed("erp", JsonlOptions(path=path), fmt="jsonl").changes(None, limit=100)
+    return read_whole(FileFeed("erp", JsonlOptions(path=path), fmt="jsonl"), None)
 
 
 def test_a_sku_given_twice_rejects_the_line_under_both_skus(tmp_path: Path) -> None:
