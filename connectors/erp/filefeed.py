@@ -423,9 +423,10 @@ class FileFeed:
         except _NotSettled as exc:
             raise RetryableError(f"{file.path}: {exc}", retry_after=max(self.options.settle, 1.0)) from None
 
-    def _row(self, raw: Mapping[str, Any], source: str, position: int,
-             fingerprint: int) -> FeedRow | list[RejectedRecord]:
-        result = parse_row(raw, erp=self.name, source=source, decimal_comma=self.options.decimal_comma_flag)
+    def _row(self, raw: Mapping[str, Any], source: str, position: int, fingerprint: int, *,
+             normalized: bool = False) -> FeedRow | list[RejectedRecord]:
+        result = parse_row(raw, erp=self.name, source=source, decimal_comma=self.options.decimal_comma_flag,
+                           normalized=normalized)
         if isinstance(result, ParsedRow):
             return FeedRow(result.product, result.stock, result.price, source, position, fingerprint)
         return result
@@ -456,7 +457,8 @@ class FileFeed:
                     source, sku if 0 < len(sku) <= 100 else None, "row", delimiter.join(cells),
                     f"the row has {len(cells)} values but the header has {len(columns)} columns ({hint})")
                 continue
-            result = self._row(dict(zip(columns, cells, strict=False)), source, next(positions), fingerprint)
+            result = self._row(dict(zip(columns, cells, strict=False)), source, next(positions), fingerprint,
+                               normalized=True)
             if isinstance(result, FeedRow):
                 yield result
             else:

@@ -256,14 +256,20 @@ def normalize_column(name: str) -> str:
 
 
 def parse_row(
-    raw: Mapping[str, object], *, erp: str, source: str, decimal_comma: bool | None = None
+    raw: Mapping[str, object], *, erp: str, source: str, decimal_comma: bool | None = None,
+    normalized: bool = False,
 ) -> ParsedRow | list[RejectedRecord]:
     """Validate one feed row (column -> raw value); a ParsedRow, or one RejectedRecord per bad field.
 
-    Column names are matched trimmed and case-insensitively; unknown columns are ignored.
+    Column names are matched trimmed and case-insensitively; unknown columns are ignored
+    (``normalized``: the caller's names are already as ``normalize_column`` makes them).
     ``decimal_comma`` as in ``parse_decimal`` (None: auto).
     """
-    row: dict[str, Any] = {normalize_column(str(k)): v for k, v in raw.items()}
+    row: Mapping[str, Any] = raw if normalized else {normalize_column(str(k)): v for k, v in raw.items()}
+    plain = _plain_row(row, erp, source, decimal_comma)
+    if plain is not None:
+        return plain
+
     values: dict[str, Any] = {}
     errors: list[tuple[str, str]] = []
 
@@ -302,6 +308,120 @@ def parse_row(
         price=PriceRecord(sku=sku, price_gross=values["price_gross"], currency=values["currency"],
                           cost_net=values["cost_net"]),
     )
+
+
+# --- the common row at once ----------------------------------------------------------------------
+# Most rows of an export are written the plain way: digits with at most one decimal separator, a VAT
+# rate as its number, an EAN of digits. _plain_row reads such a row with a pattern per field and gives
+# exactly what the general rules above give for it (tests/catalog/test_feed_rules.py checks the two
+# against each other on generated rows); anything else, including every wrong value, goes the general
+# way, which names each problem. bench/scale.py: the general way was two thirds of a feed's first read.
+
+def _plain_number(places: int, digits: int) -> dict[bool | None, re.Pattern[str]]:
+    """Unsigned, no grouping, up to ``digits`` integer digits and ``places`` decimals, with the decimal
+    separators the option allows (None: either)."""
+    fraction = f"\\d{{1,{places}}}"
+    return {None: re.compile(rf"\d{{1,{digits}}}(?:[.,]{fraction})?", re.ASCII),
+            True: re.compile(rf"\d{{1,{digits}}}(?:,{fraction})?", re.ASCII),
+            False: re.compile(rf"\d{{1,{digits}}}(?:\.{fraction})?", re.ASCII)}
+
+
+_PLAIN_PRICE = _plain_number(2, 12)  # Numeric(14, 2): below 10**12
+_PLAIN_COST = _plain_number(4, 10)  # Numeric(14, 4): below 10**10
+_PLAIN_WEIGHT = _plain_number(3, 7)  # Numeric(10, 3): below 10**7
+_PLAIN_STOCK = re.compile(r"\d{1,9}", re.ASCII)  # below MAX_STOCK
+_PLAIN_VAT: dict[str, VatRate] = {**{code: code for code in CATALOGUE_CODES},
+                                  **{code.upper(): code for code in CATALOGUE_CODES if code in _WORD_CODES}}
+_PLAIN_CURRENCIES: dict[str, str] = {}
+
+
+def _plain_text(value: object) -> str | None:
+    if type(value) is not str:
+        return None
+    text = value.strip()
+    if not text or len(text) > MAX_KEY_LENGTH or _CONTROL.search(text):
+        return None
+    return text
+
+
+def _plain_decimal(value: object, patterns: dict[bool | None, re.Pattern[str]],
+                   decimal_comma: bool | None) -> Decimal | None:
+    if type(value) is not str:
+        return None
+    text = value.strip()
+    if not patterns[decimal_comma].fullmatch(text):
+        return None
+    return Decimal(text.replace(",", ".")) if "," in text else Decimal(text)
+
+
+def _plain_ean(text: str) -> bool:
+    """Digits of an EAN-8, UPC-A, EAN-13 or GTIN-14 with a right check digit."""
+    if len(text) not in (8, 12, 13, 14) or not text.isascii() or not text.isdigit():
+        return False
+    total = 3 * sum(map(int, text[-2::-2])) + sum(map(int, text[-3::-2]))
+    return (10 - total % 10) % 10 == int(text[-1])
+
+
+def _plain_row(row: Mapping[str, Any], erp: str, source: str, decimal_comma: bool | None) -> ParsedRow | None:
+    """The row if every field is written the plain way, else None (the general rules then read it)."""
+    sku = _plain_text(row.get("sku"))
+    name = row.get("name")
+    if sku is None or type(name) is not str:
+        return None
+    name = name.strip()
+    if not name or _CONTROL.search(name):
+        return None
+    stock = row.get("stock")
+    if type(stock) is not str or not _PLAIN_STOCK.fullmatch(stock := stock.strip()):
+        return None
+    price = _plain_decimal(row.get("price_gross"), _PLAIN_PRICE, decimal_comma)
+    vat = row.get("vat_rate")
+    vat = _PLAIN_VAT.get(vat.strip()) if type(vat) is str else None
+    if price is None or not price or vat is None:
+        return None
+    ean = row.get("ean")
+    if ean is not None:
+        if type(ean) is not str:
+            return None
+        ean = ean.strip() or None
+        if ean is not None and (ean != row["ean"] or not _plain_ean(ean)):
+            return None  # blanks around an EAN, or a wrong one: the general rules say which
+    cost = row.get("cost_net")
+    if cost is not None and not (type(cost) is str and not cost.strip()):
+        cost = _plain_decimal(cost, _PLAIN_COST, decimal_comma)
+        if cost is None:
+            return None
+    else:
+        cost = None
+    weight = row.get("weight_kg")
+    if weight is not None and not (type(weight) is str and not weight.strip()):
+        weight = _plain_decimal(weight, _PLAIN_WEIGHT, decimal_comma)
+        if weight is None:
+            return None
+    else:
+        weight = None
+    currency = row.get("currency")
+    if currency is None or (type(currency) is str and not currency.strip()):
+        currency = DEFAULT_CURRENCY
+    elif type(currency) is str and currency in _PLAIN_CURRENCIES:
+        currency = _PLAIN_CURRENCIES[currency]
+    else:
+        try:
+            code = currency_code(str(currency))
+        except ValueError:
+            return None
+        if type(currency) is str and len(_PLAIN_CURRENCIES) < 64:
+            _PLAIN_CURRENCIES[currency] = code
+        currency = code
+    warehouse = row.get("warehouse")
+    if warehouse is None or (type(warehouse) is str and not warehouse.strip()):
+        warehouse = DEFAULT_WAREHOUSE
+    else:
+        warehouse = _plain_text(warehouse)
+        if warehouse is None:
+            return None
+    return ParsedRow(erp, source, ProductRecord(sku, name, vat, ean, weight), StockRecord(sku, warehouse, int(stock)),
+                     PriceRecord(sku, price.quantize(GROSZ), currency, cost))
 
 
 def missing_columns(header: Iterable[str]) -> list[str]:

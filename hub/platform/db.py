@@ -8,6 +8,7 @@ SQLite: WAL, a busy timeout, foreign keys, and every transaction opened with
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -116,6 +117,12 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
         if not alive:
             raise DisconnectionError("pooled connection failed its ping")
+
+
+# Decimals handed to the driver itself (a read of the whole catalogue staged with executemany, no
+# SQLAlchemy type in between) are stored as their text, which a NUMERIC column turns into the number;
+# without an adapter sqlite3 refuses them. SQLAlchemy's own Numeric binds are unaffected.
+sqlite3.register_adapter(Decimal, str)
 
 
 def _configure_sqlite(engine: Engine, busy_ms: int) -> None:

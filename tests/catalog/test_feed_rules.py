@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stdnum import ean as gtin
 
+from hub.catalog import feed_rules
 from hub.catalog.feed_rules import (
     COLUMNS,
     REQUIRED_COLUMNS,
@@ -346,3 +347,48 @@ def test_plain_numbers_read_as_their_value_whatever_the_path(negative: bool, who
                 except ValueError:
                     continue
                 assert len(fraction) == 3 and grouped == Decimal(f"{sign}{whole}{fraction}"), (text, mode)
+
+
+# --- the common row at once gives what the general rules give -------------------------------------
+
+_CELLS = {
+    "sku": st.sampled_from(["A1", " A1 ", "", "x" * 101, "A\t1", "ŻÓŁW-1"]),
+    "name": st.sampled_from(["Kubek", " Kubek ", "", "a\nb", "Łyżka „Żółć”"]),
+    "stock": st.sampled_from(["0", "5", "007", "-1", "1.5", "2,0", "1 000", "999999999", "9999999999", "", "x"]),
+    "price_gross": st.sampled_from(["10", "10.5", "10,50", "0", "0.00", "10.500", "1.299,00", "1,299.00", "1 299,00",
+                                    "999999999999.99", "1000000000000", "-5", "", "1e3", "NaN"]),
+    "vat_rate": st.sampled_from(["23", "8", "5", "0", "zw", "ZW", "np", "NP", "23%", "0.23", "22", "", " 23 "]),
+    "ean": st.sampled_from(["", "5901234123457", "5901234123458", " 5901234123457", "590123412345", "96385074",
+                            "5,90123E+12", "abc"]),
+    "cost_net": st.sampled_from(["", "0", "6.1234", "6,12345", "9999999999.9999", "10000000000", "-1", "1,299"]),
+    "weight_kg": st.sampled_from(["", "0.5", "0,500", "1.2345", "9999999.999", "10000000"]),
+    "currency": st.sampled_from(["", "PLN", "eur", " EUR ", "zł", "PLX"]),
+    "warehouse": st.sampled_from(["", "MAG", " MAG ", "W\t2"]),
+}
+
+
+_PLAIN = {"sku": "A1", "name": "Kubek", "stock": "5", "price_gross": "10.50", "vat_rate": "23", "ean": "5901234123457",
+          "cost_net": "6.1", "weight_kg": "0.5", "currency": "PLN", "warehouse": "MAG"}
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.sampled_from([None, True, False]))
+def test_the_common_row_at_once_reads_as_the_general_rules(data: st.DataObject, decimal_comma: bool | None) -> None:
+    """A plain row with up to three fields spelt another way, or left out."""
+    changed = data.draw(st.lists(st.sampled_from(sorted(_CELLS)), max_size=3, unique=True))
+    row = dict(_PLAIN)
+    for column in changed:
+        value = data.draw(st.one_of(_CELLS[column], st.none()))
+        if value is None:
+            row.pop(column)
+        else:
+            row[column] = value
+    fast = feed_rules._plain_row(row, "erp", "feed.csv:2", decimal_comma)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(feed_rules, "_plain_row", lambda *a: None)
+        general = parse_row(row, erp="erp", source="feed.csv:2", decimal_comma=decimal_comma)
+    if fast is not None:
+        assert fast == general
+        assert [str(v) for v in (fast.price.price_gross, fast.price.cost_net, fast.product.weight_kg)] == [
+            str(v) for v in (general.price.price_gross, general.price.cost_net, general.product.weight_kg)]
+    assert parse_row(row, erp="erp", source="feed.csv:2", decimal_comma=decimal_comma) == general

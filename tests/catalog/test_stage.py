@@ -82,9 +82,9 @@ def test_a_second_read_parses_only_changed_rows_and_writes_only_what_changed(eng
     asked: list[int] = []
 
     class Spy(FileFeed):
-        def _row(self, raw, source, position, fingerprint):  # type: ignore[no-untyped-def]
+        def _row(self, raw, source, position, fingerprint, **options):  # type: ignore[no-untyped-def]
             asked.append(position)
-            return super()._row(raw, source, position, fingerprint)
+            return super()._row(raw, source, position, fingerprint, **options)
 
     second = poll_erp(engine, Spy("erp", CsvOptions(path=path, settle=0), fmt="csv"), "erp")
     assert sorted(asked) == [1, 2, 5]  # S1, S2 and S6 parsed; S0, S3, S4 known by their fingerprints
