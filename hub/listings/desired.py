@@ -11,11 +11,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, literal, select, update
+from sqlalchemy import Column, MetaData, String, Table, bindparam, delete, exists, func, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from hub.catalog import DirtySku, Product, StockLevel
 from hub.kernel.clock import utcnow
+from hub.listings import desired_sql
 from hub.listings.models import CompetitorPrice, Listing, PriceRefusal
 from hub.listings.plan import serialize
 from hub.listings.pricing import PriceInputs, decide
@@ -49,30 +50,66 @@ def _stock_by_sku(session: Session, skus: Sequence[str]) -> dict[str, dict[str, 
 
 
 def recompute(session: Session, rules: Rules, skus: Sequence[str] | None = None) -> RecomputeResult:
-    """Desired quantity and price for every listing of the given (default: dirty) SKUs."""
+    """Desired quantity and price for every listing of the given (default: dirty) SKUs.
+
+    The dirty SKUs are computed set-based: per channel one UPDATE for what SQL computes exactly
+    (hub.listings.desired_sql), then ``decide`` in chunks for the rest, paged by SKU; memory stays that
+    of one chunk whatever the catalogue's size."""
     serialize(session)
     now = utcnow()
     result = RecomputeResult()
-    if skus is None:
-        # row locks: an ingest that marks one of these SKUs dirty again waits for us and re-inserts after
-        dirty = select(DirtySku.sku).order_by(DirtySku.sku)
-        if session.get_bind().dialect.name == "postgresql":
-            dirty = dirty.with_for_update()
-        skus = list(session.execute(dirty).scalars())
-        consume = True
+    if skus is not None:
+        for start in range(0, len(skus), RECOMPUTE_CHUNK):
+            _recompute_chunk(session, rules, list(skus[start:start + RECOMPUTE_CHUNK]), now, result)
+        result.skus = len(skus)
+        return result
+    dialect = session.get_bind().dialect.name
+    dirty = DirtySku.__table__
+    if dialect == "postgresql":
+        # row locks on the dirty marks being consumed: an ingest that marks one of them again waits
+        # for this transaction and re-inserts after its delete (a mark made meanwhile on another SKU
+        # is not one of these: it stays for the next run)
+        session.execute(text("DROP TABLE IF EXISTS hub_recompute_skus"))  # an earlier recompute of this transaction
+        session.execute(text("CREATE TEMPORARY TABLE hub_recompute_skus ON COMMIT DROP AS "
+                             "SELECT sku FROM dirty_skus ORDER BY sku FOR UPDATE"))
+        session.execute(text("ALTER TABLE hub_recompute_skus ADD PRIMARY KEY (sku)"))
+        consumed = _CONSUMED
     else:
-        consume = False
-    for start in range(0, len(skus), RECOMPUTE_CHUNK):
-        chunk = list(skus[start:start + RECOMPUTE_CHUNK])
-        _recompute_chunk(session, rules, chunk, now, result)
-        if consume:
-            session.execute(delete(DirtySku).where(DirtySku.sku.in_(chunk)))
-    result.skus = len(skus)
+        consumed = dirty  # SQLite: this transaction is the only writer
+    result.skus = int(session.execute(select(func.count()).select_from(consumed)).scalar() or 0)
+    if not result.skus:
+        return result
+    channels = list(session.execute(select(Listing.channel).distinct().order_by(Listing.channel)).scalars())
+    for channel in channels:
+        price_rule, stock_rule = rules.price_rule(channel), rules.stock_rule(channel)
+        if desired_sql.rule_allows(price_rule):
+            result.listings_changed += desired_sql.recompute_channel(
+                session, channel, price_rule, stock_rule, now, consumed)
+        rest = desired_sql.pending(channel, price_rule, dialect)
+        after = ""
+        while True:  # the rest with decide, a chunk of SKUs at a time (by the listings' SKU index)
+            chunk = list(session.execute(
+                select(Listing.sku).distinct()
+                .where(Listing.channel == channel, Listing.sku > after,
+                       exists().where(consumed.c.sku == Listing.sku), rest)
+                .order_by(Listing.sku).limit(RECOMPUTE_CHUNK)).scalars())
+            if not chunk:
+                break
+            _recompute_chunk(session, rules, chunk, now, result, channel=channel)
+            after = chunk[-1]
+    if consumed is dirty:
+        session.execute(delete(DirtySku))
+    else:
+        session.execute(delete(DirtySku).where(DirtySku.sku.in_(select(_CONSUMED.c.sku))))
     return result
 
 
+_CONSUMED = Table("hub_recompute_skus", MetaData(), Column("sku", String(100), primary_key=True))
+
+
 def _recompute_chunk(
-    session: Session, rules: Rules, skus: list[str], now: datetime, result: RecomputeResult
+    session: Session, rules: Rules, skus: list[str], now: datetime, result: RecomputeResult, *,
+    channel: str | None = None,
 ) -> None:
     # plain rows, not ORM objects, in and out: building, tracking and flushing an object per product and
     # per listing was about half of a rules change's time (bench/scale.py step c)
@@ -85,7 +122,7 @@ def _recompute_chunk(
     }
     listings = session.execute(
         select(Listing.id, Listing.channel, Listing.sku, Listing.desired_quantity, Listing.desired_price)
-        .where(Listing.sku.in_(skus))
+        .where(Listing.sku.in_(skus), *([Listing.channel == channel] if channel is not None else []))
     ).all()
     updates = []
     refusals: list[dict[str, Any]] = []
