@@ -73,6 +73,7 @@ def recompute(session: Session, rules: Rules, skus: Sequence[str] | None = None)
         session.execute(text("CREATE TEMPORARY TABLE hub_recompute_skus ON COMMIT DROP AS "
                              "SELECT sku FROM dirty_skus ORDER BY sku FOR UPDATE"))
         session.execute(text("ALTER TABLE hub_recompute_skus ADD PRIMARY KEY (sku)"))
+        session.execute(text("ANALYZE hub_recompute_skus"))  # its size, for the plans that join it
         consumed = _CONSUMED
     else:
         consumed = dirty  # SQLite: this transaction is the only writer
@@ -85,7 +86,7 @@ def recompute(session: Session, rules: Rules, skus: Sequence[str] | None = None)
         if desired_sql.rule_allows(price_rule):
             result.listings_changed += desired_sql.recompute_channel(
                 session, channel, price_rule, stock_rule, now, consumed)
-        rest = desired_sql.pending(channel, price_rule, dialect)
+        rest = desired_sql.pending(channel, price_rule)
         after = ""
         while True:  # the rest with decide, a chunk of SKUs at a time (by the listings' SKU index)
             chunk = list(session.execute(
@@ -97,10 +98,11 @@ def recompute(session: Session, rules: Rules, skus: Sequence[str] | None = None)
                 break
             _recompute_chunk(session, rules, chunk, now, result, channel=channel)
             after = chunk[-1]
+    desired_sql.drop(session)
     if consumed is dirty:
         session.execute(delete(DirtySku))
     else:
-        session.execute(delete(DirtySku).where(DirtySku.sku.in_(select(_CONSUMED.c.sku))))
+        session.execute(text("DELETE FROM dirty_skus USING hub_recompute_skus c WHERE dirty_skus.sku = c.sku"))
     return result
 
 

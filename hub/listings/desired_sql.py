@@ -17,7 +17,24 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Numeric, and_, case, cast, exists, func, literal, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -61,7 +78,8 @@ def _scaled(value: Decimal, places: int) -> int:
 
 
 class _Prices:
-    """The price of ``decide`` as SQL expressions over a product row, in grosz."""
+    """The steps of ``decide`` as SQL expressions, in grosz: over a product row (the list price, the
+    floor), then over the stored list price and floor (the rounding)."""
 
     def __init__(self, rule: PriceRule, dialect: str) -> None:
         self.rule = rule
@@ -87,12 +105,17 @@ class _Prices:
         # the floor: no cost (or 0 or less), none; else rounded up to the grosz
         self.floor_c = case((p.cost_net > 0, idiv(numerator + self.denominator - 1, self.denominator)), else_=None)
         rounding = parse_rounding(rule.rounding)
-        off, mod = _scaled(rounding.offset, 2), _scaled(rounding.modulus, 2)
-        nearest = off + case((self.list_c >= off, idiv(2 * (self.list_c - off) + mod, 2 * mod)), else_=0) * mod
-        floor_or_cent = func.coalesce(self.floor_c, 1)
+        self.off, self.mod = _scaled(rounding.offset, 2), _scaled(rounding.modulus, 2)
+
+    def rounded(self, list_c: Any, floor_c: Any) -> Any:
+        """The nearest allowed price to the list price (ties up); under the floor (or a grosz), the
+        lowest allowed price at or above it."""
+        off, mod, idiv = self.off, self.mod, self._idiv
+        nearest = off + case((list_c >= off, idiv(2 * (list_c - off) + mod, 2 * mod)), else_=0) * mod
+        floor_or_cent = func.coalesce(floor_c, 1)
         lowest = func.max(floor_or_cent, 1) if self.dialect == "sqlite" else func.greatest(floor_or_cent, 1)
         raised = off + case((lowest > off, idiv(lowest - off + mod - 1, mod)), else_=0) * mod
-        self.price_c = case((nearest < lowest, raised), else_=nearest)
+        return case((nearest < lowest, raised), else_=nearest)
 
     def _whole(self, value: Any) -> Any:
         """A whole number of grosz (or ten-thousandths): an INTEGER on SQLite, whose NUMERIC columns are
@@ -114,27 +137,32 @@ class _Prices:
                     p.price_gross < _PRICE_LIMIT, or_(p.cost_net.is_(None), p.cost_net < _COST_LIMIT),
                     self.denominator > 0)
 
-    def accepted(self) -> ColumnElement[bool]:
-        """Not refused by the floor (the list price at or above it)."""
-        return or_(self.floor_c.is_(None), self.list_c >= self.floor_c)
 
-    def price(self) -> ColumnElement[Any]:
-        if self.dialect == "sqlite":
-            return self.price_c / 100.0
-        return cast(self.price_c, Numeric(20, 2)) / 100
+# The channel's dirty SKUs SQL prices, each step's result stored once (an expression repeated inside
+# one UPDATE was computed again at every use: seven times the time on PostgreSQL)
+PRICED = Table("hub_recompute_priced", MetaData(), Column("sku", String(100), primary_key=True),
+               Column("list_c", BigInteger), Column("floor_c", BigInteger), Column("price_c", BigInteger),
+               prefixes=["TEMPORARY"])
 
 
-def _quantity(rule: StockRule) -> ColumnElement[Any]:
-    """available_to_sell over the listing's SKU: its stock in the channel's warehouses, less the open
-    reservations and the safety buffer (not under 0), the channel's percent (rounded down), capped."""
-    listings, stock, held = Listing.__table__, StockLevel.__table__, Reservation.__table__
-    where = [stock.c.sku == listings.c.sku]
+def _free_units(rule: StockRule, listed: Any) -> Any:
+    """(sku, on hand, reserved) of the SKUs in ``listed``: their stock in the channel's warehouses and
+    their open reservations, each summed once (joined, not asked per listing)."""
+    stock, held = StockLevel.__table__, Reservation.__table__
+    where = [stock.c.sku == listed.c.sku]
     if ALL_WAREHOUSES not in rule.warehouses:
         where.append(stock.c.warehouse.in_(rule.warehouses))
-    on_hand = select(func.coalesce(func.sum(stock.c.quantity), 0)).where(*where).scalar_subquery()
-    reserved = (select(func.coalesce(func.sum(held.c.quantity), 0))
-                .where(held.c.sku == listings.c.sku, held.c.state == "open").scalar_subquery())
-    free = on_hand - reserved - rule.safety_buffer
+    on_hand = (select(stock.c.sku, func.sum(stock.c.quantity).label("units")).join(listed, and_(*where))
+               .group_by(stock.c.sku).subquery("on_hand"))
+    reserved = (select(held.c.sku, func.sum(held.c.quantity).label("units")).where(held.c.state == "open")
+                .group_by(held.c.sku).subquery("reserved"))
+    return on_hand, reserved
+
+
+def _quantity(rule: StockRule, on_hand: Any, reserved: Any) -> ColumnElement[Any]:
+    """available_to_sell: on hand less the open reservations and the safety buffer (not under 0), the
+    channel's percent (rounded down), capped."""
+    free = func.coalesce(on_hand, 0) - func.coalesce(reserved, 0) - rule.safety_buffer
     share = cast(case((free > 0, free), else_=0), Integer) * rule.percent // 100
     if rule.max_quantity is None:
         return share
@@ -145,39 +173,53 @@ def recompute_channel(session: Session, channel: str, price_rule: PriceRule, sto
                       now: datetime, dirty: Any) -> int:
     """One UPDATE of the channel's listings of dirty SKUs that the formula covers (their refusals of
     earlier runs end); returns how many listings changed. The caller computes the rest with ``decide``
-    (``pending``) before the dirty marks go."""
+    (``pending``, while PRICED holds this channel's) before the dirty marks go."""
     dialect = session.get_bind().dialect.name
+    conn = session.connection()
     listings, products = Listing.__table__, Product.__table__
-    quantity = _quantity(stock_rule)
-    marked = exists().where(dirty.c.sku == listings.c.sku)
+    PRICED.drop(conn, checkfirst=True)
+    PRICED.create(conn)
+    marked = exists().where(dirty.c.sku == products.c.sku)
     if price_rule.enabled:
         prices = _Prices(price_rule, dialect)
-        covered = and_(prices.eligible(), prices.accepted())
-        price: Any = prices.price()
+        conn.execute(PRICED.insert().from_select(
+            ["sku", "list_c", "floor_c"],
+            select(products.c.sku, prices.list_c, prices.floor_c).where(marked, prices.eligible())))
+        # a list price under the floor is refused: decide records why
+        conn.execute(PRICED.delete().where(PRICED.c.floor_c.is_not(None), PRICED.c.list_c < PRICED.c.floor_c))
+        conn.execute(update(PRICED).values(price_c=prices.rounded(PRICED.c.list_c, PRICED.c.floor_c)))
+        price: Any = PRICED.c.price_c / 100.0 if dialect == "sqlite" else cast(PRICED.c.price_c, Numeric(20, 2)) / 100
     else:
-        covered, price = literal(True), listings.c.desired_price
-    changed = session.execute(
+        conn.execute(PRICED.insert().from_select(["sku"], select(products.c.sku).where(marked)))
+        price = listings.c.desired_price
+    on_hand, reserved = _free_units(stock_rule, PRICED)
+    computed = (select(listings.c.id, _quantity(stock_rule, on_hand.c.units, reserved.c.units).label("quantity"),
+                       price.label("price"))
+                .select_from(listings.join(PRICED, PRICED.c.sku == listings.c.sku)
+                             .outerjoin(on_hand, on_hand.c.sku == listings.c.sku)
+                             .outerjoin(reserved, reserved.c.sku == listings.c.sku))
+                .where(listings.c.channel == channel).subquery("computed"))
+    changed = conn.execute(
         update(listings)
-        .where(listings.c.channel == channel, listings.c.sku == products.c.sku, marked, covered,
-               or_(listings.c.desired_quantity.is_distinct_from(quantity),
-                   listings.c.desired_price.is_distinct_from(price)))
-        .values(desired_quantity=quantity, desired_price=price, desired_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)).rowcount or 0
+        .where(listings.c.id == computed.c.id,
+               or_(listings.c.desired_quantity.is_distinct_from(computed.c.quantity),
+                   listings.c.desired_price.is_distinct_from(computed.c.price)))
+        .values(desired_quantity=computed.c.quantity, desired_price=computed.c.price, desired_at=now,
+                updated_at=now)).rowcount or 0
     if price_rule.enabled:
         refusals = PriceRefusal.__table__
-        session.execute(refusals.delete().where(
-            refusals.c.channel == channel, exists().where(dirty.c.sku == refusals.c.sku),
-            exists().where(products.c.sku == refusals.c.sku, covered)))
+        conn.execute(refusals.delete().where(refusals.c.channel == channel,
+                                             refusals.c.sku.in_(select(PRICED.c.sku))))
     return changed
 
 
-def pending(channel: str, price_rule: PriceRule, dialect: str) -> ColumnElement[bool]:
+def pending(channel: str, price_rule: PriceRule) -> ColumnElement[bool]:
     """The channel's listings of dirty SKUs that ``recompute_channel`` left to ``decide``: a SKU gone
     from the catalogue, a row out of the formula's bounds, a price the floor refuses, another rule."""
-    listings, products = Listing.__table__, Product.__table__
-    if price_rule.enabled and not rule_allows(price_rule):
+    if not rule_allows(price_rule):
         return literal(True)
-    if not price_rule.enabled:
-        return ~exists().where(products.c.sku == listings.c.sku)
-    prices = _Prices(price_rule, dialect)
-    return ~exists().where(products.c.sku == listings.c.sku, prices.eligible(), prices.accepted())
+    return ~exists().where(PRICED.c.sku == Listing.__table__.c.sku)
+
+
+def drop(session: Session) -> None:
+    PRICED.drop(session.connection(), checkfirst=True)
