@@ -16,7 +16,11 @@ Steps (each measured in a child process of its own, so its peak RSS is its own):
     Goal: <= 3x the baseline.
 Peak memory of every step (its process's peak RSS): goal <= 1 GiB.
 
-Not yet here: (d) reconciliation of 1,000,000 listings from a simulator (issue 12).
+(d) reconciliation: N offers (signed with the catalogue's SKUs) on the Allegro simulator, served on
+    loopback by this process; the hub reads every page and reconciles them as a reconcile job does
+    (spooled to disk, then `reconcile` in one transaction): the first time, when every offer is new and
+    bound, and again with nothing changed. Against the raw baseline: the same pages fetched with httpx,
+    decoded with json and inserted into a plain table with executemany. Goal: memory (no ratio is set).
 
 Run: .venv/bin/python bench/scale.py [--skus 1000000] [--backend sqlite|postgresql|both] [--only a,b,c]
 """
@@ -42,6 +46,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"
 sys.path.insert(0, str(ROOT))
 
 GOALS = {"a": 3.0, "b": 2.0, "c": 3.0}
+SIM_CLIENT = ("bench", "bench-secret")
 CHANNELS = ("marketplace", "shop")
 MEMORY_GOAL_MIB = 1024.0
 HEADER = ["sku", "name", "stock", "price_gross", "vat_rate", "ean", "cost_net", "currency", "weight_kg"]
@@ -221,6 +226,66 @@ def child_raw_rules(url: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, "peak_rss_mib": peak_rss_mib()}
 
 
+def child_hub_reconcile(config: Path) -> dict[str, Any]:
+    """Every offer of the simulator read and reconciled, as a reconcile job does (without the plan)."""
+    import logging
+
+    from hub.kernel.clock import utcnow
+    from hub.listings.reconcile import reconcile
+    from hub.platform import db
+    from hub.platform.config import load
+    from hub.platform.connectors import Connectors
+    from hub.platform.spool import Spool
+
+    logging.disable(logging.WARNING)
+    loaded = load(config, environ={})
+    engine = db.make_engine(loaded.settings.database)
+    port = Connectors(loaded, engine).get("allegro")
+    start = time.perf_counter()
+    read_started = utcnow()
+    with Spool.spool(port.listings()) as offers, db.transaction(engine) as session:
+        result = reconcile(session, "allegro", offers, read_started)
+    return {"seconds": time.perf_counter() - start, "peak_rss_mib": peak_rss_mib(), "seen": result.seen,
+            "bound": result.new_bindings}
+
+
+def child_raw_reconcile(url: str, api: str, token: str) -> dict[str, Any]:
+    """The same pages with httpx and json, into a plain table with executemany."""
+    import httpx
+    from sqlalchemy import text
+
+    from hub.platform import db
+
+    engine = db.make_engine(url)
+    start = time.perf_counter()
+    with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {token}",
+                                             "Accept": "application/vnd.allegro.public.v1+json"}) as client, \
+            engine.begin() as conn:
+        conn.execute(text("CREATE TABLE raw_offers (id varchar(100) primary key, sku varchar(100), "
+                          "quantity integer, price numeric(14,2))"))
+        offset = 0
+        while True:
+            page = client.get("/sale/offers", params={"limit": 1000, "offset": offset}).json()["offers"]
+            if page:
+                conn.execute(text("INSERT INTO raw_offers VALUES (:id, :sku, :quantity, :price)"), [
+                    {"id": o["id"], "sku": (o.get("external") or {}).get("id"), "quantity": o["stock"]["available"],
+                     "price": str(o["sellingMode"]["price"]["amount"])} for o in page])
+            offset += len(page)
+            if len(page) < 1000:
+                break
+    return {"seconds": time.perf_counter() - start, "peak_rss_mib": peak_rss_mib(), "offers": offset}
+
+
+def _simulator(skus: int) -> tuple[Any, str]:
+    from connectors.allegro.simulator import AllegroSimulator
+
+    sim = AllegroSimulator(clients=dict([SIM_CLIENT]), command_delay=0.0)
+    for n in range(skus):
+        sim.add_offer(str(7_000_000_000 + n), external_id=f"SKU-{n:07d}", quantity=n % 50,
+                      price=f"{Decimal(1000 + n % 9000) / 100:.2f}")
+    return sim, sim.serve()
+
+
 def _child(*args: str) -> dict[str, Any]:
     done = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -290,17 +355,54 @@ def run_backend(backend: str, base: Path, full: Path, changed: Path, only: set[s
                          f"raw UPDATE {raw['seconds']:.1f} s -> {ratio:.1f}x (goal <= {GOALS['c']:.0f}x): "
                          f"{'met' if ratio <= GOALS['c'] else 'MISSED'}; memory "
                          f"{'met' if hub['peak_rss_mib'] <= MEMORY_GOAL_MIB else 'MISSED'}")
+        if "d" in only:
+            lines += _reconcile_step(backend, base, hub_url, raw_url if "a" not in only else database(
+                f"scale_rawd_{backend}"), full, skus, config, only)
     finally:
         if server is not None:
             server.stop()
     return lines
 
 
+def _reconcile_step(backend: str, base: Path, hub_url: str, raw_url: str, full: Path, skus: int, config: Path,
+                    only: set[str]) -> list[str]:
+    from datetime import timedelta
+
+    from hub.kernel.clock import utcnow
+    from hub.platform import db
+    from hub.platform.credentials import TokenSet, TokenStore
+
+    if not only & {"a", "b", "c"}:
+        _child("hub-read", str(config))  # the catalogue the offers bind to, untimed
+    sim, api = _simulator(skus)
+    pair = sim.issue_tokens(SIM_CLIENT[0])
+    TokenStore(db.make_engine(hub_url)).save("allegro", TokenSet(
+        pair["access_token"], pair["refresh_token"], utcnow() + timedelta(seconds=pair["expires_in"])))
+    reconcile_config = base / f"hub-{backend}-allegro.toml"
+    reconcile_config.write_text(write_config(config, hub_url, full).read_text() + f"""
+[connectors.allegro]
+kind = "allegro"
+api_url = "{api}"
+auth_url = "{api}"
+client_id = "{SIM_CLIENT[0]}"
+client_secret = "{SIM_CLIENT[1]}"
+""", encoding="utf-8")
+    raw = _child("raw-reconcile", raw_url, api, pair["access_token"])
+    first = _child("hub-reconcile", str(reconcile_config))
+    again = _child("hub-reconcile", str(reconcile_config))
+    memory = max(first["peak_rss_mib"], again["peak_rss_mib"])
+    return [f"[{backend}] (d) reconciliation of {first['seen']:,} offers from the Allegro simulator: first "
+            f"{first['seconds']:.1f} s ({first['bound']:,} bound), again unchanged {again['seconds']:.1f} s, peak "
+            f"{memory:.0f} MiB; raw pages + json + executemany {raw['seconds']:.1f} s, peak "
+            f"{raw['peak_rss_mib']:.0f} MiB -> {first['seconds'] / raw['seconds']:.1f}x / "
+            f"{again['seconds'] / raw['seconds']:.1f}x; memory {'met' if memory <= MEMORY_GOAL_MIB else 'MISSED'}"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skus", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--only", default="a,b,c", help="steps: a,b,c")
+    parser.add_argument("--only", default="a,b,c,d", help="steps: a,b,c,d")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -310,7 +412,9 @@ def main() -> int:
                   "hub-read": lambda: child_hub_read(Path(rest[0])),
                   "hub-rules": lambda: child_hub_rules(Path(rest[0]), rest[1]),
                   "list-everything": lambda: child_list_everything(rest[0]),
-                  "raw-rules": lambda: child_raw_rules(rest[0])}[step]()
+                  "raw-rules": lambda: child_raw_rules(rest[0]),
+                  "hub-reconcile": lambda: child_hub_reconcile(Path(rest[0])),
+                  "raw-reconcile": lambda: child_raw_reconcile(*rest)}[step]()
         print(json.dumps(result))
         return 0
     only = set(args.only.split(","))

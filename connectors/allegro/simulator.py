@@ -225,6 +225,7 @@ class AllegroSimulator(OrdersSimulator, ShippingSimulator):
         self._ids = random.Random(seed + 1)  # tokens, codes and trace ids, so they never shift the faults
         self._lock = threading.RLock()
         self._offers: dict[str, SimOffer] = {}
+        self._in_order: list[SimOffer] | None = None  # every offer in order, kept while none is added or removed
         self._products: dict[str, str] = {}  # product id -> EAN, for every EAN ever assigned
         self._commands: dict[tuple[str, str], SimCommand] = {}
         self._order: list[SimCommand] = []
@@ -249,6 +250,7 @@ class AllegroSimulator(OrdersSimulator, ShippingSimulator):
                   price: Decimal | str = "10.00", currency: str = "PLN", status: str = "ACTIVE",
                   name: str = "", ean: str | None = None) -> None:
         with self._lock:
+            self._in_order = None
             self._offers[offer_id] = SimOffer(offer_id, external_id, quantity, Decimal(str(price)), currency,
                                               status, name)
             self.set_ean(offer_id, ean)
@@ -257,6 +259,7 @@ class AllegroSimulator(OrdersSimulator, ShippingSimulator):
         """The seller deleted the offer (a draft, say): it is gone from every resource."""
         with self._lock:
             self._offers.pop(offer_id, None)
+            self._in_order = None
 
     def set_ean(self, offer_id: str, ean: str | None) -> None:
         """Assign the offer to the catalogue product with this EAN (None: to no product)."""
@@ -548,9 +551,14 @@ class AllegroSimulator(OrdersSimulator, ShippingSimulator):
         if statuses - {"INACTIVE", "ACTIVE", "ACTIVATING", "ENDED"}:
             return 400, _error("VALIDATION_ERROR", "unknown publication.status"), []
         ids = set(values.get("offer.id", []))
-        found = [o for o in self._offers.values()
-                 if (not ids or o.id in ids) and (not external or o.external_id in external)
-                 and (not statuses or o.status in statuses)]
+        if ids or external or statuses:
+            found = [o for o in self._offers.values()
+                     if (not ids or o.id in ids) and (not external or o.external_id in external)
+                     and (not statuses or o.status in statuses)]
+        else:  # every offer, page by page: the list is kept between pages (a million offers, a thousand pages)
+            if self._in_order is None:
+                self._in_order = list(self._offers.values())
+            found = self._in_order
         page = found[offset:offset + limit]
         return 200, {"offers": [o.dto() for o in page], "count": len(page), "totalCount": len(found)}, []
 

@@ -30,7 +30,8 @@ log = get_logger("hub.catalog.poll")
 # reservations) learns that the ERP's stock now reflects what it booked.
 StockRead = Callable[[Session, Container[str], datetime], None]
 
-_STALE_RETRIES = 2  # then a read without skipping: it cannot go stale
+_STALE_RETRIES = 2
+_SQLITE_READ_CACHE_KIB = 64 * 1024  # then a read without skipping: it cannot go stale
 
 
 def poll_erp(engine: Engine, source: ErpSource, erp: str, *, full: bool = False, limit: int = 5000,
@@ -92,6 +93,12 @@ def _apply_read(conn: Connection, session: Session | None, erp: str, first: ErpB
                 on_stock_read: StockRead | None) -> IngestResult:
     """Stage every part of one read, then apply it in one transaction."""
     stage = None
+    if session is None and conn.dialect.name == "sqlite":
+        # a larger page cache for this read's joins over the catalogue and its stage (the pool's
+        # connections keep 1 MiB each; this one is closed when the read is done)
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{_SQLITE_READ_CACHE_KIB}")
+        conn.exec_driver_sql(f"PRAGMA temp.cache_size=-{_SQLITE_READ_CACHE_KIB}")
+        conn.commit()
     try:
         with _staging(conn, session):
             stage = Stage(conn)

@@ -323,11 +323,11 @@ class Stage:
         A SKU quarantined in this read keeps its last good stock."""
         conn = self.connection
         stock, product = StockLevel.__table__, Product.__table__
-        absent = and_(
+        absent = and_(  # the row read unchanged first: it rules out nearly every row with one probe
             stock.c.quantity > 0,
-            exists().where(product.c.sku == stock.c.sku, product.c.erp == erp),
-            ~exists().where(ROWS.c.sku == stock.c.sku, ROWS.c.warehouse == stock.c.warehouse),
             or_(stock.c.fingerprint.is_(None), ~exists().where(KNOWN.c.fp == stock.c.fingerprint)),
+            ~exists().where(ROWS.c.sku == stock.c.sku, ROWS.c.warehouse == stock.c.warehouse),
+            exists().where(product.c.sku == stock.c.sku, product.c.erp == erp),
             ~exists().where(REJECTS.c.sku == stock.c.sku),
         )
         conn.execute(insert_for(conn)(CHANGED).from_select(["sku"], select(stock.c.sku).distinct().where(absent))

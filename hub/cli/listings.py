@@ -37,6 +37,7 @@ from hub.orders import reserved_by_sku
 from hub.platform import db, registry
 from hub.platform.config import LoadedConfig
 from hub.platform.health import set_health
+from hub.platform.spool import Spool
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser, listing: argparse.ArgumentParser,
@@ -193,7 +194,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"erp": {}, "reconcile": {}, "changes": [], "pushes": {}, "bound_offers": 0}
     # Every channel's offers are read before the hub writes anything: a dry run holds its writes in one
     # transaction, and on SQLite that would block the connectors' own bookkeeping (tokens, rate budget).
-    offers = {channel: calls("channel", channel, lambda port=service.connectors.get(channel): list(port.listings()))
+    # (spooled to disk: a million offers in a list was a gigabyte)
+    offers = {channel: calls("channel", channel,
+                             lambda port=service.connectors.get(channel): Spool.spool(port.listings()))
               for channel in (channels if args.full else [])}
     with _dry_run_session(engine, args.dry_run) as dry:
         for erp in service.erps():
@@ -201,7 +204,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             report["erp"][erp] = {"products": result.products, "changed": result.changed,
                                   "rejected": result.rejected, "released": result.released, "zeroed": result.zeroed}
         for channel, seen in offers.items():
-            with db.within(engine, dry) as session:
+            with seen, db.within(engine, dry) as session:
                 r = reconcile(session, channel, seen)
             report["reconcile"][channel] = {"seen": r.seen, "new_bindings": r.new_bindings, "drift": r.drift,
                                             "sales_held": r.sales_held,

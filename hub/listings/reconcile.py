@@ -5,12 +5,13 @@ SKUs (signature, then EAN), and drift becomes a difference the next plan fixes.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Column, MetaData, String, Table, exists, select, update
 from sqlalchemy.orm import Session
 
 from hub import catalog
@@ -19,6 +20,7 @@ from hub.jobs.models import OPEN_STATES, Job
 from hub.kernel.clock import round_down, utcnow
 from hub.listings.models import Listing
 from hub.listings.plan import serialize
+from hub.platform.db import insert_for
 
 
 @dataclass
@@ -38,6 +40,9 @@ class ReconcileResult:
 SALE_HOLD = timedelta(minutes=5)
 
 
+PAGE = 2000  # offers per page: what is held at once, whatever the channel's size
+
+
 def reconcile(session: Session, channel: str, listings: Iterable[Any],
               read_started: datetime | None = None, *,
               order_time_resolution: timedelta = timedelta(0)) -> ReconcileResult:
@@ -46,17 +51,47 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any],
     ``read_started``: when the read of ``listings`` began. A listing acknowledged since then (a push
     that completed while the channel was being read) is newer than what was read: its acknowledged
     state stands, and the older read is neither a sale nor drift. ``order_time_resolution``: how
-    finely the channel stamps its orders (a sale hold counts orders from its start rounded down to it)."""
+    finely the channel stamps its orders (a sale hold counts orders from its start rounded down to it).
+
+    The offers are taken a page at a time (PAGE): each page's listings, candidate SKUs and in-flight
+    jobs are read for that page alone, written, and let go; the offers seen are kept in a temporary
+    table, so the listings the channel no longer shows are deactivated by one statement at the end."""
     serialize(session)
     now = utcnow()
     result = ReconcileResult()
-    existing = {
-        row.external_id: row for row in session.execute(select(Listing).where(Listing.channel == channel)).scalars()
-    }
-    bound_skus = {row.sku for row in existing.values() if row.sku}
-    seen_ids: set[str] = set()
-    newly_bound: set[str] = set()
-    batch = list(listings)
+    conn = session.connection()
+    _SEEN.drop(conn, checkfirst=True)
+    _SEEN.create(conn)
+    for page in batched(listings, PAGE):
+        _reconcile_page(session, channel, page, read_started, order_time_resolution, now, result)
+    listings_table = Listing.__table__
+    result.deactivated = conn.execute(
+        update(listings_table).where(listings_table.c.channel == channel, listings_table.c.active.is_(True),
+                                     ~exists().where(_SEEN.c.external_id == listings_table.c.external_id))
+        .values(active=False, updated_at=now)).rowcount or 0
+    _SEEN.drop(conn, checkfirst=True)
+    return result
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of ``size`` items (the last shorter); itertools.batched from Python 3.12."""
+    iterator = iter(items)
+    while page := list(islice(iterator, size)):
+        yield page
+
+
+# the external ids of the offers one reconciliation has seen (on the session's connection)
+_SEEN = Table("hub_reconcile_seen", MetaData(), Column("external_id", String(100), primary_key=True),
+              prefixes=["TEMPORARY"])
+
+
+def _reconcile_page(session: Session, channel: str, batch: Sequence[Any], read_started: datetime | None,
+                    order_time_resolution: timedelta, now: datetime, result: ReconcileResult) -> None:
+    ids = list(dict.fromkeys(offer.external_id for offer in batch))
+    session.connection().execute(insert_for(session)(_SEEN).on_conflict_do_nothing(),
+                                 [{"external_id": i} for i in ids])
+    existing = {row.external_id: row for row in session.execute(
+        select(Listing).where(Listing.channel == channel, Listing.external_id.in_(ids))).scalars()}
     signatures = {offer.sku for offer in batch if offer.sku}
     eans = {offer.ean for offer in batch if offer.ean}
     known_skus = set(session.execute(select(Product.sku).where(Product.sku.in_(signatures))).scalars()) \
@@ -65,15 +100,17 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any],
     if eans:
         for sku, ean in session.execute(select(Product.sku, Product.ean).where(Product.ean.in_(eans))).all():
             by_ean[ean].append(sku)
+    # the SKUs these offers could bind that the channel has bound already (one offer per SKU)
+    candidates = known_skus | {skus[0] for skus in by_ean.values() if len(skus) == 1}
+    bound_skus = set(session.execute(select(Listing.sku).where(
+        Listing.channel == channel, Listing.sku.in_(candidates))).scalars()) if candidates else set()
     inflight_ids = [row.inflight_job_id for row in existing.values() if row.inflight_job_id is not None]
-    open_jobs: set[int] = set()
-    for start in range(0, len(inflight_ids), 1000):
-        open_jobs |= set(session.execute(
-            select(Job.id).where(Job.id.in_(inflight_ids[start:start + 1000]), Job.state.in_(OPEN_STATES))
-        ).scalars())
+    open_jobs = set(session.execute(
+        select(Job.id).where(Job.id.in_(inflight_ids), Job.state.in_(OPEN_STATES))).scalars()) \
+        if inflight_ids else set()
+    newly_bound: set[str] = set()
     for offer in batch:
         result.seen += 1
-        seen_ids.add(offer.external_id)
         row = existing.get(offer.external_id)
         if row is None:
             row = Listing(channel=channel, external_id=offer.external_id, active=True, currency=offer.currency,
@@ -130,14 +167,10 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any],
             row.acked_at = now
         if not inflight and not newer:
             row.known_at = read_started or now
-    for external_id, row in existing.items():
-        if external_id not in seen_ids and row.active:
-            row.active = False
-            row.updated_at = now
-            result.deactivated += 1
     session.flush()
     catalog.mark_dirty(session, newly_bound, now)
-    return result
+
+
 
 
 def bind_waiting(session: Session) -> set[str]:

@@ -24,6 +24,7 @@ from hub.listings.reconcile import bind_waiting, reconcile
 from hub.listings.rules import Rules
 from hub.orders import consume_reflected
 from hub.platform.db import transaction, within
+from hub.platform.spool import Spool
 
 
 class SyncService:
@@ -124,8 +125,9 @@ class SyncService:
         channel = ctx.payload["channel"]
         port = self.connectors.get(channel)
         read_started = utcnow()
-        offers = list(port.listings())
-        with ctx.session() as session:
+        # read whole before the transaction (no lock held while the vendor pages), onto disk: a
+        # million offers in a list was a gigabyte
+        with Spool.spool(port.listings()) as offers, ctx.session() as session:
             result = reconcile(session, channel, offers, read_started,
                                order_time_resolution=getattr(port, "order_time_resolution", timedelta(0)))
             planned = self.plan_all(session, only=channel)
