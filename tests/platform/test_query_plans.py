@@ -39,6 +39,10 @@ HOT: dict[str, tuple[str, Any]] = {
     "orders: booked orders whose reservations end": ("orders", select(Order.id).where(
         Order.erp_booked_at.is_not(None), Order.erp_booked_at <= NOW)),
     "invoicing: invoices ready for KSeF": ("invoices", _ready_rows().limit(100)),
+    "reconcile: a page's listings": ("listings", select(Listing).where(
+        Listing.channel == "allegro", Listing.external_id.in_(["1", "2"]))),
+    "reconcile: the page's SKUs bound already": ("listings", select(Listing.sku).where(
+        Listing.channel == "allegro", Listing.sku.in_(SKUS))),
 }
 
 
