@@ -27,18 +27,20 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from connectors.allegro.auth import AllegroAuth
-from connectors.allegro.client import AllegroClient, AllegroHttp, CommandRejected
+from connectors.allegro.client import AllegroClient, AllegroHttp, CommandRejected, errors_of
 from connectors.allegro.mapping import (
     MAX_OFFERS_PAGE,
     Command,
     CommandKind,
+    PricePatch,
     TaskFailure,
     ean_from_product,
     ean_from_product_offer,
     format_amount,
     listing_from_offer,
     offer_status,
-    price_commands,
+    price_plan,
+    price_request_floor,
     publication_commands,
     quantity_commands,
     report_done,
@@ -248,10 +250,13 @@ class AllegroChannel(AllegroOrders, AllegroTracking):
         quantities = {offer_id: c.quantity for offer_id, c in latest.items() if c.quantity is not None}
         statuses = self._statuses(list(quantities)) if quantities else {}
 
-        # phase 1: prices, quantities above 0, and END for offers going to 0 that are still on sale
+        # phase 1: prices, quantities above 0, and END for offers going to 0 that are still on sale; a
+        # price no other offer of the batch shares goes by PATCH (one request, not a command's two)
+        sent_before = self.client.sent
         to_end = [o for o, q in quantities.items() if q == 0 and o not in statuses]
-        first = price_commands(valid) + quantity_commands(valid) + publication_commands(to_end, "END")
-        failed = self._run(idempotency_key, first)
+        price_cmds, patches = price_plan(valid)
+        first = price_cmds + quantity_commands(valid) + publication_commands(to_end, "END")
+        failed = self._run(idempotency_key, first) + self._patch_prices(patches)
         for _kind, offer_id, failure in failed:
             problems[offer_id].append(failure)
         failed_keys = {(kind, offer_id) for kind, offer_id, _ in failed}
@@ -283,8 +288,44 @@ class AllegroChannel(AllegroOrders, AllegroTracking):
                 results.append(ChangeResult(change.external_id, ok=False, error="; ".join(f.error for f in found),
                                             retryable=all(f.retryable for f in found)))
         self.log.info("allegro.push", changes=len(changes), commands=len(first) + len(second),
-                      failed=sum(1 for r in results if not r.ok))
+                      price_patches=len(patches), requests=self.client.sent - sent_before,
+                      price_request_floor=price_request_floor(valid), failed=sum(1 for r in results if not r.ok))
         return results
+
+    def _patch_prices(self, patches: Sequence[PricePatch]) -> list[tuple[CommandKind, str, TaskFailure]]:
+        """Each offer's price by PATCH; an edit Allegro accepts for later (202) is polled at its Location
+        until done. A PATCH sets an absolute price, so a retry after a lost answer sets the same one."""
+        failures: list[tuple[CommandKind, str, TaskFailure]] = []
+        accepted: dict[str, str] = {}
+        for patch in patches:
+            response = self.client.patch_offer(patch.offer_id, patch.body())
+            status = response.status_code
+            if status == 202 and response.headers.get("Location"):
+                accepted[patch.offer_id] = response.headers["Location"]
+            elif status == 409:
+                failures.append((CommandKind.PRICE, patch.offer_id, TaskFailure(
+                    patch.offer_id, "an earlier edit of the offer is still being processed (409)", True)))
+            elif status >= 300:
+                failures.append((CommandKind.PRICE, patch.offer_id, TaskFailure(
+                    patch.offer_id, f"Allegro refused the price {patch.amount} ({status}): "
+                    f"{errors_of(response) or response.text[:300]}", False)))
+        deadline = self._clock() + self.options.command_timeout
+        while accepted:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise RetryableError(f"{len(accepted)} Allegro offer edit(s) still processing after "
+                                     f"{self.options.command_timeout:g}s; the retry sends the same prices",
+                                     retry_after=self.options.command_poll_interval * 5)
+            self._sleep(min(self.options.command_poll_interval, remaining))
+            for offer_id, location in list(accepted.items()):
+                status = self.client.operation(location).status_code
+                if status == 303:
+                    del accepted[offer_id]
+                elif status == 404:
+                    del accepted[offer_id]
+                    failures.append((CommandKind.PRICE, offer_id, TaskFailure(
+                        offer_id, "Allegro lost track of the price edit (its operation is gone)", True)))
+        return failures
 
     def _run(self, key: str, commands: Sequence[Command]) -> list[tuple[CommandKind, str, TaskFailure]]:
         """Send (at most once each) and wait for the commands; the per-offer failures they report."""

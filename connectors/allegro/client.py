@@ -142,6 +142,7 @@ class AllegroClient:
         self.http = http
         self.tokens = tokens
         self.api_base = api_base.rstrip("/")
+        self.sent = 0  # API calls made (a push reports its requests against the fewest it could take)
 
     def request(
         self,
@@ -162,6 +163,7 @@ class AllegroClient:
             headers = {"Accept": media_type, "Authorization": f"Bearer {token}"}
             if content is not None:
                 headers["Content-Type"] = media_type
+            self.sent += 1
             response = self.http.send(method, self.api_base + path, headers=headers, params=params,
                                       content=content, expected=expected, attempts=attempts)
             if response.status_code != 401 or 401 in expected:
@@ -199,6 +201,17 @@ class AllegroClient:
         if response.status_code == 404:
             return None
         return self._ok(response, f"GET {path}")
+
+    def patch_offer(self, offer_id: str, body: Mapping[str, Any]) -> httpx.Response:
+        """PATCH /sale/product-offers/{offerId}: 200 done, 202 accepted (Location to poll), 409 an
+        earlier edit still processing, 400/404/422 refused; the caller reads which."""
+        return self.request("PATCH", f"/sale/product-offers/{offer_id}", body=body,
+                            expected=(202, 400, 404, 409, 422))
+
+    def operation(self, location: str) -> httpx.Response:
+        """GET the Location of an accepted PATCH: 202 still processing, 303 done."""
+        path = location.removeprefix(self.api_base)
+        return self.request("GET", path, expected=(202, 303, 404))
 
     # --- batch commands ----------------------------------------------------------------
 

@@ -258,6 +258,46 @@ def price_commands(changes: Iterable[ListingChange]) -> list[Command]:
     return commands
 
 
+@dataclass(frozen=True)
+class PricePatch:
+    """One offer's price by PATCH /sale/product-offers/{offerId} (editProductOffers)."""
+
+    offer_id: str
+    amount: Decimal
+    currency: str
+
+    def body(self) -> dict[str, Any]:
+        return {"sellingMode": {"price": {"amount": format_amount(self.amount), "currency": self.currency}}}
+
+
+# What a price costs in requests: a command its PUT and at least one read of its status (its tasks
+# too when one fails), for up to 1,000 offers; a PATCH one request for one offer.
+COMMAND_REQUESTS = 2
+PATCH_REQUESTS = 1
+
+
+def price_plan(changes: Iterable[ListingChange]) -> tuple[list[Command], list[PricePatch]]:
+    """The prices as whichever costs fewer requests: a command for each (currency, amount) and 1,000
+    offers that several offers share, a PATCH for an offer whose price no other offer of the batch has
+    (10,000 offers at 10,000 distinct prices: 10,000 PATCHes instead of 10,000 commands and their
+    status reads)."""
+    commands: list[Command] = []
+    patches: list[PricePatch] = []
+    for command in price_commands(changes):
+        if len(command.offer_ids) * PATCH_REQUESTS < COMMAND_REQUESTS:
+            price = command.body["modification"]["price"]
+            patches.append(PricePatch(command.offer_ids[0], Decimal(price["amount"]), price["currency"]))
+        else:
+            commands.append(command)
+    return commands, patches
+
+
+def price_request_floor(changes: Iterable[ListingChange]) -> int:
+    """The fewest writes the prices can take: one per distinct (currency, amount), as no request
+    carries two prices."""
+    return len({(c.currency, c.price_gross) for c in _last_per_offer(changes).values() if c.price_gross is not None})
+
+
 def quantity_commands(changes: Iterable[ListingChange]) -> list[Command]:
     """FIXED quantity commands for quantities above 0 (the spec: FIXED takes "a new stock
     quantity > 0"); zero is reached by ending the offer instead."""

@@ -52,12 +52,14 @@ _KINDS = {
     "offer-publication-commands": "publication",
 }
 _PRODUCT_OFFER = re.compile(r"^/sale/product-offers/([^/]+)$")
+_OPERATION = re.compile(r"^/sale/product-offers/([^/]+)/operations/([^/]+)$")
 _PRODUCT = re.compile(r"^/sale/products/([^/]+)$")
 GTIN_PARAMETER = {"id": "225693", "name": "EAN (GTIN)"}  # the catalogue's EAN parameter
 PRODUCT_NAMESPACE = uuid.UUID("0b6c7f0e-3c1d-4a52-8f07-6d2b9e4a1c35")
 _COMMAND = re.compile(r"^/sale/(offer-price-change-commands|offer-quantity-change-commands|"
                       r"offer-publication-commands)/([^/]+)(/tasks)?$")
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+_REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 303: "See Other", 400: "Bad Request",
+            401: "Unauthorized", 404: "Not Found",
             405: "Method Not Allowed", 406: "Not Acceptable", 409: "Conflict", 415: "Unsupported Media Type",
             422: "Unprocessable Entity", 429: "Too Many Requests", 503: "Service Unavailable"}
 
@@ -174,6 +176,8 @@ class Faults:
     burst_429_rate: float = 0.0  # chance that a request starts a 429 block of the client id
     slow_command_rate: float = 0.0  # chance a command takes ``slow_command_delay`` longer
     slow_command_delay: float = 0.0
+    patch_async_rate: float = 0.0  # chance a PATCH of an offer answers 202 and finishes ``patch_async_delay`` later
+    patch_async_delay: float = 0.0
 
 
 @dataclass
@@ -226,6 +230,8 @@ class AllegroSimulator(OrdersSimulator, ShippingSimulator):
         self._lock = threading.RLock()
         self._offers: dict[str, SimOffer] = {}
         self._in_order: list[SimOffer] | None = None  # every offer in order, kept while none is added or removed
+        self._edits: dict[str, tuple[float, str]] = {}  # offer id -> (an async edit's end, its operation id)
+        self.patches = 0  # PATCH /sale/product-offers applied
         self._products: dict[str, str] = {}  # product id -> EAN, for every EAN ever assigned
         self._commands: dict[tuple[str, str], SimCommand] = {}
         self._order: list[SimCommand] = []
@@ -500,6 +506,10 @@ class AllegroSimulator(OrdersSimulator, ShippingSimulator):
             return answer
         if path == "/sale/offers" and method == "GET":
             return self._search_offers(params)
+        if (operation := _OPERATION.match(path)) is not None and method == "GET":
+            return self._operation(operation.group(1), operation.group(2))
+        if (found := _PRODUCT_OFFER.match(path)) is not None and method == "PATCH":
+            return self._patch_offer(found.group(1), body)
         if (found := _PRODUCT_OFFER.match(path) or _PRODUCT.match(path)) is not None:
             if method != "GET":
                 return 405, _error("MethodNotAllowedException", "Method not allowed"), []
@@ -526,6 +536,47 @@ class AllegroSimulator(OrdersSimulator, ShippingSimulator):
         if not tasks and method == "PUT":
             return self._put_command(kind, command_id, body)
         return 405, _error("MethodNotAllowedException", "Method not allowed"), []
+
+    def _patch_offer(self, offer_id: str, raw: bytes) -> tuple[int, Any, list[tuple[str, str]]]:
+        """PATCH /sale/product-offers/{offerId} (editProductOffers), the fields the hub sends: the
+        price (sellingMode.price) and the stock (stock.available). 200 with the offer when done; with
+        ``patch_async_rate``, 202 and a Location to poll (GET .../operations/{operationId}); 409 while
+        an earlier edit of the offer is still processing."""
+        offer = self._offers.get(offer_id)
+        if offer is None:
+            return 404, _error("NotFoundException", f"Offer {offer_id} not found"), []
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return 400, _error("VALIDATION_ERROR", "Malformed JSON"), []
+        problem, price, currency, quantity = _patch_values(body)
+        if problem:
+            return 422, _error("VALIDATION_ERROR", problem), []
+        pending = self._edits.get(offer_id)
+        if pending is not None and pending[0] > self._clock():
+            return 409, _error("OfferEditInProgressException",
+                               "The previous edition of the offer is still being processed"), []
+        if price is not None:
+            offer.price, offer.currency = price, currency or offer.currency
+        if quantity is not None:
+            offer.quantity = quantity
+        self.patches += 1
+        if self.faults.patch_async_rate and self._rng.random() < self.faults.patch_async_rate:
+            operation_id = str(uuid.UUID(int=self._ids.getrandbits(128)))
+            self._edits[offer_id] = (self._clock() + self.faults.patch_async_delay, operation_id)
+            location = f"/sale/product-offers/{offer_id}/operations/{operation_id}"
+            return 202, offer.product_offer(with_gtin=self.gtin_in_product_offer), [
+                ("Location", location), ("Retry-After", "1")]
+        return 200, offer.product_offer(with_gtin=self.gtin_in_product_offer), []
+
+    def _operation(self, offer_id: str, operation_id: str) -> tuple[int, Any, list[tuple[str, str]]]:
+        pending = self._edits.get(offer_id)
+        if pending is None or pending[1] != operation_id:
+            return 404, _error("NotFoundException", f"Operation {operation_id} not found"), []
+        if pending[0] > self._clock():  # a SaleProductOfferStatusResponse
+            return 202, {"offer": {"id": offer_id}, "operation": {"id": operation_id, "status": "IN_PROGRESS"}}, [
+                ("Retry-After", "1")]
+        return 303, None, [("Location", f"/sale/product-offers/{offer_id}")]  # the spec gives 303 no body
 
     def _too_many(self, client_id: str, now: float) -> tuple[int, Any, list[tuple[str, str]]]:
         self.rate_limited += 1
@@ -658,6 +709,37 @@ class AllegroSimulator(OrdersSimulator, ShippingSimulator):
                     return "INVALID_QUANTITY", "An offer with no stock cannot be activated."
                 offer.status = "ACTIVE"
         return None
+
+
+def _patch_values(body: Any) -> tuple[str | None, Decimal | None, str | None, int | None]:
+    """(problem, price, currency, quantity) of a SaleProductOfferPatchRequestV1's sellingMode.price
+    (amount: a string, currency) and stock.available; other fields are not the simulator's."""
+    if not isinstance(body, dict):
+        return "the body must be an object", None, None, None
+    price = currency = quantity = None
+    selling = body.get("sellingMode")
+    if selling is not None:
+        amount = (selling.get("price") or {}).get("amount") if isinstance(selling, dict) else None
+        currency = (selling.get("price") or {}).get("currency") if isinstance(selling, dict) else None
+        if not isinstance(amount, str):
+            return "sellingMode.price.amount must be a string", None, None, None
+        try:
+            price = Decimal(amount)
+        except InvalidOperation:
+            return f"sellingMode.price.amount {amount!r} is not a number", None, None, None
+        if not price.is_finite() or price <= 0 or price != price.quantize(Decimal("0.01")):
+            return f"sellingMode.price.amount {amount!r} is not a price", None, None, None
+        if currency is not None and currency != "PLN":
+            return f"sellingMode.price.currency {currency!r} is not the marketplace's", None, None, None
+    stock = body.get("stock")
+    if stock is not None:
+        available = stock.get("available") if isinstance(stock, dict) else None
+        if not isinstance(available, int) or isinstance(available, bool) or available < 0:
+            return "stock.available must be a whole number >= 0", None, None, None
+        quantity = available
+    if price is None and quantity is None:
+        return "nothing to change (sellingMode.price or stock.available)", None, None, None
+    return None, price, currency, quantity
 
 
 def _check_command(kind: str, body: Any) -> str | None:
