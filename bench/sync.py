@@ -237,7 +237,7 @@ command_poll_interval = "50ms"
     return sim, loaded, engine, config
 
 
-def _catalogue_batch(quantities: dict[str, int], price: str = "100.00") -> Any:
+def _catalogue_batch(quantities: dict[str, int], price: str = "100.00", prices: dict[str, str] | None = None) -> Any:
     from decimal import Decimal
 
     from hub.kernel.ports.erp import ErpBatch, PriceRecord, ProductRecord, StockRecord
@@ -245,10 +245,13 @@ def _catalogue_batch(quantities: dict[str, int], price: str = "100.00") -> Any:
     skus = sorted(quantities)
     return ErpBatch([ProductRecord(s, f"Product {s}", "23") for s in skus],
                     [StockRecord(s, "MAIN", quantities[s]) for s in skus],
-                    [PriceRecord(s, Decimal(price), cost_net=Decimal("10.00")) for s in skus], [], cursor_after="1")
+                    [PriceRecord(s, Decimal((prices or {}).get(s, price)), cost_net=Decimal("10.00")) for s in skus],
+                    [], cursor_after="1")
 
 
 def bench_requests(offers: int = 10_000) -> list[str]:
+    from decimal import Decimal
+
     from hub import catalog
     from hub.cli.listings import drain
     from hub.listings.reconcile import reconcile
@@ -257,29 +260,41 @@ def bench_requests(offers: int = 10_000) -> list[str]:
     from hub.platform.connectors import Connectors
 
     lines = []
-    scenarios = [
-        ("restocked to 5 distinct quantities", lambda i: 5 * (1 + i % 5)),
-        ("quantities spread over 1..50", lambda i: 1 + i % 50),
+    scenarios: list[tuple[str, int, Any, Any]] = [
+        ("restocked to 5 distinct quantities", offers, lambda i: 5 * (1 + i % 5), None),
+        ("quantities spread over 1..50", offers, lambda i: 1 + i % 50, None),
+        # the shipped max_changes_per_run (1,000 price changes per channel and run) bounds a price move
+        ("1,000 prices, each its own", 1000, lambda i: 1, lambda i: f"{100 + i / 100:.2f}"),
+        ("1,000 prices at 10 levels", 1000, lambda i: 1, lambda i: f"{110 + i % 10}.00"),
     ]
-    for label, quantity in scenarios:
+    for label, offers, quantity, price_of in scenarios:
         base = Path(tempfile.mkdtemp(prefix="hub-bench-req-"))
         sim, loaded, engine, _ = _allegro_setup(base, offers)
         try:
             service = SyncService(Connectors(loaded, engine), load_rules(loaded))
             offers_now = list(service.connectors.get("allegro").listings())  # no DB transaction around I/O
             with db.transaction(engine) as session:
+                prices = None if price_of is None else {f"SKU-{i}": price_of(i) for i in range(1, offers + 1)}
                 catalog.ingest(session, "erp", _catalogue_batch({f"SKU-{i}": quantity(i)
-                                                                  for i in range(1, offers + 1)}))
+                                                                  for i in range(1, offers + 1)}, prices=prices))
                 reconcile(session, "allegro", offers_now)
                 planned = service.plan_all(session)
             sim.reset_requests()
             states = drain(engine, loaded, [p.job_id for p in planned], timeout=600)
             requests = sim.request_count()
             wrong = sum(1 for i in range(1, offers + 1)
-                        if sim.offer(str(8_000_000_000 + i)).quantity != quantity(i))
-            lines.append(f"requests: {offers:,} changed offers, {label}: {requests} HTTP requests "
-                         f"({len(planned)} push jobs {states}; offers not at their value: {wrong}) "
-                         f"(goal <= 30; per-offer PATCH: {offers:,})")
+                        if sim.offer(str(8_000_000_000 + i)).quantity != quantity(i)
+                        or (price_of is not None and sim.offer(str(8_000_000_000 + i)).price != Decimal(price_of(i))))
+            if price_of is None:
+                lines.append(f"requests: {offers:,} changed offers, {label}: {requests} HTTP requests "
+                             f"({len(planned)} push jobs {states}; offers not at their value: {wrong}) "
+                             f"(goal <= 30; per-offer PATCH: {offers:,})")
+            else:
+                floor = len({price_of(i) for i in range(1, offers + 1)})
+                lines.append(f"requests: {offers:,} changed prices, {label}: {requests} HTTP requests, "
+                             f"{sim.patches} of them PATCHes ({len(planned)} push jobs {states}; offers not at their "
+                             f"value: {wrong}); floor {floor} writes (one per distinct price), all by command: "
+                             f"at least {2 * floor}, all by PATCH: {offers:,}")
         finally:
             engine.dispose()
             sim.stop()

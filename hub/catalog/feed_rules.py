@@ -354,6 +354,18 @@ def _plain_decimal(value: object, patterns: dict[bool | None, re.Pattern[str]],
     return Decimal(text.replace(",", ".")) if "," in text else Decimal(text)
 
 
+_NOT_PLAIN: Any = object()
+
+
+def _plain_optional(value: object, patterns: dict[bool | None, re.Pattern[str]],
+                    decimal_comma: bool | None) -> Decimal | Any | None:
+    """An optional amount: None when blank, _NOT_PLAIN when not written the plain way."""
+    if value is None or (type(value) is str and not value.strip()):
+        return None
+    number = _plain_decimal(value, patterns, decimal_comma)
+    return _NOT_PLAIN if number is None else number
+
+
 def _plain_ean(text: str) -> bool:
     """Digits of an EAN-8, UPC-A, EAN-13 or GTIN-14 with a right check digit."""
     if len(text) not in (8, 12, 13, 14) or not text.isascii() or not text.isdigit():
@@ -386,20 +398,10 @@ def _plain_row(row: Mapping[str, Any], erp: str, source: str, decimal_comma: boo
         ean = ean.strip() or None
         if ean is not None and (ean != row["ean"] or not _plain_ean(ean)):
             return None  # blanks around an EAN, or a wrong one: the general rules say which
-    cost = row.get("cost_net")
-    if cost is not None and not (type(cost) is str and not cost.strip()):
-        cost = _plain_decimal(cost, _PLAIN_COST, decimal_comma)
-        if cost is None:
-            return None
-    else:
-        cost = None
-    weight = row.get("weight_kg")
-    if weight is not None and not (type(weight) is str and not weight.strip()):
-        weight = _plain_decimal(weight, _PLAIN_WEIGHT, decimal_comma)
-        if weight is None:
-            return None
-    else:
-        weight = None
+    cost = _plain_optional(row.get("cost_net"), _PLAIN_COST, decimal_comma)
+    weight = _plain_optional(row.get("weight_kg"), _PLAIN_WEIGHT, decimal_comma)
+    if cost is _NOT_PLAIN or weight is _NOT_PLAIN:
+        return None
     currency = row.get("currency")
     if currency is None or (type(currency) is str and not currency.strip()):
         currency = DEFAULT_CURRENCY
@@ -421,7 +423,7 @@ def _plain_row(row: Mapping[str, Any], erp: str, source: str, decimal_comma: boo
         if warehouse is None:
             return None
     return ParsedRow(erp, source, ProductRecord(sku, name, vat, ean, weight), StockRecord(sku, warehouse, int(stock)),
-                     PriceRecord(sku, price.quantize(GROSZ), currency, cost))
+                     PriceRecord(sku, price.quantize(GROSZ), currency, cost))  # type: ignore[arg-type]
 
 
 def missing_columns(header: Iterable[str]) -> list[str]:
