@@ -97,7 +97,6 @@ def _apply_read(conn: Connection, session: Session | None, erp: str, first: ErpB
         # a larger page cache for this read's joins over the catalogue and its stage (the pool's
         # connections keep 1 MiB each; this one is closed when the read is done)
         conn.exec_driver_sql(f"PRAGMA cache_size=-{_SQLITE_READ_CACHE_KIB}")
-        conn.exec_driver_sql(f"PRAGMA temp.cache_size=-{_SQLITE_READ_CACHE_KIB}")
         conn.commit()
     try:
         with _staging(conn, session):
@@ -123,8 +122,8 @@ def _apply_read(conn: Connection, session: Session | None, erp: str, first: ErpB
         return result
     finally:
         if session is None:
-            # not back into the pool: SQLite keeps a connection's temporary file open for its life (one
-            # more file per pooled connection that ever staged a read), PostgreSQL its temporary schema
+            # not back into the pool: the connection's larger page cache (SQLite) and temporary schema
+            # (PostgreSQL) go with it
             conn.invalidate()
         elif stage is not None and not conn.in_transaction():
             stage.drop()  # the temporary tables of a read that broke off (a rollback took them otherwise)

@@ -137,6 +137,9 @@ def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
         # each connection's page cache is capped at 1 MiB (SQLite's default is 2): the pool keeps up to
         # twice pool_size connections, and the operating system caches the file for all of them
         cur.execute("PRAGMA cache_size=-1024")
+        # temporary tables (a snapshot's stage, a recompute's or a reconciliation's working sets) in
+        # memory: in a file, each pooled connection kept one more descriptor open for its life
+        cur.execute("PRAGMA temp_store=MEMORY")
         cur.close()
 
     @event.listens_for(engine, "begin")
