@@ -42,7 +42,7 @@ from hub.catalog import Product, StockLevel
 from hub.listings.models import Listing, PriceRefusal
 from hub.listings.pricing import PriceRule, parse_rounding
 from hub.listings.stock_rules import ALL_WAREHOUSES, StockRule
-from hub.orders.models import Reservation
+from hub.orders import reserved_units
 
 _PRICE_LIMIT = Decimal(10) ** 6  # PLN: grosz x (1 + markup) stays within 64 bits
 _COST_LIMIT = Decimal(10) ** 5  # PLN: the floor's numerator stays within 64 bits
@@ -148,15 +148,13 @@ PRICED = Table("hub_recompute_priced", MetaData(), Column("sku", String(100), pr
 def _free_units(rule: StockRule, listed: Any) -> Any:
     """(sku, on hand, reserved) of the SKUs in ``listed``: their stock in the channel's warehouses and
     their open reservations, each summed once (joined, not asked per listing)."""
-    stock, held = StockLevel.__table__, Reservation.__table__
+    stock = StockLevel.__table__
     where = [stock.c.sku == listed.c.sku]
     if ALL_WAREHOUSES not in rule.warehouses:
         where.append(stock.c.warehouse.in_(rule.warehouses))
     on_hand = (select(stock.c.sku, func.sum(stock.c.quantity).label("units")).join(listed, and_(*where))
                .group_by(stock.c.sku).subquery("on_hand"))
-    reserved = (select(held.c.sku, func.sum(held.c.quantity).label("units")).where(held.c.state == "open")
-                .group_by(held.c.sku).subquery("reserved"))
-    return on_hand, reserved
+    return on_hand, reserved_units()
 
 
 def _quantity(rule: StockRule, on_hand: Any, reserved: Any) -> ColumnElement[Any]:

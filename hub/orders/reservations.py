@@ -39,6 +39,13 @@ def reserved_by_sku(session: Session, skus: Sequence[str]) -> dict[str, int]:
     }
 
 
+def reserved_units() -> Any:
+    """A subquery (sku, units) of the units open reservations hold, per SKU: what a set-based
+    available-to-sell joins (hub.listings.desired_sql), the same sum as reserved_by_sku."""
+    return (select(Reservation.sku.label("sku"), func.sum(Reservation.quantity).label("units"))
+            .where(Reservation.state == "open").group_by(Reservation.sku).subquery("reserved"))
+
+
 def free_stock(session: Session, skus: Sequence[str]) -> dict[str, int]:
     """Stock minus open reservations, per SKU: what a new order may still reserve. The one place
     this is computed (a channel's available-to-sell starts from the same reservations)."""
