@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Column, MetaData, String, Table, exists, select, update
+from sqlalchemy import Column, MetaData, String, Table, exists, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from hub import catalog
@@ -31,6 +31,7 @@ class ReconcileResult:
     deactivated: int = 0
     unmatched: int = 0
     sales_held: int = 0  # offers showing fewer units than we sent: held as sales, not overwritten
+    inserted: int = 0  # offers the hub had no listing for
     conflicts: list[str] = field(default_factory=list)
 
 
@@ -62,8 +63,15 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any],
     conn = session.connection()
     _SEEN.drop(conn, checkfirst=True)
     _SEEN.create(conn)
+    analyzed_at = 0
     for page in batched(listings, PAGE):
         _reconcile_page(session, channel, page, read_started, order_time_resolution, now, result)
+        if conn.dialect.name == "postgresql" and result.inserted >= max(2 * analyzed_at, PAGE):
+            # the rows this transaction inserted are not in the planner's statistics: a channel's first
+            # reconciliation turned each page's lookups into scans of every listing (a million offers:
+            # minutes); ANALYZE samples the table and sees them
+            conn.execute(text("ANALYZE listings"))
+            analyzed_at = result.inserted
     listings_table = Listing.__table__
     result.deactivated = conn.execute(
         update(listings_table).where(listings_table.c.channel == channel, listings_table.c.active.is_(True),
@@ -109,13 +117,15 @@ def _reconcile_page(session: Session, channel: str, batch: Sequence[Any], read_s
         select(Job.id).where(Job.id.in_(inflight_ids), Job.state.in_(OPEN_STATES))).scalars()) \
         if inflight_ids else set()
     newly_bound: set[str] = set()
+    new_rows: list[Listing] = []
     for offer in batch:
         result.seen += 1
         row = existing.get(offer.external_id)
         if row is None:
             row = Listing(channel=channel, external_id=offer.external_id, active=True, currency=offer.currency,
                           error_retryable=False, updated_at=now)
-            session.add(row)
+            new_rows.append(row)  # inserted in bulk after the page (no object tracked, no id read back)
+            result.inserted += 1
             existing[offer.external_id] = row
         row.signature = offer.sku
         row.ean = offer.ean
@@ -168,7 +178,17 @@ def _reconcile_page(session: Session, channel: str, batch: Sequence[Any], read_s
         if not inflight and not newer:
             row.known_at = read_started or now
     session.flush()
+    if new_rows:
+        session.execute(insert(Listing), [_values(row) for row in new_rows])
     catalog.mark_dirty(session, newly_bound, now)
+
+
+_COLUMNS = tuple(c.key for c in Listing.__table__.columns if c.key != "id")
+
+
+def _values(row: Listing) -> dict[str, Any]:
+    """A new listing's values as set (the columns it never set take their defaults)."""
+    return {key: row.__dict__[key] for key in _COLUMNS if key in row.__dict__}
 
 
 
