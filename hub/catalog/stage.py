@@ -192,6 +192,8 @@ class Stage:
         the hub's tables (what it reads of them is checked by the generation when applying)."""
         for index in _INDEXES:
             self.connection.exec_driver_sql(f"CREATE INDEX {index}")
+        if self._postgres:  # no autovacuum analyzes a temporary table: without its size the joins are guessed
+            self.connection.exec_driver_sql("ANALYZE hub_stage_rows, hub_stage_known, hub_stage_rejects")
         self._cross_row_rules(erp)
 
     def apply(self, session: Session, erp: str, last: ErpBatch, *, now: datetime, fresh_read: bool,
