@@ -332,10 +332,12 @@ class Stage:
             exists().where(product.c.sku == stock.c.sku, product.c.erp == erp),
             ~exists().where(REJECTS.c.sku == stock.c.sku),
         )
-        conn.execute(insert_for(conn)(CHANGED).from_select(["sku"], select(stock.c.sku).distinct().where(absent))
-                     .on_conflict_do_nothing())
-        return conn.execute(update(stock).where(absent).values(quantity=0, fingerprint=None, updated_at=now)
-                            ).rowcount or 0
+        # one pass over the stock (the predicate probes every row): the zeroed rows' SKUs come back
+        zeroed = [sku for (sku,) in conn.execute(
+            update(stock).where(absent).values(quantity=0, fingerprint=None, updated_at=now).returning(stock.c.sku))]
+        if zeroed:
+            conn.execute(insert_for(conn)(CHANGED).on_conflict_do_nothing(), [{"sku": sku} for sku in set(zeroed)])
+        return len(zeroed)
 
     def _quarantine(self, session: Session, erp: str, now: datetime, *, fresh_read: bool,
                     sku_less_clear: bool) -> int:
