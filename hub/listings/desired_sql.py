@@ -180,19 +180,15 @@ def recompute_channel(session: Session, channel: str, price_rule: PriceRule, sto
     marked = exists().where(dirty.c.sku == products.c.sku)
     if price_rule.enabled:
         prices = _Prices(price_rule, dialect)
+        # each step stored once (the list price and floor, then the rounding over their columns): one
+        # INSERT repeating the expressions was slower on both databases (SQLite 12.0 -> 15.4 s at 2,000,000
+        # listings)
+        conn.execute(PRICED.insert().from_select(
+            ["sku", "list_c", "floor_c"],
+            select(products.c.sku, prices.list_c, prices.floor_c).where(marked, prices.eligible())))
         # a list price under the floor is refused: decide records why
-        accepted = or_(prices.floor_c.is_(None), prices.list_c >= prices.floor_c)
-        if dialect == "sqlite":  # one pass: SQLite's integer arithmetic is cheap to repeat
-            conn.execute(PRICED.insert().from_select(
-                ["sku", "list_c", "floor_c", "price_c"],
-                select(products.c.sku, prices.list_c, prices.floor_c, prices.rounded(prices.list_c, prices.floor_c))
-                .where(marked, prices.eligible(), accepted)))
-        else:  # each step stored once: PostgreSQL's NUMERIC is not cheap to repeat
-            conn.execute(PRICED.insert().from_select(
-                ["sku", "list_c", "floor_c"],
-                select(products.c.sku, prices.list_c, prices.floor_c).where(marked, prices.eligible())))
-            conn.execute(PRICED.delete().where(PRICED.c.floor_c.is_not(None), PRICED.c.list_c < PRICED.c.floor_c))
-            conn.execute(update(PRICED).values(price_c=prices.rounded(PRICED.c.list_c, PRICED.c.floor_c)))
+        conn.execute(PRICED.delete().where(PRICED.c.floor_c.is_not(None), PRICED.c.list_c < PRICED.c.floor_c))
+        conn.execute(update(PRICED).values(price_c=prices.rounded(PRICED.c.list_c, PRICED.c.floor_c)))
         price: Any = PRICED.c.price_c / 100.0 if dialect == "sqlite" else cast(PRICED.c.price_c, Numeric(20, 2)) / 100
     else:
         conn.execute(PRICED.insert().from_select(["sku"], select(products.c.sku).where(marked)))
