@@ -31,6 +31,7 @@ log = get_logger("hub.listings.desired")
 
 
 RECOMPUTE_CHUNK = 2000
+SET_BASED_FROM = 100  # dirty SKUs from which a recompute goes set-based (hub.listings.desired_sql)
 
 
 @dataclass
@@ -64,6 +65,19 @@ def recompute(session: Session, rules: Rules, skus: Sequence[str] | None = None)
         result.skus = len(skus)
         return result
     dialect = session.get_bind().dialect.name
+    # a handful of dirty SKUs (a plan after an order, every few seconds) in one chunk, as they are: the
+    # set-based way's temporary tables are for whole-catalogue work
+    few = select(DirtySku.sku).order_by(DirtySku.sku).limit(SET_BASED_FROM)
+    if dialect == "postgresql":
+        # row locks: an ingest that marks one of these SKUs dirty again waits for us and re-inserts after
+        few = few.with_for_update()
+    marked = list(session.execute(few).scalars())
+    if len(marked) < SET_BASED_FROM:
+        _recompute_chunk(session, rules, marked, now, result)
+        if marked:
+            session.execute(delete(DirtySku).where(DirtySku.sku.in_(marked)))
+        result.skus = len(marked)
+        return result
     dirty = DirtySku.__table__
     if dialect == "postgresql":
         # row locks on the dirty marks being consumed: an ingest that marks one of them again waits
