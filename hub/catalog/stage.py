@@ -220,7 +220,7 @@ class Stage:
         dirty = insert_for(session)(DirtySku.__table__)
         conn.execute(dirty.from_select(["sku", "since"], select(CHANGED.c.sku, _at(now)).where(true()))
                      .on_conflict_do_update(index_elements=["sku"], set_={"since": dirty.excluded.since}))
-        result.rejected = _count(conn, REJECTS)
+        result.rejected = self._rejects
         result.released = self._quarantine(session, erp, now, fresh_read=fresh_read,
                                            sku_less_clear=last.snapshot and result.products > 0)
         cursors = insert_for(session)(ErpCursor.__table__)

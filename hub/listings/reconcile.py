@@ -5,10 +5,9 @@ SKUs (signature, then EAN), and drift becomes a difference the next plan fixes.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import islice
 from typing import Any
 
 from sqlalchemy import Column, MetaData, String, Table, exists, insert, select, text, update
@@ -21,6 +20,7 @@ from hub.kernel.clock import round_down, utcnow
 from hub.listings.models import Listing
 from hub.listings.plan import serialize
 from hub.platform.db import insert_for
+from hub.platform.spool import batched
 
 
 @dataclass
@@ -79,13 +79,6 @@ def reconcile(session: Session, channel: str, listings: Iterable[Any],
         .values(active=False, updated_at=now)).rowcount or 0
     _SEEN.drop(conn, checkfirst=True)
     return result
-
-
-def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Lists of ``size`` items (the last shorter); itertools.batched from Python 3.12."""
-    iterator = iter(items)
-    while page := list(islice(iterator, size)):
-        yield page
 
 
 # the external ids of the offers one reconciliation has seen (on the session's connection)

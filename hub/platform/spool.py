@@ -16,6 +16,13 @@ from typing import IO, Any
 PAGE = 2000
 
 
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of ``size`` items (the last shorter); itertools.batched from Python 3.12."""
+    iterator = iter(items)
+    while page := list(islice(iterator, size)):
+        yield page
+
+
 class Spool:
     """Write once (``spool``), then iterate as often as needed; ``close`` removes the file."""
 
@@ -27,8 +34,7 @@ class Spool:
     def spool(cls, records: Iterable[Any]) -> Spool:
         spool = cls()
         try:
-            iterator = iter(records)
-            while page := list(islice(iterator, PAGE)):
+            for page in batched(records, PAGE):
                 pickle.dump(page, spool._file, protocol=pickle.HIGHEST_PROTOCOL)
                 spool.count += len(page)
         except BaseException:
