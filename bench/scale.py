@@ -139,10 +139,10 @@ def child_raw_parse(feed: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, "peak_rss_mib": peak_rss_mib(), "rows": count}
 
 
-def child_hub_read(config: Path) -> dict[str, Any]:
+def _connector(config: Path, name: str) -> tuple[Any, Any]:
+    """(engine, connector) of the hub configured by ``config``, quietly (a child's setup, untimed)."""
     import logging
 
-    from hub.catalog.poll import poll_erp
     from hub.platform import db
     from hub.platform.config import load
     from hub.platform.connectors import Connectors
@@ -150,7 +150,13 @@ def child_hub_read(config: Path) -> dict[str, Any]:
     logging.disable(logging.WARNING)
     loaded = load(config, environ={})
     engine = db.make_engine(loaded.settings.database)
-    source = Connectors(loaded, engine).get("erp")
+    return engine, Connectors(loaded, engine).get(name)
+
+
+def child_hub_read(config: Path) -> dict[str, Any]:
+    from hub.catalog.poll import poll_erp
+
+    engine, source = _connector(config, "erp")
     start = time.perf_counter()
     result = poll_erp(engine, source, "erp", full=True)
     seconds = time.perf_counter() - start
@@ -228,19 +234,12 @@ def child_raw_rules(url: str) -> dict[str, Any]:
 
 def child_hub_reconcile(config: Path) -> dict[str, Any]:
     """Every offer of the simulator read and reconciled, as a reconcile job does (without the plan)."""
-    import logging
-
     from hub.kernel.clock import utcnow
     from hub.listings.reconcile import reconcile
     from hub.platform import db
-    from hub.platform.config import load
-    from hub.platform.connectors import Connectors
     from hub.platform.spool import Spool
 
-    logging.disable(logging.WARNING)
-    loaded = load(config, environ={})
-    engine = db.make_engine(loaded.settings.database)
-    port = Connectors(loaded, engine).get("allegro")
+    engine, port = _connector(config, "allegro")
     start = time.perf_counter()
     read_started = utcnow()
     with Spool.spool(port.listings()) as offers, db.transaction(engine) as session:
