@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Column, MetaData, String, Table, bindparam, delete, exists, func, literal, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from hub.catalog import DirtySku, Product, StockLevel
 from hub.kernel.clock import utcnow
@@ -94,30 +95,49 @@ def recompute(session: Session, rules: Rules, skus: Sequence[str] | None = None)
     result.skus = int(session.execute(select(func.count()).select_from(consumed)).scalar() or 0)
     if not result.skus:
         return result
-    channels = list(session.execute(select(Listing.channel).distinct().order_by(Listing.channel)).scalars())
-    for channel in channels:
+    shared: dict[Any, list[str]] = defaultdict(list)  # channels computed in SQL, by what they share
+    by_decide: list[str] = []
+    for channel in session.execute(select(Listing.channel).distinct().order_by(Listing.channel)).scalars():
         price_rule, stock_rule = rules.price_rule(channel), rules.stock_rule(channel)
         if desired_sql.rule_allows(price_rule):
-            result.listings_changed += desired_sql.recompute_channel(
-                session, channel, price_rule, stock_rule, now, consumed)
-        rest = desired_sql.pending(channel, price_rule)
-        after = ""
-        while True:  # the rest with decide, a chunk of SKUs at a time (by the listings' SKU index)
-            chunk = list(session.execute(
-                select(Listing.sku).distinct()
-                .where(Listing.channel == channel, Listing.sku > after,
-                       exists().where(consumed.c.sku == Listing.sku), rest)
-                .order_by(Listing.sku).limit(RECOMPUTE_CHUNK)).scalars())
-            if not chunk:
-                break
-            _recompute_chunk(session, rules, chunk, now, result, channel=channel)
-            after = chunk[-1]
+            shared[desired_sql.computed_for(price_rule, stock_rule)].append(channel)
+        else:
+            by_decide.append(channel)
+    for channels in shared.values():
+        covered = desired_sql.compute(session, rules.price_rule(channels[0]), rules.stock_rule(channels[0]),
+                                      consumed)
+        for channel in channels:
+            price_rule = rules.price_rule(channel)
+            result.listings_changed += desired_sql.apply(session, channel, price_rule, rules.stock_rule(channel),
+                                                         now)
+            if covered < result.skus:  # every dirty SKU computed: nothing is left to decide
+                _decide_rest(session, rules, channel, consumed, desired_sql.pending(channel, price_rule), now,
+                             result)
+    for channel in by_decide:
+        _decide_rest(session, rules, channel, consumed, literal(True), now, result)
     desired_sql.drop(session)
     if consumed is dirty:
         session.execute(delete(DirtySku))
     else:
         session.execute(text("DELETE FROM dirty_skus USING hub_recompute_skus c WHERE dirty_skus.sku = c.sku"))
     return result
+
+
+def _decide_rest(session: Session, rules: Rules, channel: str, consumed: Any, rest: ColumnElement[bool],
+                 now: datetime, result: RecomputeResult) -> None:
+    """The channel's listings of the consumed dirty SKUs that ``rest`` selects, with ``decide``, a chunk
+    of SKUs at a time (by the listings' SKU index)."""
+    after = ""
+    while True:
+        chunk = list(session.execute(
+            select(Listing.sku).distinct()
+            .where(Listing.channel == channel, Listing.sku > after, exists().where(consumed.c.sku == Listing.sku),
+                   rest)
+            .order_by(Listing.sku).limit(RECOMPUTE_CHUNK)).scalars())
+        if not chunk:
+            return
+        _recompute_chunk(session, rules, chunk, now, result, channel=channel)
+        after = chunk[-1]
 
 
 _CONSUMED = Table("hub_recompute_skus", MetaData(), Column("sku", String(100), primary_key=True))

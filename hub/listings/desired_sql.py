@@ -33,6 +33,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Session
@@ -42,7 +43,7 @@ from hub.catalog import Product, StockLevel
 from hub.listings.models import Listing, PriceRefusal
 from hub.listings.pricing import PriceRule, parse_rounding
 from hub.listings.stock_rules import ALL_WAREHOUSES, StockRule
-from hub.orders import reserved_units
+from hub.orders import reserved_units_of
 
 _PRICE_LIMIT = Decimal(10) ** 6  # PLN: grosz x (1 + markup) stays within 64 bits
 _COST_LIMIT = Decimal(10) ** 5  # PLN: the floor's numerator stays within 64 bits
@@ -138,89 +139,103 @@ class _Prices:
                     self.denominator > 0)
 
 
-# The channel's dirty SKUs SQL prices, each step's result stored once (an expression repeated inside
-# one UPDATE was computed again at every use: seven times the time on PostgreSQL)
-PRICED = Table("hub_recompute_priced", MetaData(), Column("sku", String(100), primary_key=True),
-               Column("list_c", BigInteger), Column("floor_c", BigInteger), Column("price_c", BigInteger),
-               prefixes=["TEMPORARY"])
+# The dirty SKUs' desired state as SQL computes it, each step's result stored once (an expression repeated
+# inside one UPDATE was computed again at every use: seven times the time on PostgreSQL): the list price and
+# the floor, the rounded price, and the units free to sell in the stock rule's warehouses. One table serves
+# every channel with the same price rule and warehouses (the shipped defaults: all of them)
+COMPUTED = Table("hub_recompute_desired", MetaData(), Column("sku", String(100), primary_key=True),
+                 Column("list_c", BigInteger), Column("floor_c", BigInteger), Column("price_c", BigInteger),
+                 Column("free", BigInteger), prefixes=["TEMPORARY"])
 
 
-def _free_units(rule: StockRule, listed: Any) -> Any:
-    """(sku, on hand, reserved) of the SKUs in ``listed``: their stock in the channel's warehouses and
-    their open reservations, each summed once (joined, not asked per listing)."""
+def computed_for(price_rule: PriceRule, stock_rule: StockRule) -> tuple[str | None, tuple[str, ...]]:
+    """What ``compute`` depends on: channels with equal keys share one COMPUTED."""
+    return (price_rule.model_dump_json() if price_rule.enabled else None, tuple(sorted(stock_rule.warehouses)))
+
+
+def _free(rule: StockRule, sku: Any) -> Any:
+    """On hand in the rule's warehouses less the open reservations, of ``sku`` (a column): correlated
+    sums by the stock's and the reservations' SKU indexes, one lookup each per SKU."""
     stock = StockLevel.__table__
-    where = [stock.c.sku == listed.c.sku]
+    where = [stock.c.sku == sku]
     if ALL_WAREHOUSES not in rule.warehouses:
         where.append(stock.c.warehouse.in_(rule.warehouses))
-    on_hand = (select(stock.c.sku, func.sum(stock.c.quantity).label("units")).join(listed, and_(*where))
-               .group_by(stock.c.sku).subquery("on_hand"))
-    return on_hand, reserved_units()
+    on_hand = select(func.coalesce(func.sum(stock.c.quantity), 0)).where(*where).scalar_subquery()
+    return on_hand - reserved_units_of(sku)
 
 
-def _quantity(rule: StockRule, on_hand: Any, reserved: Any) -> ColumnElement[Any]:
-    """available_to_sell: on hand less the open reservations and the safety buffer (not under 0), the
-    channel's percent (rounded down), capped."""
-    free = func.coalesce(on_hand, 0) - func.coalesce(reserved, 0) - rule.safety_buffer
-    share = cast(case((free > 0, free), else_=0), Integer) * rule.percent // 100
+def _quantity(rule: StockRule, free: Any) -> ColumnElement[Any]:
+    """available_to_sell from the free units: less the safety buffer (not under 0), the channel's
+    percent (rounded down), capped."""
+    left = free - rule.safety_buffer
+    share = cast(case((left > 0, left), else_=0), Integer) * rule.percent // 100
     if rule.max_quantity is None:
         return share
     return case((share > rule.max_quantity, rule.max_quantity), else_=share)
 
 
-def recompute_channel(session: Session, channel: str, price_rule: PriceRule, stock_rule: StockRule,
-                      now: datetime, dirty: Any) -> int:
-    """One UPDATE of the channel's listings of dirty SKUs that the formula covers (their refusals of
-    earlier runs end); returns how many listings changed. The caller computes the rest with ``decide``
-    (``pending``, while PRICED holds this channel's) before the dirty marks go."""
+def compute(session: Session, price_rule: PriceRule, stock_rule: StockRule, dirty: Any) -> int:
+    """COMPUTED for the dirty SKUs of the catalogue that the formula covers (with the price rule off,
+    all of them); returns how many SKUs it holds."""
     dialect = session.get_bind().dialect.name
     conn = session.connection()
-    listings, products = Listing.__table__, Product.__table__
-    PRICED.drop(conn, checkfirst=True)
-    PRICED.create(conn)
+    products = Product.__table__
+    COMPUTED.drop(conn, checkfirst=True)
+    COMPUTED.create(conn)
     marked = exists().where(dirty.c.sku == products.c.sku)
+    free = _free(stock_rule, products.c.sku).label("free")
     if price_rule.enabled:
         prices = _Prices(price_rule, dialect)
         # each step stored once (the list price and floor, then the rounding over their columns): one
         # INSERT repeating the expressions was slower on both databases (SQLite 12.0 -> 15.4 s at 2,000,000
         # listings)
-        conn.execute(PRICED.insert().from_select(
-            ["sku", "list_c", "floor_c"],
-            select(products.c.sku, prices.list_c, prices.floor_c).where(marked, prices.eligible())))
+        conn.execute(COMPUTED.insert().from_select(
+            ["sku", "list_c", "floor_c", "free"],
+            select(products.c.sku, prices.list_c, prices.floor_c, free).where(marked, prices.eligible())))
         # a list price under the floor is refused: decide records why
-        conn.execute(PRICED.delete().where(PRICED.c.floor_c.is_not(None), PRICED.c.list_c < PRICED.c.floor_c))
-        conn.execute(update(PRICED).values(price_c=prices.rounded(PRICED.c.list_c, PRICED.c.floor_c)))
-        price: Any = PRICED.c.price_c / 100.0 if dialect == "sqlite" else cast(PRICED.c.price_c, Numeric(20, 2)) / 100
+        conn.execute(COMPUTED.delete().where(COMPUTED.c.floor_c.is_not(None), COMPUTED.c.list_c < COMPUTED.c.floor_c))
+        conn.execute(update(COMPUTED).values(price_c=prices.rounded(COMPUTED.c.list_c, COMPUTED.c.floor_c)))
     else:
-        conn.execute(PRICED.insert().from_select(["sku"], select(products.c.sku).where(marked)))
-        price = listings.c.desired_price
-    on_hand, reserved = _free_units(stock_rule, PRICED)
-    computed = (select(listings.c.id, _quantity(stock_rule, on_hand.c.units, reserved.c.units).label("quantity"),
-                       price.label("price"))
-                .select_from(listings.join(PRICED, PRICED.c.sku == listings.c.sku)
-                             .outerjoin(on_hand, on_hand.c.sku == listings.c.sku)
-                             .outerjoin(reserved, reserved.c.sku == listings.c.sku))
-                .where(listings.c.channel == channel).subquery("computed"))
+        conn.execute(COMPUTED.insert().from_select(["sku", "free"], select(products.c.sku, free).where(marked)))
+    if dialect == "postgresql":
+        conn.execute(text("ANALYZE hub_recompute_desired"))  # its size, for the plans that join it
+    # counted, not summed from rowcounts: psycopg gives none for an INSERT ... SELECT
+    return int(conn.execute(select(func.count()).select_from(COMPUTED)).scalar() or 0)
+
+
+def apply(session: Session, channel: str, price_rule: PriceRule, stock_rule: StockRule, now: datetime) -> int:
+    """One UPDATE of the channel's listings of the SKUs in COMPUTED (their refusals of earlier runs
+    end); returns how many listings changed. The caller computes the rest with ``decide`` (``pending``,
+    while COMPUTED holds these) before the dirty marks go."""
+    conn = session.connection()
+    listings = Listing.__table__
+    if not price_rule.enabled:
+        price: Any = listings.c.desired_price
+    elif session.get_bind().dialect.name == "sqlite":
+        price = COMPUTED.c.price_c / 100.0
+    else:
+        price = cast(COMPUTED.c.price_c, Numeric(20, 2)) / 100
+    quantity = _quantity(stock_rule, COMPUTED.c.free)
     changed = conn.execute(
         update(listings)
-        .where(listings.c.id == computed.c.id,
-               or_(listings.c.desired_quantity.is_distinct_from(computed.c.quantity),
-                   listings.c.desired_price.is_distinct_from(computed.c.price)))
-        .values(desired_quantity=computed.c.quantity, desired_price=computed.c.price, desired_at=now,
-                updated_at=now)).rowcount or 0
+        .where(listings.c.channel == channel, listings.c.sku == COMPUTED.c.sku,
+               or_(listings.c.desired_quantity.is_distinct_from(quantity),
+                   listings.c.desired_price.is_distinct_from(price)))
+        .values(desired_quantity=quantity, desired_price=price, desired_at=now, updated_at=now)).rowcount or 0
     if price_rule.enabled:
         refusals = PriceRefusal.__table__
         conn.execute(refusals.delete().where(refusals.c.channel == channel,
-                                             refusals.c.sku.in_(select(PRICED.c.sku))))
+                                             refusals.c.sku.in_(select(COMPUTED.c.sku))))
     return changed
 
 
 def pending(channel: str, price_rule: PriceRule) -> ColumnElement[bool]:
-    """The channel's listings of dirty SKUs that ``recompute_channel`` left to ``decide``: a SKU gone
-    from the catalogue, a row out of the formula's bounds, a price the floor refuses, another rule."""
+    """The channel's listings of dirty SKUs that ``apply`` left to ``decide``: a SKU gone from the
+    catalogue, a row out of the formula's bounds, a price the floor refuses, another rule."""
     if not rule_allows(price_rule):
         return literal(True)
-    return ~exists().where(PRICED.c.sku == Listing.__table__.c.sku)
+    return ~exists().where(COMPUTED.c.sku == Listing.__table__.c.sku)
 
 
 def drop(session: Session) -> None:
-    PRICED.drop(session.connection(), checkfirst=True)
+    COMPUTED.drop(session.connection(), checkfirst=True)

@@ -39,11 +39,12 @@ def reserved_by_sku(session: Session, skus: Sequence[str]) -> dict[str, int]:
     }
 
 
-def reserved_units() -> Any:
-    """A subquery (sku, units) of the units open reservations hold, per SKU: what a set-based
-    available-to-sell joins (hub.listings.desired_sql), the same sum as reserved_by_sku."""
-    return (select(Reservation.sku.label("sku"), func.sum(Reservation.quantity).label("units"))
-            .where(Reservation.state == "open").group_by(Reservation.sku).subquery("reserved"))
+def reserved_units_of(sku: Any) -> Any:
+    """The units open reservations hold of ``sku`` (a column), as a correlated scalar subquery: what a
+    set-based available-to-sell reads per SKU (hub.listings.desired_sql), the same sum as reserved_by_sku,
+    0 when none."""
+    return (select(func.coalesce(func.sum(Reservation.quantity), 0))
+            .where(Reservation.sku == sku, Reservation.state == "open").scalar_subquery())
 
 
 def free_stock(session: Session, skus: Sequence[str]) -> dict[str, int]:

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from hub.catalog import DirtySku, Product, StockLevel
-from hub.listings import desired
+from hub.listings import desired, desired_sql
 from hub.listings.desired import price_inputs, recompute
 from hub.listings.models import Listing, PriceRefusal
 from hub.listings.pricing import PricingFile, decide
@@ -31,10 +31,12 @@ PRICE_RULES = {
     "tens": {"rounding": "9.99", "commission_pct": "8", "fixed_fee": "0.50", "min_margin_pct": "150"},
     "off": {"enabled": False},
     "repricing": {"repricing": {"strategy": "beat", "beat_by": "0.01"}, "min_margin_pct": "3"},  # decide only
+    "twin": {},  # plain's price rule and warehouses: one computed table serves both
 }
 STOCK_RULES = {
     "plain": {}, "marketplace": {"warehouses": ["MAIN", "B"], "safety_buffer": 2, "percent": 50, "max_quantity": 10},
     "discount": {"safety_buffer": 1}, "tens": {"warehouses": ["C"]}, "off": {"percent": 33}, "repricing": {},
+    "twin": {"safety_buffer": 3, "percent": 80},
 }
 
 
@@ -84,10 +86,19 @@ def test_sql_and_decide_agree_on_every_listing(engine: Engine, seed: int) -> Non
         by_decide.extend(f"{kwargs.get('channel')}/{sku}" for sku in skus)
         original(session, rules_, skus, *args, **kwargs)
 
+    computed: list[str] = []
+    compute = desired_sql.compute
+
+    def compute_counted(session: Any, price_rule: Any, stock_rule: Any, dirty: Any) -> int:
+        computed.append(desired_sql.computed_for(price_rule, stock_rule)[0] or "off")
+        return compute(session, price_rule, stock_rule, dirty)
+
     with pytest.MonkeyPatch.context() as patch, transaction(engine) as s:
         patch.setattr(desired, "_recompute_chunk", counted)
+        patch.setattr(desired_sql, "compute", compute_counted)
         result = recompute(s, rules)
     assert result.skus == 251
+    assert len(computed) == 5 == len(set(computed))  # plain and twin shared one; repricing is decide's
 
     with transaction(engine) as s:
         got = {(r.channel, r.sku): (r.desired_quantity, r.desired_price) for r in s.execute(select(Listing)).scalars()}
@@ -129,5 +140,30 @@ def test_sql_and_decide_agree_on_every_listing(engine: Engine, seed: int) -> Non
             or product.currency != "PLN" or product.price_gross >= 10**6
             or (product.cost_net is not None and product.cost_net >= 10**5)))
         assert left, key
-    for channel in ("plain", "marketplace", "discount", "tens", "off"):  # and SQL priced the others
+    for channel in ("plain", "marketplace", "discount", "tens", "off", "twin"):  # and SQL priced the others
         assert sum(1 for key in by_decide if key.startswith(f"{channel}/")) < len(products) * 3 // 4, channel
+
+
+def test_a_catalogue_sql_covers_whole_never_asks_decide(engine: Engine) -> None:
+    """Every dirty SKU computed in SQL (PLN, within bounds, above the floor): no listing is looked for
+    to decide, on any channel."""
+    rules = Rules(PricingFile(defaults={"markup_pct": "10", "min_margin_pct": "5"}), StockFile())
+    with transaction(engine) as s:
+        s.execute(Product.__table__.insert(), [
+            {"sku": f"S{n:04d}", "erp": "erp", "name": f"P{n}", "vat_rate": "23", "price_gross": Decimal(10 + n),
+             "currency": "PLN", "cost_net": Decimal(n % 5), "updated_at": NOW} for n in range(150)])
+        s.execute(StockLevel.__table__.insert(), [
+            {"sku": f"S{n:04d}", "warehouse": "MAIN", "quantity": n % 7, "updated_at": NOW} for n in range(150)])
+        s.execute(Listing.__table__.insert(), [
+            {"channel": c, "external_id": f"{c}-{n}", "sku": f"S{n:04d}", "active": True, "currency": "PLN",
+             "error_retryable": False, "updated_at": NOW} for c in ("a", "b") for n in range(150)])
+        s.execute(DirtySku.__table__.insert(), [{"sku": f"S{n:04d}", "since": NOW} for n in range(150)])
+    asked: list[Any] = []
+    with pytest.MonkeyPatch.context() as patch, transaction(engine) as s:
+        patch.setattr(desired, "_decide_rest", lambda *args: asked.append(args))
+        result = recompute(s, rules)
+    assert (result.skus, result.listings_changed, asked) == (150, 300, [])
+    with transaction(engine) as s:
+        got = {(r.sku, r.desired_quantity, r.desired_price)
+               for r in s.execute(select(Listing).where(Listing.channel == "b")).scalars()}
+    assert ("S0012", 5, Decimal("24.20")) in got and len(got) == 150
