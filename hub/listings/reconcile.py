@@ -190,33 +190,40 @@ def bind_waiting(session: Session) -> set[str]:
     """Offers a channel showed before the ERP had their SKU (a fresh database: the first reconcile ran
     before the first ERP read landed) are bound as soon as the SKU exists, by signature, then by a
     unique EAN, never to a SKU the channel has bound already. Returns the SKUs newly bound (marked
-    dirty, so the next plan pushes them without waiting for the next reconcile)."""
-    waiting = session.execute(
-        select(Listing).where(Listing.sku.is_(None), Listing.active.is_(True)).order_by(Listing.id)).scalars().all()
-    if not waiting:
-        return set()
+    dirty, so the next plan pushes them without waiting for the next reconcile). A page of waiting
+    offers at a time (by id): a whole channel can be waiting, and its rows are never all held at once."""
+    newly: set[str] = set()
+    after = 0
+    now = utcnow()
+    while True:
+        waiting = session.execute(
+            select(Listing).where(Listing.sku.is_(None), Listing.active.is_(True), Listing.id > after)
+            .order_by(Listing.id).limit(PAGE)).scalars().all()
+        if not waiting:
+            return newly
+        after = waiting[-1].id
+        bound_now = _bind_page(session, waiting, now)
+        session.flush()  # the page's bindings are in the database: the next page's lookups see them
+        catalog.mark_dirty(session, bound_now, now)
+        newly |= bound_now
+
+
+def _bind_page(session: Session, waiting: Sequence[Listing], now: datetime) -> set[str]:
     signatures = sorted({row.signature for row in waiting if row.signature})
     eans = sorted({row.ean for row in waiting if row.ean})
-    known: set[str] = set()
+    known = set(session.execute(select(Product.sku).where(Product.sku.in_(signatures))).scalars()) \
+        if signatures else set()
     by_ean: dict[str, list[str]] = defaultdict(list)
-    for start in range(0, max(len(signatures), len(eans)), _CHUNK):
-        if signatures[start:start + _CHUNK]:
-            known |= set(session.execute(select(Product.sku).where(
-                Product.sku.in_(signatures[start:start + _CHUNK]))).scalars())
-        if eans[start:start + _CHUNK]:
-            for sku, ean in session.execute(select(Product.sku, Product.ean).where(
-                    Product.ean.in_(eans[start:start + _CHUNK]))).all():
-                by_ean[ean].append(sku)
+    if eans:
+        for sku, ean in session.execute(select(Product.sku, Product.ean).where(Product.ean.in_(eans))).all():
+            by_ean[ean].append(sku)
     wanted = {row.id: (row.signature if row.signature in known else
                        by_ean[row.ean][0] if row.ean and len(by_ean.get(row.ean, [])) == 1 else None,
                        "signature" if row.signature in known else "ean")
               for row in waiting}
     skus = sorted({sku for sku, _ in wanted.values() if sku})
-    bound: set[tuple[str, str]] = set()
-    for start in range(0, len(skus), _CHUNK):
-        bound |= {(channel, sku) for channel, sku in session.execute(
-            select(Listing.channel, Listing.sku).where(Listing.sku.in_(skus[start:start + _CHUNK]))).all()}
-    now = utcnow()
+    bound = {(channel, sku) for channel, sku in session.execute(
+        select(Listing.channel, Listing.sku).where(Listing.sku.in_(skus))).all()} if skus else set()
     newly: set[str] = set()
     for row in waiting:
         sku, how = wanted[row.id]
@@ -225,9 +232,6 @@ def bind_waiting(session: Session) -> set[str]:
         row.sku, row.matched_by, row.updated_at = sku, how, now
         bound.add((row.channel, sku))
         newly.add(sku)
-    session.flush()
-    catalog.mark_dirty(session, newly, now)
     return newly
 
 
-_CHUNK = 1000

@@ -7,8 +7,10 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, select
 
+from hub.listings import reconcile as reconcile_module
 from hub.listings.models import Listing
 from hub.listings.reconcile import reconcile
 from hub.listings.rules import load_rules
@@ -19,8 +21,13 @@ from tests.listings.test_sync_flow import config, drain
 from tests.support.fake_connectors import FakeChannel, FakeErp
 
 
+@pytest.mark.parametrize("page", [reconcile_module.PAGE, 1])
 def test_offers_read_before_the_erp_are_bound_when_its_data_lands(fakes: None, db_url: str, engine: Engine,
-                                                                 tmp_path: Path) -> None:
+                                                                 tmp_path: Path, page: int,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also a page of one offer: the waiting offers are bound a page at a time, and a SKU an earlier
+    page bound is not bound again by a later one."""
+    monkeypatch.setattr(reconcile_module, "PAGE", page)
     loaded = config(tmp_path, db_url)
     service = SyncService(Connectors(loaded, engine), load_rules(loaded))
     erp: FakeErp = service.connectors.get("erp")
