@@ -51,7 +51,9 @@ class Job(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the latest attempt's start
+    # the first attempt's start: what any attempt sent went out no earlier (a push's known_at on a retry)
+    first_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # at most one open (pending, running or retrying) job per value: a periodic kind on one connector
     # runs once at a time, and a slot whose previous run is still open is skipped, not queued

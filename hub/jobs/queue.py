@@ -36,8 +36,12 @@ JOBS = Job.__table__
 # tenth of a booking's CPU)
 _RUNNING = and_(JOBS.c.id == bindparam("job_id"), JOBS.c.lease_token == bindparam("token"),
                 JOBS.c.state == "running")
-_BEGIN = (update(JOBS).where(_RUNNING).values(attempts=JOBS.c.attempts + 1, started_at=bindparam("now"))
-          .returning(JOBS.c.attempts))
+# the first attempt's start is kept: what an earlier attempt sent (a push whose process died before
+# its results were recorded) went out no earlier than that
+_FIRST_STARTED = func.coalesce(JOBS.c.first_started_at, bindparam("now"))
+_BEGIN = (update(JOBS).where(_RUNNING)
+          .values(attempts=JOBS.c.attempts + 1, started_at=bindparam("now"), first_started_at=_FIRST_STARTED)
+          .returning(JOBS.c.attempts, JOBS.c.first_started_at))
 _DONE = (update(JOBS).where(_RUNNING)
          .values(state="done", result=bindparam("result_value", type_=JOBS.c.result.type), last_error=None,
                  lease_owner=None, lease_token=None, lease_expires_at=None, updated_at=bindparam("now"),
@@ -81,6 +85,8 @@ class ClaimedJob:
     # the attempt is counted when the job starts (``begin``), not when it is claimed: a job waiting in
     # a batch behind a slow one spends nothing if its process dies first
     begun: bool = False
+    # when its first attempt began (set once begun): the earliest an effect of any attempt can date from
+    first_started_at: datetime | None = None
 
 
 @dataclass
@@ -243,17 +249,19 @@ def claim(
     # crash between them has run nothing); SQLite: one BEGIN IMMEDIATE transaction serializes claimers
     with standalone(engine).begin() as conn:
         rows = conn.execute(stmt, params).all()
-        jobs = sorted((ClaimedJob(*row, lease_token=token) for row in rows), key=lambda j: (-j.priority, j.id))
+        jobs = sorted((ClaimedJob(*row[:-1], lease_token=token, first_started_at=row[-1]) for row in rows),
+                      key=lambda j: (-j.priority, j.id))
         if jobs:
             conn.execute(_COUNT_FIRST, {"job_id": jobs[0].id, "now": now})
-            jobs[0] = replace(jobs[0], attempts=jobs[0].attempts + 1, begun=True)
+            jobs[0] = replace(jobs[0], attempts=jobs[0].attempts + 1, begun=True,
+                              first_started_at=jobs[0].first_started_at or now)
     return jobs
 
 
 _CLAIMED = (JOBS.c.id, JOBS.c.kind, JOBS.c.payload, JOBS.c.idempotency_key, JOBS.c.connector, JOBS.c.attempts,
-            JOBS.c.max_attempts, JOBS.c.priority)
+            JOBS.c.max_attempts, JOBS.c.priority, JOBS.c.first_started_at)
 _COUNT_FIRST = (update(JOBS).where(JOBS.c.id == bindparam("job_id"))
-                .values(attempts=JOBS.c.attempts + 1, started_at=bindparam("now")))
+                .values(attempts=JOBS.c.attempts + 1, started_at=bindparam("now"), first_started_at=_FIRST_STARTED))
 
 
 @functools.cache
@@ -290,9 +298,9 @@ def begin_many(engine: Engine, jobs: Sequence[ClaimedJob]) -> list[ClaimedJob]:
             if job.begun:
                 out.append(job)
                 continue
-            attempts = conn.execute(_BEGIN, {"job_id": job.id, "token": job.lease_token, "now": now}).scalar()
-            if attempts is not None:
-                out.append(replace(job, attempts=attempts, begun=True))
+            row = conn.execute(_BEGIN, {"job_id": job.id, "token": job.lease_token, "now": now}).first()
+            if row is not None:
+                out.append(replace(job, attempts=row.attempts, begun=True, first_started_at=row.first_started_at))
     return out
 
 

@@ -111,7 +111,10 @@ class SyncService:
             )
             for i in items
         ]
-        sent_at = utcnow()
+        # what the channel shows is known from when this push was first sent: a retry after a crash
+        # between the channel's answer and our commit finds the first attempt's commands applied then (a
+        # sale since is explained by its order, not held as an unexplained one for minutes)
+        sent_at = min(utcnow(), ctx.job.first_started_at or utcnow())
         results = port.push(changes, idempotency_key=ctx.job.idempotency_key)
         with ctx.session() as session:
             serialize(session)

@@ -157,6 +157,28 @@ def test_stale_lease_cannot_settle(engine: Engine) -> None:
     assert outcomes == ["lease-expired"]
 
 
+def test_a_job_keeps_its_first_attempts_start_through_its_retries(engine: Engine) -> None:
+    """What an attempt that died sent went out no earlier than the first attempt's start: the retries
+    see that moment (a push's acknowledgement dates the channel's state from it), in a batch too."""
+    jid, other = add(engine, "x"), add(engine, "y")
+    (first, waiting) = queue.claim(engine, "a", limit=2, lease=30)
+    assert first.first_started_at is not None and waiting.first_started_at is None
+    began = job(engine, jid).first_started_at
+    assert began == first.first_started_at == job(engine, jid).started_at
+    begun = queue.begin(engine, waiting)
+    assert begun is not None and begun.first_started_at == job(engine, other).first_started_at is not None
+    with transaction(engine) as s:  # the process dies; the lease runs out
+        s.execute(update(Job).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    queue.requeue_expired(engine, SETTINGS)
+    with transaction(engine) as s:
+        s.execute(update(Job).values(run_at=utcnow()))
+    retried = {j.id: j for j in queue.claim(engine, "b", limit=2, lease=30)}
+    again = queue.begin(engine, retried[other])
+    assert retried[jid].attempts == 2 and retried[jid].first_started_at == began
+    assert again is not None and again.attempts == 2 and again.first_started_at == begun.first_started_at
+    assert job(engine, jid).started_at > began  # the latest attempt's start moves on; the first stays
+
+
 def test_expired_lease_on_last_attempt_goes_dead(engine: Engine) -> None:
     jid = add(engine, "x", max_attempts=1)
     queue.claim(engine, "a", limit=1, lease=30)

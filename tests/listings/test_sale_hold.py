@@ -10,11 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 
 from hub.app.wiring import order_rules
 from hub.catalog import DirtySku, mark_dirty
+from hub.jobs.handlers import JobContext
+from hub.jobs.models import Job
+from hub.jobs.queue import ClaimedJob
 from hub.kernel.clock import round_down, utcnow
+from hub.listings import service as service_module
 from hub.listings.models import Listing
 from hub.listings.plan import plan
 from hub.listings.reconcile import reconcile
@@ -24,6 +28,7 @@ from hub.orders import intake
 from hub.orders.models import Order
 from hub.platform.connectors import Connectors
 from hub.platform.db import transaction
+from hub.platform.logs import get_logger
 from tests.listings.test_sync_flow import config, drain
 from tests.support.fake_connectors import FakeChannel, FakeErp, make_order
 
@@ -237,3 +242,43 @@ def test_an_offer_that_stopped_being_offered_with_its_units_is_no_sale(fakes: No
         s.execute(update(Listing).values(ack_quantity=2, inflight_job_id=None))
         result = reconcile(s, "shop", [Offer("o1", "A", None, 0, Decimal("100.00"), active=False, stock=0)])
         assert result.sales_held == 1 and s.query(Listing).one().sale_hold_units == 2
+
+
+def test_a_push_retried_after_a_crash_knows_the_channel_from_its_first_sending(
+        fakes: None, db_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The channel applied our push (6) and the process died before recording it; a buyer bought 2
+    meanwhile and more stock came in, and the retry finds the push applied. Its acknowledgement must date
+    what the hub knows from the first sending: the order placed since explains the 2 units the channel
+    lacks, and 6 goes out at once, not after a five-minute hold (the chaos run's "shows 4, wanted 6")."""
+    loaded, service, erp, shop = _pushed(tmp_path, db_url, engine, 4)
+    erp.set("A", 6, "100.00", cost="50.00")
+    service.poll_erp("erp")
+    with transaction(engine) as s:
+        service.plan_all(s)
+        job = s.execute(select(Job).where(Job.kind == "sync.push", Job.state == "pending")).scalar_one()
+    first = utcnow()
+
+    def claimed(attempts: int) -> JobContext:
+        return JobContext(job=ClaimedJob(job.id, job.kind, job.payload, job.idempotency_key, job.connector, attempts,
+                                         None, 0, "t", begun=True, first_started_at=first),
+                          engine=engine, log=get_logger("test"))
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("killed between the channel's answer and our commit")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(service_module, "record_results", killed)
+        with pytest.raises(RuntimeError):
+            service.handle_push(claimed(1))
+    assert shop.offers["o1"]["quantity"] == 6  # the channel applied it
+    shop.offers["o1"]["quantity"] = 4  # a buyer took 2
+    with transaction(engine) as s:
+        intake.accept(s, order_rules(loaded), make_order("shop", "S1", [("A", None, 2, "100.00")], placed_at=utcnow()))
+    erp.set("A", 8, "100.00", cost="50.00")  # and a delivery: 8 less the 2 reserved, 6 wanted again
+    service.poll_erp("erp")
+    service.handle_push(claimed(2))  # the retry: the channel has the command already, nothing is sent again
+    with transaction(engine) as s:
+        reconcile(s, "shop", shop.listings())  # 4 shown, 6 acknowledged: a sale of 2, explained by S1
+        assert _quantities(service.plan_all(s)) == [6]
+    drain(engine, loaded)
+    assert shop.offers["o1"]["quantity"] == 6
