@@ -65,8 +65,8 @@ ROWS = Table(  # the rows the source parsed
     Column("cost_net", Numeric(14, 4)),
     prefixes=["TEMPORARY"],
 )
-KNOWN = Table(  # the rows it did not parse: their fingerprints are stored
-    "hub_stage_known", _meta, Column("pos", BigInteger), Column("source", Text), Column("fp", BigInteger),
+KNOWN = Table(  # the rows it did not parse: their fingerprints are stored (columns in KnownRow's order)
+    "hub_stage_known", _meta, Column("fp", BigInteger), Column("source", Text), Column("pos", BigInteger),
     prefixes=["TEMPORARY"],
 )
 REJECTS = Table(
@@ -140,7 +140,7 @@ class Stage:
         self._load(ROWS, [(r.position, r.source, r.fingerprint, r.stock.sku, r.stock.warehouse, r.stock.quantity,
                            r.product.name, r.product.ean, r.product.vat_rate, r.product.weight_kg,
                            r.price.price_gross, r.price.currency, r.price.cost_net) for r in rows])
-        self._load(KNOWN, [(k.position, k.source, k.fingerprint) for k in batch.unchanged])
+        self._load(KNOWN, list(batch.unchanged))  # KnownRows are tuples in the table's column order
         self.known += len(batch.unchanged)
         self.reject(batch.rejected)
         return position

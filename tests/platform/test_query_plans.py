@@ -13,13 +13,21 @@ import pytest
 from sqlalchemy import Engine, func, select, text, update
 
 from hub.catalog.ingest import _STOCK_OF, _STORED
-from hub.catalog.models import StockLevel
+from hub.catalog.models import Product, StockLevel
 from hub.invoicing.service import _ready_rows
+from hub.listings.desired_sql import _free
 from hub.listings.models import CompetitorPrice, Listing
+from hub.listings.stock_rules import StockRule
 from hub.orders.models import Order, Reservation
 
 SKUS = ["SKU-1", "SKU-2", "SKU-3"]
 NOW = datetime(2026, 12, 2, tzinfo=UTC)
+
+# a recompute's units free to sell: a correlated sum over stock and one over reservations per dirty SKU
+# (a million SKUs: a million lookups each, or a million scans)
+_FREE_UNITS = select(Product.sku, _free(StockRule(), Product.sku)).where(Product.sku.in_(SKUS))
+_FREE_IN_SOME = select(Product.sku, _free(StockRule(warehouses=["MAIN", "B"]), Product.sku)).where(
+    Product.sku.in_(SKUS))
 
 HOT: dict[str, tuple[str, Any]] = {
     # table read, statement
@@ -34,6 +42,9 @@ HOT: dict[str, tuple[str, Any]] = {
     "desired: units reserved per SKU": ("reservations", select(Reservation.sku, func.sum(Reservation.quantity))
                                         .where(Reservation.sku.in_(SKUS), Reservation.state == "open")
                                         .group_by(Reservation.sku)),
+    "desired_sql: the free units' stock, per SKU": ("stock_levels", _FREE_UNITS),
+    "desired_sql: the free units' reservations, per SKU": ("reservations", _FREE_UNITS),
+    "desired_sql: the free units' stock in some warehouses": ("stock_levels", _FREE_IN_SOME),
     "orders: an order's reservations released": ("reservations", update(Reservation).where(
         Reservation.order_id == 7, Reservation.state == "open").values(state="released")),
     "orders: booked orders whose reservations end": ("orders", select(Order.id).where(
