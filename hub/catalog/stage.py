@@ -38,6 +38,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.catalog.feed_rules import FeedRules, ParsedRow
@@ -79,7 +80,7 @@ CHECK = Table("hub_stage_check", _meta, Column("sku", String(100), primary_key=T
 CHANGED = Table("hub_stage_changed", _meta, Column("sku", String(100), primary_key=True), prefixes=["TEMPORARY"])
 DROPPED = Table("hub_stage_dropped", _meta, Column("pos", BigInteger, primary_key=True), prefixes=["TEMPORARY"])
 # created once the rows are in: building an index at the end is cheaper than keeping it up per insert
-_INDEXES = ("hub_stage_rows_sku ON hub_stage_rows (sku, pos)", "hub_stage_known_fp ON hub_stage_known (fp)",
+_INDEXES = ("hub_stage_rows_sku ON hub_stage_rows (sku, pos)",
             "hub_stage_rejects_key ON hub_stage_rejects (record_key, field)",
             "hub_stage_rejects_sku ON hub_stage_rejects (sku)")
 
@@ -122,6 +123,7 @@ class Stage:
         self.rows = 0
         self.known = 0
         self.sku_less: list[tuple[str, str]] = []  # (source, field) of the rejects without a SKU
+        self._known_twice = True  # until prepare finds every unchanged row's fingerprint once
         _meta.drop_all(connection, checkfirst=True)  # a read that broke off on this pooled connection
         _meta.create_all(connection, tables=list(_meta.tables.values()), checkfirst=False)
 
@@ -192,6 +194,15 @@ class Stage:
         the hub's tables (what it reads of them is checked by the generation when applying)."""
         for index in _INDEXES:
             self.connection.exec_driver_sql(f"CREATE INDEX {index}")
+        # unique when no unchanged row came twice (nearly always): the rules across rows then need not
+        # look for one (a GROUP BY over every unchanged row: 1.5 s of a 1,000,000-row read on PostgreSQL)
+        try:
+            with self.connection.begin_nested():
+                self.connection.exec_driver_sql("CREATE UNIQUE INDEX hub_stage_known_fp ON hub_stage_known (fp)")
+            self._known_twice = False
+        except IntegrityError:
+            self.connection.exec_driver_sql("CREATE INDEX hub_stage_known_fp ON hub_stage_known (fp)")
+            self._known_twice = True
         if self._postgres:  # no autovacuum analyzes a temporary table: without its size the joins are guessed
             self.connection.exec_driver_sql("ANALYZE hub_stage_rows, hub_stage_known, hub_stage_rejects")
         self._cross_row_rules(erp)
@@ -246,6 +257,7 @@ class Stage:
             conn.execute(check.from_select(["sku"], select(ROWS.c.sku).distinct().select_from(
                 ROWS.join(stock, stock.c.sku == ROWS.c.sku).join(KNOWN, KNOWN.c.fp == stock.c.fingerprint))
                 .where(true())).on_conflict_do_nothing())
+        if self._known_twice:
             twice = select(KNOWN.c.fp).group_by(KNOWN.c.fp).having(func.count() > 1).subquery()
             conn.execute(check.from_select(["sku"], select(stock.c.sku).distinct().select_from(
                 twice.join(stock, stock.c.fingerprint == twice.c.fp)).where(true())).on_conflict_do_nothing())
@@ -325,9 +337,11 @@ class Stage:
         A SKU quarantined in this read keeps its last good stock."""
         conn = self.connection
         stock, product = StockLevel.__table__, Product.__table__
-        absent = and_(  # the row read unchanged first: it rules out nearly every row with one probe
+        absent = and_(  # the row read unchanged first: it rules out nearly every row
             stock.c.quantity > 0,
-            or_(stock.c.fingerprint.is_(None), ~exists().where(KNOWN.c.fp == stock.c.fingerprint)),
+            # (a row without a fingerprint matches none: no OR, so PostgreSQL joins KNOWN once, hashed,
+            # instead of probing its index per stock row, 2 s of a 1,000,000-row read)
+            ~exists().where(KNOWN.c.fp == stock.c.fingerprint),
             ~exists().where(ROWS.c.sku == stock.c.sku, ROWS.c.warehouse == stock.c.warehouse),
             exists().where(product.c.sku == stock.c.sku, product.c.erp == erp),
             ~exists().where(REJECTS.c.sku == stock.c.sku),

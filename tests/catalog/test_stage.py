@@ -123,6 +123,19 @@ def test_a_new_row_before_an_unchanged_one_of_its_key_wins(engine: Engine, tmp_p
     assert stock(engine)[("B2", "default")] == 3 and quarantine(engine) == []
 
 
+def test_an_unchanged_row_listed_twice_is_a_duplicate(engine: Engine, tmp_path: Path) -> None:
+    """Both copies are known by their fingerprint, neither is parsed: the read still finds the second
+    (the stage's unique index on the unchanged rows' fingerprints fails, and the rules look for it)."""
+    path = write(tmp_path / "feed.csv", HEADER + "A1,x,5,10,23,,\nB2,y,3,10,23,,\n")
+    poll_erp(engine, feed(path), "erp")
+    write(path, HEADER + "A1,x,5,10,23,,\nB2,y,3,10,23,,\nA1,x,5,10,23,,\n", age=30)
+    result = poll_erp(engine, feed(path), "erp")
+    assert quarantine(engine) == [("feed.csv:4", "A1", "sku")] and result.rejected == 1
+    assert stock(engine) == {("A1", "default"): 5, ("B2", "default"): 3}
+    write(path, HEADER + "A1,x,5,10,23,,\nB2,y,3,10,23,,\n", age=20)  # once again: released
+    assert poll_erp(engine, feed(path), "erp").rejected == 0 and quarantine(engine) == []
+
+
 def test_an_unchanged_row_disagreeing_with_an_earlier_changed_one_is_refused(engine: Engine, tmp_path: Path) -> None:
     path = write(tmp_path / "feed.csv", HEADER + "A1,x,5,10,23,,W1\nA1,x,3,10,23,,W2\n")
     poll_erp(engine, feed(path), "erp")
