@@ -113,8 +113,13 @@ class SyncService:
         ]
         # what the channel shows is known from when this push was first sent: a retry after a crash
         # between the channel's answer and our commit finds the first attempt's commands applied then (a
-        # sale since is explained by its order, not held as an unexplained one for minutes)
-        sent_at = min(utcnow(), ctx.job.first_started_at or utcnow())
+        # sale since is explained by its order, not held as an unexplained one for minutes). Only after
+        # an attempt that counted: one held for a login or deferred for quota gave its attempt back and
+        # may have waited for hours; what it sent, if anything, is dated from now (the safe side: a sale
+        # hold lasts longer, no sold unit goes back on sale)
+        sent_at = utcnow()
+        if ctx.job.attempts > 1 and ctx.job.first_started_at is not None:
+            sent_at = min(sent_at, ctx.job.first_started_at)
         results = port.push(changes, idempotency_key=ctx.job.idempotency_key)
         with ctx.session() as session:
             serialize(session)

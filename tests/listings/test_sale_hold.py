@@ -282,3 +282,24 @@ def test_a_push_retried_after_a_crash_knows_the_channel_from_its_first_sending(
         assert _quantities(service.plan_all(s)) == [6]
     drain(engine, loaded)
     assert shop.offers["o1"]["quantity"] == 6
+
+
+def test_a_push_whose_earlier_attempts_gave_theirs_back_knows_the_channel_from_now(
+        fakes: None, db_url: str, engine: Engine, tmp_path: Path) -> None:
+    """A push held for a login (or deferred for quota) an hour ago gave its attempt back: its first
+    run sends now, and what the channel shows is known from now, not from an hour ago (orders of the
+    hour would otherwise explain a later sale hold away)."""
+    _, service, erp, _ = _pushed(tmp_path, db_url, engine, 4)
+    erp.set("A", 6, "100.00", cost="50.00")
+    service.poll_erp("erp")
+    with transaction(engine) as s:
+        service.plan_all(s)
+        job = s.execute(select(Job).where(Job.kind == "sync.push", Job.state == "pending")).scalar_one()
+    an_hour_ago = utcnow() - timedelta(hours=1)
+    before = utcnow()
+    service.handle_push(JobContext(job=ClaimedJob(job.id, job.kind, job.payload, job.idempotency_key, job.connector,
+                                                  1, None, 0, "t", begun=True, first_started_at=an_hour_ago),
+                                   engine=engine, log=get_logger("test")))
+    with transaction(engine) as s:
+        row = s.query(Listing).one()
+        assert row.ack_quantity == 6 and row.known_at >= before
