@@ -4,7 +4,7 @@ quantity agrees; if no order explains it within the hold, it was drift and the p
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -244,24 +244,32 @@ def test_an_offer_that_stopped_being_offered_with_its_units_is_no_sale(fakes: No
         assert result.sales_held == 1 and s.query(Listing).one().sale_hold_units == 2
 
 
-def test_a_push_retried_after_a_crash_knows_the_channel_from_its_first_sending(
-        fakes: None, db_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The channel applied our push (6) and the process died before recording it; a buyer bought 2
-    meanwhile and more stock came in, and the retry finds the push applied. Its acknowledgement must date
-    what the hub knows from the first sending: the order placed since explains the 2 units the channel
-    lacks, and 6 goes out at once, not after a five-minute hold (the chaos run's "shows 4, wanted 6")."""
+def _push_planned(tmp_path: Path, db_url: str, engine: Engine) -> tuple[Any, SyncService, FakeErp, FakeChannel, Job]:
+    """The shop shows 4 (acknowledged); the ERP says 6: the push job planned, not run."""
     loaded, service, erp, shop = _pushed(tmp_path, db_url, engine, 4)
     erp.set("A", 6, "100.00", cost="50.00")
     service.poll_erp("erp")
     with transaction(engine) as s:
         service.plan_all(s)
         job = s.execute(select(Job).where(Job.kind == "sync.push", Job.state == "pending")).scalar_one()
-    first = utcnow()
+    return loaded, service, erp, shop, job
 
-    def claimed(attempts: int) -> JobContext:
-        return JobContext(job=ClaimedJob(job.id, job.kind, job.payload, job.idempotency_key, job.connector, attempts,
-                                         None, 0, "t", begun=True, first_started_at=first),
-                          engine=engine, log=get_logger("test"))
+
+def _attempt(engine: Engine, job: Job, attempts: int, first_started_at: datetime) -> JobContext:
+    """``job`` as a worker runs it: its attempt count, and when its first attempt began."""
+    return JobContext(job=ClaimedJob(job.id, job.kind, job.payload, job.idempotency_key, job.connector, attempts,
+                                     None, 0, "t", begun=True, first_started_at=first_started_at),
+                      engine=engine, log=get_logger("test"))
+
+
+def test_a_push_retried_after_a_crash_knows_the_channel_from_its_first_sending(
+        fakes: None, db_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The channel applied our push (6) and the process died before recording it; a buyer bought 2
+    meanwhile and more stock came in, and the retry finds the push applied. Its acknowledgement must date
+    what the hub knows from the first sending: the order placed since explains the 2 units the channel
+    lacks, and 6 goes out at once, not after a five-minute hold (the chaos run's "shows 4, wanted 6")."""
+    loaded, service, erp, shop, job = _push_planned(tmp_path, db_url, engine)
+    first = utcnow()
 
     def killed(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("killed between the channel's answer and our commit")
@@ -269,14 +277,14 @@ def test_a_push_retried_after_a_crash_knows_the_channel_from_its_first_sending(
     with monkeypatch.context() as patch:
         patch.setattr(service_module, "record_results", killed)
         with pytest.raises(RuntimeError):
-            service.handle_push(claimed(1))
+            service.handle_push(_attempt(engine, job, 1, first))
     assert shop.offers["o1"]["quantity"] == 6  # the channel applied it
     shop.offers["o1"]["quantity"] = 4  # a buyer took 2
     with transaction(engine) as s:
         intake.accept(s, order_rules(loaded), make_order("shop", "S1", [("A", None, 2, "100.00")], placed_at=utcnow()))
     erp.set("A", 8, "100.00", cost="50.00")  # and a delivery: 8 less the 2 reserved, 6 wanted again
     service.poll_erp("erp")
-    service.handle_push(claimed(2))  # the retry: the channel has the command already, nothing is sent again
+    service.handle_push(_attempt(engine, job, 2, first))  # the retry: the channel has it already, nothing is sent
     with transaction(engine) as s:
         reconcile(s, "shop", shop.listings())  # 4 shown, 6 acknowledged: a sale of 2, explained by S1
         assert _quantities(service.plan_all(s)) == [6]
@@ -289,17 +297,9 @@ def test_a_push_whose_earlier_attempts_gave_theirs_back_knows_the_channel_from_n
     """A push held for a login (or deferred for quota) an hour ago gave its attempt back: its first
     run sends now, and what the channel shows is known from now, not from an hour ago (orders of the
     hour would otherwise explain a later sale hold away)."""
-    _, service, erp, _ = _pushed(tmp_path, db_url, engine, 4)
-    erp.set("A", 6, "100.00", cost="50.00")
-    service.poll_erp("erp")
-    with transaction(engine) as s:
-        service.plan_all(s)
-        job = s.execute(select(Job).where(Job.kind == "sync.push", Job.state == "pending")).scalar_one()
-    an_hour_ago = utcnow() - timedelta(hours=1)
+    _, service, _, _, job = _push_planned(tmp_path, db_url, engine)
     before = utcnow()
-    service.handle_push(JobContext(job=ClaimedJob(job.id, job.kind, job.payload, job.idempotency_key, job.connector,
-                                                  1, None, 0, "t", begun=True, first_started_at=an_hour_ago),
-                                   engine=engine, log=get_logger("test")))
+    service.handle_push(_attempt(engine, job, 1, before - timedelta(hours=1)))
     with transaction(engine) as s:
         row = s.query(Listing).one()
         assert row.ack_quantity == 6 and row.known_at >= before
