@@ -23,8 +23,9 @@ CHUNK = 500
 
 
 def mark_dirty(session: Session, skus: Iterable[str], now: datetime) -> None:
-    """Upsert (not insert-or-ignore): a recompute holding the row lock deletes it on commit, and this
-    insert then lands after it, so a change made during a recompute is never lost."""
+    """Upsert (not insert-or-ignore): a mark made again moves its ``since``, and a recompute running
+    meanwhile deletes only the marks as it read them (hub.listings.desired), so a change made during a
+    recompute is never lost, and never waits for it."""
     rows = [{"sku": s, "since": now} for s in sorted(set(skus))]
     if not rows:
         return

@@ -68,25 +68,24 @@ def recompute(session: Session, rules: Rules, skus: Sequence[str] | None = None)
     dialect = session.get_bind().dialect.name
     # a handful of dirty SKUs (a plan after an order, every few seconds) in one chunk, as they are: the
     # set-based way's temporary tables are for whole-catalogue work
-    few = select(DirtySku.sku).order_by(DirtySku.sku).limit(SET_BASED_FROM)
-    if dialect == "postgresql":
-        # row locks: an ingest that marks one of these SKUs dirty again waits for us and re-inserts after
-        few = few.with_for_update()
-    marked = list(session.execute(few).scalars())
+    marked = session.execute(select(DirtySku.sku, DirtySku.since).order_by(DirtySku.sku)
+                             .limit(SET_BASED_FROM)).all()
     if len(marked) < SET_BASED_FROM:
-        _recompute_chunk(session, rules, marked, now, result)
+        _recompute_chunk(session, rules, [sku for sku, _ in marked], now, result)
         if marked:
-            session.execute(delete(DirtySku).where(DirtySku.sku.in_(marked)))
+            # only the marks as read: one an ERP read or an order made again meanwhile (a later since,
+            # upserted) stays for the next run; on SQLite this transaction is the only writer anyway
+            session.connection().execute(_CONSUME_MARK, [{"b_sku": sku, "b_since": since} for sku, since in marked])
         result.skus = len(marked)
         return result
     dirty = DirtySku.__table__
     if dialect == "postgresql":
-        # row locks on the dirty marks being consumed: an ingest that marks one of them again waits
-        # for this transaction and re-inserts after its delete (a mark made meanwhile on another SKU
-        # is not one of these: it stays for the next run)
+        # the marks being consumed, as they are now, without locking them: an ERP read or an order that
+        # marks one of these SKUs again meanwhile (its upsert moves ``since``) is not held up by this
+        # recompute, however long a whole catalogue takes, and its mark survives the delete at the end
         session.execute(text("DROP TABLE IF EXISTS hub_recompute_skus"))  # an earlier recompute of this transaction
         session.execute(text("CREATE TEMPORARY TABLE hub_recompute_skus ON COMMIT DROP AS "
-                             "SELECT sku FROM dirty_skus ORDER BY sku FOR UPDATE"))
+                             "SELECT sku, since FROM dirty_skus"))
         session.execute(text("ALTER TABLE hub_recompute_skus ADD PRIMARY KEY (sku)"))
         session.execute(text("ANALYZE hub_recompute_skus"))  # its size, for the plans that join it
         consumed = _CONSUMED
@@ -119,7 +118,8 @@ def recompute(session: Session, rules: Rules, skus: Sequence[str] | None = None)
     if consumed is dirty:
         session.execute(delete(DirtySku))
     else:
-        session.execute(text("DELETE FROM dirty_skus USING hub_recompute_skus c WHERE dirty_skus.sku = c.sku"))
+        session.execute(text("DELETE FROM dirty_skus USING hub_recompute_skus c "
+                             "WHERE dirty_skus.sku = c.sku AND dirty_skus.since = c.since"))
     return result
 
 
@@ -140,6 +140,8 @@ def _decide_rest(session: Session, rules: Rules, channel: str, consumed: Any, re
         after = chunk[-1]
 
 
+_DIRTY = DirtySku.__table__
+_CONSUME_MARK = delete(_DIRTY).where(_DIRTY.c.sku == bindparam("b_sku"), _DIRTY.c.since == bindparam("b_since"))
 _CONSUMED = Table("hub_recompute_skus", MetaData(), Column("sku", String(100), primary_key=True))
 
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from hub.catalog import DirtySku, Product, StockLevel
 from hub.listings import desired, desired_sql
@@ -167,3 +167,55 @@ def test_a_catalogue_sql_covers_whole_never_asks_decide(engine: Engine) -> None:
         got = {(r.sku, r.desired_quantity, r.desired_price)
                for r in s.execute(select(Listing).where(Listing.channel == "b")).scalars()}
     assert ("S0012", 5, Decimal("24.20")) in got and len(got) == 150
+
+
+@pytest.mark.postgres
+def test_a_whole_catalogue_recompute_never_holds_up_an_erp_read_and_loses_no_mark(pg_url: str) -> None:
+    """Two processes on one PostgreSQL: while a recompute of the whole catalogue runs, an ERP read marks
+    a SKU dirty again (its upsert moves ``since``). The mark is written at once (a lock timeout of one
+    second would end it otherwise), and it survives the recompute's delete of the marks it consumed."""
+    import threading
+
+    from hub.catalog import mark_dirty
+    from hub.platform.db import make_engine
+
+    engine = make_engine(pg_url)
+    rules = Rules(PricingFile(defaults={"markup_pct": "10"}), StockFile())
+    skus = [f"S{n:04d}" for n in range(150)]
+    with transaction(engine) as s:
+        s.execute(Product.__table__.insert(), [
+            {"sku": sku, "erp": "erp", "name": sku, "vat_rate": "23", "price_gross": Decimal(10), "currency": "PLN",
+             "cost_net": Decimal(1), "updated_at": NOW} for sku in skus])
+        s.execute(Listing.__table__.insert(), [
+            {"channel": "shop", "external_id": sku, "sku": sku, "active": True, "currency": "PLN",
+             "error_retryable": False, "updated_at": NOW} for sku in skus])
+        s.execute(DirtySku.__table__.insert(), [{"sku": sku, "since": NOW} for sku in skus])
+    marked_meanwhile: list[Any] = []
+    compute = desired_sql.compute
+
+    def erp_read_during(session: Any, *args: Any) -> int:
+        covered = compute(session, *args)
+
+        def erp_read() -> None:
+            try:
+                with transaction(engine) as other:
+                    other.execute(text("SET LOCAL lock_timeout = '1s'"))
+                    mark_dirty(other, ["S0007"], datetime.now(UTC))
+                marked_meanwhile.append("ok")
+            except Exception as exc:  # reported by the assertion below
+                marked_meanwhile.append(exc)
+
+        reader = threading.Thread(target=erp_read)
+        reader.start()
+        reader.join(10)
+        return covered
+
+    try:
+        with pytest.MonkeyPatch.context() as patch, transaction(engine) as s:
+            patch.setattr(desired_sql, "compute", erp_read_during)
+            assert recompute(s, rules).skus == 150
+        assert marked_meanwhile == ["ok"]
+        with transaction(engine) as s:
+            assert list(s.execute(select(DirtySku.sku)).scalars()) == ["S0007"]  # its mark stayed; the rest went
+    finally:
+        engine.dispose()
