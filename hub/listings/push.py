@@ -15,8 +15,12 @@ from hub.listings.models import Listing, PriceHistory
 
 
 def record_results(session: Session, job_id: int, channel: str, items: Sequence[dict[str, Any]],
-                   results: Iterable[Any], sent_at: datetime | None = None) -> tuple[int, int]:
-    """``sent_at``: when the push began (before the channel applied it): the listing's ``known_at``."""
+                   results: Iterable[Any], sent_at: datetime | None = None,
+                   planned_at: datetime | None = None) -> tuple[int, int]:
+    """``sent_at``: when the push began (before the channel applied it): the listing's ``known_at``.
+    ``planned_at``: when the job's values were planned (its creation). A refusal is of those values:
+    it is dated from then, so a desired state computed after them is not taken as refused too (a push
+    retried after a crash, refused half a minute later, had blocked the newer quantity for good)."""
     now = utcnow()
     by_external = {r.external_id: r for r in results}
     ok = failed = 0
@@ -40,7 +44,10 @@ def record_results(session: Session, job_id: int, channel: str, items: Sequence[
         else:
             error = result.error if result is not None else "the channel returned no result for this offer"
             retryable = result.retryable if result is not None else True
-            values = {"last_error": error, "last_error_at": now, "error_retryable": retryable,
+            # a retryable failure pauses the listing from now (hub.listings.plan); a refusal blocks only
+            # the desired state it was planned from
+            at = now if retryable or planned_at is None else min(planned_at, now)
+            values = {"last_error": error, "last_error_at": at, "error_retryable": retryable,
                       "inflight_job_id": None, "updated_at": now}
             failed += 1
         session.execute(update(Listing).where(mine).values(**values))

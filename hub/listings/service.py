@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from hub import catalog
 from hub.jobs.daemon import PrunePayload, add_pruner
 from hub.jobs.handlers import JobContext
+from hub.jobs.models import Job
 from hub.kernel.clock import utcnow
 from hub.kernel.ports.channel import ListingChange
 from hub.listings.desired import apply_rules_change, recompute
@@ -96,6 +97,7 @@ class SyncService:
         # were committed (a lease that ran out before the job was marked done) must not send its old
         # values over a newer push
         with ctx.session() as session:
+            planned_at = session.execute(select(Job.created_at).where(Job.id == ctx.job.id)).scalar()
             ids = [i["listing_id"] for i in items]
             ours = {listing_id for start in range(0, len(ids), 1000) for listing_id in session.execute(
                 select(Listing.id).where(Listing.id.in_(ids[start:start + 1000]),
@@ -123,7 +125,7 @@ class SyncService:
         results = port.push(changes, idempotency_key=ctx.job.idempotency_key)
         with ctx.session() as session:
             serialize(session)
-            ok, failed = record_results(session, ctx.job.id, channel, items, results, sent_at)
+            ok, failed = record_results(session, ctx.job.id, channel, items, results, sent_at, planned_at)
             follow_up = plan(session, self.rules, channel, batch_size=self.batch_size(channel))
         if failed:
             ctx.log.warning("offers refused the change", ok=ok, failed=failed)

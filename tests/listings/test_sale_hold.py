@@ -18,6 +18,7 @@ from hub.jobs.handlers import JobContext
 from hub.jobs.models import Job
 from hub.jobs.queue import ClaimedJob
 from hub.kernel.clock import round_down, utcnow
+from hub.kernel.ports.channel import ChangeResult
 from hub.listings import service as service_module
 from hub.listings.models import Listing
 from hub.listings.plan import plan
@@ -303,3 +304,38 @@ def test_a_push_whose_earlier_attempts_gave_theirs_back_knows_the_channel_from_n
     with transaction(engine) as s:
         row = s.query(Listing).one()
         assert row.ack_quantity == 6 and row.known_at >= before
+
+
+@pytest.mark.parametrize("desired_moved", [True, False])
+def test_a_refusal_blocks_only_the_values_it_was_planned_from(
+        fakes: None, db_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        desired_moved: bool) -> None:
+    """A push of 1 is planned; the ERP then says 9 (desired moves) while the push is in flight; the
+    channel refuses the 1 for good (Allegro: an ended offer cannot be activated without stock). The
+    refusal is of the 1: the follow-up plan sends 9 (the chaos run's "shows 0, wanted 9" stayed so for
+    good). A refusal of the desired state still current keeps blocking it."""
+    loaded, service, erp, shop = _pushed(tmp_path, db_url, engine, 2)
+    erp.set("A", 1, "100.00", cost="50.00")
+    service.poll_erp("erp")
+    with transaction(engine) as s:
+        service.plan_all(s)
+        job = s.execute(select(Job).where(Job.kind == "sync.push", Job.state == "pending")).scalar_one()
+    if desired_moved:
+        erp.set("A", 9, "100.00", cost="50.00")
+        service.poll_erp("erp")
+        with transaction(engine) as s:
+            assert _quantities(service.plan_all(s)) == []  # the push of 1 is in flight
+            assert s.query(Listing).one().desired_quantity == 9
+    monkeypatch.setattr(shop, "push", lambda changes, idempotency_key: [
+        ChangeResult(c.external_id, ok=False, error="INVALID_QUANTITY: refused", retryable=False) for c in changes])
+    result = service.handle_push(_attempt(engine, job, 1, utcnow()))
+    assert result["failed"] == 1
+    monkeypatch.undo()
+    with transaction(engine) as s:
+        row = s.query(Listing).one()
+        assert (row.last_error, row.error_retryable) == ("INVALID_QUANTITY: refused", False)
+        pending = s.execute(select(Job).where(Job.kind == "sync.push", Job.state == "pending",
+                                              Job.id != job.id)).scalars().all()  # the follow-up plan's
+    assert [item["quantity"] for j in pending for item in j.payload["items"]] == ([9] if desired_moved else [])
+    drain(engine, loaded)
+    assert shop.offers["o1"]["quantity"] == (9 if desired_moved else 2)
