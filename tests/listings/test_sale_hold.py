@@ -245,10 +245,11 @@ def test_an_offer_that_stopped_being_offered_with_its_units_is_no_sale(fakes: No
         assert result.sales_held == 1 and s.query(Listing).one().sale_hold_units == 2
 
 
-def _push_planned(tmp_path: Path, db_url: str, engine: Engine) -> tuple[Any, SyncService, FakeErp, FakeChannel, Job]:
-    """The shop shows 4 (acknowledged); the ERP says 6: the push job planned, not run."""
-    loaded, service, erp, shop = _pushed(tmp_path, db_url, engine, 4)
-    erp.set("A", 6, "100.00", cost="50.00")
+def _push_planned(tmp_path: Path, db_url: str, engine: Engine, shown: int = 4, erp_says: int = 6
+                  ) -> tuple[Any, SyncService, FakeErp, FakeChannel, Job]:
+    """The shop shows ``shown`` (acknowledged); the ERP says ``erp_says``: the push job planned, not run."""
+    loaded, service, erp, shop = _pushed(tmp_path, db_url, engine, shown)
+    erp.set("A", erp_says, "100.00", cost="50.00")
     service.poll_erp("erp")
     with transaction(engine) as s:
         service.plan_all(s)
@@ -314,12 +315,7 @@ def test_a_refusal_blocks_only_the_values_it_was_planned_from(
     channel refuses the 1 for good (Allegro: an ended offer cannot be activated without stock). The
     refusal is of the 1: the follow-up plan sends 9 (the chaos run's "shows 0, wanted 9" stayed so for
     good). A refusal of the desired state still current keeps blocking it."""
-    loaded, service, erp, shop = _pushed(tmp_path, db_url, engine, 2)
-    erp.set("A", 1, "100.00", cost="50.00")
-    service.poll_erp("erp")
-    with transaction(engine) as s:
-        service.plan_all(s)
-        job = s.execute(select(Job).where(Job.kind == "sync.push", Job.state == "pending")).scalar_one()
+    loaded, service, erp, shop, job = _push_planned(tmp_path, db_url, engine, 2, 1)
     if desired_moved:
         erp.set("A", 9, "100.00", cost="50.00")
         service.poll_erp("erp")
