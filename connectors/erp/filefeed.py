@@ -439,14 +439,12 @@ class FileFeed:
         key = hashlib.blake2b(delimiter.join(header).encode(), digest_size=32, key=key).digest()
         sku_at = columns.index("sku")
         line = reader.line_num
-        blake2b, from_bytes = hashlib.blake2b, int.from_bytes  # _fingerprint inlined: once per row of the file
         for cells in reader:
             start, line = line + 1, reader.line_num
             if not "".join(cells).strip():  # every value blank (one C call, not one per value)
                 continue
             source = f"{name}:{start}"
-            fingerprint = from_bytes(blake2b("\x1f".join(cells).encode(), digest_size=8, key=key).digest(), "big",
-                                     signed=True)
+            fingerprint = _fingerprint("\x1f".join(cells), key)
             if fingerprint in known:
                 yield KnownRow(fingerprint, source, next(positions))
                 continue

@@ -30,8 +30,8 @@ log = get_logger("hub.catalog.poll")
 # reservations) learns that the ERP's stock now reflects what it booked.
 StockRead = Callable[[Session, Container[str], datetime], None]
 
-_STALE_RETRIES = 2
-_SQLITE_READ_CACHE_KIB = 64 * 1024  # then a read without skipping: it cannot go stale
+_STALE_RETRIES = 2  # then a read without skipping: it cannot go stale
+_SQLITE_READ_CACHE_KIB = 64 * 1024  # a read's page cache on SQLite
 
 
 def poll_erp(engine: Engine, source: ErpSource, erp: str, *, full: bool = False, limit: int = 5000,

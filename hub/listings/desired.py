@@ -78,7 +78,6 @@ def recompute(session: Session, rules: Rules, skus: Sequence[str] | None = None)
             session.connection().execute(_CONSUME_MARK, [{"b_sku": sku, "b_since": since} for sku, since in marked])
         result.skus = len(marked)
         return result
-    dirty = DirtySku.__table__
     if dialect == "postgresql":
         # the marks being consumed, as they are now, without locking them: an ERP read or an order that
         # marks one of these SKUs again meanwhile (its upsert moves ``since``) is not held up by this
@@ -90,7 +89,7 @@ def recompute(session: Session, rules: Rules, skus: Sequence[str] | None = None)
         session.execute(text("ANALYZE hub_recompute_skus"))  # its size, for the plans that join it
         consumed = _CONSUMED
     else:
-        consumed = dirty  # SQLite: this transaction is the only writer
+        consumed = _DIRTY  # SQLite: this transaction is the only writer
     result.skus = int(session.execute(select(func.count()).select_from(consumed)).scalar() or 0)
     if not result.skus:
         return result
@@ -115,8 +114,8 @@ def recompute(session: Session, rules: Rules, skus: Sequence[str] | None = None)
     for channel in by_decide:
         _decide_rest(session, rules, channel, consumed, literal(True), now, result)
     desired_sql.drop(session)
-    if consumed is dirty:
-        session.execute(delete(DirtySku))
+    if consumed is _DIRTY:
+        session.execute(delete(_DIRTY))
     else:
         session.execute(text("DELETE FROM dirty_skus USING hub_recompute_skus c "
                              "WHERE dirty_skus.sku = c.sku AND dirty_skus.since = c.since"))

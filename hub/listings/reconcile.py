@@ -225,8 +225,6 @@ def _update(columns: tuple[str, ...]) -> Any:
     return update(table).where(table.c.id == bindparam("b_id")).values({key: bindparam(f"b_{key}") for key in columns})
 
 
-
-
 def bind_waiting(session: Session) -> set[str]:
     """Offers a channel showed before the ERP had their SKU (a fresh database: the first reconcile ran
     before the first ERP read landed) are bound as soon as the SKU exists, by signature, then by a
