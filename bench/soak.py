@@ -75,6 +75,7 @@ from stdnum import ean as gtin
 
 from hub.catalog.models import DirtySku, StockLevel
 from hub.jobs.models import OPEN_STATES, Job, JobFailure
+from hub.jobs.scheduler import TICK_THREADS
 from hub.kernel.clock import utcnow
 from hub.listings.models import Listing
 from hub.listings.plan import differences
@@ -314,14 +315,19 @@ def _toml(value: Any) -> str:
 # --- the hub's config ----------------------------------------------------------------------------------
 
 
+POOL_SIZE = 10  # the hub's database pool: up to twice this many connections (pool and overflow)
+WORKERS = 4
+# the hub run's threads at most: main, the workers, their heartbeat, APScheduler's and its tick threads
+THREAD_CEILING = 1 + WORKERS + 1 + 1 + TICK_THREADS
+
 CONFIG = """\
 # Written by bench/soak.py: the production settings of deploy/hub.example.toml, a busier schedule.
 [database]
 url = "{db}"
-pool_size = 10
+pool_size = {pool_size}
 
 [worker]
-concurrency = 4
+concurrency = {workers}
 batch_size = 10
 lease = "60s"
 poll_interval = "{p.poll_interval}"
@@ -455,6 +461,7 @@ class Probe:
         self.ro = self.engine.execution_options(sqlite_begin="DEFERRED")
         self.backend = self.engine.dialect.name
         self.path = Path(make_url(url).database or "") if self.backend == "sqlite" else None
+        self.target = DbTarget.of(url)
         self._watermark = 0
         self._counted: set[int] = set()
         self._snapshot: Session | None = None
@@ -615,16 +622,54 @@ class ProcStats:
     rss_kib: int
     threads: int
     fds: int
+    db_connections: int  # of the fds, the database connections (the pool opens them as it needs, up to its size)
     cpu_ticks: int
 
 
-def proc_stats(pid: int) -> ProcStats:
+@dataclass(frozen=True)
+class DbTarget:
+    """How a database connection shows among a process's fds: SQLite's file (each connection opens it once;
+    its -wal, -shm and the leader's lock file are not counted) or a TCP socket to PostgreSQL's port."""
+
+    sqlite_file: Path | None = None
+    pg_port: int | None = None
+
+    @classmethod
+    def of(cls, url: str) -> DbTarget:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            return cls(sqlite_file=Path(parsed.database or "").resolve())
+        return cls(pg_port=parsed.port or 5432)
+
+
+def _sockets_to(pid: int, port: int) -> set[str]:
+    """Inodes of the process's network namespace's TCP sockets whose remote end is ``port``."""
+    inodes: set[str] = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 9 and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    return inodes
+
+
+def proc_stats(pid: int, database: DbTarget) -> ProcStats:
     status = Path(f"/proc/{pid}/status").read_text()
     rss = re.search(r"^VmRSS:\s+(\d+)", status, re.M)
     threads = re.search(r"^Threads:\s+(\d+)", status, re.M)
     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    links = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(FileNotFoundError):  # closed meanwhile
+            links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    if database.sqlite_file is not None:
+        connections = sum(1 for link in links if link == str(database.sqlite_file))
+    else:
+        ours = {f"socket:[{inode}]" for inode in _sockets_to(pid, database.pg_port or 0)}
+        connections = sum(1 for link in links if link in ours)
     return ProcStats(int(rss[1]) if rss else 0, int(threads[1]) if threads else 0,
-                     len(os.listdir(f"/proc/{pid}/fd")), int(stat[11]) + int(stat[12]))
+                     len(links), connections, int(stat[11]) + int(stat[12]))
 
 
 def start_hub(base: Path, config: Path) -> subprocess.Popen[bytes]:
@@ -657,6 +702,7 @@ class Sample:
     rss_mib: float
     threads: int
     fds: int
+    db_fds: int  # of the fds, the hub's database connections (SQLite: its file; PostgreSQL: sockets to it)
     cpu_pct: float
     db_mib: float
     open_jobs: int
@@ -664,6 +710,11 @@ class Sample:
     waits: list[float]
     orders: int
     loadavg: float  # the machine's 1-minute load average (other processes share the cores)
+
+    @property
+    def other_fds(self) -> int:
+        """The fds that are not database connections: files, pipes, the channels' sockets."""
+        return self.fds - self.db_fds
 
 
 @dataclass
@@ -815,8 +866,8 @@ def run(backend: str, params: Params, *, server: Any = None, base: Path | None =
         else:
             url = f"sqlite:///{base / 'hub.db'}"
         config = base / "hub.toml"
-        config.write_text(CONFIG.format(db=url, p=params, feed=erp.feed, outbox=erp.outbox,
-                                        channels="\n".join(sections)), encoding="utf-8")
+        config.write_text(CONFIG.format(db=url, pool_size=POOL_SIZE, workers=WORKERS, p=params, feed=erp.feed,
+                                        outbox=erp.outbox, channels="\n".join(sections)), encoding="utf-8")
         engine = db.make_engine(url)
         db.upgrade(engine)
         with contextlib.redirect_stdout(io.StringIO()):
@@ -870,10 +921,10 @@ def _write_samples(path: Path, samples: list[Sample]) -> None:
     """Every sample, for a plot (kept with --keep)."""
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
-        writer.writerow(["t_s", "phase", "rss_mib", "threads", "fds", "cpu_pct", "db_mib", "open_jobs",
+        writer.writerow(["t_s", "phase", "rss_mib", "threads", "fds", "db_fds", "cpu_pct", "db_mib", "open_jobs",
                          "db_connections", "orders", "loadavg", "jobs_finished", "wait_median_s"])
         for x in samples:
-            writer.writerow([f"{x.t:.1f}", x.phase, f"{x.rss_mib:.2f}", x.threads, x.fds, f"{x.cpu_pct:.0f}",
+            writer.writerow([f"{x.t:.1f}", x.phase, f"{x.rss_mib:.2f}", x.threads, x.fds, x.db_fds, f"{x.cpu_pct:.0f}",
                              f"{x.db_mib:.3f}", x.open_jobs, "" if x.connections is None else x.connections,
                              x.orders, f"{x.loadavg:.2f}", len(x.waits),
                              f"{statistics.median(x.waits):.3f}" if x.waits else ""])
@@ -925,16 +976,17 @@ class _Sampler:
         if self.proc.poll() is not None:
             raise RuntimeError(f"hub run exited with {self.proc.returncode}")
         now = time.monotonic()
-        stats = proc_stats(self.proc.pid)
+        stats = proc_stats(self.proc.pid, self.probe.target)
         cpu = 0.0
         if self.last_cpu is not None and now > self.last_cpu[0]:
             cpu = (stats.cpu_ticks - self.last_cpu[1]) / self.hz / (now - self.last_cpu[0]) * 100
         self.last_cpu = (now, stats.cpu_ticks)
         finished = self.probe.finished_since(t)
         self.result.finished += finished
-        sample = Sample(t, phase, stats.rss_kib / 1024, stats.threads, stats.fds, cpu, self.probe.size() / MIB,
-                        sum(self.probe.open_jobs().values()), self.probe.connections(), [f.wait for f in finished],
-                        sum(len(v) for v in self.channels.placed.values()), os.getloadavg()[0])
+        sample = Sample(t, phase, stats.rss_kib / 1024, stats.threads, stats.fds, stats.db_connections, cpu,
+                        self.probe.size() / MIB, sum(self.probe.open_jobs().values()), self.probe.connections(),
+                        [f.wait for f in finished], sum(len(v) for v in self.channels.placed.values()),
+                        os.getloadavg()[0])
         self.result.samples.append(sample)
         return sample
 
@@ -1103,7 +1155,9 @@ def report(r: Result) -> list[str]:
     if load:
         lines.append(f"{r.backend}: hub run: RSS {load[0].rss_mib:.1f} -> {load[-1].rss_mib:.1f} MiB "
                      f"(max {max(s.rss_mib for s in load):.1f}), fds {load[0].fds} -> {load[-1].fds} "
-                     f"(max {max(s.fds for s in load)}), threads {load[0].threads} -> {load[-1].threads} "
+                     f"(max {max(s.fds for s in load)}; database connections {load[0].db_fds} -> "
+                     f"{load[-1].db_fds}, max {max(s.db_fds for s in load)}; the rest {load[0].other_fds} -> "
+                     f"{load[-1].other_fds}), threads {load[0].threads} -> {load[-1].threads} "
                      f"(max {max(s.threads for s in load)}), cpu "
                      f"{statistics.mean(s.cpu_pct for s in load[1:] or load):.0f}% of one core; "
                      f"open jobs mean {statistics.mean(s.open_jobs for s in load):.1f}, "

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Connection, Engine, text
@@ -34,6 +35,9 @@ from hub.platform.logs import get_logger
 log = get_logger("hub.jobs.scheduler")
 
 ADVISORY_KEY = 0x6875625F7363  # "hub_sc": one schedule per database
+# threads the ticks run on (APScheduler's default, named so a process's thread count has a known ceiling):
+# a tick only enqueues, but one waiting for SQLite's write lock must not hold up the others
+TICK_THREADS = 10
 
 
 class Leadership(Protocol):
@@ -195,7 +199,8 @@ class Scheduler:
         self.name = name
         self.leadership = leadership or leadership_for(engine)
         self.on_fired = on_fired
-        self._aps = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+        self._aps = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1},
+                                        executors={"default": ThreadPoolExecutor(TICK_THREADS)})
         self._was_leader = False
 
     @property
