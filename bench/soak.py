@@ -622,7 +622,8 @@ class ProcStats:
     rss_kib: int
     threads: int
     fds: int
-    db_connections: int  # of the fds, the database connections (the pool opens them as it needs, up to its size)
+    db_fds: int  # of the fds, the database's: SQLite's file, its -wal and -shm; PostgreSQL's sockets
+    db_connections: int  # the connections those are (the pool opens them as it needs, up to its size)
     cpu_ticks: int
 
 
@@ -663,13 +664,15 @@ def proc_stats(pid: int, database: DbTarget) -> ProcStats:
     for fd in os.listdir(f"/proc/{pid}/fd"):
         with contextlib.suppress(FileNotFoundError):  # closed meanwhile
             links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
-    if database.sqlite_file is not None:
-        connections = sum(1 for link in links if link == str(database.sqlite_file))
+    if database.sqlite_file is not None:  # each connection opens the file and its -wal; -shm is shared
+        file = str(database.sqlite_file)
+        connections = sum(1 for link in links if link == file)
+        fds = sum(1 for link in links if link == file or link.startswith(file + "-"))
     else:
         ours = {f"socket:[{inode}]" for inode in _sockets_to(pid, database.pg_port or 0)}
-        connections = sum(1 for link in links if link in ours)
+        connections = fds = sum(1 for link in links if link in ours)
     return ProcStats(int(rss[1]) if rss else 0, int(threads[1]) if threads else 0,
-                     len(links), connections, int(stat[11]) + int(stat[12]))
+                     len(links), fds, connections, int(stat[11]) + int(stat[12]))
 
 
 def start_hub(base: Path, config: Path) -> subprocess.Popen[bytes]:
@@ -702,7 +705,8 @@ class Sample:
     rss_mib: float
     threads: int
     fds: int
-    db_fds: int  # of the fds, the hub's database connections (SQLite: its file; PostgreSQL: sockets to it)
+    db_fds: int  # of the fds, the database's (SQLite: its file, -wal and -shm; PostgreSQL: sockets to it)
+    db_connections: int  # the connections those fds are
     cpu_pct: float
     db_mib: float
     open_jobs: int
@@ -921,10 +925,12 @@ def _write_samples(path: Path, samples: list[Sample]) -> None:
     """Every sample, for a plot (kept with --keep)."""
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
-        writer.writerow(["t_s", "phase", "rss_mib", "threads", "fds", "db_fds", "cpu_pct", "db_mib", "open_jobs",
-                         "db_connections", "orders", "loadavg", "jobs_finished", "wait_median_s"])
+        writer.writerow(["t_s", "phase", "rss_mib", "threads", "fds", "db_fds", "db_connections_fds", "cpu_pct",
+                         "db_mib", "open_jobs", "db_connections", "orders", "loadavg", "jobs_finished",
+                         "wait_median_s"])
         for x in samples:
-            writer.writerow([f"{x.t:.1f}", x.phase, f"{x.rss_mib:.2f}", x.threads, x.fds, x.db_fds, f"{x.cpu_pct:.0f}",
+            writer.writerow([f"{x.t:.1f}", x.phase, f"{x.rss_mib:.2f}", x.threads, x.fds, x.db_fds, x.db_connections,
+                             f"{x.cpu_pct:.0f}",
                              f"{x.db_mib:.3f}", x.open_jobs, "" if x.connections is None else x.connections,
                              x.orders, f"{x.loadavg:.2f}", len(x.waits),
                              f"{statistics.median(x.waits):.3f}" if x.waits else ""])
@@ -983,7 +989,8 @@ class _Sampler:
         self.last_cpu = (now, stats.cpu_ticks)
         finished = self.probe.finished_since(t)
         self.result.finished += finished
-        sample = Sample(t, phase, stats.rss_kib / 1024, stats.threads, stats.fds, stats.db_connections, cpu,
+        sample = Sample(t, phase, stats.rss_kib / 1024, stats.threads, stats.fds, stats.db_fds, stats.db_connections,
+                        cpu,
                         self.probe.size() / MIB, sum(self.probe.open_jobs().values()), self.probe.connections(),
                         [f.wait for f in finished], sum(len(v) for v in self.channels.placed.values()),
                         os.getloadavg()[0])
@@ -1155,8 +1162,9 @@ def report(r: Result) -> list[str]:
     if load:
         lines.append(f"{r.backend}: hub run: RSS {load[0].rss_mib:.1f} -> {load[-1].rss_mib:.1f} MiB "
                      f"(max {max(s.rss_mib for s in load):.1f}), fds {load[0].fds} -> {load[-1].fds} "
-                     f"(max {max(s.fds for s in load)}; database connections {load[0].db_fds} -> "
-                     f"{load[-1].db_fds}, max {max(s.db_fds for s in load)}; the rest {load[0].other_fds} -> "
+                     f"(max {max(s.fds for s in load)}; the database's {load[0].db_fds} -> {load[-1].db_fds} for "
+                     f"{load[0].db_connections} -> {load[-1].db_connections} connections, max "
+                     f"{max(s.db_connections for s in load)}; the rest {load[0].other_fds} -> "
                      f"{load[-1].other_fds}), threads {load[0].threads} -> {load[-1].threads} "
                      f"(max {max(s.threads for s in load)}), cpu "
                      f"{statistics.mean(s.cpu_pct for s in load[1:] or load):.0f}% of one core; "

@@ -75,8 +75,8 @@ def test_a_short_soak_takes_every_order_once_and_converges(
     # not accumulating: the pools open what they need up to their sizes (the database's connections, the
     # tick threads), so those are held to their ceilings; every other fd (files, the channels' sockets: one
     # per worker and channel at most) to the start's count and a little
-    assert max(s.db_fds for s in load) <= 2 * soak.POOL_SIZE, report
-    assert all(s.db_fds > 0 for s in load), report  # the count sees the connections at all
+    assert max(s.db_connections for s in load) <= 2 * soak.POOL_SIZE, report
+    assert all(s.db_connections > 0 for s in load), report  # the count sees the connections at all
     assert load[-1].other_fds <= load[0].other_fds + 8, report
     assert max(s.threads for s in load) <= soak.THREAD_CEILING, report
 
