@@ -40,10 +40,9 @@ from connectors.erp.outbox import Outbox
 from hub.catalog.feed_rules import (
     COLUMNS,
     REQUIRED_COLUMNS,
-    ParsedRow,
     check_header,
     normalize_column,
-    parse_row,
+    parse_feed_row,
 )
 from hub.kernel.errors import PermanentError, RetryableError
 from hub.kernel.ports.capability import Capability
@@ -425,11 +424,8 @@ class FileFeed:
 
     def _row(self, raw: Mapping[str, Any], source: str, position: int, fingerprint: int, *,
              normalized: bool = False) -> FeedRow | list[RejectedRecord]:
-        result = parse_row(raw, erp=self.name, source=source, decimal_comma=self.options.decimal_comma_flag,
-                           normalized=normalized)
-        if isinstance(result, ParsedRow):
-            return FeedRow(result.product, result.stock, result.price, source, position, fingerprint)
-        return result
+        return parse_feed_row(raw, erp=self.name, source=source, position=position, fingerprint=fingerprint,
+                              decimal_comma=self.options.decimal_comma_flag, normalized=normalized)
 
     def _csv_items(self, name: str, text: Iterator[str], delimiter: str, key: bytes, known: Container[int],
                    positions: Iterator[int]) -> Iterator[FeedRow | KnownRow | RejectedRecord]:

@@ -363,7 +363,7 @@ class SqlErp:
                 for row in part:
                     parsed = parse_row(row, erp=self.name, source=self._source(row, name))
                     if isinstance(parsed, ParsedRow):
-                        rows.append(FeedRow(parsed.product, parsed.stock, parsed.price, parsed.source, position))
+                        rows.append(FeedRow.of(parsed.product, parsed.stock, parsed.price, parsed.source, position))
                         position += 1
                     else:
                         rejected.extend(parsed)

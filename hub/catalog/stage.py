@@ -57,7 +57,7 @@ from hub.platform.db import insert_for
 from hub.platform.schema import UTCDateTime
 
 _meta = MetaData()
-ROWS = Table(  # the rows the source parsed
+ROWS = Table(  # the rows the source parsed (columns in FeedRow's order)
     "hub_stage_rows", _meta,
     Column("pos", BigInteger), Column("source", Text), Column("fp", BigInteger),
     Column("sku", String(100)), Column("warehouse", String(100)), Column("quantity", Integer),
@@ -137,11 +137,9 @@ class Stage:
         else:
             rows, position = _as_rows(batch, position)
         self.rows += len(rows)
-        # plain tuples, built in one comprehension: a call per row was a fifth of a first read's staging
-        # (Decimals go as they are: COPY writes them, hub.platform.db adapts them for SQLite)
-        self._load(ROWS, [(r.position, r.source, r.fingerprint, r.stock.sku, r.stock.warehouse, r.stock.quantity,
-                           r.product.name, r.product.ean, r.product.vat_rate, r.product.weight_kg,
-                           r.price.price_gross, r.price.currency, r.price.cost_net) for r in rows])
+        # FeedRows are tuples in the table's column order, staged as they are (Decimals too: COPY writes
+        # them, hub.platform.db adapts them for SQLite)
+        self._load(ROWS, rows if isinstance(rows, list) else list(rows))
         self._load(KNOWN, list(batch.unchanged))  # KnownRows are tuples in the table's column order
         self.known += len(batch.unchanged)
         self.reject(batch.rejected)
@@ -431,7 +429,7 @@ def _as_rows(batch: ErpBatch, position: int) -> tuple[list[FeedRow], int]:
     for s in batch.stock:
         product, price = products.get(s.sku), prices.get(s.sku)
         if product is not None and price is not None:
-            rows.append(FeedRow(product, s, price, f"{s.sku}/{s.warehouse}", position))
+            rows.append(FeedRow.of(product, s, price, f"{s.sku}/{s.warehouse}", position))
             position += 1
     return rows, position
 

@@ -19,10 +19,11 @@ from hub.catalog.feed_rules import (
     check_header,
     missing_columns,
     parse_decimal,
+    parse_feed_row,
     parse_row,
     records,
 )
-from hub.kernel.ports.erp import PriceRecord, ProductRecord, RejectedRecord, StockRecord
+from hub.kernel.ports.erp import FeedRow, PriceRecord, ProductRecord, RejectedRecord, StockRecord
 from hub.kernel.vat import CATALOGUE_CODES, VAT_CODES
 
 SRC = "feed.csv:2"
@@ -392,3 +393,23 @@ def test_the_common_row_at_once_reads_as_the_general_rules(data: st.DataObject, 
         assert [str(v) for v in (fast.price.price_gross, fast.price.cost_net, fast.product.weight_kg)] == [
             str(v) for v in (general.price.price_gross, general.price.cost_net, general.product.weight_kg)]
     assert parse_row(row, erp="erp", source="feed.csv:2", decimal_comma=decimal_comma) == general
+    # a whole catalogue's read takes a plain row straight into its FeedRow: the same values
+    staged = parse_feed_row(row, erp="erp", source="feed.csv:2", position=7, fingerprint=-3,
+                            decimal_comma=decimal_comma)
+    if isinstance(general, ParsedRow):
+        assert staged == FeedRow.of(general.product, general.stock, general.price, "feed.csv:2", 7, -3)
+        assert [str(v) for v in (staged.price_gross, staged.cost_net, staged.weight_kg)] == [
+            str(v) for v in (general.price.price_gross, general.price.cost_net, general.product.weight_kg)]
+    else:
+        assert staged == general
+
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet="0123456789", min_size=5, max_size=15), st.text(alphabet="0123456789٣", max_size=1),
+       st.booleans())
+def test_the_plain_ean_check_is_python_stdnums(body: str, other: str, right: bool) -> None:
+    """Every length, the right check digit or another one, and digits that are not ASCII: the shortcut
+    accepts exactly what stdnum's EAN check accepts."""
+    text = body + (gtin.calc_check_digit(body) if right else other)
+    assert feed_rules._plain_ean(text) == gtin.is_valid(text), text

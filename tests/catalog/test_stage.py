@@ -16,8 +16,9 @@ from sqlalchemy import Engine, select, update
 from connectors.erp.filefeed import CsvOptions, FileFeed
 from hub.catalog.models import DirtySku, ErpCursor, ErpReject, Product, StockLevel
 from hub.catalog.poll import poll_erp
+from hub.catalog.stage import KNOWN, ROWS
 from hub.kernel.errors import RetryableError
-from hub.kernel.ports.erp import ErpBatch
+from hub.kernel.ports.erp import ErpBatch, FeedRow, KnownRow
 from hub.platform.db import transaction
 
 HEADER = "sku,name,stock,price_gross,vat_rate,ean,warehouse\n"
@@ -239,3 +240,11 @@ def test_a_read_that_rewrote_much_of_the_catalogue_refreshes_the_planner_statist
         assert analyzed() == first
     finally:
         engine.dispose()
+
+
+def test_rows_and_known_rows_are_staged_as_they_are() -> None:
+    """The stage writes a part's FeedRows and KnownRows as the tuples they are: their fields are its tables'
+    columns, in order."""
+    short = {"position": "pos", "fingerprint": "fp"}
+    assert [short.get(f, f) for f in FeedRow._fields] == [c.name for c in ROWS.columns]
+    assert [short.get(f, f) for f in KnownRow._fields] == [c.name for c in KNOWN.columns]

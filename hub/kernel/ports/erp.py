@@ -50,18 +50,51 @@ class RejectedRecord:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class FeedRow:
+class FeedRow(NamedTuple):
     """One row of a read of the whole catalogue, valid on its own: a SKU's product and price and its
     stock in one warehouse. The rules across rows (a SKU and warehouse once, a SKU's rows agreeing)
-    are the hub's, applied to the whole read in the database (hub.catalog.stage)."""
+    are the hub's, applied to the whole read in the database (hub.catalog.stage).
 
-    product: ProductRecord
-    stock: StockRecord
-    price: PriceRecord
-    source: str  # file and line, query and key
+    A plain tuple in the stage's column order, its SKU once: a first read of 1,000,000 rows makes a
+    million of them, and the hub stages them as they are (three records and a wrapper per row, then a
+    tuple built from them, were a sixth of bench/scale.py's first read). ``of`` builds one from records."""
+
     position: int  # the row's place in the read: the earlier of two clashing rows wins
-    fingerprint: int | None = None  # a signed 64-bit hash of the raw row and the parsing options
+    source: str  # file and line, query and key
+    fingerprint: int | None  # a signed 64-bit hash of the raw row and the parsing options
+    sku: str
+    warehouse: str
+    quantity: int
+    name: str
+    ean: str | None
+    vat_rate: VatRate
+    weight_kg: Decimal | None
+    price_gross: Decimal
+    currency: str
+    cost_net: Decimal | None
+
+    @classmethod
+    def of(cls, product: ProductRecord, stock: StockRecord, price: PriceRecord, source: str, position: int,
+           fingerprint: int | None = None) -> FeedRow:
+        """The row of one SKU's records (they name the same SKU)."""
+        if not product.sku == stock.sku == price.sku:
+            raise ValueError(f"{source}: the records name different SKUs ({product.sku!r}, {stock.sku!r}, "
+                             f"{price.sku!r})")
+        return cls(position, source, fingerprint, stock.sku, stock.warehouse, stock.quantity, product.name,
+                   product.ean, product.vat_rate, product.weight_kg, price.price_gross, price.currency,
+                   price.cost_net)
+
+    @property
+    def product(self) -> ProductRecord:
+        return ProductRecord(self.sku, self.name, self.vat_rate, self.ean, self.weight_kg)
+
+    @property
+    def stock(self) -> StockRecord:
+        return StockRecord(self.sku, self.warehouse, self.quantity)
+
+    @property
+    def price(self) -> PriceRecord:
+        return PriceRecord(self.sku, self.price_gross, self.currency, self.cost_net)
 
 
 class KnownRow(NamedTuple):
