@@ -32,6 +32,9 @@ StockRead = Callable[[Session, Container[str], datetime], None]
 
 _STALE_RETRIES = 2  # then a read without skipping: it cannot go stale
 _SQLITE_READ_CACHE_KIB = 64 * 1024  # a read's page cache on SQLite
+# its stage's, in a temporary file the operating system caches too (bench/scale.py (a): 16 MiB or 128 MiB
+# read as fast, within the runs' spread)
+_SQLITE_STAGE_CACHE_KIB = 16 * 1024
 
 
 def poll_erp(engine: Engine, source: ErpSource, erp: str, *, full: bool = False, limit: int = 5000,
@@ -95,9 +98,16 @@ def _apply_read(conn: Connection, session: Session | None, erp: str, first: ErpB
     stage = None
     if session is None and conn.dialect.name == "sqlite":
         # a larger page cache for this read's joins over the catalogue and its stage (the pool's
-        # connections keep 1 MiB each; this one is closed when the read is done)
-        conn.exec_driver_sql(f"PRAGMA cache_size=-{_SQLITE_READ_CACHE_KIB}")
-        conn.commit()
+        # connections keep 1 MiB each; this one is closed when the read is done), and the stage in a
+        # file, not in memory as the pool keeps temporary tables: it is as large as the feed. Outside any
+        # transaction (SQLite refuses temp_store in one), so on the driver's connection
+        if conn.in_transaction():
+            conn.commit()
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.execute(f"PRAGMA cache_size=-{_SQLITE_READ_CACHE_KIB}")
+        driver.execute("PRAGMA temp_store=FILE")
+        driver.execute(f"PRAGMA temp.cache_size=-{_SQLITE_STAGE_CACHE_KIB}")
     try:
         with _staging(conn, session):
             stage = Stage(conn)

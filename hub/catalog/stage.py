@@ -102,14 +102,22 @@ class Known:
     generation: int
 
 
+# the most fingerprints a read holds (a set of Python integers: about 90 MB per 1,000,000, measured by
+# bench/scale.py (b)); an ERP with more has every row parsed and compared in the database instead, so a
+# read's memory stays bounded whatever the catalogue's size (at about a first read's speed)
+KNOWN_LIMIT = 4_000_000
+
+
 def known_rows(connection: Connection, erp: str) -> Known:
-    """Loaded once per read: a set of 64-bit integers (about 60 MB for 1,000,000 rows), so that the
-    source can skip parsing every row it finds in it."""
+    """Loaded once per read, so that the source can skip parsing every row it finds among them; none
+    beyond KNOWN_LIMIT."""
     generation = connection.execute(select(ErpCursor.generation).where(ErpCursor.erp == erp)).scalar() or 0
     stock, product = StockLevel.__table__, Product.__table__
     fingerprints = frozenset(connection.execute(
         select(stock.c.fingerprint).join(product, product.c.sku == stock.c.sku)
-        .where(product.c.erp == erp, stock.c.fingerprint.is_not(None))).scalars())
+        .where(product.c.erp == erp, stock.c.fingerprint.is_not(None)).limit(KNOWN_LIMIT + 1)).scalars())
+    if len(fingerprints) > KNOWN_LIMIT:
+        return Known(frozenset(), generation)
     return Known(fingerprints, generation)
 
 
