@@ -622,15 +622,19 @@ class ProcStats:
     rss_kib: int
     threads: int
     fds: int
-    db_fds: int  # of the fds, the database's: SQLite's file, its -wal and -shm; PostgreSQL's sockets
+    db_fds: int  # of the fds, the database's: SQLite's file, -wal, -shm, temporary files; PostgreSQL's sockets
     db_connections: int  # the connections those are (the pool opens them as it needs, up to its size)
     cpu_ticks: int
+
+
+SQLITE_TEMP_PREFIX = "etilqs_"  # SQLite's name for its temporary files (SQLITE_TEMP_FILE_PREFIX)
 
 
 @dataclass(frozen=True)
 class DbTarget:
     """How a database connection shows among a process's fds: SQLite's file (each connection opens it once;
-    its -wal, -shm and the leader's lock file are not counted) or a TCP socket to PostgreSQL's port."""
+    its -wal, -shm and the leader's lock file are not counted) or a TCP socket to PostgreSQL's port. A SQLite
+    connection's temporary files (unlinked, etilqs_*) are the database's fds too."""
 
     sqlite_file: Path | None = None
     pg_port: int | None = None
@@ -667,7 +671,8 @@ def proc_stats(pid: int, database: DbTarget) -> ProcStats:
     if database.sqlite_file is not None:  # each connection opens the file and its -wal; -shm is shared
         file = str(database.sqlite_file)
         connections = sum(1 for link in links if link == file)
-        fds = sum(1 for link in links if link == file or link.startswith(file + "-"))
+        fds = sum(1 for link in links if link == file or link.startswith(file + "-")
+                  or Path(link).name.startswith(SQLITE_TEMP_PREFIX))
     else:
         ours = {f"socket:[{inode}]" for inode in _sockets_to(pid, database.pg_port or 0)}
         connections = fds = sum(1 for link in links if link in ours)

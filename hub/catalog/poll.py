@@ -97,17 +97,12 @@ def _apply_read(conn: Connection, session: Session | None, erp: str, first: ErpB
     """Stage every part of one read, then apply it in one transaction."""
     stage = None
     if session is None and conn.dialect.name == "sqlite":
-        # a larger page cache for this read's joins over the catalogue and its stage (the pool's
-        # connections keep 1 MiB each; this one is closed when the read is done), and the stage in a
-        # file, not in memory as the pool keeps temporary tables: it is as large as the feed. Outside any
-        # transaction (SQLite refuses temp_store in one), so on the driver's connection
-        if conn.in_transaction():
-            conn.commit()
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        driver.execute(f"PRAGMA cache_size=-{_SQLITE_READ_CACHE_KIB}")
-        driver.execute("PRAGMA temp_store=FILE")
-        driver.execute(f"PRAGMA temp.cache_size=-{_SQLITE_STAGE_CACHE_KIB}")
+        # larger page caches for this read's joins over the catalogue and for its stage (in a temporary
+        # file, as the pool keeps temporary tables: the pool's connections cache 1 MiB and 2 MiB; this
+        # one is closed when the read is done)
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{_SQLITE_READ_CACHE_KIB}")
+        conn.exec_driver_sql(f"PRAGMA temp.cache_size=-{_SQLITE_STAGE_CACHE_KIB}")
+        conn.commit()
     try:
         with _staging(conn, session):
             stage = Stage(conn)
