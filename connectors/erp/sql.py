@@ -56,7 +56,15 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 
 from connectors.erp.documents import check_restock, restock_json, sales_json
-from hub.catalog.feed_rules import FeedRules, ParsedRow, missing_columns, normalize_column, parse_row, records
+from hub.catalog.feed_rules import (
+    FeedRules,
+    ParsedRow,
+    missing_columns,
+    normalize_column,
+    parse_feed_row,
+    parse_row,
+    records,
+)
 from hub.kernel.clock import utcnow
 from hub.kernel.errors import PermanentError, RetryableError
 from hub.kernel.ports.capability import Capability
@@ -361,9 +369,10 @@ class SqlErp:
                 rows: list[FeedRow] = []
                 rejected: list[RejectedRecord] = []
                 for row in part:
-                    parsed = parse_row(row, erp=self.name, source=self._source(row, name))
-                    if isinstance(parsed, ParsedRow):
-                        rows.append(FeedRow.of(parsed.product, parsed.stock, parsed.price, parsed.source, position))
+                    parsed = parse_feed_row(row, erp=self.name, source=self._source(row, name), position=position,
+                                            fingerprint=None)
+                    if isinstance(parsed, FeedRow):
+                        rows.append(parsed)
                         position += 1
                     else:
                         rejected.extend(parsed)

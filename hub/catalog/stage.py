@@ -147,7 +147,7 @@ class Stage:
         self.rows += len(rows)
         # FeedRows are tuples in the table's column order, staged as they are (Decimals too: COPY writes
         # them, hub.platform.db adapts them for SQLite)
-        self._load(ROWS, rows if isinstance(rows, list) else list(rows))
+        self._load(ROWS, rows)
         self._load(KNOWN, list(batch.unchanged))  # KnownRows are tuples in the table's column order
         self.known += len(batch.unchanged)
         self.reject(batch.rejected)

@@ -404,7 +404,6 @@ def test_the_common_row_at_once_reads_as_the_general_rules(data: st.DataObject, 
         assert staged == general
 
 
-
 @settings(max_examples=1000, deadline=None)
 @given(st.text(alphabet="0123456789", min_size=5, max_size=15), st.text(alphabet="0123456789٣", max_size=1),
        st.booleans())
