@@ -10,19 +10,19 @@ config (hub.app.references) and services against the carrier (hub.shipping.servi
 
     [templates.locker]
     packaging_kg = "0.10"
-    # the first size whose weight limit the parcel fits (InPost: A small, B medium, C large)
+    # the first size whose weight limit the parcel fits (sizes as the carrier connector names them)
     lockers = [{ size = "small", max_kg = "5" }, { size = "medium", max_kg = "15" }, { size = "large", max_kg = "25" }]
 
     [default]
-    carrier = "inpost-main"                # a carrier connector's name in hub.toml
-    service = "inpost_courier_standard"
+    carrier = "courier-main"               # a carrier connector's name in hub.toml
+    service = "courier_standard"           # one of that carrier's services
     template = "box"
 
     [[methods]]
-    channel = "allegro-main"               # a channel connector's name
-    method = "Allegro Paczkomaty InPost"   # the channel's delivery method (Allegro: name or id)
-    carrier = "inpost-main"
-    service = "inpost_locker_standard"
+    channel = "marketplace-main"           # a channel connector's name
+    method = "Parcel locker"               # the channel's delivery method, as its connector reports it
+    carrier = "courier-main"
+    service = "locker_standard"
     template = "locker"
 """
 
